@@ -1,0 +1,173 @@
+/**
+ * The task's I/O: the callback call and the webhook delivery. Each attempt is one activity attempt;
+ * Temporal's retry policy (declared in the workflow) schedules the next one. Errors become
+ * ApplicationFailures whose `nonRetryable` and `nextRetryDelay` encode the CONTRACT's classification.
+ */
+import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Dispatcher } from 'undici';
+import {
+  CallbackErrorType,
+  callbackMessageId,
+  webhookMessageId,
+  type AttemptFailureDetails,
+  type CallbackOutcome,
+  type CallbackRequest,
+  type JsonValue,
+  type WebhookOutcome,
+  type WebhookRequest,
+} from '../workflows/task-contract.js';
+import { DestinationBlockedError } from '../src/errors.js';
+import {
+  NetworkError,
+  RequestTimeoutError,
+  ResponseTooLargeError,
+  decodeResult,
+  parseRetryAfter,
+  postJson,
+  type OutgoingResponse,
+} from './outgoing-request.js';
+import { signatureHeaders, type SigningKey } from './webhook-signature.js';
+
+export interface ActivityDependencies {
+  signingKeys: readonly SigningKey[];
+  /** Guarded HTTP dispatcher: keep-alive pools per origin, destination checks at connect time. */
+  dispatcher: Dispatcher;
+  maxResponseBytes: number;
+  userAgent: string;
+  /** How often the activity reports liveness; cancellation reaches it on the heartbeat's answer. */
+  heartbeatIntervalMs: number;
+}
+
+/** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
+const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+const RETRYABLE_STATUSES = new Set([408, 425, 429]);
+
+export function createActivities(deps: ActivityDependencies) {
+  async function send(
+    messageId: string,
+    taskId: string,
+    url: string,
+    body: string,
+    extraHeaders: Record<string, string>,
+    timeoutMs: number,
+    maxResponseBytes: number,
+  ): Promise<{ attempt: number; response: OutgoingResponse }> {
+    const context = Context.current();
+    const attempt = context.info.attempt;
+    context.heartbeat({ attempt });
+    // The SDK throttles heartbeats; beating often just keeps the throttle window full.
+    const beat = setInterval(() => context.heartbeat({ attempt }), deps.heartbeatIntervalMs);
+    try {
+      const response = await postJson(url, body, {
+        dispatcher: deps.dispatcher,
+        timeoutMs,
+        signal: context.cancellationSignal,
+        maxResponseBytes,
+        headers: {
+          ...extraHeaders,
+          'user-agent': deps.userAgent,
+          ...signatureHeaders(deps.signingKeys, messageId, body),
+          'asyncqueue-task-id': taskId,
+          'asyncqueue-attempt': String(attempt),
+        },
+      });
+      return { attempt, response };
+    } catch (err) {
+      throw toFailure(err, attempt);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  return {
+    async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
+      const body = JSON.stringify(request.payload);
+      const { attempt, response } = await send(
+        callbackMessageId(request.taskId),
+        request.taskId,
+        request.url,
+        body,
+        request.headers,
+        request.timeoutMs,
+        deps.maxResponseBytes,
+      );
+      const status = response.statusCode;
+      if (status >= 200 && status < 300) {
+        log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
+        return { attempt, statusCode: status, result: decodeResult(response) as JsonValue };
+      }
+      const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
+      const details: AttemptFailureDetails = {
+        attempt,
+        statusCode: status,
+        code: status >= 300 && status < 400 ? 'redirect_not_followed' : 'callback_http_status',
+      };
+      const message =
+        status >= 300 && status < 400
+          ? `callback answered ${status} (redirects are not followed)`
+          : `callback answered ${status}`;
+      log.warn('callback attempt failed', { taskId: request.taskId, attempt, statusCode: status, retryable });
+      throw ApplicationFailure.create({
+        type: CallbackErrorType.HttpStatus,
+        message,
+        nonRetryable: !retryable,
+        details: [details],
+        ...retryDelay(response),
+      });
+    },
+
+    async deliverWebhook(request: WebhookRequest): Promise<WebhookOutcome> {
+      const body = JSON.stringify(request.event);
+      const { attempt, response } = await send(
+        webhookMessageId(request.taskId),
+        request.taskId,
+        request.url,
+        body,
+        {},
+        request.timeoutMs,
+        0,
+      );
+      const status = response.statusCode;
+      if (status >= 200 && status < 300) {
+        log.info('webhook delivered', { taskId: request.taskId, attempt, statusCode: status });
+        return { attempt, statusCode: status };
+      }
+      // 410 Gone is the receiver's way of saying "stop sending"; anything else may heal.
+      const details: AttemptFailureDetails = { attempt, statusCode: status, code: 'webhook_http_status' };
+      log.warn('webhook attempt failed', { taskId: request.taskId, attempt, statusCode: status });
+      throw ApplicationFailure.create({
+        type: 'WebhookHttpStatus',
+        message: `webhook answered ${status}`,
+        nonRetryable: status === 410,
+        details: [details],
+        ...retryDelay(response),
+      });
+    },
+  };
+}
+
+function retryDelay(response: OutgoingResponse): { nextRetryDelay?: number } {
+  const delay = parseRetryAfter(response.headers['retry-after']);
+  return delay === undefined ? {} : { nextRetryDelay: Math.min(delay, MAX_RETRY_AFTER_MS) };
+}
+
+function toFailure(err: unknown, attempt: number): unknown {
+  if (err instanceof RequestTimeoutError) {
+    return failure(CallbackErrorType.Timeout, err, { attempt, code: 'callback_timeout' }, false);
+  }
+  if (err instanceof ResponseTooLargeError) {
+    return failure(CallbackErrorType.ResponseTooLarge, err, { attempt, code: 'response_too_large' }, true);
+  }
+  if (err instanceof DestinationBlockedError) {
+    return failure(CallbackErrorType.DestinationBlocked, err, { attempt, code: 'destination_blocked' }, true);
+  }
+  if (err instanceof NetworkError) {
+    return failure(CallbackErrorType.Network, err, { attempt, code: 'network_error' }, false);
+  }
+  return err; // cancellation (RequestAbortedError) and the unexpected: the SDK reports them as they are
+}
+
+function failure(type: string, err: Error, details: AttemptFailureDetails, nonRetryable: boolean): ApplicationFailure {
+  return ApplicationFailure.create({ type, message: err.message, nonRetryable, details: [details], cause: err });
+}

@@ -1,0 +1,112 @@
+/**
+ * TypeBox schemas for every body, parameter, query and response of the API. Fastify validates and
+ * serializes with them, and the same schemas describe the API to its clients.
+ */
+import { Type, type Static } from 'typebox';
+import type { TaskStatus } from '../workflows/task-contract.js';
+
+export const MAX_RETRIES = 100;
+export const MAX_TIMEOUT_SECONDS = 86_400;
+/** A task queue for slow calls, not a scheduler: a year is a generous upper bound for `delay`. */
+export const MAX_DELAY_SECONDS = 365 * 86_400;
+export const MAX_HEADERS = 50;
+
+const HttpUrl = Type.String({ minLength: 1, maxLength: 2048, description: 'http(s) URL' });
+
+export const CreateTaskBody = Type.Object(
+  {
+    callbackUrl: HttpUrl,
+    payload: Type.Optional(Type.Unknown({ description: 'any JSON; the body of the callback request' })),
+    webhookUrl: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_RETRIES, default: 3 })),
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TIMEOUT_SECONDS, default: 30 })),
+    delay: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DELAY_SECONDS, default: 0 })),
+    headers: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: 8192 }), { maxProperties: MAX_HEADERS, default: {} }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateTaskBody = Static<typeof CreateTaskBody>;
+
+export const TaskStatusSchema = Type.Union([
+  Type.Literal('scheduled'),
+  Type.Literal('pending'),
+  Type.Literal('running'),
+  Type.Literal('retrying'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('cancelled'),
+]);
+// The schema and the contract's list must name the same statuses.
+const _sameStatuses: Static<typeof TaskStatusSchema> extends TaskStatus
+  ? TaskStatus extends Static<typeof TaskStatusSchema>
+    ? true
+    : never
+  : never = true;
+
+const TaskErrorSchema = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  statusCode: Type.Optional(Type.Integer()),
+});
+
+const WebhookStateSchema = Type.Object({
+  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+  attempts: Type.Integer(),
+  statusCode: Type.Optional(Type.Integer()),
+  error: Type.Optional(Type.String()),
+  deliveredAt: Type.Optional(Type.String()),
+});
+
+export const TaskViewSchema = Type.Object({
+  id: Type.String(),
+  status: TaskStatusSchema,
+  callbackUrl: Type.String(),
+  webhookUrl: Type.Union([Type.String(), Type.Null()]),
+  retries: Type.Integer(),
+  timeout: Type.Integer(),
+  delay: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  attempts: Type.Integer({ description: 'callback attempts started' }),
+  result: Type.Optional(Type.Unknown({ description: "when succeeded: the callback's response body" })),
+  error: Type.Optional(TaskErrorSchema),
+  webhook: Type.Optional(WebhookStateSchema),
+  nextAttemptAt: Type.Optional(Type.String()),
+  lastError: Type.Optional(Type.Object({ message: Type.String() })),
+});
+
+export const CreatedTaskSchema = Type.Object({
+  id: Type.String(),
+  status: TaskStatusSchema,
+  createdAt: Type.String(),
+});
+
+export const TaskParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const ListTasksQuery = Type.Object(
+  {
+    status: Type.Optional(TaskStatusSchema),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  },
+  { additionalProperties: false },
+);
+export type ListTasksQuery = Static<typeof ListTasksQuery>;
+
+export const TaskListSchema = Type.Object({
+  tasks: Type.Array(TaskViewSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const CancelTaskBody = Type.Union([
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+
+export const ErrorSchema = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+
+export const HealthSchema = Type.Object({ status: Type.String() });

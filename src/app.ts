@@ -1,0 +1,120 @@
+/**
+ * The API as a Fastify app. `api-main.ts` and `main.ts` only listen and shut down; the tests build
+ * the same app and drive it over real sockets.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import ajvFormats from 'ajv-formats';
+import { ApiKeyVerifier } from './auth.js';
+import type { Config } from './config.js';
+import { DestinationGuard } from './destination-guard.js';
+import { AsyncQueueError } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { taskRoutes } from './routes/tasks.js';
+import { temporalPlugin } from './temporal-plugin.js';
+import type { TemporalTarget } from './temporal-connection.js';
+
+export interface AppOptions {
+  config: Config;
+  target: TemporalTarget;
+  logger?: FastifyServerOptions['logger'];
+  /** Tests replace DNS so that names resolve to loopback addresses. */
+  guard?: DestinationGuard;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    bodyLimit: config.bodyLimitBytes,
+    // A stalled client must not hold a socket forever; keep-alive outlives typical proxy idles.
+    requestTimeout: 30_000,
+    keepAliveTimeout: 72_000,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // JSON bodies are validated strictly: "3" is not a number of retries. Query strings and path
+  // parameters arrive as text, so they (and only they) are coerced.
+  const strict = validatorFor({ coerceTypes: false });
+  const coercing = validatorFor({ coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
+  );
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const { statusCode, code, message } = describeError(error);
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (statusCode === 503) void reply.header('retry-after', '5');
+    return reply.code(statusCode).send({ error: { code, message: statusCode >= 500 && statusCode !== 503 ? 'internal error' : message } });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url}` } }),
+  );
+
+  const guard =
+    options.guard ??
+    new DestinationGuard({
+      allowPrivateNetworks: config.allowPrivateNetworks,
+      allowedDestinations: config.allowedDestinations,
+    });
+  await app.register(temporalPlugin, { config, target: options.target });
+  await app.register(healthRoutes);
+  await app.register(taskRoutes, { guard, apiKeys: new ApiKeyVerifier(config.apiKeys) });
+  return app;
+}
+
+function validatorFor(options: AjvOptions) {
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, ...options });
+  (ajvFormats as unknown as (ajv: Ajv) => void)(ajv);
+  return ajv;
+}
+
+interface ValidationIssue {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Maps any error reaching Fastify onto the CONTRACT's `{ error: { code, message } }`. */
+function describeError(error: FastifyError): { statusCode: number; code: string; message: string } {
+  if (error instanceof AsyncQueueError) {
+    return { statusCode: error.statusCode, code: error.code, message: error.message };
+  }
+  if (error.validation) {
+    const issue = error.validation[0] as ValidationIssue | undefined;
+    return { statusCode: 400, code: 'invalid_request', message: issue ? validationMessage(issue, error.validationContext) : error.message };
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { statusCode: 413, code: 'payload_too_large', message: 'request body is larger than the limit' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { statusCode: 415, code: 'unsupported_media_type', message: 'send the body as application/json' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { statusCode: 400, code: 'invalid_json', message: 'body: the JSON body is empty' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { statusCode: 400, code: 'invalid_json', message: `body: ${error.message}` };
+  }
+  const statusCode = error.statusCode ?? 500;
+  if (statusCode >= 400 && statusCode < 500) {
+    const code = error instanceof SyntaxError ? 'invalid_json' : 'bad_request';
+    return { statusCode, code, message: error instanceof SyntaxError ? `body: ${error.message}` : error.message };
+  }
+  return { statusCode: 500, code: 'internal_error', message: error.message };
+}
+
+/** "callbackUrl: is required", "headers.x-trace: must be string": the field first, always. */
+function validationMessage(issue: ValidationIssue, part: string | undefined): string {
+  const path = issue.instancePath
+    .split('/')
+    .filter((segment) => segment !== '')
+    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
+    return `${[...path, issue.params.missingProperty].join('.')}: is required`;
+  }
+  if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
+    return `${[...path, issue.params.additionalProperty].join('.')}: is not a known field`;
+  }
+  const field = path.length > 0 ? path.join('.') : part === 'querystring' ? 'query' : (part ?? 'body');
+  return `${field}: ${issue.message ?? 'is invalid'}`;
+}

@@ -1,0 +1,79 @@
+/**
+ * Errors as classes with stable codes. The API maps `statusCode` and `code` onto its error body;
+ * tests assert on classes and codes, never on message text.
+ */
+export abstract class AsyncQueueError extends Error {
+  abstract readonly code: string;
+  /** HTTP status the API answers with when this error reaches a client. */
+  readonly statusCode: number = 500;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A configuration variable is missing or malformed; the message names the variable. */
+export class ConfigError extends AsyncQueueError {
+  readonly code = 'invalid_config';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+/** A request field failed validation; the message names the field. */
+export class ValidationError extends AsyncQueueError {
+  readonly code = 'invalid_request';
+  override readonly statusCode = 400;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** A callback or webhook URL points where the configuration does not allow requests to go. */
+export class DestinationBlockedError extends AsyncQueueError {
+  readonly code = 'destination_blocked';
+  override readonly statusCode = 400;
+  constructor(
+    readonly host: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class UnauthorizedError extends AsyncQueueError {
+  readonly code = 'unauthorized';
+  override readonly statusCode = 401;
+}
+
+export class TaskNotFoundError extends AsyncQueueError {
+  readonly code = 'task_not_found';
+  override readonly statusCode = 404;
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} not found`);
+  }
+}
+
+export class TaskAlreadyEndedError extends AsyncQueueError {
+  readonly code = 'task_already_ended';
+  override readonly statusCode = 409;
+  constructor(
+    readonly taskId: string,
+    readonly status: string,
+  ) {
+    super(`task ${taskId} has already ended (${status})`);
+  }
+}
+
+/** Temporal could not be reached in time; the request can be retried. */
+export class TemporalUnavailableError extends AsyncQueueError {
+  readonly code = 'temporal_unavailable';
+  override readonly statusCode = 503;
+}

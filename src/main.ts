@@ -1,0 +1,73 @@
+/**
+ * `npm start`: everything in one process for development and small installs — an embedded
+ * Temporal dev server (unless TEMPORAL_ADDRESS is set), a worker and the API.
+ */
+import path from 'node:path';
+import { buildApp } from './app.js';
+import { DevServer } from './dev-server.js';
+import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
+import { ensureSearchAttributes } from './search-attributes.js';
+import { loadSigningSecrets } from './signing-secret.js';
+import { connectWorkerConnection, lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
+import { createTaskWorker } from './worker.js';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  let devServer: DevServer | undefined;
+  let target: TemporalTarget = {};
+  if (config.temporalAddress === undefined) {
+    const dbFile = path.join(config.dataDir, 'temporal.db');
+    process.stdout.write(`Starting the embedded Temporal dev server (data in ${dbFile})…\n`);
+    await import('node:fs/promises').then((fs) => fs.mkdir(config.dataDir, { recursive: true }));
+    devServer = await DevServer.start({
+      port: config.devServer.port,
+      uiPort: config.devServer.uiPort,
+      dbFile,
+      namespace: config.temporalNamespace,
+    });
+    target = { embeddedAddress: devServer.address };
+  } else {
+    const connection = lazyClientConnection(target);
+    try {
+      await ensureSearchAttributes(connection, config.temporalNamespace);
+    } finally {
+      await connection.close();
+    }
+  }
+
+  const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
+  const connection = await connectWorkerConnection(target);
+  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys });
+  const workerRun = worker.run();
+  const app = await buildApp({ config, target });
+  const apiUrl = await app.listen({ port: config.port, host: config.host });
+
+  process.stdout.write(
+    [
+      '',
+      `AsyncQueue is running.`,
+      `  API:            ${apiUrl}   (try: curl ${apiUrl}/v1/tasks)`,
+      `  Temporal:       ${devServer?.address ?? config.temporalAddress}, namespace ${config.temporalNamespace}`,
+      `  Temporal UI:    ${devServer?.uiUrl ?? 'see your Temporal cluster'}`,
+      `  Signing secret: ${secrets.source}`,
+      `Press Ctrl-C to stop.`,
+      '',
+    ].join('\n'),
+  );
+
+  workerRun.catch((err: unknown) => {
+    app.log.fatal({ err }, 'worker stopped unexpectedly');
+    process.exit(1);
+  });
+
+  onShutdownSignal(async (signal) => {
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    worker.shutdown();
+    await workerRun;
+    await connection.close();
+    await devServer?.stop();
+  });
+}
+
+main().catch(exitOnBootFailure);

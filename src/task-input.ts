@@ -1,0 +1,90 @@
+/**
+ * Checks on a create request that JSON Schema cannot express: what a URL may point at and which
+ * headers a caller may set. Every failure names the field.
+ */
+import type { CreateTaskBody } from './api-schemas.js';
+import { DestinationBlockedError, ValidationError } from './errors.js';
+import type { DestinationGuard } from './destination-guard.js';
+import type { NewTask } from './task-service.js';
+import type { JsonValue } from '../workflows/task-contract.js';
+
+const MAX_HOST_LENGTH = 253;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers that belong to the transport or to AsyncQueue's own signature and bookkeeping. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+]);
+const RESERVED_PREFIXES = ['webhook-', 'asyncqueue-'];
+
+export async function newTaskFromRequest(body: CreateTaskBody, guard: DestinationGuard): Promise<NewTask> {
+  const callbackUrl = await checkUrl('callbackUrl', body.callbackUrl, guard);
+  const webhookUrl =
+    body.webhookUrl === undefined || body.webhookUrl === null
+      ? null
+      : await checkUrl('webhookUrl', body.webhookUrl, guard);
+  return {
+    callbackUrl,
+    webhookUrl,
+    payload: (body.payload === undefined ? {} : body.payload) as JsonValue,
+    retries: body.retries ?? 3,
+    timeout: body.timeout ?? 30,
+    delay: body.delay ?? 0,
+    headers: checkHeaders(body.headers ?? {}),
+  };
+}
+
+async function checkUrl(field: string, raw: string, guard: DestinationGuard): Promise<string> {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ValidationError(field, 'must be an absolute http or https URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ValidationError(field, `must use http or https, not ${url.protocol.slice(0, -1)}`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new ValidationError(field, 'must not carry credentials; pass them in headers instead');
+  }
+  if (url.hash !== '') throw new ValidationError(field, 'must not have a #fragment (it is never sent)');
+  if (url.hostname.length > MAX_HOST_LENGTH) {
+    throw new ValidationError(field, `host is longer than ${MAX_HOST_LENGTH} characters`);
+  }
+  try {
+    await guard.checkUrl(url);
+  } catch (err) {
+    if (err instanceof DestinationBlockedError) throw new ValidationError(field, err.message);
+    throw err;
+  }
+  return url.href;
+}
+
+function checkHeaders(headers: Record<string, string>): Record<string, string> {
+  const seen = new Set<string>();
+  const checked: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const field = `headers.${name}`;
+    const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(name)) throw new ValidationError(field, 'is not a valid HTTP header name');
+    if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((prefix) => lower.startsWith(prefix))) {
+      throw new ValidationError(field, 'is set by AsyncQueue or the transport and cannot be overridden');
+    }
+    if (/[\r\n\0]/.test(value)) throw new ValidationError(field, 'must not contain CR, LF or NUL characters');
+    if (seen.has(lower)) throw new ValidationError(field, 'is given twice (header names are case-insensitive)');
+    seen.add(lower);
+    checked[name] = value;
+  }
+  return checked;
+}

@@ -1,0 +1,316 @@
+/**
+ * Tasks on Temporal: create starts a workflow, read queries it, list searches visibility, cancel
+ * signals it. The only module that talks to the Temporal client on behalf of the API.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  isGrpcServiceError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import proto, { type temporal } from '@temporalio/proto';
+import {
+  TASK_FAILED_ERROR_TYPE,
+  TASK_MEMO_KEY,
+  TASK_STATUS_SEARCH_ATTRIBUTE,
+  TASK_WORKFLOW_TYPE,
+  WORKFLOW_ID_PREFIX,
+  cancelTaskSignal,
+  isTerminal,
+  taskStateQuery,
+  workflowIdForTask,
+  type JsonValue,
+  type TaskMemo,
+  type TaskPolicy,
+  type TaskState,
+  type TaskStatus,
+} from '../workflows/task-contract.js';
+import type { taskWorkflow } from '../workflows/task-workflow.js';
+import {
+  AsyncQueueError,
+  TaskAlreadyEndedError,
+  TaskNotFoundError,
+  TemporalUnavailableError,
+  ValidationError,
+} from './errors.js';
+
+const { PendingActivityState } = proto.temporal.api.enums.v1;
+/** gRPC status codes (the subset we translate). */
+const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, UNAVAILABLE: 14 } as const;
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
+export interface NewTask {
+  callbackUrl: string;
+  payload: JsonValue;
+  webhookUrl: string | null;
+  retries: number;
+  timeout: number;
+  delay: number;
+  headers: Record<string, string>;
+}
+
+/** What the API shows. Adds the live attempt details that only the server's pending-activity state knows. */
+export interface TaskView extends TaskState {
+  /** When `retrying`: when the next attempt starts. */
+  nextAttemptAt?: string;
+  /** When `retrying`: why the previous attempt failed. */
+  lastError?: { message: string };
+}
+
+export interface TaskListPage {
+  tasks: TaskView[];
+  nextCursor: string | null;
+}
+
+export interface TaskServiceOptions {
+  namespace: string;
+  taskQueue: string;
+  policy: TaskPolicy;
+  queryTimeoutMs: number;
+  rpcTimeoutMs: number;
+}
+
+export class TaskService {
+  constructor(
+    private readonly client: Client,
+    private readonly options: TaskServiceOptions,
+  ) {}
+
+  async create(task: NewTask): Promise<TaskView> {
+    const id = randomUUID();
+    const createdAt = new Date().toISOString();
+    const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
+    const memo: TaskMemo = {
+      id,
+      status,
+      callbackUrl: task.callbackUrl,
+      webhookUrl: task.webhookUrl,
+      retries: task.retries,
+      timeout: task.timeout,
+      delay: task.delay,
+      createdAt,
+      updatedAt: createdAt,
+      attempts: 0,
+      ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
+    };
+    await this.rpc(() =>
+      this.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
+        taskQueue: this.options.taskQueue,
+        workflowId: workflowIdForTask(id),
+        args: [
+          {
+            id,
+            callbackUrl: task.callbackUrl,
+            payload: task.payload,
+            webhookUrl: task.webhookUrl,
+            retries: task.retries,
+            timeoutSeconds: task.timeout,
+            delaySeconds: task.delay,
+            headers: task.headers,
+            createdAt,
+            policy: this.options.policy,
+          },
+        ],
+        memo: { [TASK_MEMO_KEY]: memo },
+        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedStatus(status) }],
+        staticSummary: `POST ${new URL(task.callbackUrl).host}`,
+      }),
+    );
+    return memo;
+  }
+
+  async get(id: string): Promise<TaskView> {
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
+    const description = await this.rpc(() => handle.describe(), id);
+    if (description.status.name === 'RUNNING') {
+      const state = await this.queryState(id).catch((err: unknown) => {
+        if (err instanceof TemporalUnavailableError) throw err;
+        return undefined; // no worker answered in time: what the server stores is the best we have
+      });
+      return withPendingActivities(state ?? memoView(description), description.raw.pendingActivities ?? []);
+    }
+    return this.finalView(id, description);
+  }
+
+  async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
+    const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
+    if (query.status !== undefined) filters.push(`TaskStatus = '${indexedStatus(query.status)}'`);
+    const response = await this.rpc(() =>
+      this.client.workflowService.listWorkflowExecutions({
+        namespace: this.options.namespace,
+        pageSize: query.limit,
+        query: filters.join(' AND '),
+        nextPageToken: query.cursor !== undefined ? decodeCursor(query.cursor) : null,
+      }),
+    ).catch((err: unknown) => {
+      if (query.cursor !== undefined && !(err instanceof TemporalUnavailableError)) {
+        throw new ValidationError('cursor', 'is not a cursor this service returned');
+      }
+      throw err;
+    });
+    const views = await Promise.all(
+      (response.executions ?? []).map(async (execution) => {
+        const memo = decodeMemo(execution.memo?.fields?.[TASK_MEMO_KEY]);
+        if (memo === undefined) return undefined;
+        if (isTerminal(memo.status)) return memo as TaskView;
+        // Pending, running and retrying share one indexed value; the server's activity state tells them apart.
+        const handle = this.client.workflow.getHandle(workflowIdForTask(memo.id));
+        const description = await this.rpc(() => handle.describe()).catch(() => undefined);
+        return withPendingActivities(memo, description?.raw.pendingActivities ?? []);
+      }),
+    );
+    const token = response.nextPageToken;
+    return {
+      tasks: views.filter((view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status)),
+      nextCursor: token && token.length > 0 ? Buffer.from(token).toString('base64url') : null,
+    };
+  }
+
+  async cancel(id: string, reason: string | undefined): Promise<TaskView> {
+    const view = await this.get(id);
+    if (isTerminal(view.status)) throw new TaskAlreadyEndedError(id, view.status);
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
+    await this.rpc(() => handle.signal(cancelTaskSignal, reason !== undefined ? { reason } : {}), id).catch(
+      (err: unknown) => {
+        // The workflow closed between the read and the signal: the task ended on its own.
+        if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
+        throw err;
+      },
+    );
+    return this.get(id);
+  }
+
+  /** Temporal is reachable and answers for our namespace. */
+  async ready(): Promise<boolean> {
+    try {
+      await this.rpc(() => this.client.workflowService.describeNamespace({ namespace: this.options.namespace }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async queryState(id: string): Promise<TaskState> {
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
+    return this.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
+      handle.query(taskStateQuery),
+    );
+  }
+
+  private async finalView(id: string, description: WorkflowExecutionDescription): Promise<TaskView> {
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id), description.runId);
+    const memo = memoView(description);
+    try {
+      return await this.rpc(() => handle.result(), id);
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const cause = err.cause;
+        if (cause instanceof ApplicationFailure && cause.type === TASK_FAILED_ERROR_TYPE && cause.details?.[0]) {
+          return cause.details[0] as TaskView;
+        }
+        // Terminated, timed out or cancelled from outside AsyncQueue (the Temporal UI or CLI).
+        const cancelled = description.status.name === 'CANCELLED';
+        return {
+          ...memo,
+          status: cancelled ? 'cancelled' : 'failed',
+          updatedAt: description.closeTime?.toISOString() ?? memo.updatedAt,
+          error: {
+            code: cancelled ? 'cancelled' : 'workflow_' + description.status.name.toLowerCase(),
+            message: `the task's workflow was ${description.status.name.toLowerCase()} outside AsyncQueue`,
+          },
+        };
+      }
+      throw err;
+    }
+  }
+
+  /** Every Temporal call made for a request gets a deadline, so an outage becomes a quick 503. */
+  private async rpc<T>(call: () => Promise<T>, taskId?: string): Promise<T> {
+    try {
+      return await this.client.connection.withDeadline(Date.now() + this.options.rpcTimeoutMs, call);
+    } catch (err) {
+      throw translateError(err, taskId);
+    }
+  }
+}
+
+function translateError(err: unknown, taskId: string | undefined): unknown {
+  if (err instanceof AsyncQueueError) return err;
+  if (err instanceof WorkflowNotFoundError && taskId !== undefined) return new TaskNotFoundError(taskId);
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return err;
+  let grpc: unknown = err;
+  for (let depth = 0; grpc !== undefined && !isGrpcServiceError(grpc) && depth < 4; depth++) {
+    grpc = (grpc as Error | undefined)?.cause;
+  }
+  if (isGrpcServiceError(grpc)) {
+    if (grpc.code === GrpcStatus.NOT_FOUND && taskId !== undefined) return new TaskNotFoundError(taskId);
+    if (grpc.code === GrpcStatus.UNAVAILABLE || grpc.code === GrpcStatus.DEADLINE_EXCEEDED) {
+      return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
+    }
+  }
+  return err;
+}
+
+function indexedStatus(status: TaskStatus): string {
+  return status === 'pending' || status === 'retrying' ? 'running' : status;
+}
+
+function memoView(description: WorkflowExecutionDescription): TaskView {
+  const memo = description.memo?.[TASK_MEMO_KEY] as TaskMemo | undefined;
+  if (memo === undefined) throw new Error(`workflow ${description.workflowId} has no task memo`);
+  return memo;
+}
+
+function decodeMemo(payload: temporal.api.common.v1.IPayload | undefined): TaskMemo | undefined {
+  if (payload === undefined) return undefined;
+  return defaultPayloadConverter.fromPayload<TaskMemo>(payload as never);
+}
+
+function decodeCursor(cursor: string): Uint8Array {
+  const bytes = Buffer.from(cursor, 'base64url');
+  if (bytes.length === 0 || bytes.toString('base64url') !== cursor) {
+    throw new ValidationError('cursor', 'is not a cursor this service returned');
+  }
+  return bytes;
+}
+
+function timestampToIso(timestamp: temporal.api.workflow.v1.IPendingActivityInfo['scheduledTime']): string | undefined {
+  if (!timestamp) return undefined;
+  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return new Date(millis).toISOString();
+}
+
+/**
+ * Refines the workflow's own view with what only the server knows while an activity is pending:
+ * whether the callback attempt has started (running) or waits for its retry (retrying), and how
+ * many webhook attempts were made.
+ */
+function withPendingActivities(view: TaskView, pending: PendingActivity[]): TaskView {
+  const refined: TaskView = { ...view };
+  for (const activity of pending) {
+    const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+    const attempt = activity.attempt ?? 1;
+    const attemptsStarted = started ? attempt : attempt - 1;
+    const name = activity.activityType?.name;
+    if (name === 'callCallback' && !isTerminal(view.status)) {
+      refined.attempts = Math.max(view.attempts, attemptsStarted);
+      if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
+        refined.status = 'running';
+      } else if (attempt > 1) {
+        refined.status = 'retrying';
+        const next = timestampToIso(activity.nextAttemptScheduleTime) ?? timestampToIso(activity.scheduledTime);
+        if (next !== undefined) refined.nextAttemptAt = next;
+      } else {
+        refined.status = 'pending';
+      }
+      if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
+    } else if (name === 'deliverWebhook' && view.webhook !== undefined) {
+      refined.webhook = { ...view.webhook, attempts: Math.max(view.webhook.attempts, attemptsStarted) };
+    }
+  }
+  return refined;
+}

@@ -1,0 +1,41 @@
+/**
+ * The Temporal client as a named Fastify decorator (`app.tasks`). Routes never build their own
+ * connections; the connection closes with the app.
+ */
+import fp from 'fastify-plugin';
+import { Client } from '@temporalio/client';
+import type { Config } from './config.js';
+import { TaskService } from './task-service.js';
+import { lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tasks: TaskService;
+  }
+}
+
+export interface TemporalPluginOptions {
+  config: Config;
+  target: TemporalTarget;
+}
+
+export const temporalPlugin = fp<TemporalPluginOptions>(
+  async (app, { config, target }) => {
+    const connection = lazyClientConnection(target);
+    const client = new Client({ connection, namespace: config.temporalNamespace });
+    app.decorate(
+      'tasks',
+      new TaskService(client, {
+        namespace: config.temporalNamespace,
+        taskQueue: config.taskQueue,
+        policy: config.policy,
+        queryTimeoutMs: config.queryTimeoutMs,
+        rpcTimeoutMs: config.temporalRpcTimeoutMs,
+      }),
+    );
+    app.addHook('onClose', async () => {
+      await connection.close();
+    });
+  },
+  { name: 'temporal' },
+);

@@ -1,0 +1,38 @@
+/** `npm run worker`: one worker process; run as many as the load needs. */
+import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
+import { ensureSearchAttributes } from './search-attributes.js';
+import { loadSigningSecrets } from './signing-secret.js';
+import { connectWorkerConnection, lazyClientConnection } from './temporal-connection.js';
+import { createTaskWorker } from './worker.js';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  if (config.temporalAddress === undefined) {
+    throw new Error('TEMPORAL_ADDRESS is required for `npm run worker` (use `npm start` for the embedded dev server)');
+  }
+  const client = lazyClientConnection({});
+  try {
+    await ensureSearchAttributes(client, config.temporalNamespace);
+  } finally {
+    await client.close();
+  }
+  const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
+  if (config.signingSecrets === undefined) {
+    process.stderr.write(
+      `asyncqueue: ASYNCQUEUE_SIGNING_SECRET is unset; using the secret in ${secrets.source}. ` +
+        'Every worker must sign with the same secret: set ASYNCQUEUE_SIGNING_SECRET when running more than one.\n',
+    );
+  }
+  const connection = await connectWorkerConnection({});
+  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys });
+  const run = worker.run();
+  onShutdownSignal(async () => {
+    // In-flight calls get the configured grace period; what is cut off Temporal retries elsewhere.
+    worker.shutdown();
+    await run;
+    await connection.close();
+  });
+  await run;
+}
+
+main().catch(exitOnBootFailure);

@@ -1,0 +1,57 @@
+/**
+ * The Temporal worker: runs task workflows and their callback/webhook activities. Stateless, so
+ * any number of worker processes can poll the same task queue.
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { SigningKey } from '../activities/webhook-signature.js';
+import type { Config } from './config.js';
+import { DestinationGuard } from './destination-guard.js';
+import { USER_AGENT } from './version.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
+
+/** Liveness reports while a call is in flight; the SDK throttles them to 80 % of the heartbeat timeout. */
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+export interface TaskWorkerOptions {
+  config: Config;
+  connection: NativeConnection;
+  signingKeys: readonly SigningKey[];
+  /** Tests replace DNS so that names resolve to loopback addresses. */
+  guard?: DestinationGuard;
+  /** A prebuilt bundle (tests share one); default: bundle `WORKFLOWS_PATH` at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function createTaskWorker(options: TaskWorkerOptions): Promise<Worker> {
+  const { config } = options;
+  const guard =
+    options.guard ??
+    new DestinationGuard({
+      allowPrivateNetworks: config.allowPrivateNetworks,
+      allowedDestinations: config.allowedDestinations,
+    });
+  // One keep-alive pool per origin for the life of the worker: callbacks to the same app reuse sockets.
+  const dispatcher = guard.createDispatcher({ keepAliveTimeout: 30_000, connections: 256 });
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: config.temporalNamespace,
+    taskQueue: config.taskQueue,
+    ...(options.workflowBundle !== undefined
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({
+      signingKeys: options.signingKeys,
+      dispatcher,
+      maxResponseBytes: config.maxResponseBytes,
+      userAgent: USER_AGENT,
+      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+    }),
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    maxCachedWorkflows: config.worker.maxCachedWorkflows,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+  });
+  return worker;
+}

@@ -1,0 +1,2 @@
+// The workflow bundle's entry point: the worker loads this file through `workflowsPath`.
+export { taskWorkflow } from './task-workflow.js';
