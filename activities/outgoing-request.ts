@@ -45,14 +45,23 @@ export class RequestAbortedError extends AsyncQueueError {
 }
 
 export async function postJson(url: string, body: string, options: PostOptions): Promise<OutgoingResponse> {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.signal, timeout]);
+  // One controller per request, disarmed in `finally`: undici keeps listening to the signal while
+  // a response body is alive, and an abort after we are done would surface as an uncaught error.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  const onCancel = (): void => controller.abort();
+  options.signal.addEventListener('abort', onCancel, { once: true });
+  if (options.signal.aborted) controller.abort();
   try {
     const response = await request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...options.headers },
       body,
-      signal,
+      signal: controller.signal,
       dispatcher: options.dispatcher,
     });
     const contentType = response.headers['content-type'];
@@ -62,12 +71,12 @@ export async function postJson(url: string, body: string, options: PostOptions):
       contentType: Array.isArray(contentType) ? contentType[0] : contentType,
     };
     if (options.maxResponseBytes === 0) {
-      response.body.destroy();
+      await response.body.dump();
       return { ...base, body: Buffer.alloc(0) };
     }
     const declared = Number(response.headers['content-length']);
     if (Number.isFinite(declared) && declared > options.maxResponseBytes) {
-      response.body.destroy();
+      await response.body.dump();
       throw new ResponseTooLargeError(options.maxResponseBytes);
     }
     const chunks: Buffer[] = [];
@@ -76,7 +85,7 @@ export async function postJson(url: string, body: string, options: PostOptions):
       const buffer = chunk as Buffer;
       size += buffer.length;
       if (size > options.maxResponseBytes) {
-        response.body.destroy();
+        await response.body.dump();
         throw new ResponseTooLargeError(options.maxResponseBytes);
       }
       chunks.push(buffer);
@@ -84,11 +93,15 @@ export async function postJson(url: string, body: string, options: PostOptions):
     return { ...base, body: Buffer.concat(chunks) };
   } catch (err) {
     if (err instanceof ResponseTooLargeError) throw err;
-    if (findCause(err, DestinationBlockedError)) throw findCause(err, DestinationBlockedError);
+    const blocked = findCause(err, DestinationBlockedError);
+    if (blocked !== undefined) throw blocked;
     if (options.signal.aborted) throw new RequestAbortedError('request aborted: the task was cancelled', { cause: err });
-    if (timeout.aborted) throw new RequestTimeoutError(options.timeoutMs);
+    if (timedOut) throw new RequestTimeoutError(options.timeoutMs);
     const message = err instanceof Error ? describeNetworkError(err) : String(err);
     throw new NetworkError(message, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    options.signal.removeEventListener('abort', onCancel);
   }
 }
 

@@ -149,7 +149,7 @@ async function deliverWebhook(input: TaskInput, url: string, state: TaskState): 
       initialInterval: policy.webhookRetryInitialIntervalMs,
       maximumInterval: policy.webhookRetryMaximumIntervalMs,
       backoffCoefficient: 2,
-      maximumAttempts: 0,
+      // No attempt limit: scheduleToCloseTimeout bounds the webhook's schedule in time instead.
     },
   });
   const event: WebhookEvent = {

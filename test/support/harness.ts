@@ -1,0 +1,159 @@
+/**
+ * A real AsyncQueue for one test file: its own task queue on the shared Temporal dev server, a
+ * worker running the bundled workflows, and the API listening on a free loopback port.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { DevServer } from '../../src/dev-server.js';
+import type { DestinationGuard } from '../../src/destination-guard.js';
+import { loadSigningSecrets } from '../../src/signing-secret.js';
+import { WORKFLOWS_PATH, createTaskWorker } from '../../src/worker.js';
+
+/** A fixed secret, so tests can verify signatures with an independent library. */
+export const TEST_SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+/** Short retry and heartbeat settings: time-based behaviour is tested in seconds, not minutes. */
+const TEST_ENV: Record<string, string> = {
+  PORT: '0',
+  LOG_LEVEL: 'warn',
+  ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+  ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+  ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '0.2',
+  ASYNCQUEUE_RETRY_MAX_INTERVAL: '1',
+  ASYNCQUEUE_HEARTBEAT_TIMEOUT: '2',
+  ASYNCQUEUE_WEBHOOK_TIMEOUT: '5',
+  ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: '0.2',
+  ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL: '1',
+  ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '1',
+};
+
+let runtimeInstalled = false;
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let ownServer: Promise<DevServer> | undefined;
+
+/** The workflows, bundled once per test process exactly as the worker would bundle them. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  return bundle;
+}
+
+/** `npm test` starts one server for the whole run; a file run on its own starts its own. */
+export async function temporalAddress(): Promise<string> {
+  const shared = process.env.ASYNCQUEUE_TEST_TEMPORAL_ADDRESS;
+  if (shared !== undefined && shared !== '') return shared;
+  ownServer ??= DevServer.start({ port: 0, uiPort: null, namespace: 'default' });
+  return (await ownServer).address;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface Harness {
+  config: Config;
+  baseUrl: string;
+  app: FastifyInstance;
+  client: Client;
+  api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>>;
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  guard?: DestinationGuard;
+  /** Start without a worker (a test starts it when it wants work to happen). */
+  withoutWorker?: boolean;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  if (!runtimeInstalled) {
+    // The SDK logs every worker state change at INFO; tests want warnings only.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const address = await temporalAddress();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-'));
+  const config = loadConfig({
+    ...TEST_ENV,
+    TEMPORAL_ADDRESS: address,
+    ASYNCQUEUE_TASK_QUEUE: `test-${randomUUID()}`,
+    ASYNCQUEUE_DATA_DIR: dataDir,
+    ...options.env,
+  });
+  const target = { embeddedAddress: address };
+  const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
+  const nativeConnection = await NativeConnection.connect({ address });
+  const clientConnection = await Connection.connect({ address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
+
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  const startWorker = async (): Promise<void> => {
+    if (worker !== undefined) return;
+    worker = await createTaskWorker({
+      config,
+      connection: nativeConnection,
+      signingKeys: secrets.keys,
+      workflowBundle: await workflowBundle(),
+      ...(options.guard !== undefined ? { guard: options.guard } : {}),
+    });
+    running = worker.run();
+  };
+  const stopWorker = async (): Promise<void> => {
+    if (worker === undefined) return;
+    worker.shutdown();
+    await running;
+    worker = undefined;
+    running = undefined;
+  };
+  if (!options.withoutWorker) await startWorker();
+
+  const app = await buildApp({
+    config,
+    target,
+    logger: false,
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
+  });
+  const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+
+  return {
+    config,
+    baseUrl,
+    app,
+    client,
+    async api(method, urlPath, body, headers = {}) {
+      const response = await fetch(`${baseUrl}${urlPath}`, {
+        method,
+        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
+    },
+    startWorker,
+    stopWorker,
+    async close() {
+      await app.close();
+      await stopWorker();
+      await nativeConnection.close();
+      await clientConnection.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Stops the dev server this process started itself, if any (files run outside `npm test`). */
+export async function stopOwnServer(): Promise<void> {
+  if (ownServer !== undefined) await (await ownServer).stop();
+}

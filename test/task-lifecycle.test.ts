@@ -1,0 +1,312 @@
+/**
+ * The task lifecycle end to end on a real Temporal server, with real HTTP receivers on loopback:
+ * the seed's flow, retries, timeouts, the CONTRACT's classification of answers, signatures.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Webhook } from 'standardwebhooks';
+import { Receiver, respondJson } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness({ env: { ASYNCQUEUE_MAX_RESPONSE_BYTES: '65536' } });
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+async function createTask(body: Record<string, unknown>): Promise<string> {
+  const response = await harness.api('POST', '/v1/tasks', body);
+  assert.equal(response.status, 202, JSON.stringify(response.body));
+  return response.body.id as string;
+}
+
+async function waitForStatus(id: string, statuses: string[], timeoutMs = 20_000) {
+  return eventually(
+    async () => {
+      const response = await harness.api('GET', `/v1/tasks/${id}`);
+      return statuses.includes(response.body.status) ? response.body : undefined;
+    },
+    { timeoutMs, what: `task ${id} to reach ${statuses.join('|')}` },
+  );
+}
+
+/** Waits for the task to end and its webhook (if any) to settle. */
+async function waitForEnd(id: string, timeoutMs = 20_000) {
+  return eventually(
+    async () => {
+      const { body } = await harness.api('GET', `/v1/tasks/${id}`);
+      const ended = ['succeeded', 'failed', 'cancelled'].includes(body.status);
+      return ended && (body.webhook === undefined || body.webhook.status !== 'pending') ? body : undefined;
+    },
+    { timeoutMs, what: `task ${id} to end` },
+  );
+}
+
+describe('the seed flow', () => {
+  it('calls the callback with the payload, stores its result and delivers a signed webhook', async () => {
+    const callbackPath = '/api/run-report';
+    const webhookPath = '/api/on-report-ready';
+    const result = { jobId: 'job-1', reportUrl: 'https://files.example/report-1.pdf', pageCount: 12 };
+    receiver.script(callbackPath, respondJson(200, result));
+    const payload = { jobId: 'job-1', dateRange: { from: '2026-01-01', to: '2026-03-31' }, format: 'pdf' };
+
+    const created = await harness.api('POST', '/v1/tasks', {
+      callbackUrl: receiver.url(callbackPath),
+      payload,
+      webhookUrl: receiver.url(webhookPath),
+      retries: 3,
+      timeout: 120,
+    });
+    assert.equal(created.status, 202);
+    assert.equal(created.body.status, 'pending');
+    assert.match(created.body.id, /^[0-9a-f-]{36}$/);
+    assert.equal(created.headers.get('location'), `/v1/tasks/${created.body.id}`);
+    assert.ok(!Number.isNaN(Date.parse(created.body.createdAt)));
+    const id = created.body.id as string;
+
+    const [callback] = await receiver.waitFor(callbackPath, 1);
+    assert.ok(callback);
+    assert.equal(callback.method, 'POST');
+    assert.equal(callback.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(callback.body), payload);
+    assert.equal(callback.headers['asyncqueue-task-id'], id);
+    assert.equal(callback.headers['asyncqueue-attempt'], '1');
+    assert.match(String(callback.headers['user-agent']), /^AsyncQueue\//);
+
+    const [webhook] = await receiver.waitFor(webhookPath, 1);
+    assert.ok(webhook);
+    const event = JSON.parse(webhook.body);
+    assert.deepEqual(Object.keys(event).sort(), ['attempts', 'result', 'status', 'taskId', 'timestamp', 'type']);
+    assert.equal(event.type, 'task.succeeded');
+    assert.equal(event.taskId, id);
+    assert.equal(event.status, 'succeeded');
+    assert.equal(event.attempts, 1);
+    assert.deepEqual(event.result, result);
+    assert.ok(!Number.isNaN(Date.parse(event.timestamp)));
+
+    // Both requests verify with an independent Standard Webhooks implementation, and carry different ids.
+    const verifier = new Webhook(TEST_SIGNING_SECRET);
+    for (const request of [callback, webhook]) {
+      assert.doesNotThrow(() => verifier.verify(request.body, request.headers as Record<string, string>));
+    }
+    assert.notEqual(callback.headers['webhook-id'], webhook.headers['webhook-id']);
+    assert.throws(() => verifier.verify(`${webhook.body} `, webhook.headers as Record<string, string>));
+
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.deepEqual(view.result, result);
+    assert.equal(view.attempts, 1);
+    assert.equal(view.callbackUrl, receiver.url(callbackPath));
+    assert.equal(view.webhookUrl, receiver.url(webhookPath));
+    assert.equal(view.retries, 3);
+    assert.equal(view.timeout, 120);
+    assert.equal(view.error, undefined);
+    assert.equal(view.webhook.status, 'delivered');
+    assert.equal(view.webhook.attempts, 1);
+    assert.ok(Date.parse(view.updatedAt) >= Date.parse(view.createdAt));
+  });
+
+  it('keeps a non-JSON answer as text and an empty answer as null', async () => {
+    receiver.script('/text', (_received, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('plain text ✓');
+    });
+    receiver.script('/empty', (_received, response) => {
+      response.writeHead(204);
+      response.end();
+    });
+    const textId = await createTask({ callbackUrl: receiver.url('/text') });
+    const emptyId = await createTask({ callbackUrl: receiver.url('/empty') });
+    assert.equal((await waitForEnd(textId)).result, 'plain text ✓');
+    const empty = await waitForEnd(emptyId);
+    assert.equal(empty.status, 'succeeded');
+    assert.equal(empty.result, null);
+  });
+});
+
+describe('retries', () => {
+  it('retries 5xx and network-level failures, then succeeds, with attempt headers and one webhook-id', async () => {
+    const path = '/flaky';
+    receiver.script(
+      path,
+      respondJson(503, { error: 'busy' }),
+      (_received, _response, request) => {
+        request.socket.destroy(); // connection reset
+      },
+      respondJson(200, { ok: 'third time' }),
+    );
+    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3, webhookUrl: receiver.url('/flaky-hook') });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(view.attempts, 3);
+    assert.deepEqual(view.result, { ok: 'third time' });
+
+    const calls = receiver.to(path);
+    assert.deepEqual(
+      calls.map((call) => call.headers['asyncqueue-attempt']),
+      ['1', '2', '3'],
+    );
+    assert.equal(new Set(calls.map((call) => call.headers['webhook-id'])).size, 1);
+    const [hook] = await receiver.waitFor('/flaky-hook', 1);
+    assert.equal(JSON.parse(hook!.body).attempts, 3);
+  });
+
+  it('reports retrying between attempts and fails once the retries are spent', async () => {
+    const path = '/always-500';
+    receiver.always(path, respondJson(500, { error: 'broken' }));
+    const id = await createTask({ callbackUrl: receiver.url(path), retries: 2, webhookUrl: receiver.url('/always-500-hook') });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'failed');
+    assert.equal(view.attempts, 3);
+    assert.equal(view.error.statusCode, 500);
+    assert.equal(view.error.code, 'callback_http_status');
+    assert.equal(receiver.to(path).length, 3);
+
+    const [hook] = await receiver.waitFor('/always-500-hook', 1);
+    const event = JSON.parse(hook!.body);
+    assert.equal(event.type, 'task.failed');
+    assert.equal(event.status, 'failed');
+    assert.equal(event.error.statusCode, 500);
+    assert.equal(event.result, undefined);
+  });
+
+  it('shows retrying, with the next attempt time, while it waits', async () => {
+    const path = '/retry-later';
+    receiver.script(path, respondJson(503, {}, { 'retry-after': '3' }), respondJson(200, { done: true }));
+    const id = await createTask({ callbackUrl: receiver.url(path), retries: 1 });
+    const retrying = await waitForStatus(id, ['retrying']);
+    assert.equal(retrying.attempts, 1);
+    assert.ok(retrying.nextAttemptAt === undefined || !Number.isNaN(Date.parse(retrying.nextAttemptAt)));
+    assert.equal((await waitForEnd(id)).status, 'succeeded');
+  });
+
+  it('honours Retry-After in seconds and as an HTTP date', async () => {
+    for (const [path, retryAfter] of [
+      ['/retry-after-seconds', () => '2'],
+      ['/retry-after-date', () => new Date(Date.now() + 2_000).toUTCString()],
+    ] as const) {
+      receiver.script(
+        path,
+        (_received, response) => {
+          response.writeHead(429, { 'retry-after': retryAfter() });
+          response.end();
+        },
+        respondJson(200, { ok: true }),
+      );
+      const id = await createTask({ callbackUrl: receiver.url(path), retries: 1 });
+      assert.equal((await waitForEnd(id)).status, 'succeeded');
+      const [first, second] = receiver.to(path);
+      const gap = second!.receivedAt - first!.receivedAt;
+      // The configured backoff is 0.2 s; only Retry-After explains a gap of about two seconds.
+      assert.ok(gap >= 1_000, `${path}: second attempt came after ${gap} ms`);
+    }
+  });
+});
+
+describe('classification', () => {
+  it('fails at once on a non-retryable 4xx', async () => {
+    receiver.always('/gone', respondJson(404, { error: 'no such report' }));
+    const id = await createTask({ callbackUrl: receiver.url('/gone'), retries: 5 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'failed');
+    assert.equal(view.attempts, 1);
+    assert.equal(view.error.statusCode, 404);
+    assert.equal(receiver.to('/gone').length, 1);
+  });
+
+  it('retries 408, 425 and 429 like 5xx', async () => {
+    const path = '/retryable-4xx';
+    receiver.script(path, respondJson(408, {}), respondJson(425, {}), respondJson(429, {}), respondJson(200, { ok: 1 }));
+    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(view.attempts, 4);
+  });
+
+  it('does not follow redirects', async () => {
+    receiver.always('/moved', (_received, response) => {
+      response.writeHead(302, { location: receiver.url('/redirect-target') });
+      response.end();
+    });
+    const id = await createTask({ callbackUrl: receiver.url('/moved'), retries: 2 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'failed');
+    assert.equal(view.error.code, 'redirect_not_followed');
+    assert.equal(view.error.statusCode, 302);
+    assert.equal(receiver.to('/redirect-target').length, 0);
+    assert.equal(receiver.to('/moved').length, 1);
+  });
+
+  it('times out an attempt after `timeout` seconds and retries it', async () => {
+    const path = '/slow';
+    receiver.always(path, (_received, response) => {
+      setTimeout(() => response.writeHead(200).end('{}'), 4_000).unref();
+    });
+    const started = Date.now();
+    const id = await createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'failed');
+    assert.equal(view.error.code, 'callback_timeout');
+    assert.equal(view.attempts, 2);
+    assert.equal(receiver.to(path).length, 2);
+    assert.ok(Date.now() - started < 4_000 + 2_000, 'attempts were cut at the 1 s timeout');
+  });
+
+  it('fails a task whose answer is over the response size limit', async () => {
+    receiver.always('/huge', respondJson(200, { blob: 'x'.repeat(100_000) }));
+    const id = await createTask({ callbackUrl: receiver.url('/huge'), retries: 3 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'failed');
+    assert.equal(view.error.code, 'response_too_large');
+    assert.equal(view.attempts, 1);
+  });
+
+  it('delivers the extra headers with the callback', async () => {
+    const id = await createTask({
+      callbackUrl: receiver.url('/with-headers'),
+      headers: { Authorization: 'Bearer app-token', 'X-Trace': 'abc' },
+    });
+    await waitForEnd(id);
+    const [call] = receiver.to('/with-headers');
+    assert.equal(call!.headers.authorization, 'Bearer app-token');
+    assert.equal(call!.headers['x-trace'], 'abc');
+  });
+});
+
+describe('webhook delivery', () => {
+  it('retries the webhook on its own schedule without changing the task status', async () => {
+    const hook = '/hook-flaky';
+    receiver.script(hook, respondJson(500, {}), respondJson(404, {}), respondJson(200, {}));
+    const id = await createTask({ callbackUrl: receiver.url('/ok-for-hook'), webhookUrl: receiver.url(hook) });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(view.webhook.status, 'delivered');
+    assert.equal(view.webhook.attempts, 3);
+    const deliveries = receiver.to(hook);
+    assert.deepEqual(
+      deliveries.map((delivery) => delivery.headers['asyncqueue-attempt']),
+      ['1', '2', '3'],
+    );
+    assert.equal(new Set(deliveries.map((delivery) => delivery.headers['webhook-id'])).size, 1);
+  });
+
+  it('stops on 410 Gone and records the failure in the task view only', async () => {
+    receiver.always('/hook-gone', respondJson(410, {}));
+    const id = await createTask({ callbackUrl: receiver.url('/ok-for-gone'), webhookUrl: receiver.url('/hook-gone') });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(view.webhook.status, 'failed');
+    assert.equal(view.webhook.statusCode, 410);
+    assert.equal(view.webhook.attempts, 1);
+    assert.equal(receiver.to('/hook-gone').length, 1);
+  });
+});
