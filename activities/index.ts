@@ -4,7 +4,7 @@
  * ApplicationFailures whose `nonRetryable` and `nextRetryDelay` encode the CONTRACT's classification.
  */
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import {
   CallbackErrorType,
@@ -20,6 +20,7 @@ import {
 import { DestinationBlockedError } from '../src/errors.js';
 import {
   NetworkError,
+  RequestAbortedError,
   RequestTimeoutError,
   ResponseTooLargeError,
   decodeResult,
@@ -165,7 +166,12 @@ function toFailure(err: unknown, attempt: number): unknown {
   if (err instanceof NetworkError) {
     return failure(CallbackErrorType.Network, err, { attempt, code: 'network_error' }, false);
   }
-  return err; // cancellation (RequestAbortedError) and the unexpected: the SDK reports them as they are
+  if (err instanceof RequestAbortedError) {
+    // The SDK reports an activity as cancelled (not failed, so no retry) only for a CancelledFailure;
+    // its details tell the workflow which attempt was cut off.
+    return new CancelledFailure(err.message, [{ attempt, code: 'cancelled' } satisfies AttemptFailureDetails]);
+  }
+  return err; // the unexpected: the SDK reports it as it is
 }
 
 function failure(type: string, err: Error, details: AttemptFailureDetails, nonRetryable: boolean): ApplicationFailure {

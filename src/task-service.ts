@@ -166,7 +166,7 @@ export class TaskService {
     const token = response.nextPageToken;
     return {
       tasks: views.filter((view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status)),
-      nextCursor: token && token.length > 0 ? Buffer.from(token).toString('base64url') : null,
+      nextCursor: token && token.length > 0 ? encodeCursor(token) : null,
     };
   }
 
@@ -174,7 +174,8 @@ export class TaskService {
     const view = await this.get(id);
     if (isTerminal(view.status)) throw new TaskAlreadyEndedError(id, view.status);
     const handle = this.client.workflow.getHandle(workflowIdForTask(id));
-    await this.rpc(() => handle.signal(cancelTaskSignal, reason !== undefined ? { reason } : {}), id).catch(
+    const request = { attemptsStarted: view.attempts, ...(reason !== undefined ? { reason } : {}) };
+    await this.rpc(() => handle.signal(cancelTaskSignal, request), id).catch(
       (err: unknown) => {
         // The workflow closed between the read and the signal: the task ended on its own.
         if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
@@ -270,12 +271,19 @@ function decodeMemo(payload: temporal.api.common.v1.IPayload | undefined): TaskM
   return defaultPayloadConverter.fromPayload<TaskMemo>(payload as never);
 }
 
+/** Cursors wrap Temporal's page token with a marker, so a made-up cursor is refused here, not by the server. */
+const CURSOR_MARKER = Buffer.from('aq1:');
+
+function encodeCursor(token: Uint8Array): string {
+  return Buffer.concat([CURSOR_MARKER, token]).toString('base64url');
+}
+
 function decodeCursor(cursor: string): Uint8Array {
   const bytes = Buffer.from(cursor, 'base64url');
-  if (bytes.length === 0 || bytes.toString('base64url') !== cursor) {
+  if (bytes.length <= CURSOR_MARKER.length || !bytes.subarray(0, CURSOR_MARKER.length).equals(CURSOR_MARKER)) {
     throw new ValidationError('cursor', 'is not a cursor this service returned');
   }
-  return bytes;
+  return bytes.subarray(CURSOR_MARKER.length);
 }
 
 function timestampToIso(timestamp: temporal.api.workflow.v1.IPendingActivityInfo['scheduledTime']): string | undefined {

@@ -107,6 +107,8 @@ export const TASK_MEMO_KEY = 'task';
 
 export interface CancelRequest {
   reason?: string;
+  /** Callback attempts started when the API sent the cancel (the workflow cannot see retries). */
+  attemptsStarted?: number;
 }
 
 export const cancelTaskSignal = defineSignal<[CancelRequest]>('cancel');

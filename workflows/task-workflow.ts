@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   TimeoutFailure,
   condition,
   isCancellation,
@@ -54,6 +55,8 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   };
 
   let cancelRequest: CancelRequest | undefined;
+  // Read through a function: TypeScript cannot see the signal handler assign it between awaits.
+  const cancelled = (): CancelRequest | undefined => cancelRequest;
   const callbackScope = new CancellationScope();
 
   setHandler(taskStateQuery, () => state);
@@ -74,10 +77,10 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   };
 
   if (input.delaySeconds > 0) {
-    await condition(() => cancelRequest !== undefined, input.delaySeconds * 1000);
+    await condition(() => cancelled() !== undefined, input.delaySeconds * 1000);
   }
 
-  if (cancelRequest === undefined) {
+  if (cancelled() === undefined) {
     if (state.status === 'scheduled') setStatus('pending');
     const { callCallback } = proxyActivities<Activities>({
       startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
@@ -105,8 +108,11 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
       state.result = outcome.result;
       setStatus('succeeded');
     } catch (err) {
-      if (cancelRequest !== undefined && isCancellation(err)) {
-        state.attempts = Math.max(state.attempts, attemptFromFailure(err) ?? 0);
+      const request = cancelled();
+      if (request !== undefined && isCancellation(err)) {
+        // A call cut off mid-flight names its attempt; one cancelled while waiting to retry does
+        // not, and then the count the API saw when it sent the cancel is the best there is.
+        state.attempts = Math.max(state.attempts, attemptFromFailure(err) ?? 0, request.attemptsStarted ?? 0);
       } else if (err instanceof ActivityFailure) {
         state.attempts = attemptFromFailure(err) ?? input.retries + 1;
         state.error = taskErrorFromFailure(err);
@@ -117,8 +123,9 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     }
   }
 
-  if (cancelRequest !== undefined && !isTerminal(state.status)) {
-    state.error = { code: 'cancelled', message: cancelRequest.reason ?? 'cancelled by request' };
+  const request = cancelled();
+  if (request !== undefined && !isTerminal(state.status)) {
+    state.error = { code: 'cancelled', message: request.reason ?? 'cancelled by request' };
     setStatus('cancelled');
   }
 
@@ -189,6 +196,7 @@ function failureDetails(err: unknown): AttemptFailureDetails | undefined {
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) return cause.details?.[0] as AttemptFailureDetails | undefined;
   if (cause instanceof TimeoutFailure) return cause.lastHeartbeatDetails as AttemptFailureDetails | undefined;
+  if (cause instanceof CancelledFailure) return cause.details?.[0] as AttemptFailureDetails | undefined;
   return undefined;
 }
 

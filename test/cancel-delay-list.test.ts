@@ -1,0 +1,233 @@
+/**
+ * Cancel (a signal that aborts the in-flight call), delay, listing, and reading finished tasks
+ * while no worker runs — on a real Temporal server with real receivers on loopback.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Receiver, respondJson } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness();
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+async function createTask(body: Record<string, unknown>): Promise<string> {
+  const response = await harness.api('POST', '/v1/tasks', body);
+  assert.equal(response.status, 202, JSON.stringify(response.body));
+  return response.body.id as string;
+}
+
+async function view(id: string) {
+  const response = await harness.api('GET', `/v1/tasks/${id}`);
+  assert.equal(response.status, 200, JSON.stringify(response.body));
+  return response.body;
+}
+
+async function waitFor(id: string, predicate: (task: any) => boolean, what: string, timeoutMs = 20_000) {
+  return eventually(async () => {
+    const task = await view(id);
+    return predicate(task) ? task : undefined;
+  }, { timeoutMs, what: `${id}: ${what}` });
+}
+
+describe('cancel', () => {
+  it('aborts the in-flight callback, starts no further attempt and sends task.cancelled', async () => {
+    const path = '/hold';
+    let connectionClosedAt: number | undefined;
+    receiver.always(path, (_received, _response, request) => {
+      // Hold the request open, as a slow report would; note when AsyncQueue hangs up.
+      request.socket.once('close', () => {
+        connectionClosedAt ??= Date.now();
+      });
+    });
+    const id = await createTask({
+      callbackUrl: receiver.url(path),
+      webhookUrl: receiver.url('/hold-hook'),
+      retries: 5,
+      timeout: 60,
+    });
+    await receiver.waitFor(path, 1);
+    await waitFor(id, (task) => task.status === 'running', 'running');
+
+    const cancelledAt = Date.now();
+    const response = await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'user gave up' });
+    assert.equal(response.status, 202);
+    assert.equal(response.body.id, id);
+
+    const final = await waitFor(id, (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending', 'cancelled');
+    assert.ok(connectionClosedAt !== undefined, 'the receiver saw the connection close');
+    assert.ok(connectionClosedAt - cancelledAt < 10_000, `the call was aborted ${connectionClosedAt - cancelledAt} ms after cancel`);
+    assert.equal(final.error.code, 'cancelled');
+    assert.equal(final.error.message, 'user gave up');
+    assert.equal(final.attempts, 1);
+
+    const [hook] = await receiver.waitFor('/hold-hook', 1);
+    const event = JSON.parse(hook!.body);
+    assert.equal(event.type, 'task.cancelled');
+    assert.equal(event.status, 'cancelled');
+    assert.equal(event.taskId, id);
+    assert.equal(final.webhook.status, 'delivered');
+
+    // Well past the retry backoff (0.2 s here): no attempt after the cancel.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(receiver.to(path).length, 1);
+  });
+
+  it('cancels a task waiting for its delay without calling the callback', async () => {
+    const id = await createTask({ callbackUrl: receiver.url('/never'), delay: 300 });
+    assert.equal((await view(id)).status, 'scheduled');
+    const response = await harness.api('POST', `/v1/tasks/${id}/cancel`);
+    assert.equal(response.status, 202);
+    const final = await waitFor(id, (task) => task.status === 'cancelled', 'cancelled');
+    assert.equal(final.attempts, 0);
+    assert.equal(receiver.to('/never').length, 0);
+  });
+
+  it('cancels a task waiting between attempts', async () => {
+    const path = '/retry-wait';
+    receiver.always(path, respondJson(503, {}, { 'retry-after': '60' }));
+    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3 });
+    await waitFor(id, (task) => task.status === 'retrying', 'retrying');
+    assert.equal((await harness.api('POST', `/v1/tasks/${id}/cancel`, {})).status, 202);
+    const final = await waitFor(id, (task) => task.status === 'cancelled', 'cancelled');
+    assert.equal(final.attempts, 1);
+    assert.equal(receiver.to(path).length, 1);
+  });
+
+  it('answers 409 for a task that has ended and 404 for an unknown one', async () => {
+    const id = await createTask({ callbackUrl: receiver.url('/quick') });
+    await waitFor(id, (task) => task.status === 'succeeded', 'succeeded');
+    const ended = await harness.api('POST', `/v1/tasks/${id}/cancel`);
+    assert.equal(ended.status, 409);
+    assert.equal(ended.body.error.code, 'task_already_ended');
+    assert.equal((await view(id)).status, 'succeeded');
+
+    const unknown = await harness.api('POST', '/v1/tasks/00000000-0000-4000-8000-000000000000/cancel');
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error.code, 'task_not_found');
+  });
+});
+
+describe('delay', () => {
+  it('waits `delay` seconds as scheduled, then runs', async () => {
+    const path = '/delayed';
+    const created = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url(path), delay: 2 });
+    assert.equal(created.status, 202);
+    assert.equal(created.body.status, 'scheduled');
+    const id = created.body.id as string;
+    assert.equal((await view(id)).status, 'scheduled');
+    const [call] = await receiver.waitFor(path, 1, 15_000);
+    const waited = call!.receivedAt - Date.parse(created.body.createdAt);
+    assert.ok(waited >= 1_900, `called after ${waited} ms`);
+    assert.equal((await waitFor(id, (task) => task.status === 'succeeded', 'succeeded')).delay, 2);
+  });
+});
+
+describe('list', () => {
+  it('lists tasks in progress first, filters by status and pages with a cursor', async () => {
+    receiver.always('/list-fail', respondJson(400, { error: 'bad' }));
+    const succeeded: string[] = [];
+    for (let i = 0; i < 3; i++) succeeded.push(await createTask({ callbackUrl: receiver.url('/list-ok') }));
+    const failed = await createTask({ callbackUrl: receiver.url('/list-fail') });
+    const scheduled = await createTask({ callbackUrl: receiver.url('/list-later'), delay: 600 });
+    for (const id of succeeded) await waitFor(id, (task) => task.status === 'succeeded', 'succeeded');
+    await waitFor(failed, (task) => task.status === 'failed', 'failed');
+
+    const byStatus = async (status: string) =>
+      eventually(
+        async () => {
+          const response = await harness.api('GET', `/v1/tasks?status=${status}&limit=100`);
+          assert.equal(response.status, 200);
+          return response.body.tasks.every((task: any) => task.status === status) ? response.body : undefined;
+        },
+        { what: `list ${status}` },
+      );
+    const failedList = await eventually(async () => {
+      const body = await byStatus('failed');
+      return body.tasks.some((task: any) => task.id === failed) ? body : undefined;
+    });
+    assert.ok(!failedList.tasks.some((task: any) => succeeded.includes(task.id)));
+    const failedRow = failedList.tasks.find((task: any) => task.id === failed);
+    assert.equal(failedRow.error.statusCode, 400);
+    assert.equal(failedRow.attempts, 1);
+
+    const scheduledList = await byStatus('scheduled');
+    assert.ok(scheduledList.tasks.some((task: any) => task.id === scheduled));
+
+    const succeededList = await eventually(async () => {
+      const body = await byStatus('succeeded');
+      return succeeded.every((id) => body.tasks.some((task: any) => task.id === id)) ? body : undefined;
+    });
+    assert.ok(!succeededList.tasks.some((task: any) => task.id === failed));
+
+    // Paging: two at a time, every page within the limit, no task twice, all three found.
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = `/v1/tasks?status=succeeded&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const page = await harness.api('GET', query);
+      assert.equal(page.status, 200);
+      assert.ok(page.body.tasks.length <= 2);
+      seen.push(...page.body.tasks.map((task: any) => task.id));
+      cursor = page.body.nextCursor;
+      pages++;
+    } while (cursor !== null && pages < 50);
+    assert.equal(new Set(seen).size, seen.length);
+    for (const id of succeeded) assert.ok(seen.includes(id));
+
+    // Temporal visibility's order: tasks still in progress first, then ended tasks, latest first.
+    const all = (await harness.api('GET', '/v1/tasks?limit=100')).body.tasks.map((task: any) => task.id);
+    const ours = all.filter((id: string) => [...succeeded, failed, scheduled].includes(id));
+    assert.equal(ours.length, 5);
+    assert.equal(ours[0], scheduled);
+
+    await harness.api('POST', `/v1/tasks/${scheduled}/cancel`);
+  });
+
+  it('rejects a cursor it did not issue', async () => {
+    const response = await harness.api('GET', '/v1/tasks?cursor=not-a-cursor');
+    assert.equal(response.status, 400);
+    assert.match(response.body.error.message, /^cursor/);
+  });
+});
+
+describe('without a worker', () => {
+  it('still reads finished tasks, and lists them', async () => {
+    const path = '/before-stop';
+    receiver.always(path, respondJson(200, { answer: 42, text: 'ünïcødé ✓' }));
+    const id = await createTask({ callbackUrl: receiver.url(path), webhookUrl: receiver.url('/before-stop-hook') });
+    await waitFor(id, (task) => task.status === 'succeeded' && task.webhook?.status === 'delivered', 'delivered');
+    // The workflow must have closed, not just reported success, before the worker goes away.
+    await eventually(async () =>
+      (await harness.client.workflow.getHandle(`task-${id}`).describe()).status.name === 'COMPLETED' ? true : undefined,
+    );
+
+    await harness.stopWorker();
+    try {
+      const task = await view(id);
+      assert.equal(task.status, 'succeeded');
+      assert.deepEqual(task.result, { answer: 42, text: 'ünïcødé ✓' });
+      assert.equal(task.webhook.status, 'delivered');
+
+      // A running task reads from what the server stores when no worker answers the query.
+      const pending = await createTask({ callbackUrl: receiver.url('/while-stopped') });
+      const stored = await view(pending);
+      assert.equal(stored.status, 'pending');
+      assert.equal(stored.callbackUrl, receiver.url('/while-stopped'));
+    } finally {
+      await harness.startWorker();
+    }
+  });
+});
