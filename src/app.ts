@@ -41,6 +41,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
   );
 
+  // The API speaks JSON only; anything else is a 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { statusCode, code, message } = describeError(error);
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
