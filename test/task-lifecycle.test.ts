@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { TASK_STATUS_SEARCH_ATTRIBUTE } from '../workflows/task-contract.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -113,6 +114,11 @@ describe('the seed flow', () => {
     assert.equal(view.webhook.status, 'delivered');
     assert.equal(view.webhook.attempts, 1);
     assert.ok(Date.parse(view.updatedAt) >= Date.parse(view.createdAt));
+
+    // What the Temporal UI shows: the one-line summary and a current TaskStatus search attribute.
+    const description = await harness.client.workflow.getHandle(`task-${id}`).describe();
+    assert.equal(await description.staticSummary(), `POST ${new URL(receiver.origin).host}`);
+    assert.equal(description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE), 'succeeded');
   });
 
   it('keeps a non-JSON answer as text and an empty answer as null', async () => {
