@@ -45,8 +45,13 @@ export class DevServer {
   static async start(options: DevServerOptions): Promise<DevServer> {
     const cli = await resolveCli();
     const ip = options.ip ?? '127.0.0.1';
-    const port = options.port === 0 ? await freePort(ip) : options.port;
-    const uiPort = options.uiPort === 0 ? await freePort(ip) : options.uiPort;
+    const port = options.port === 0 ? await freePort(ip) : await assertFree(ip, options.port, 'gRPC');
+    const uiPort =
+      options.uiPort === null || options.uiPort === 0
+        ? options.uiPort === 0
+          ? await freePort(ip)
+          : null
+        : await assertFree(ip, options.uiPort, 'Web UI');
     const args = [
       'server',
       'start-dev',
@@ -126,6 +131,24 @@ export async function freePort(ip = '127.0.0.1'): Promise<number> {
       probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** A busy port would let us mistake another server for ours; say so instead. */
+async function assertFree(ip: string, port: number, what: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new DevServerError(
+          `port ${port} (${what}) on ${ip} is in use${err.code === 'EADDRINUSE' ? '' : ` (${err.code})`}: ` +
+            'is another Temporal dev server or AsyncQueue running? Stop it, or choose other ports with ' +
+            'ASYNCQUEUE_DEV_SERVER_PORT / ASYNCQUEUE_DEV_SERVER_UI_PORT.',
+        ),
+      ),
+    );
+    probe.listen(port, ip, () => probe.close(() => resolve()));
+  });
+  return port;
 }
 
 async function waitUntilServing(address: string, namespace: string, child: ChildProcess, timeoutMs: number) {

@@ -9,10 +9,11 @@ import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
 import { connectWorkerConnection, lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
-import { createTaskWorker } from './worker.js';
+import { createTaskWorker, installWorkerRuntime, stopWorker } from './worker.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
+  installWorkerRuntime(config.logLevel);
   let devServer: DevServer | undefined;
   let target: TemporalTarget = {};
   if (config.temporalAddress === undefined) {
@@ -63,8 +64,7 @@ async function main(): Promise<void> {
   onShutdownSignal(async (signal) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
-    worker.shutdown();
-    await workerRun;
+    await stopWorker(worker, workerRun);
     await connection.close();
     await devServer?.stop();
   });

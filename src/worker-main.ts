@@ -3,10 +3,11 @@ import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
 import { connectWorkerConnection, lazyClientConnection } from './temporal-connection.js';
-import { createTaskWorker } from './worker.js';
+import { createTaskWorker, installWorkerRuntime, stopWorker } from './worker.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
+  installWorkerRuntime(config.logLevel);
   if (config.temporalAddress === undefined) {
     throw new Error('TEMPORAL_ADDRESS is required for `npm run worker` (use `npm start` for the embedded dev server)');
   }
@@ -28,8 +29,7 @@ async function main(): Promise<void> {
   const run = worker.run();
   onShutdownSignal(async () => {
     // In-flight calls get the configured grace period; what is cut off Temporal retries elsewhere.
-    worker.shutdown();
-    await run;
+    await stopWorker(worker, run);
     await connection.close();
   });
   await run;

@@ -14,7 +14,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { DevServer } from '../../src/dev-server.js';
 import type { DestinationGuard } from '../../src/destination-guard.js';
 import { loadSigningSecrets } from '../../src/signing-secret.js';
-import { WORKFLOWS_PATH, createTaskWorker } from '../../src/worker.js';
+import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker } from '../../src/worker.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */
 export const TEST_SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -111,9 +111,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     running = worker.run();
   };
   const stopWorker = async (): Promise<void> => {
-    if (worker === undefined) return;
-    worker.shutdown();
-    await running;
+    if (worker === undefined || running === undefined) return;
+    await stopTaskWorker(worker, running);
     worker = undefined;
     running = undefined;
   };
