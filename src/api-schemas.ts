@@ -29,6 +29,12 @@ export const CreateTaskBody = Type.Object(
 );
 export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
+export const CreateTaskHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ description: 'repeat a create safely: same key and body → the existing task (200)' }),
+  ),
+});
+
 export const TaskStatusSchema = Type.Union([
   Type.Literal('scheduled'),
   Type.Literal('pending'),

@@ -28,6 +28,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: config.bodyLimitBytes,
+    // A payload is the app's JSON, delivered as sent: `__proto__` and `constructor` keys are data.
+    // JSON.parse makes them own properties, so no prototype is touched; the validator refuses them
+    // where the schema has fixed fields.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     // A stalled client must not hold a socket forever; keep-alive outlives typical proxy idles.
     requestTimeout: 30_000,
     keepAliveTimeout: 72_000,

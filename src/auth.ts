@@ -6,6 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { UnauthorizedError } from './errors.js';
 
+const ANONYMOUS = 'anonymous';
+
 export class ApiKeyVerifier {
   private readonly digests: Buffer[];
 
@@ -17,9 +19,12 @@ export class ApiKeyVerifier {
     return this.digests.length > 0;
   }
 
-  /** Throws UnauthorizedError unless the request carries one of the keys. */
-  verify(request: FastifyRequest): void {
-    if (!this.enabled) return;
+  /**
+   * Throws UnauthorizedError unless the request carries one of the keys. Returns who is calling:
+   * a stable, non-secret id of the key (a digest prefix), or `anonymous` when auth is off.
+   */
+  verify(request: FastifyRequest): string {
+    if (!this.enabled) return ANONYMOUS;
     const header = request.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (match?.[1] === undefined) {
@@ -30,6 +35,7 @@ export class ApiKeyVerifier {
     let valid = false;
     for (const candidate of this.digests) valid = timingSafeEqual(candidate, presented) || valid;
     if (!valid) throw new UnauthorizedError('invalid API key');
+    return `key_${presented.subarray(0, 8).toString('hex')}`;
   }
 }
 

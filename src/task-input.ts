@@ -9,6 +9,8 @@ import type { NewTask } from './task-service.js';
 import type { JsonValue } from '../workflows/task-contract.js';
 
 const MAX_HOST_LENGTH = 253;
+/** Deeper JSON than this serves no API call and could exhaust the stack of a serializer downstream. */
+export const MAX_PAYLOAD_DEPTH = 64;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers that belong to the transport or to AsyncQueue's own signature and bookkeeping. */
 const RESERVED_HEADERS = new Set([
@@ -37,7 +39,7 @@ export async function newTaskFromRequest(body: CreateTaskBody, guard: Destinatio
   return {
     callbackUrl,
     webhookUrl,
-    payload: (body.payload === undefined ? {} : body.payload) as JsonValue,
+    payload: checkDepth('payload', body.payload === undefined ? {} : body.payload) as JsonValue,
     retries: body.retries ?? 3,
     timeout: body.timeout ?? 30,
     delay: body.delay ?? 0,
@@ -71,9 +73,22 @@ async function checkUrl(field: string, raw: string, guard: DestinationGuard): Pr
   return url.href;
 }
 
+/** Iterative, so a hostile document cannot overflow the stack of the check itself. */
+function checkDepth(field: string, value: unknown): unknown {
+  const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 1 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > MAX_PAYLOAD_DEPTH) throw new ValidationError(field, `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+    for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });
+  }
+  return value;
+}
+
 function checkHeaders(headers: Record<string, string>): Record<string, string> {
   const seen = new Set<string>();
-  const checked: Record<string, string> = {};
+  // Entries, not assignment: a header named __proto__ must stay a header, not touch a prototype.
+  const checked: Array<[string, string]> = [];
   for (const [name, value] of Object.entries(headers)) {
     const field = `headers.${name}`;
     const lower = name.toLowerCase();
@@ -84,7 +99,7 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
     if (/[\r\n\0]/.test(value)) throw new ValidationError(field, 'must not contain CR, LF or NUL characters');
     if (seen.has(lower)) throw new ValidationError(field, 'is given twice (header names are case-insensitive)');
     seen.add(lower);
-    checked[name] = value;
+    checked.push([name, value]);
   }
-  return checked;
+  return Object.fromEntries(checked);
 }

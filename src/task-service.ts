@@ -30,6 +30,7 @@ import {
   type TaskStatus,
 } from '../workflows/task-contract.js';
 import type { taskWorkflow } from '../workflows/task-workflow.js';
+import { IdempotencyConflictError, requestHash, taskIdForKey } from './idempotency.js';
 import {
   AsyncQueueError,
   TaskAlreadyEndedError,
@@ -39,6 +40,8 @@ import {
 } from './errors.js';
 
 const { PendingActivityState } = proto.temporal.api.enums.v1;
+/** Memo key of the creating request's hash, which tells an idempotent retry from a conflicting reuse. */
+const REQUEST_MEMO_KEY = 'request';
 /** gRPC status codes (the subset we translate). */
 const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, UNAVAILABLE: 14 } as const;
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
@@ -80,8 +83,16 @@ export class TaskService {
     private readonly options: TaskServiceOptions,
   ) {}
 
-  async create(task: NewTask): Promise<TaskView> {
-    const id = randomUUID();
+  /**
+   * Starts the task's workflow. With an idempotency key the id is derived from it, and a repeat of
+   * the same request returns the existing task (`created: false`) instead of starting another.
+   */
+  async create(
+    task: NewTask,
+    idempotency?: { caller: string; key: string },
+  ): Promise<{ task: TaskView; created: boolean }> {
+    const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
+    const hash = requestHash(task);
     const createdAt = new Date().toISOString();
     const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
     const memo: TaskMemo = {
@@ -97,10 +108,26 @@ export class TaskService {
       attempts: 0,
       ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     };
+    try {
+      await this.startWorkflow(id, task, memo, hash);
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
+      const existing = await this.rpc(() => this.client.workflow.getHandle(workflowIdForTask(id)).describe(), id);
+      const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
+      if (stored?.hash !== hash) throw new IdempotencyConflictError(id);
+      return { task: await this.get(id), created: false };
+    }
+    return { task: memo, created: true };
+  }
+
+  private async startWorkflow(id: string, task: NewTask, memo: TaskMemo, hash: string): Promise<void> {
+    const { createdAt } = memo;
     await this.rpc(() =>
       this.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
         taskQueue: this.options.taskQueue,
         workflowId: workflowIdForTask(id),
+        // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
         args: [
           {
             id,
@@ -115,12 +142,11 @@ export class TaskService {
             policy: this.options.policy,
           },
         ],
-        memo: { [TASK_MEMO_KEY]: memo },
-        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedStatus(status) }],
+        memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
+        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedStatus(memo.status) }],
         staticSummary: `POST ${new URL(task.callbackUrl).host}`,
       }),
     );
-    return memo;
   }
 
   async get(id: string): Promise<TaskView> {

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   CancelTaskBody,
   CreateTaskBody,
+  CreateTaskHeaders,
   CreatedTaskSchema,
   ErrorSchema,
   ListTasksQuery,
@@ -12,7 +13,15 @@ import {
 } from '../api-schemas.js';
 import type { DestinationGuard } from '../destination-guard.js';
 import type { ApiKeyVerifier } from '../auth.js';
+import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../idempotency.js';
 import { newTaskFromRequest } from '../task-input.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling: a non-secret id of the API key used (scopes idempotency keys). */
+    caller: string;
+  }
+}
 
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
@@ -22,7 +31,10 @@ export interface TaskRoutesOptions {
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema };
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { guard, apiKeys }) => {
-  app.addHook('onRequest', async (request) => apiKeys.verify(request));
+  app.decorateRequest('caller', '');
+  app.addHook('onRequest', async (request) => {
+    request.caller = apiKeys.verify(request);
+  });
 
   app.post(
     '/v1/tasks',
@@ -30,17 +42,31 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       schema: {
         summary: 'Create a task',
         body: CreateTaskBody,
-        response: { 202: CreatedTaskSchema, 413: ErrorSchema, 415: ErrorSchema, ...errors },
+        headers: CreateTaskHeaders,
+        response: {
+          202: CreatedTaskSchema,
+          200: TaskViewSchema,
+          409: ErrorSchema,
+          413: ErrorSchema,
+          415: ErrorSchema,
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
+      const key = readIdempotencyKey(request.headers[IDEMPOTENCY_HEADER]);
       const task = await newTaskFromRequest(request.body, guard);
-      const created = await app.tasks.create(task);
-      request.log.info({ taskId: created.id }, 'task created');
-      return reply
-        .code(202)
-        .header('location', `/v1/tasks/${created.id}`)
-        .send({ id: created.id, status: created.status, createdAt: created.createdAt });
+      const { task: view, created } = await app.tasks.create(
+        task,
+        key !== undefined ? { caller: request.caller, key } : undefined,
+      );
+      void reply.header('location', `/v1/tasks/${view.id}`);
+      if (!created) {
+        request.log.info({ taskId: view.id }, 'idempotent repeat: existing task returned');
+        return reply.code(200).send(view);
+      }
+      request.log.info({ taskId: view.id }, 'task created');
+      return reply.code(202).send({ id: view.id, status: view.status, createdAt: view.createdAt });
     },
   );
 

@@ -29,21 +29,25 @@ export class Receiver {
   private readonly fallbacks = new Map<string, Responder>();
   private readonly waiters = new Set<() => void>();
 
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly host: string,
+  ) {}
 
-  static async start(): Promise<Receiver> {
+  /** Listens on a free port of `host`, a loopback address (the whole 127.0.0.0/8 works on Linux). */
+  static async start(host = '127.0.0.1'): Promise<Receiver> {
     let receiver: Receiver | undefined;
     const server = createServer((request, response) => {
       void receiver?.handle(request, response);
     });
-    receiver = new Receiver(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    receiver = new Receiver(server, host);
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     return receiver;
   }
 
   get origin(): string {
     const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `http://${this.host}:${port}`;
   }
 
   url(path: string): string {
