@@ -6,14 +6,17 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
+import underPressure from '@fastify/under-pressure';
 import { ApiKeyVerifier } from './auth.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
-import { AsyncQueueError } from './errors.js';
+import { AsyncQueueError, OverloadedError } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { temporalPlugin } from './temporal-plugin.js';
 import type { TemporalTarget } from './temporal-connection.js';
+
+const OVERLOAD_RETRY_AFTER_SECONDS = 2;
 
 export interface AppOptions {
   config: Config;
@@ -33,9 +36,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // where the schema has fixed fields.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
-    // A stalled client must not hold a socket forever; keep-alive outlives typical proxy idles.
-    requestTimeout: 30_000,
+    // A stalled client must not hold a socket forever: 408 after requestTimeout, checked every
+    // second rather than Node's default 30 s. Node only honours requestTimeout when headersTimeout
+    // is not larger (Fastify sets it after creating the server, past Node's own check), so both go
+    // to the server here. Keep-alive outlives typical load-balancer idle timeouts.
+    requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: 72_000,
+    http: {
+      connectionsCheckingInterval: 1_000,
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(config.requestTimeoutMs, 30_000),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON bodies are validated strictly: "3" is not a number of retries. Query strings and path
@@ -52,7 +63,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { statusCode, code, message } = describeError(error);
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    if (statusCode === 503) void reply.header('retry-after', '5');
+    const retryAfter = error instanceof AsyncQueueError ? error.retryAfterSeconds : undefined;
+    if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfter));
     return reply.code(statusCode).send({ error: { code, message: statusCode >= 500 && statusCode !== 503 ? 'internal error' : message } });
   });
   app.setNotFoundHandler((request, reply) =>
@@ -65,9 +77,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       allowPrivateNetworks: config.allowPrivateNetworks,
       allowedDestinations: config.allowedDestinations,
     });
+  if (config.maxEventLoopDelayMs > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.maxEventLoopDelayMs,
+      sampleInterval: 100,
+      pressureHandler: async () => {
+        throw new OverloadedError(OVERLOAD_RETRY_AFTER_SECONDS);
+      },
+    });
+  }
   await app.register(temporalPlugin, { config, target: options.target });
   await app.register(healthRoutes);
-  await app.register(taskRoutes, { guard, apiKeys: new ApiKeyVerifier(config.apiKeys) });
+  await app.register(taskRoutes, {
+    guard,
+    apiKeys: new ApiKeyVerifier(config.apiKeys),
+    rateLimitPerMinute: config.rateLimitPerMinute,
+  });
   return app;
 }
 

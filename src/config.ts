@@ -23,6 +23,12 @@ export interface Config {
   allowPrivateNetworks: boolean;
   allowedDestinations: string[];
   bodyLimitBytes: number;
+  /** Requests per minute per API key on /v1 (0 = no limit). */
+  rateLimitPerMinute: number;
+  /** Shed load with 503 when the event loop lags more than this (0 = never). */
+  maxEventLoopDelayMs: number;
+  /** Longest a client may take to send a whole request. */
+  requestTimeoutMs: number;
   maxResponseBytes: number;
   policy: TaskPolicy;
   /** How long a read waits for a query answer before it falls back to what the server stores. */
@@ -79,6 +85,9 @@ export function loadConfig(env: Env = process.env): Config {
       'ASYNCQUEUE_ALLOWED_DESTINATIONS',
     ),
     bodyLimitBytes: read.integer('ASYNCQUEUE_BODY_LIMIT_BYTES', 1024 * 1024, { min: 1024 }),
+    rateLimitPerMinute: read.integer('ASYNCQUEUE_RATE_LIMIT', 3000, { min: 0 }),
+    maxEventLoopDelayMs: read.integer('ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS', 1000, { min: 0 }),
+    requestTimeoutMs: read.seconds('ASYNCQUEUE_REQUEST_TIMEOUT', 30, { min: 1 }),
     maxResponseBytes: read.integer('ASYNCQUEUE_MAX_RESPONSE_BYTES', 1024 * 1024, { min: 1, max: 1536 * 1024 }),
     policy: {
       retryInitialIntervalMs,

@@ -6,6 +6,8 @@ export abstract class AsyncQueueError extends Error {
   abstract readonly code: string;
   /** HTTP status the API answers with when this error reaches a client. */
   readonly statusCode: number = 500;
+  /** Seconds after which a retry may succeed (sent as `Retry-After` on 429 and 503). */
+  readonly retryAfterSeconds: number | undefined = undefined;
 
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -76,4 +78,23 @@ export class TaskAlreadyEndedError extends AsyncQueueError {
 export class TemporalUnavailableError extends AsyncQueueError {
   readonly code = 'temporal_unavailable';
   override readonly statusCode = 503;
+  override readonly retryAfterSeconds = 5;
+}
+
+/** This caller sent more requests than its rate limit allows. */
+export class RateLimitedError extends AsyncQueueError {
+  readonly code = 'rate_limited';
+  override readonly statusCode = 429;
+  constructor(override readonly retryAfterSeconds: number) {
+    super(`rate limit exceeded; retry in ${retryAfterSeconds} s`);
+  }
+}
+
+/** The API process is overloaded (event loop lagging); shedding load keeps accepted requests fast. */
+export class OverloadedError extends AsyncQueueError {
+  readonly code = 'overloaded';
+  override readonly statusCode = 503;
+  constructor(override readonly retryAfterSeconds: number) {
+    super('the service is overloaded; retry shortly');
+  }
 }

@@ -2,10 +2,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HealthSchema } from '../api-schemas.js';
 
-export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/healthz', { schema: { response: { 200: HealthSchema } } }, async () => ({ status: 'ok' }));
+/** Health checks answer even when the API sheds load: an overloaded process is not a dead one. */
+const exemptFromLoadShedding = { pressureHandler: () => undefined };
 
-  app.get('/readyz', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
+export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/healthz',
+    { schema: { response: { 200: HealthSchema } }, config: exemptFromLoadShedding },
+    async () => ({ status: 'ok' }),
+  );
+
+  const readiness = { schema: { response: { 200: HealthSchema, 503: HealthSchema } }, config: exemptFromLoadShedding };
+  app.get('/readyz', readiness, async (_request, reply) => {
     if (await app.tasks.ready()) return { status: 'ready' };
     return reply.code(503).header('retry-after', '5').send({ status: 'temporal_unavailable' });
   });

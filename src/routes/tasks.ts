@@ -1,5 +1,6 @@
 /** `/v1/tasks`: create, read, list, cancel (CONTRACT). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import rateLimit from '@fastify/rate-limit';
 import {
   CancelTaskBody,
   CreateTaskBody,
@@ -13,6 +14,7 @@ import {
 } from '../api-schemas.js';
 import type { DestinationGuard } from '../destination-guard.js';
 import type { ApiKeyVerifier } from '../auth.js';
+import { RateLimitedError } from '../errors.js';
 import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../idempotency.js';
 import { newTaskFromRequest } from '../task-input.js';
 
@@ -26,15 +28,28 @@ declare module 'fastify' {
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
   apiKeys: ApiKeyVerifier;
+  rateLimitPerMinute: number;
 }
 
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema };
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
 
-export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { guard, apiKeys }) => {
+export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
+  const { guard, apiKeys } = options;
   app.decorateRequest('caller', '');
   app.addHook('onRequest', async (request) => {
     request.caller = apiKeys.verify(request);
   });
+  if (options.rateLimitPerMinute > 0) {
+    // Per caller (API key), counted after authentication so a bad key cannot spend a tenant's
+    // budget. The count is per API process: N processes allow N times the limit.
+    await app.register(rateLimit, {
+      max: options.rateLimitPerMinute,
+      timeWindow: 60_000,
+      hook: 'preValidation',
+      keyGenerator: (request) => (request.caller === 'anonymous' ? `ip:${request.ip}` : request.caller),
+      errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
+    });
+  }
 
   app.post(
     '/v1/tasks',

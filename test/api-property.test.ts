@@ -1,0 +1,985 @@
+/**
+ * Property-based test of the API's edge (the security issue's acceptance test): requests are
+ * generated from the API's own TypeBox schemas, then mutated, and sent to a real API in front of
+ * a real Temporal server. For every request:
+ *
+ * - the answer is never a 5xx;
+ * - an accepted create is a 202 with id, status and createdAt;
+ * - every rejection is a 4xx with `{ error: { code, message } }`, and a 400 names the field it is
+ *   about: the message starts with the field that was mutated (`retries:`, `headers.x-a:`,
+ *   `body:` for the body as a whole, the param's name for query strings);
+ * - a rejected request starts nothing: the workflows in this harness's task queue are exactly the
+ *   202s, no more.
+ *
+ * No worker runs, so accepted tasks stay pending and no URL is ever contacted. The create-time
+ * destination check resolves hostnames through a fake resolver (no DNS): `*.internal.test` names
+ * resolve to private addresses, every other name to a public one.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { CreateTaskBody, ListTasksQuery } from '../src/api-schemas.js';
+import { DestinationGuard } from '../src/destination-guard.js';
+import { TASK_STATUSES, workflowIdForTask } from '../workflows/task-contract.js';
+import { eventually } from './support/eventually.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema → fast-check. Generic over the keywords TypeBox emits for these schemas; the API's
+// semantics that JSON Schema cannot express (what a URL or a header name may be) come in through
+// hooks, keyed by the value's path.
+// ---------------------------------------------------------------------------------------------
+
+interface JsonSchema {
+  type?: string | string[];
+  description?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  additionalProperties?: boolean | JsonSchema;
+  patternProperties?: Record<string, JsonSchema>;
+  minProperties?: number;
+  maxProperties?: number;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  const?: unknown;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  items?: JsonSchema;
+  minItems?: number;
+  maxItems?: number;
+}
+
+interface Hooks {
+  /** Replaces the arbitrary for the value at `path` (record keys are at `<record>.<key>`). */
+  override?(path: string, schema: JsonSchema): fc.Arbitrary<unknown> | undefined;
+  /** Post-processes the arbitrary for the value at `path`. */
+  adjust?(path: string, arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<unknown>;
+}
+
+/** A value's path as the API names it in messages: `headers.x-a`, `callbackUrl`. */
+const join = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
+const KEY = '<key>';
+const ITEM = '*';
+
+/** The schema a record (patternProperties or additionalProperties: schema) gives its keys and values. */
+function recordParts(schema: JsonSchema): { key: JsonSchema; value: JsonSchema } | undefined {
+  const pattern = Object.entries(schema.patternProperties ?? {})[0];
+  if (pattern !== undefined) return { key: { type: 'string', pattern: pattern[0] }, value: pattern[1] };
+  if (typeof schema.additionalProperties === 'object') return { key: { type: 'string' }, value: schema.additionalProperties };
+  return undefined;
+}
+
+function types(schema: JsonSchema): string[] | undefined {
+  return schema.type === undefined ? undefined : Array.isArray(schema.type) ? schema.type : [schema.type];
+}
+
+/** An arbitrary of values that `schema` accepts. */
+function arbitraryFor(schema: JsonSchema, hooks: Hooks = {}, path = ''): fc.Arbitrary<unknown> {
+  const arbitrary = hooks.override?.(path, schema) ?? baseArbitrary(schema, hooks, path);
+  return hooks.adjust ? hooks.adjust(path, arbitrary) : arbitrary;
+}
+
+function keyArbitrary(schema: JsonSchema, hooks: Hooks, path: string): fc.Arbitrary<string> {
+  return (hooks.override?.(join(path, KEY), schema) ?? baseArbitrary(schema, hooks, join(path, KEY))) as fc.Arbitrary<string>;
+}
+
+function baseArbitrary(schema: JsonSchema, hooks: Hooks, path: string): fc.Arbitrary<unknown> {
+  if ('const' in schema) return fc.constant(schema.const);
+  if (schema.enum !== undefined) return fc.constantFrom(...schema.enum);
+  const branches = schema.anyOf ?? schema.oneOf;
+  if (branches !== undefined) return fc.oneof(...branches.map((branch) => arbitraryFor(branch, hooks, path)));
+  const type = types(schema);
+  if (type === undefined) return fc.jsonValue({ maxDepth: 3 }); // {} / Unknown: any JSON
+  return fc.oneof(
+    ...type.map((t): fc.Arbitrary<unknown> => {
+      switch (t) {
+        case 'null':
+          return fc.constant(null);
+        case 'boolean':
+          return fc.boolean();
+        case 'integer':
+          return fc.integer({
+            min: schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : Number.MIN_SAFE_INTEGER),
+            max: schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - 1 : Number.MAX_SAFE_INTEGER),
+          });
+        case 'number':
+          return fc
+            .double({ min: schema.minimum ?? -1e300, max: schema.maximum ?? 1e300, noNaN: true, noDefaultInfinity: true })
+            .filter((n) => validates(schema, n));
+        case 'string': {
+          const lengths = { minLength: schema.minLength ?? 0, ...(schema.maxLength !== undefined ? { maxLength: schema.maxLength } : {}) };
+          if (schema.pattern === undefined) return fc.string(lengths);
+          return fc.stringMatching(new RegExp(schema.pattern, 'u')).filter((s) => validates(schema, s));
+        }
+        case 'array':
+          return fc.array(schema.items ? arbitraryFor(schema.items, hooks, join(path, ITEM)) : fc.jsonValue({ maxDepth: 2 }), {
+            minLength: schema.minItems ?? 0,
+            ...(schema.maxItems !== undefined ? { maxLength: schema.maxItems } : {}),
+          });
+        case 'object': {
+          const properties = Object.entries(schema.properties ?? {});
+          const record = recordParts(schema);
+          if (properties.length === 0 && record !== undefined) {
+            return fc.dictionary(keyArbitrary(record.key, hooks, path), arbitraryFor(record.value, hooks, join(path, ITEM)), {
+              minKeys: schema.minProperties ?? 0,
+              ...(schema.maxProperties !== undefined ? { maxKeys: schema.maxProperties } : {}),
+              noNullPrototype: true,
+            });
+          }
+          // Declared properties only (extra properties, where allowed, are optional anyway).
+          const model = Object.fromEntries(properties.map(([key, s]) => [key, arbitraryFor(s, hooks, join(path, key))]));
+          return fc.record(model, { requiredKeys: schema.required ?? [] } as { requiredKeys: never[] });
+        }
+        default:
+          throw new Error(`arbitraryFor: unsupported type ${t} at ${path || '(root)'}`);
+      }
+    }),
+  );
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function hasType(type: string, value: unknown): boolean {
+  switch (type) {
+    case 'null':
+      return value === null;
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value);
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value);
+    case 'array':
+      return Array.isArray(value);
+    case 'object':
+      return isPlainObject(value);
+    default:
+      return typeof value === type;
+  }
+}
+
+/** A small JSON Schema validator for the same keywords, used to keep mutations really invalid. */
+function validates(schema: JsonSchema, value: unknown): boolean {
+  const branches = schema.anyOf ?? schema.oneOf;
+  if (branches !== undefined && !branches.some((branch) => validates(branch, value))) return false;
+  if ('const' in schema && JSON.stringify(schema.const) !== JSON.stringify(value)) return false;
+  if (schema.enum !== undefined && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) return false;
+  const type = types(schema);
+  if (type !== undefined && !type.some((t) => hasType(t, value))) return false;
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) return false;
+    if (schema.maximum !== undefined && value > schema.maximum) return false;
+    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return false;
+    if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum) return false;
+  }
+  if (typeof value === 'string') {
+    const length = [...value].length; // Ajv counts code points
+    if (schema.minLength !== undefined && length < schema.minLength) return false;
+    if (schema.maxLength !== undefined && length > schema.maxLength) return false;
+    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) return false;
+  }
+  if (Array.isArray(value)) {
+    if (schema.minItems !== undefined && value.length < schema.minItems) return false;
+    if (schema.maxItems !== undefined && value.length > schema.maxItems) return false;
+    if (schema.items !== undefined && !value.every((item) => validates(schema.items!, item))) return false;
+  }
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value);
+    if (schema.minProperties !== undefined && keys.length < schema.minProperties) return false;
+    if (schema.maxProperties !== undefined && keys.length > schema.maxProperties) return false;
+    if ((schema.required ?? []).some((key) => !keys.includes(key))) return false;
+    for (const key of keys) {
+      let matched = false;
+      const declared = schema.properties?.[key];
+      if (declared !== undefined) {
+        matched = true;
+        if (!validates(declared, value[key])) return false;
+      }
+      for (const [pattern, s] of Object.entries(schema.patternProperties ?? {})) {
+        if (new RegExp(pattern, 'u').test(key)) {
+          matched = true;
+          if (!validates(s, value[key])) return false;
+        }
+      }
+      if (!matched) {
+        if (schema.additionalProperties === false) return false;
+        if (typeof schema.additionalProperties === 'object' && !validates(schema.additionalProperties, value[key])) return false;
+      }
+    }
+  }
+  return true;
+}
+
+/** A value the schema refuses, with the field a rejection must name. */
+interface Violation {
+  value: unknown;
+  field: string;
+}
+
+/**
+ * Values that violate one of `schema`'s constraints (range, length, count, a record's value) while
+ * keeping its JSON type where it can: the in-type near misses a type check alone would not catch.
+ */
+function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): fc.Arbitrary<Violation>[] {
+  const out: fc.Arbitrary<unknown>[] = [];
+  const branches = schema.anyOf ?? schema.oneOf;
+  if (branches !== undefined) {
+    return branches
+      .flatMap((branch) => violationsFor(branch, hooks, path))
+      .map((arbitrary) => arbitrary.filter((v) => !validates(schema, v.value)));
+  }
+  const type = types(schema) ?? [];
+  if (type.includes('integer') || type.includes('number')) {
+    const min = schema.minimum ?? schema.exclusiveMinimum;
+    const max = schema.maximum ?? schema.exclusiveMaximum;
+    const near = [-1, 0.5, 1.5, 1e9, -1e9, 1e300, -1e300, 2 ** 53, -(2 ** 53), Number.MAX_VALUE, Number.EPSILON];
+    if (min !== undefined) near.push(min - 1, min - 0.5, min + 0.25);
+    if (max !== undefined) near.push(max + 1, max + 0.5, max - 0.25, max * 10);
+    out.push(fc.constantFrom(...near));
+    if (min !== undefined) out.push(fc.integer({ min: Number.MIN_SAFE_INTEGER, max: min - 1 }));
+    if (max !== undefined) out.push(fc.integer({ min: max + 1, max: Number.MAX_SAFE_INTEGER }));
+    out.push(fc.double({ noNaN: true, noDefaultInfinity: true }));
+  }
+  if (type.includes('string')) {
+    if (schema.maxLength !== undefined) out.push(fc.string({ minLength: schema.maxLength + 1, maxLength: schema.maxLength + 16 }));
+    if (schema.minLength !== undefined && schema.minLength > 0) out.push(fc.string({ maxLength: schema.minLength - 1 }));
+  }
+  const field = (arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<Violation> =>
+    arbitrary.filter((value) => !validates(schema, value)).map((value) => ({ value, field: path }));
+  const result = out.map(field);
+  const record = type.includes('object') ? recordParts(schema) : undefined;
+  if (record !== undefined && Object.keys(schema.properties ?? {}).length === 0) {
+    const keys = keyArbitrary(record.key, hooks, path);
+    if (schema.maxProperties !== undefined) {
+      const value = arbitraryFor(record.value, hooks, join(path, ITEM));
+      result.push(
+        field(
+          fc.uniqueArray(fc.tuple(keys, value), {
+            minLength: schema.maxProperties + 1,
+            maxLength: schema.maxProperties + 5,
+            selector: ([key]) => key.toLowerCase(),
+          }).map((entries) => Object.fromEntries(entries)),
+        ),
+      );
+    }
+    const inner = violationsFor(record.value, hooks, join(path, KEY));
+    if (inner.length > 0) {
+      result.push(
+        keys.chain((key) =>
+          fc.oneof(...violationsFor(record.value, hooks, join(path, key))).map((v) => ({ value: Object.fromEntries([[key, v.value]]), field: v.field })),
+        ),
+      );
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API's semantics on top of the schema: valid URLs, header names, and what they may not be.
+// ---------------------------------------------------------------------------------------------
+
+const BODY_SCHEMA = JSON.parse(JSON.stringify(CreateTaskBody)) as JsonSchema;
+const QUERY_SCHEMA = JSON.parse(JSON.stringify(ListTasksQuery)) as JsonSchema;
+const BODY_FIELDS = Object.entries(BODY_SCHEMA.properties ?? {});
+const REQUIRED = BODY_SCHEMA.required ?? [];
+
+const isUrlSchema = (schema: JsonSchema): boolean => schema.type === 'string' && schema.description === 'http(s) URL';
+/** Fields whose schema (or one of whose union branches) is the http(s) URL string. */
+const URL_FIELDS = BODY_FIELDS.filter(([, s]) => isUrlSchema(s) || (s.anyOf ?? []).some(isUrlSchema)).map(([name]) => name);
+/** Fields holding a string→string record: the callback's extra headers. */
+const HEADER_FIELDS = BODY_FIELDS.filter(([, s]) => recordParts(s) !== undefined).map(([name]) => name);
+
+/** Keys the JSON parser refuses as prototype poisoning (tested on purpose, not by accident). */
+const POISON_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What README promises a caller cannot set: host, content-*, hop-by-hop, webhook-*, asyncqueue-*. */
+const RESERVED_EXACT = [
+  'Host',
+  'Content-Length',
+  'Content-Type',
+  'Content-Encoding',
+  'Content-Language',
+  'Content-Range',
+  'Connection',
+  'Keep-Alive',
+  'Proxy-Connection',
+  'Proxy-Authenticate',
+  'Proxy-Authorization',
+  'TE',
+  'Trailer',
+  'Transfer-Encoding',
+  'Upgrade',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'AsyncQueue-Attempt',
+  'AsyncQueue-Task-Id',
+];
+const RESERVED_PREFIXES = ['content-', 'webhook-', 'asyncqueue-', 'proxy-'];
+const isReservedHeader = (name: string): boolean => {
+  const lower = name.toLowerCase();
+  return (
+    RESERVED_EXACT.some((r) => r.toLowerCase() === lower) ||
+    ['expect', 'trailers', 'upgrade-insecure-requests'].includes(lower) ||
+    RESERVED_PREFIXES.some((p) => lower.startsWith(p))
+  );
+};
+
+const headerName = fc.stringMatching(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,24}$/).filter((name) => !isReservedHeader(name));
+const uniqueIgnoringCase = (headers: Record<string, unknown>): boolean => {
+  const lower = Object.keys(headers).map((name) => name.toLowerCase());
+  return new Set(lower).size === lower.length;
+};
+
+const hostLabel = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?$/).filter((label) => !/^xn--/.test(label));
+/** A public-looking http(s) URL: resolved by the fake resolver to a public address, never contacted. */
+const validUrl = fc
+  .record({
+    scheme: fc.constantFrom('http', 'https'),
+    labels: fc.array(hostLabel, { minLength: 1, maxLength: 3 }),
+    domain: fc.constantFrom('example.com', 'example.org', 'example.net', 'EXAMPLE.com'),
+    port: fc.option(fc.integer({ min: 1, max: 65_535 }), { nil: undefined }),
+    path: fc.webPath(),
+    query: fc.option(fc.webQueryParameters(), { nil: undefined }),
+  })
+  .map(({ scheme, labels, domain, port, path, query }) =>
+    `${scheme}://${[...labels, domain].join('.')}${port === undefined ? '' : `:${port}`}${path}${query === undefined ? '' : `?${query}`}`,
+  )
+  .filter((url) => url.length <= 2048);
+
+const bodyHooks: Hooks = {
+  override(path, schema) {
+    if (isUrlSchema(schema)) return validUrl;
+    if (HEADER_FIELDS.some((field) => path === join(field, KEY))) return headerName;
+    return undefined;
+  },
+  adjust(path, arbitrary) {
+    // Two names differing only in case are one header: a valid set names each header once.
+    if (HEADER_FIELDS.includes(path)) return arbitrary.filter((value) => !isPlainObject(value) || uniqueIgnoringCase(value));
+    return arbitrary;
+  },
+};
+
+/** A valid create body, generated from CreateTaskBody. */
+const validBody = arbitraryFor(BODY_SCHEMA, bodyHooks) as fc.Arbitrary<Record<string, unknown>>;
+
+/** URLs the create-time checks must refuse. */
+const badUrl: fc.Arbitrary<string> = fc.oneof(
+  // credentials
+  fc.tuple(validUrl, fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.option(fc.stringMatching(/^[a-z0-9]{1,8}$/))).map(([url, user, pass]) =>
+    url.replace('://', `://${user}${pass === null ? '' : `:${pass}`}@`),
+  ),
+  // a non-empty fragment
+  fc.tuple(validUrl, fc.webFragments().filter((f) => f !== '')).map(([url, fragment]) => `${url}#${fragment}`),
+  // other schemes
+  fc.tuple(fc.constantFrom('ftp', 'file', 'javascript', 'data', 'ws', 'wss', 'gopher', 'mailto', 'ldap', 'dict', 'x-custom'), validUrl).map(
+    ([scheme, url]) => url.replace(/^https?/, scheme),
+  ),
+  fc.constantFrom('javascript:alert(1)', 'data:text/plain,hi', 'file:///etc/passwd', 'mailto:a@example.com', 'about:blank'),
+  // private, loopback, link-local, metadata and other special addresses, in every spelling
+  fc.constantFrom(
+    'http://127.0.0.1/',
+    'http://127.0.0.1:8233/api',
+    'http://[::1]/',
+    'http://10.0.0.1/',
+    'http://169.254.169.254/latest/meta-data/',
+    'http://[fd00::1]/',
+    'http://[fe80::1]/',
+    'http://[::ffff:127.0.0.1]/',
+    'http://[::ffff:a9fe:a9fe]/',
+    'http://[::]/',
+    'http://0.0.0.0/',
+    'http://0/',
+    'http://127.1/',
+    'http://0x7f000001/',
+    'http://2130706433/',
+    'http://017700000001/',
+    'http://192.168.0.1/',
+    'http://172.16.0.1/',
+    'http://100.64.0.1/',
+    'http://224.0.0.1/',
+    'http://255.255.255.255/',
+    'http://localhost/',
+    'http://LOCALHOST:3000/',
+    'http://localhost./',
+    'http://api.localhost/',
+    'http://[64:ff9b::7f00:1]/',
+    'http://[2002:7f00:1::]/',
+  ),
+  fc.tuple(fc.constantFrom('10', '127'), fc.nat(255), fc.nat(255), fc.nat(255)).map(([a, b, c, d]) => `http://${a}.${b}.${c}.${d}/`),
+  fc.tuple(fc.nat(255), fc.nat(255)).map(([c, d]) => `https://192.168.${c}.${d}:8443/x`),
+  // names the (fake) DNS resolves to private addresses only
+  fc.tuple(hostLabel, fc.webPath()).map(([label, path]) => `https://${label}.internal.test${path}`),
+  // not absolute URLs at all
+  fc.constantFrom('not a url', '/relative/path', 'example.com/x', '//example.com/x', 'http://', 'https://', 'http://[::1', 'http://exa mple.com/'),
+  fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !URL.canParse(s)),
+  // a host longer than DNS allows, and a URL longer than the schema allows
+  fc.integer({ min: 254, max: 1_000 }).map((n) => `https://${'a.'.repeat(Math.ceil(n / 2)).slice(0, n - 4)}.com/`).filter((u) => new URL(u).hostname.length > 253),
+  validUrl.map((url) => `${url.replace(/\?.*$/, '')}?q=${'x'.repeat(2_100)}`),
+);
+
+/** Header names a caller may not send: reserved ones (any case) and ones that are not HTTP tokens. */
+const badHeaderName: fc.Arbitrary<string> = fc.oneof(
+  fc.mixedCase(fc.constantFrom(...RESERVED_EXACT)),
+  fc.tuple(fc.constantFrom('content-', 'webhook-', 'asyncqueue-', 'Content-', 'Webhook-', 'AsyncQueue-'), headerName).map(([p, n]) => p + n),
+  fc.string({ maxLength: 24 }).filter((name) => !TOKEN.test(name) && !POISON_KEYS.has(name)),
+  fc.constantFrom('', 'bad name', 'x:y', 'a\r\nb', 'ümlaut', 'x\u0000', '(comment)', 'a/b', 'a"b'),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Requests, expectations and the checks every answer must pass.
+// ---------------------------------------------------------------------------------------------
+
+const API_KEY = 'property-key-0123456789abcdef';
+const BODY_LIMIT = 65_536;
+
+type Outcome =
+  | { status: 200 | 202 }
+  | { status: 400; field: string; nested?: boolean }
+  | { status: 401 | 404 | 413 | 415; code: string };
+
+interface Case {
+  what: string;
+  method: 'GET' | 'POST';
+  path: string;
+  /** The request body as sent (raw text). */
+  raw?: string;
+  /** Content-Type; null sends none. Default: application/json when there is a body. */
+  contentType?: string | null;
+  /** Authorization header; null sends none. Default: the valid key. */
+  authorization?: string | null;
+  expect: Outcome[];
+}
+
+interface Reply {
+  status: number;
+  text: string;
+  body: any;
+}
+
+let harness: Harness;
+/** Task ids of every 202 this file received. */
+const accepted: string[] = [];
+
+async function send(c: Case): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  const authorization = c.authorization === undefined ? `Bearer ${API_KEY}` : c.authorization;
+  if (authorization !== null) headers.authorization = authorization;
+  const contentType = c.contentType === undefined ? (c.raw !== undefined ? 'application/json' : null) : c.contentType;
+  if (contentType !== null) headers['content-type'] = contentType;
+  const response = await fetch(`${harness.baseUrl}${c.path}`, {
+    method: c.method,
+    headers,
+    // Bytes, so that fetch adds no Content-Type of its own.
+    ...(c.raw !== undefined ? { body: Buffer.from(c.raw, 'utf8') } : {}),
+  });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (response.status === 202 && c.method === 'POST' && c.path === '/v1/tasks' && isPlainObject(body) && typeof body.id === 'string') {
+    accepted.push(body.id);
+  }
+  return { status: response.status, text, body };
+}
+
+const clip = (text: string, max = 600): string => (text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text);
+
+function describeCase(c: Case, reply: Reply): string {
+  return [
+    c.what,
+    `  request:  ${c.method} ${clip(c.path, 300)}${c.contentType !== undefined ? ` [content-type: ${c.contentType}]` : ''}${
+      c.authorization !== undefined ? ` [authorization: ${c.authorization}]` : ''
+    }`,
+    ...(c.raw !== undefined ? [`  body:     ${clip(c.raw)}`] : []),
+    `  expected: ${JSON.stringify(c.expect)}`,
+    `  response: ${reply.status} ${clip(reply.text)}`,
+  ].join('\n');
+}
+
+const ERROR_CODES: Record<number, string[]> = {
+  400: ['invalid_request', 'invalid_json'],
+  401: ['unauthorized'],
+  404: ['task_not_found', 'not_found'],
+  413: ['payload_too_large'],
+  415: ['unsupported_media_type'],
+};
+
+function matches(outcome: Outcome, reply: Reply): boolean {
+  if (reply.status !== outcome.status) return false;
+  if ('code' in outcome) return reply.body.error.code === outcome.code;
+  if ('field' in outcome) {
+    const message: string = reply.body.error.message;
+    return message.startsWith(`${outcome.field}:`) || (outcome.nested === true && message.startsWith(`${outcome.field}.`));
+  }
+  return true;
+}
+
+/** The invariants every answer keeps, then the case's own expectation. */
+function check(c: Case, reply: Reply): void {
+  const context = describeCase(c, reply);
+  assert.ok(reply.status < 500, `a 5xx answer\n${context}`);
+  if (reply.status >= 400) {
+    assert.ok(isPlainObject(reply.body) && Object.keys(reply.body).join() === 'error', `error shape\n${context}`);
+    const error = reply.body.error as unknown;
+    assert.ok(isPlainObject(error), `error shape\n${context}`);
+    assert.equal(typeof error.code, 'string', `error.code\n${context}`);
+    assert.equal(typeof error.message, 'string', `error.message\n${context}`);
+    assert.ok((ERROR_CODES[reply.status] ?? []).includes(error.code as string), `unexpected code for ${reply.status}\n${context}`);
+    if (reply.status === 400) {
+      // Whatever the case, a 400 names some field first: "<field>: <what is wrong>".
+      assert.ok((error.message as string).includes(': '), `a 400 must start with "<field>: "\n${context}`);
+      if (error.code === 'invalid_json') assert.ok((error.message as string).startsWith('body: '), `invalid JSON names the body\n${context}`);
+    }
+  }
+  if (reply.status === 202) {
+    const created = reply.body as unknown;
+    assert.ok(isPlainObject(created), context);
+    assert.equal(typeof created.id, 'string', context);
+    assert.ok((TASK_STATUSES as readonly unknown[]).includes(created.status), context);
+    assert.ok(typeof created.createdAt === 'string' && !Number.isNaN(Date.parse(created.createdAt)), context);
+  }
+  assert.ok(c.expect.some((outcome) => matches(outcome, reply)), `unexpected answer\n${context}`);
+}
+
+async function run(c: Case): Promise<Reply> {
+  const reply = await send(c);
+  check(c, reply);
+  return reply;
+}
+
+function containsPoison(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(containsPoison);
+  if (!isPlainObject(value)) return false;
+  return Object.entries(value).some(
+    ([key, inner]) => key === '__proto__' || (key === 'constructor' && isPlainObject(inner) && 'prototype' in inner) || containsPoison(inner),
+  );
+}
+
+/**
+ * A create request for `body` (or `extra.raw`), expecting the mutation's outcome unless an earlier
+ * stage refuses first: the media type (415), then the size (413), then the JSON parser (`body:`).
+ */
+function createCase(what: string, body: unknown, expect: Outcome[], extra: Partial<Case> = {}): Case {
+  const raw = extra.raw ?? JSON.stringify(body);
+  const json = extra.contentType === undefined || (extra.contentType !== null && /^application\/json\s*(;|$)/i.test(extra.contentType));
+  let outcome = expect;
+  if (json && extra.raw === undefined && containsPoison(body)) outcome = [{ status: 400, field: 'body' }];
+  if (json && Buffer.byteLength(raw) > BODY_LIMIT) outcome = [{ status: 413, code: 'payload_too_large' }];
+  return { what, method: 'POST', path: '/v1/tasks', raw, expect: outcome, ...extra };
+}
+
+const rejectedAt = (field: string, nested = false): Outcome[] => [{ status: 400, field, nested }];
+
+// ---------------------------------------------------------------------------------------------
+// Mutations of a valid body. Each changes one thing and says which field a rejection must name.
+// ---------------------------------------------------------------------------------------------
+
+function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
+  const withField = (field: string, value: unknown): Record<string, unknown> => ({ ...body, [field]: value });
+  const headerField = HEADER_FIELDS[0];
+  const arbitraries: fc.Arbitrary<Case>[] = [];
+
+  if (REQUIRED.length > 0) {
+    arbitraries.push(
+      fc.constantFrom(...REQUIRED).map((field) => {
+        const { [field]: _dropped, ...rest } = body;
+        return createCase(`drop required ${field}`, rest, rejectedAt(field));
+      }),
+    );
+  }
+
+  // A value of the wrong JSON type or shape, for every field that constrains its value.
+  const constrained = BODY_FIELDS.filter(([, s]) => types(s) !== undefined || s.anyOf !== undefined || 'const' in s || s.enum !== undefined);
+  arbitraries.push(
+    fc.constantFrom(...constrained).chain(([field, schema]) =>
+      fc
+        .jsonValue({ maxDepth: 2 })
+        .filter((value) => !validates(schema, value))
+        .map((value) => createCase(`wrong value for ${field}`, withField(field, value), rejectedAt(field, true))),
+    ),
+  );
+
+  // In-type violations of the schema's constraints: ranges, lengths, counts, a record's values.
+  const violating = BODY_FIELDS.flatMap(([field, schema]) =>
+    violationsFor(schema, bodyHooks, field).map((arbitrary) =>
+      arbitrary.map((v) => createCase(`constraint violation at ${v.field}`, withField(field, v.value), rejectedAt(v.field))),
+    ),
+  );
+  arbitraries.push(fc.oneof(...violating));
+
+  // A property the schema does not know.
+  arbitraries.push(
+    fc
+      .tuple(
+        fc.oneof(fc.string({ maxLength: 24 }), fc.constantFrom('callbackURL', 'Retries', 'callback_url', 'id', 'status', 'webhookurl', 'headers ')),
+        fc.jsonValue({ maxDepth: 2 }),
+      )
+      .filter(([key]) => !(key in (BODY_SCHEMA.properties ?? {})) && !POISON_KEYS.has(key))
+      .map(([key, value]) => createCase(`unknown property ${JSON.stringify(key)}`, withField(key, value), rejectedAt(key))),
+  );
+
+  // URL fields: credentials, fragments, other schemes, private destinations, not URLs.
+  if (URL_FIELDS.length > 0) {
+    arbitraries.push(
+      fc
+        .tuple(fc.constantFrom(...URL_FIELDS), badUrl)
+        .map(([field, url]) => createCase(`bad URL in ${field}`, withField(field, url), rejectedAt(field))),
+    );
+  }
+
+  // Headers: reserved or malformed names, CR/LF/NUL in values, non-string values, case-duplicates.
+  if (headerField !== undefined) {
+    const existing = isPlainObject(body[headerField]) ? (body[headerField] as Record<string, unknown>) : {};
+    const plus = (name: string, value: unknown): Record<string, unknown> =>
+      Object.fromEntries([...Object.entries(existing).filter(([n]) => n.toLowerCase() !== name.toLowerCase()), [name, value]]);
+    const headerCase = (what: string, name: string, headers: Record<string, unknown>): Case =>
+      createCase(`${what} ${JSON.stringify(name)}`, withField(headerField, headers), rejectedAt(join(headerField, name)));
+    arbitraries.push(
+      fc.oneof(
+        fc.tuple(badHeaderName, fc.string({ maxLength: 20 })).map(([name, value]) => headerCase('header name', name, plus(name, value))),
+        fc
+          .tuple(headerName, fc.string({ maxLength: 10 }), fc.constantFrom('\r', '\n', '\r\n', '\0', '\r\nX-Injected: 1', '\n\n<html>'), fc.string({ maxLength: 10 }))
+          .map(([name, before, bad, after]) => headerCase('CR/LF/NUL in the value of header', name, plus(name, before + bad + after))),
+        fc
+          .tuple(headerName, fc.jsonValue({ maxDepth: 1 }).filter((v) => typeof v !== 'string'))
+          .map(([name, value]) => headerCase('non-string value of header', name, plus(name, value))),
+        fc
+          .tuple(headerName.filter((n) => n.toLowerCase() !== n.toUpperCase()), fc.string({ maxLength: 8 }))
+          .map(([name, value]) => {
+            const twin = name === name.toLowerCase() ? name.toUpperCase() : name.toLowerCase();
+            const headers = Object.fromEntries([
+              ...Object.entries(plus(name, value)).filter(([n]) => n.toLowerCase() !== name.toLowerCase()),
+              [name, value],
+              [twin, value],
+            ]);
+            return headerCase('the same header twice, as', twin, headers);
+          }),
+      ),
+    );
+  }
+
+  // Not an object at all.
+  arbitraries.push(
+    fc
+      .jsonValue({ maxDepth: 2 })
+      .filter((value) => !isPlainObject(value))
+      .map((value) => createCase(`a body that is not an object: ${typeof value}`, value, rejectedAt('body'))),
+  );
+
+  // A valid body without the right key: refused before anything else, and starts nothing.
+  arbitraries.push(
+    fc
+      .constantFrom<string | null>(null, 'Bearer wrong-key', `Basic ${Buffer.from(`x:${API_KEY}`).toString('base64')}`, 'Bearer', `Bearer ${API_KEY}x`, API_KEY)
+      .map((authorization) => ({ ...createCase('a valid body without a valid key', body, []), authorization, expect: [{ status: 401, code: 'unauthorized' }] })),
+  );
+
+  // Over the body limit.
+  arbitraries.push(
+    fc
+      .integer({ min: BODY_LIMIT, max: BODY_LIMIT * 4 })
+      .map((size) => createCase(`a ${size}-byte payload`, { ...body, payload: { blob: 'x'.repeat(size) } }, [{ status: 413, code: 'payload_too_large' }])),
+  );
+
+  return fc.oneof(...arbitraries);
+}
+
+/** Raw text that is not the JSON body the API wants, and bodies in other media types. */
+function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
+  const json = JSON.stringify(body);
+  const malformed = (what: string, raw: string): Case => createCase(what, undefined, rejectedAt('body'), { raw });
+  return fc.oneof(
+    // truncated JSON (including the empty body)
+    fc.nat(json.length - 1).map((n) => malformed(`JSON cut at ${n}`, json.slice(0, n))),
+    // junk inserted
+    fc
+      .tuple(fc.nat(json.length), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', "'", '\u0000', 'NaN', 'undefined', '//'))
+      .map(([at, junk]) => json.slice(0, at) + junk + json.slice(at))
+      .filter((raw) => {
+        try {
+          JSON.parse(raw);
+          return false;
+        } catch {
+          return true;
+        }
+      })
+      .map((raw) => malformed('junk in the JSON', raw)),
+    fc.constantFrom('{', '}', '[', 'nul', 'tru', '{"callbackUrl": ', "{'callbackUrl': 'https://a.example.com/'}", '\uFEFF{}', '{"a":1}x', ' ').map((raw) => malformed('malformed JSON', raw)),
+    // prototype poisoning
+    fc
+      .constantFrom(
+        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"__proto__":{"polluted":1}}`,
+        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"payload":{"__proto__":{"polluted":1}}}`,
+        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"constructor":{"prototype":{"polluted":1}}}`,
+        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"headers":{"__proto__":{"x":"y"}}}`,
+      )
+      .map((raw) => malformed('prototype poisoning', raw)),
+    // numbers JSON can write but no integer field can hold
+    fc
+      .tuple(fc.constantFrom('retries', 'timeout', 'delay'), fc.constantFrom('1e400', '-1e400', '1.0000000000000001e2', '3.0e-400', '100000000000000000000000'))
+      .map(([field, number]) =>
+        createCase(
+          `${field} = ${number}`,
+          undefined,
+          validates(BODY_SCHEMA.properties?.[field] ?? {}, JSON.parse(number)) ? [{ status: 202 }] : rejectedAt(field),
+          { raw: `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"${field}":${number}}` },
+        ),
+      ),
+    // other media types: refused before the body is read
+    fc
+      .constantFrom(
+        'text/plain',
+        'text/plain; charset=utf-8',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/xml',
+        'application/octet-stream',
+        'text/json',
+        'application/jsonx',
+        'application/json-patch+json',
+        'image/png',
+        '*/*',
+        'application',
+      )
+      .map((contentType) => createCase(`a valid body sent as ${contentType}`, body, [{ status: 415, code: 'unsupported_media_type' }], { contentType })),
+    // JSON with parameters or odd casing is still JSON: what decides is the body (here without callbackUrl)
+    fc
+      .constantFrom('application/json; charset=utf-8', 'application/json;charset=UTF-8', 'Application/JSON', 'application/json ; charset=utf-8')
+      .map((contentType) => {
+        const { callbackUrl: _dropped, ...rest } = body;
+        return createCase(`JSON without callbackUrl, as ${contentType}`, rest, rejectedAt('callbackUrl'), { contentType });
+      }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// List queries, generated from ListTasksQuery, and task ids.
+// ---------------------------------------------------------------------------------------------
+
+/** Ajv's coercion of a query-string integer: a non-empty numeric string with an integer value. */
+const coercesToIntegerIn = (text: string, min: number, max: number): boolean =>
+  text !== '' && Number.isInteger(Number(text)) && Number(text) >= min && Number(text) <= max;
+
+const validQuery = arbitraryFor(QUERY_SCHEMA, {
+  // A made-up cursor is (rightly) refused; valid list queries are generated without one.
+  override: (path) => (path === 'cursor' ? fc.constant(undefined) : undefined),
+}) as fc.Arbitrary<Record<string, unknown>>;
+
+function listCase(what: string, params: Array<[string, string]>, expect: Outcome[]): Case {
+  const query = new URLSearchParams(params).toString();
+  return { what, method: 'GET', path: `/v1/tasks${query === '' ? '' : `?${query}`}`, expect };
+}
+
+const paramsOf = (query: Record<string, unknown>): Array<[string, string]> =>
+  Object.entries(query)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [k, String(v)]);
+
+const limitSchema = QUERY_SCHEMA.properties?.limit ?? {};
+const queryCases: fc.Arbitrary<Case> = validQuery.chain((query) => {
+  const base = paramsOf(query);
+  const without = (name: string) => base.filter(([k]) => k !== name);
+  return fc.oneof(
+    fc.constant(listCase('a valid list query', base, [{ status: 200 }])),
+    fc
+      .oneof(
+        fc.string({ maxLength: 12 }),
+        fc.integer({ min: -1_000, max: 1_000 }).map(String),
+        fc.double({ noNaN: false }).map(String),
+        fc.constantFrom('0', '101', '-1', '1.5', 'abc', '1e9', '', ' ', 'NaN', 'Infinity', '0x10', '1e1', '5.0', '+5', '[]', '{}', 'null', 'true'),
+      )
+      .map((limit) =>
+        listCase(
+          `limit=${JSON.stringify(limit)}`,
+          [...without('limit'), ['limit', limit]],
+          coercesToIntegerIn(limit, limitSchema.minimum ?? 1, limitSchema.maximum ?? 100) ? [{ status: 200 }] : rejectedAt('limit'),
+        ),
+      ),
+    fc
+      .oneof(fc.string({ maxLength: 12 }), fc.mixedCase(fc.constantFrom(...TASK_STATUSES)), fc.constantFrom('', 'done', 'PENDING', 'pending ', 'all'))
+      .map((status) =>
+        listCase(
+          `status=${JSON.stringify(status)}`,
+          [...without('status'), ['status', status]],
+          (TASK_STATUSES as readonly string[]).includes(status) ? [{ status: 200 }] : rejectedAt('status'),
+        ),
+      ),
+    fc
+      .oneof(
+        fc.string({ maxLength: 40 }),
+        fc.string({ unit: 'binary', maxLength: 20 }),
+        fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes).toString('base64url')),
+        fc.constantFrom('', 'not-a-cursor', 'YXExOg', 'aq1:', '%%%'),
+        fc.constant('x'.repeat(4_097)),
+      )
+      .map((cursor) => listCase(`cursor=${clip(JSON.stringify(cursor), 60)}`, [...base, ['cursor', cursor]], rejectedAt('cursor'))),
+    // A cursor with the right marker but a made-up token: the server may take it or refuse it, naming the cursor.
+    fc
+      .uint8Array({ minLength: 1, maxLength: 40 })
+      .map((bytes) => Buffer.concat([Buffer.from('aq1:'), Buffer.from(bytes)]).toString('base64url'))
+      .map((cursor) => listCase(`forged cursor ${cursor}`, [...base, ['cursor', cursor]], [{ status: 200 }, ...rejectedAt('cursor')])),
+    fc
+      .tuple(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 8 }))
+      .filter(([name]) => !(name in (QUERY_SCHEMA.properties ?? {})) && !POISON_KEYS.has(name))
+      .map(([name, value]) => listCase(`unknown param ${JSON.stringify(name)}`, [...base, [name, value]], rejectedAt(name))),
+    fc
+      .tuple(fc.constantFrom('limit', 'status'), fc.constantFrom('5', 'pending'), fc.constantFrom('6', 'failed'))
+      .map(([name, a, b]) => listCase(`${name} given twice`, [...without(name), [name, a], [name, b]], rejectedAt(name))),
+  );
+});
+
+const taskIdCases: fc.Arbitrary<Case> = fc
+  .tuple(
+    fc.oneof(fc.string({ minLength: 1, maxLength: 80 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 70 }), fc.uuid()),
+    fc.boolean(),
+  )
+  // dot segments are resolved by the URL itself: no task id can be "." or ".."
+  .filter(([id]) => id !== '.' && id !== '..' && !/[\uD800-\uDFFF]/u.test(id))
+  .map(([id, cancel]) => {
+    const path = `/v1/tasks/${encodeURIComponent(id)}${cancel ? '/cancel' : ''}`;
+    const expect: Outcome[] =
+      [...id].length > 64 ? rejectedAt('id') : [{ status: 404, code: 'task_not_found' }];
+    return { what: `${cancel ? 'cancel' : 'read'} task ${JSON.stringify(id)}`, method: cancel ? 'POST' : 'GET', path, expect } as Case;
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The runs.
+// ---------------------------------------------------------------------------------------------
+
+async function workflowIds(): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const execution of harness.client.workflow.list({ query: `TaskQueue = '${harness.config.taskQueue}'` })) ids.push(execution.workflowId);
+  return ids;
+}
+
+/** Visibility is eventually consistent: wait until it shows `expected` workflows, hold, and count again. */
+async function settledCount(expected: number): Promise<number> {
+  const count = async () => (await harness.client.workflow.count(`TaskQueue = '${harness.config.taskQueue}'`)).count;
+  await eventually(async () => ((await count()) >= expected ? true : undefined), { what: `${expected} workflows in visibility` });
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  return count();
+}
+
+async function assertStartedExactlyTheAccepted(): Promise<void> {
+  assert.equal(await settledCount(accepted.length), accepted.length, 'workflows started ≠ requests accepted');
+  assert.deepEqual((await workflowIds()).sort(), accepted.map(workflowIdForTask).sort());
+}
+
+before(async () => {
+  harness = await startHarness({
+    env: {
+      ASYNCQUEUE_API_KEYS: API_KEY,
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false',
+      ASYNCQUEUE_BODY_LIMIT_BYTES: String(BODY_LIMIT),
+      ASYNCQUEUE_QUERY_TIMEOUT: '0.5',
+    },
+    withoutWorker: true,
+    guard: new DestinationGuard({
+      allowPrivateNetworks: false,
+      allowedDestinations: [],
+      // No DNS: *.internal.test names resolve to private addresses, everything else to a public one.
+      resolve: async (hostname) =>
+        /\.internal\.test\.?$/i.test(hostname)
+          ? [
+              { address: '10.20.30.40', family: 4 },
+              { address: 'fd00::5', family: 6 },
+            ]
+          : [{ address: '93.184.216.34', family: 4 }],
+    }),
+  });
+});
+
+after(async () => {
+  await harness?.close();
+  await stopOwnServer();
+});
+
+describe('create, from CreateTaskBody', () => {
+  it('accepts what the schema and the API allow, and stores it as given', async () => {
+    const sent = new Map<string, Record<string, unknown>>();
+    await fc.assert(
+      fc.asyncProperty(validBody, async (body) => {
+        const reply = await run(createCase('a valid body', body, [{ status: 202 }]));
+        if (reply.status === 202) sent.set(reply.body.id as string, body);
+      }),
+      { numRuns: 30 },
+    );
+    // The list shows live tasks from their memo: every accepted task, with the values asked for.
+    const seen = new Map<string, any>();
+    let cursor: string | null = null;
+    for (let page = 0; page < 20 && seen.size < sent.size; page++) {
+      const list: Reply = await send(listCase('list', cursor === null ? [['limit', '100']] : [['limit', '100'], ['cursor', cursor]], [{ status: 200 }]));
+      assert.equal(list.status, 200, list.text);
+      for (const task of list.body.tasks) if (sent.has(task.id)) seen.set(task.id, task);
+      cursor = list.body.nextCursor;
+      if (cursor === null) break;
+    }
+    assert.equal(seen.size, sent.size, 'every accepted task is listed');
+    for (const [id, body] of sent) {
+      const task = seen.get(id);
+      const context = `${JSON.stringify(body)} → ${JSON.stringify(task)}`;
+      assert.equal(task.callbackUrl, new URL(body.callbackUrl as string).href, context);
+      assert.equal(task.webhookUrl, typeof body.webhookUrl === 'string' ? new URL(body.webhookUrl).href : null, context);
+      assert.equal(task.retries, body.retries ?? 3, context);
+      assert.equal(task.timeout, body.timeout ?? 30, context);
+      assert.equal(task.delay, body.delay ?? 0, context);
+      assert.equal(task.status, ((body.delay as number | undefined) ?? 0) > 0 ? 'scheduled' : 'pending', context);
+    }
+  });
+
+  it('refuses every mutation with a 4xx naming the field, and starts nothing', async () => {
+    const before = await settledCount(accepted.length);
+    assert.equal(before, accepted.length);
+    await fc.assert(
+      fc.asyncProperty(validBody.chain(mutations), async (c) => {
+        await run(c);
+      }),
+      { numRuns: 150 },
+    );
+    await assertStartedExactlyTheAccepted();
+  });
+
+  it('refuses malformed JSON and other media types, naming the body', async () => {
+    await fc.assert(
+      fc.asyncProperty(validBody.chain(rawCases), async (c) => {
+        await run(c);
+      }),
+      { numRuns: 40 },
+    );
+    await assertStartedExactlyTheAccepted();
+  });
+});
+
+describe('list and read, from ListTasksQuery and TaskParams', () => {
+  it('never answers a 5xx, and a 400 names the param', async () => {
+    await fc.assert(
+      fc.asyncProperty(queryCases, async (c) => {
+        await run(c);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('reads and cancels of made-up ids are 404s, or 400s naming the id', async () => {
+    await fc.assert(
+      fc.asyncProperty(taskIdCases, async (c) => {
+        await run(c);
+      }),
+      { numRuns: 20 },
+    );
+  });
+});
+
+describe('a rejected request starts nothing', () => {
+  it('the task queue holds exactly the accepted tasks', async () => {
+    await assertStartedExactlyTheAccepted();
+  });
+});
