@@ -80,7 +80,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (config.maxEventLoopDelayMs > 0) {
     await app.register(underPressure, {
       maxEventLoopDelay: config.maxEventLoopDelayMs,
-      sampleInterval: 100,
+      // Sampled once a second (the library's default): a loop blocked for a whole window also
+      // counts as overloaded, and shorter windows would shed load on every GC pause.
+      sampleInterval: 1_000,
       pressureHandler: async () => {
         throw new OverloadedError(OVERLOAD_RETRY_AFTER_SECONDS);
       },

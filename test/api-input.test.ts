@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually } from './support/eventually.js';
-import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { Writable } from 'node:stream';
+import { buildApp } from '../src/app.js';
+import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
 
 const KEYS = ['first-key-0123456789', 'second-key-9876543210'];
 let harness: Harness;
@@ -144,6 +146,34 @@ describe('validation', () => {
 
   it('started nothing for any rejected request', async () => {
     assert.equal(await workflowsStarted(), 0);
+  });
+});
+
+describe('logs', () => {
+  it('never contain API keys, even at trace level', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const app = await buildApp({
+      config: harness.config,
+      target: { embeddedAddress: await temporalAddress() },
+      logger: { level: 'trace', stream },
+    });
+    try {
+      for (const key of [...KEYS, 'a-wrong-key-that-is-secret-too']) {
+        await app.inject({ method: 'GET', url: '/v1/tasks?limit=1', headers: { authorization: `Bearer ${key}` } });
+        await app.inject({ method: 'POST', url: '/v1/tasks', headers: { authorization: `Bearer ${key}` }, payload: {} });
+      }
+    } finally {
+      await app.close();
+    }
+    const text = lines.join('');
+    assert.ok(text.length > 0, 'something was logged');
+    for (const key of [...KEYS, 'a-wrong-key-that-is-secret-too']) assert.ok(!text.includes(key), `a log line holds ${key}`);
   });
 });
 

@@ -32,6 +32,9 @@ const TEST_ENV: Record<string, string> = {
   ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: '0.2',
   ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL: '1',
   ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '1',
+  // Test processes bundle workflows and run workers beside the API, stalling the event loop now
+  // and then; load shedding is tested on its own (overload.test.ts) and off elsewhere.
+  ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: '0',
 };
 
 let runtimeInstalled = false;
