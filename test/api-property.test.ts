@@ -18,7 +18,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CreateTaskBody, ListTasksQuery } from '../src/api-schemas.js';
+import { CreateTaskBody, CreateTaskHeaders, ListTasksQuery } from '../src/api-schemas.js';
 import { DestinationGuard } from '../src/destination-guard.js';
 import { TASK_STATUSES, workflowIdForTask } from '../workflows/task-contract.js';
 import { eventually } from './support/eventually.js';
@@ -431,6 +431,23 @@ const badHeaderName: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('', 'bad name', 'x:y', 'a\r\nb', 'ümlaut', 'x\u0000', '(comment)', 'a/b', 'a"b'),
 );
 
+/** The create request's own headers, from CreateTaskHeaders: the idempotency key. */
+const HEADERS_SCHEMA = JSON.parse(JSON.stringify(CreateTaskHeaders)) as JsonSchema;
+const IDEMPOTENCY_HEADER = Object.keys(HEADERS_SCHEMA.properties ?? {}).find((name) => /idempotency/i.test(name)) ?? 'idempotency-key';
+/** How messages name it. */
+const IDEMPOTENCY_HEADER_NAME = 'Idempotency-Key';
+/** 1–255 visible ASCII characters; a counter keeps each run's keys unique (shrinking replays cases). */
+let keyCounter = 0;
+const idempotencyKey = fc.stringMatching(/^[\x21-\x7e]{1,200}$/).map((key) => `${key}~${++keyCounter}`);
+/** Keys the API must refuse: empty, too long, or with characters that are not visible ASCII (fetch can send). */
+const badIdempotencyKey: fc.Arbitrary<string> = fc.oneof(
+  fc.constant(''),
+  fc.stringMatching(/^[\x21-\x7e]{256,300}$/),
+  fc
+    .tuple(fc.stringMatching(/^[\x21-\x7e]{1,10}$/), fc.constantFrom(' ', '\t', '\u00e9', '\u00ff', '\u0080'), fc.stringMatching(/^[\x21-\x7e]{1,10}$/))
+    .map(([a, bad, b]) => a + bad + b),
+);
+
 // ---------------------------------------------------------------------------------------------
 // Requests, expectations and the checks every answer must pass.
 // ---------------------------------------------------------------------------------------------
@@ -441,7 +458,7 @@ const BODY_LIMIT = 65_536;
 type Outcome =
   | { status: 200 | 202 }
   | { status: 400; field: string; nested?: boolean }
-  | { status: 401 | 404 | 413 | 415; code: string };
+  | { status: 401 | 404 | 409 | 413 | 415; code: string };
 
 interface Case {
   what: string;
@@ -453,6 +470,8 @@ interface Case {
   contentType?: string | null;
   /** Authorization header; null sends none. Default: the valid key. */
   authorization?: string | null;
+  /** Other request headers (Idempotency-Key). */
+  headers?: Record<string, string>;
   expect: Outcome[];
 }
 
@@ -467,7 +486,7 @@ let harness: Harness;
 const accepted: string[] = [];
 
 async function send(c: Case): Promise<Reply> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...c.headers };
   const authorization = c.authorization === undefined ? `Bearer ${API_KEY}` : c.authorization;
   if (authorization !== null) headers.authorization = authorization;
   const contentType = c.contentType === undefined ? (c.raw !== undefined ? 'application/json' : null) : c.contentType;
@@ -498,7 +517,7 @@ function describeCase(c: Case, reply: Reply): string {
     c.what,
     `  request:  ${c.method} ${clip(c.path, 300)}${c.contentType !== undefined ? ` [content-type: ${c.contentType}]` : ''}${
       c.authorization !== undefined ? ` [authorization: ${c.authorization}]` : ''
-    }`,
+    }${c.headers !== undefined ? ` ${JSON.stringify(c.headers)}` : ''}`,
     ...(c.raw !== undefined ? [`  body:     ${clip(c.raw)}`] : []),
     `  expected: ${JSON.stringify(c.expect)}`,
     `  response: ${reply.status} ${clip(reply.text)}`,
@@ -509,7 +528,9 @@ const ERROR_CODES: Record<number, string[]> = {
   400: ['invalid_request', 'invalid_json'],
   401: ['unauthorized'],
   404: ['task_not_found', 'not_found'],
+  409: ['idempotency_key_reused'],
   413: ['payload_too_large'],
+  429: ['rate_limited'],
   415: ['unsupported_media_type'],
 };
 
@@ -539,6 +560,10 @@ function check(c: Case, reply: Reply): void {
       assert.ok((error.message as string).includes(': '), `a 400 must start with "<field>: "\n${context}`);
       if (error.code === 'invalid_json') assert.ok((error.message as string).startsWith('body: '), `invalid JSON names the body\n${context}`);
     }
+  }
+  if (reply.status === 200 && c.method === 'GET' && c.path.startsWith('/v1/tasks?')) {
+    assert.ok(Array.isArray(reply.body?.tasks), `a list has tasks\n${context}`);
+    assert.ok(reply.body.nextCursor === null || typeof reply.body.nextCursor === 'string', `a list has nextCursor\n${context}`);
   }
   if (reply.status === 202) {
     const created = reply.body as unknown;
@@ -572,7 +597,8 @@ function createCase(what: string, body: unknown, expect: Outcome[], extra: Parti
   const raw = extra.raw ?? JSON.stringify(body);
   const json = extra.contentType === undefined || (extra.contentType !== null && /^application\/json\s*(;|$)/i.test(extra.contentType));
   let outcome = expect;
-  if (json && extra.raw === undefined && containsPoison(body)) outcome = [{ status: 400, field: 'body' }];
+  // `__proto__`/`constructor` keys are either data (then the schema judges them) or refused as a whole.
+  if (json && extra.raw === undefined && containsPoison(body)) outcome = [...expect, { status: 400, field: 'body' }];
   if (json && Buffer.byteLength(raw) > BODY_LIMIT) outcome = [{ status: 413, code: 'payload_too_large' }];
   return { what, method: 'POST', path: '/v1/tasks', raw, expect: outcome, ...extra };
 }
@@ -682,6 +708,14 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
       .map((authorization) => ({ ...createCase('a valid body without a valid key', body, []), authorization, expect: [{ status: 401, code: 'unauthorized' }] })),
   );
 
+  // A bad Idempotency-Key (CreateTaskHeaders): refused, naming the header.
+  arbitraries.push(
+    badIdempotencyKey.map((key) => ({
+      ...createCase(`Idempotency-Key ${JSON.stringify(key)}`, body, rejectedAt(IDEMPOTENCY_HEADER_NAME)),
+      headers: { [IDEMPOTENCY_HEADER]: key },
+    })),
+  );
+
   // Over the body limit.
   arbitraries.push(
     fc
@@ -713,15 +747,20 @@ function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
       })
       .map((raw) => malformed('junk in the JSON', raw)),
     fc.constantFrom('{', '}', '[', 'nul', 'tru', '{"callbackUrl": ', "{'callbackUrl': 'https://a.example.com/'}", '\uFEFF{}', '{"a":1}x', ' ').map((raw) => malformed('malformed JSON', raw)),
-    // prototype poisoning
+    // prototype-poisoning keys: refused as a whole (`body:`), or taken as data the schema then judges
     fc
-      .constantFrom(
-        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"__proto__":{"polluted":1}}`,
-        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"payload":{"__proto__":{"polluted":1}}}`,
-        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"constructor":{"prototype":{"polluted":1}}}`,
-        `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"headers":{"__proto__":{"x":"y"}}}`,
+      .constantFrom<[string, Outcome[]]>(
+        [`"__proto__":{"polluted":1}`, rejectedAt('__proto__')],
+        [`"constructor":{"prototype":{"polluted":1}}`, rejectedAt('constructor')],
+        [`"headers":{"__proto__":{"x":"y"}}`, rejectedAt('headers.__proto__')],
+        [`"headers":{"__proto__":"y"}`, rejectedAt('headers.__proto__')],
+        [`"payload":{"__proto__":{"polluted":1},"constructor":{"prototype":{}}}`, [{ status: 202 }]],
       )
-      .map((raw) => malformed('prototype poisoning', raw)),
+      .map(([member, expect]) =>
+        createCase(`prototype-poisoning key: ${member}`, undefined, [...expect, ...rejectedAt('body')], {
+          raw: `{"callbackUrl":${JSON.stringify(body.callbackUrl)},${member}}`,
+        }),
+      ),
     // numbers JSON can write but no integer field can hold
     fc
       .tuple(fc.constantFrom('retries', 'timeout', 'delay'), fc.constantFrom('1e400', '-1e400', '1.0000000000000001e2', '3.0e-400', '100000000000000000000000'))
@@ -880,6 +919,10 @@ before(async () => {
       ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false',
       ASYNCQUEUE_BODY_LIMIT_BYTES: String(BODY_LIMIT),
       ASYNCQUEUE_QUERY_TIMEOUT: '0.5',
+      // A request Temporal never answers fails in 2 s, not 10 (forged cursors, see the list test).
+      ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: '2',
+      // Input handling is what is under test: no load shedding (this process also runs the generators).
+      ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: '0',
     },
     withoutWorker: true,
     guard: new DestinationGuard({
@@ -906,9 +949,18 @@ describe('create, from CreateTaskBody', () => {
   it('accepts what the schema and the API allow, and stores it as given', async () => {
     const sent = new Map<string, Record<string, unknown>>();
     await fc.assert(
-      fc.asyncProperty(validBody, async (body) => {
-        const reply = await run(createCase('a valid body', body, [{ status: 202 }]));
+      fc.asyncProperty(validBody, fc.option(idempotencyKey, { freq: 4 }), validUrl, async (body, key, otherUrl) => {
+        const headers = key === null ? undefined : { [IDEMPOTENCY_HEADER]: key };
+        const first = createCase('a valid body', body, [{ status: 202 }], headers ? { headers } : {});
+        const reply = await run(first);
         if (reply.status === 202) sent.set(reply.body.id as string, body);
+        if (headers === undefined) return;
+        // Same key, same body: the same task (200), nothing new started.
+        const again = await run({ ...first, what: 'the same body and Idempotency-Key again', expect: [{ status: 200 }] });
+        assert.equal(again.body.id, reply.body.id, 'an idempotent repeat answers with the same task');
+        // Same key, another body: a conflict, nothing started.
+        const other = { ...body, callbackUrl: `https://other-${keyCounter}.example.net/${new URL(otherUrl).pathname.slice(1)}` };
+        await run({ ...createCase('another body with a used Idempotency-Key', other, [{ status: 409, code: 'idempotency_key_reused' }]), headers });
       }),
       { numRuns: 30 },
     );
