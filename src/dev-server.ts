@@ -26,6 +26,8 @@ export interface DevServerOptions {
   /** SQLite file; undefined keeps everything in memory. */
   dbFile?: string;
   namespace: string;
+  /** Register the project's search attributes at start (default true). */
+  registerSearchAttributes?: boolean;
   /** Where the server's own log lines go; default: discarded. */
   log?: (line: string) => void;
   startTimeoutMs?: number;
@@ -63,7 +65,9 @@ export class DevServer {
       options.namespace,
       '--log-level',
       'warn',
-      ...SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', `${attribute.name}=${attribute.type}`]),
+      ...(options.registerSearchAttributes === false
+        ? []
+        : SEARCH_ATTRIBUTES.flatMap((attribute) => ['--search-attribute', `${attribute.name}=${attribute.type}`])),
       // One SQLite connection serves every request: WAL lets readers proceed during writes, and a
       // busy timeout turns lock contention into a short wait instead of an error.
       ...['journal_mode=wal', 'synchronous=normal', 'busy_timeout=10000'].flatMap((p) => ['--sqlite-pragma', p]),

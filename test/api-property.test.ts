@@ -321,6 +321,7 @@ const RESERVED_EXACT = [
   'AsyncQueue-Task-Id',
 ];
 const RESERVED_PREFIXES = ['content-', 'webhook-', 'asyncqueue-', 'proxy-'];
+const EXPLORE = process.env.EXPLORE === '1';
 const isReservedHeader = (name: string): boolean => {
   const lower = name.toLowerCase();
   return (
@@ -425,8 +426,8 @@ const badUrl: fc.Arbitrary<string> = fc.oneof(
 
 /** Header names a caller may not send: reserved ones (any case) and ones that are not HTTP tokens. */
 const badHeaderName: fc.Arbitrary<string> = fc.oneof(
-  fc.mixedCase(fc.constantFrom(...RESERVED_EXACT)),
-  fc.tuple(fc.constantFrom('content-', 'webhook-', 'asyncqueue-', 'Content-', 'Webhook-', 'AsyncQueue-'), headerName).map(([p, n]) => p + n),
+  fc.mixedCase(fc.constantFrom(...RESERVED_EXACT.filter((n) => !EXPLORE || !/^content-(?!length|type)/i.test(n)))),
+  fc.tuple(fc.constantFrom(...(EXPLORE ? ['webhook-', 'asyncqueue-'] : ['content-', 'webhook-', 'asyncqueue-', 'Content-', 'Webhook-', 'AsyncQueue-'])), headerName).map(([p, n]) => p + n),
   fc.string({ maxLength: 24 }).filter((name) => !TOKEN.test(name) && !POISON_KEYS.has(name)),
   fc.constantFrom('', 'bad name', 'x:y', 'a\r\nb', 'ümlaut', 'x\u0000', '(comment)', 'a/b', 'a"b'),
 );
@@ -864,7 +865,7 @@ const queryCases: fc.Arbitrary<Case> = validQuery.chain((query) => {
     fc
       .uint8Array({ minLength: 1, maxLength: 40 })
       .map((bytes) => Buffer.concat([Buffer.from('aq1:'), Buffer.from(bytes)]).toString('base64url'))
-      .map((cursor) => listCase(`forged cursor ${cursor}`, [...base, ['cursor', cursor]], [{ status: 200 }, ...rejectedAt('cursor')])),
+      .filter(() => !EXPLORE).map((cursor) => listCase(`forged cursor ${cursor}`, [...base, ['cursor', cursor]], [{ status: 200 }, ...rejectedAt('cursor')])),
     fc
       .tuple(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 8 }))
       .filter(([name]) => !(name in (QUERY_SCHEMA.properties ?? {})) && !POISON_KEYS.has(name))
@@ -994,7 +995,7 @@ describe('create, from CreateTaskBody', () => {
       fc.asyncProperty(validBody.chain(mutations), async (c) => {
         await run(c);
       }),
-      { numRuns: 150 },
+      { numRuns: EXPLORE ? 1500 : 150 },
     );
     await assertStartedExactlyTheAccepted();
   });
@@ -1004,7 +1005,7 @@ describe('create, from CreateTaskBody', () => {
       fc.asyncProperty(validBody.chain(rawCases), async (c) => {
         await run(c);
       }),
-      { numRuns: 40 },
+      { numRuns: EXPLORE ? 400 : 40 },
     );
     await assertStartedExactlyTheAccepted();
   });
@@ -1016,7 +1017,7 @@ describe('list and read, from ListTasksQuery and TaskParams', () => {
       fc.asyncProperty(queryCases, async (c) => {
         await run(c);
       }),
-      { numRuns: 50 },
+      { numRuns: EXPLORE ? 500 : 50 },
     );
   });
 
@@ -1025,7 +1026,7 @@ describe('list and read, from ListTasksQuery and TaskParams', () => {
       fc.asyncProperty(taskIdCases, async (c) => {
         await run(c);
       }),
-      { numRuns: 20 },
+      { numRuns: EXPLORE ? 300 : 20 },
     );
   });
 });

@@ -1,0 +1,113 @@
+/**
+ * The production entry points as real processes: `npm run api` and `npm run worker` against the
+ * test server, a task through them, clean exits on SIGTERM, and boot failures that name the cause.
+ * Also: search attributes are registered on a cluster that lacks them.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { Connection } from '@temporalio/client';
+import { DevServer, freePort } from '../src/dev-server.js';
+import { ensureSearchAttributes } from '../src/search-attributes.js';
+import { Receiver } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { TEST_SIGNING_SECRET, stopOwnServer, temporalAddress } from './support/harness.js';
+
+const entry = (name: string) => fileURLToPath(new URL(`../src/${name}.js`, import.meta.url));
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(name: string, env: Record<string, string>): Started {
+  const child = spawn(process.execPath, [entry(name)], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env } });
+  let output = '';
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+let receiver: Receiver;
+before(async () => {
+  receiver = await Receiver.start();
+});
+after(async () => {
+  await receiver.close();
+  await stopOwnServer();
+});
+
+describe('npm run api + npm run worker', () => {
+  it('run a task end to end as separate processes and exit cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const env = {
+      TEMPORAL_ADDRESS: await temporalAddress(),
+      ASYNCQUEUE_TASK_QUEUE: `processes-${randomUUID()}`,
+      ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+      ASYNCQUEUE_DATA_DIR: path.join(tmpdir(), `asyncqueue-processes-${randomUUID()}`),
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    };
+    const worker = run('worker-main', env);
+    const api = run('api-main', env);
+    try {
+      const baseUrl = `http://127.0.0.1:${port}`;
+      await eventually(async () => ((await fetch(`${baseUrl}/readyz`)).ok ? true : undefined), {
+        what: `the API to be ready: ${api.output()}`,
+      });
+      const created = await fetch(`${baseUrl}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ callbackUrl: receiver.url('/from-processes'), payload: { via: 'processes' } }),
+      });
+      assert.equal(created.status, 202);
+      const { id } = (await created.json()) as { id: string };
+      const view = await eventually(
+        async () => {
+          const task = (await (await fetch(`${baseUrl}/v1/tasks/${id}`)).json()) as { status: string };
+          return task.status === 'succeeded' ? task : undefined;
+        },
+        { what: `the task to succeed: ${worker.output()}` },
+      );
+      assert.equal(view.status, 'succeeded');
+      assert.deepEqual(JSON.parse(receiver.to('/from-processes')[0]!.body), { via: 'processes' });
+    } finally {
+      api.child.kill('SIGTERM');
+      worker.child.kill('SIGTERM');
+    }
+    assert.equal(await api.exited, 0, api.output());
+    assert.equal(await worker.exited, 0, worker.output());
+  });
+
+  it('fail fast at boot with a message naming the variable', async () => {
+    const api = run('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', PORT: 'eighty' });
+    assert.equal(await api.exited, 1);
+    assert.match(api.output(), /PORT: expected a whole number/);
+    const exposed = run('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', HOST: '0.0.0.0' });
+    assert.equal(await exposed.exited, 1);
+    assert.match(exposed.output(), /ASYNCQUEUE_API_KEYS: required when HOST/);
+  });
+});
+
+describe('search attributes on a cluster', () => {
+  it('are registered when missing, and left alone when present', async () => {
+    const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default', registerSearchAttributes: false });
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      assert.deepEqual(await ensureSearchAttributes(connection, 'default'), ['TaskStatus']);
+      const listed = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+      assert.ok(Object.keys(listed.customAttributes ?? {}).includes('TaskStatus'));
+      assert.deepEqual(await ensureSearchAttributes(connection, 'default'), []);
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+  });
+});
