@@ -57,6 +57,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
   );
 
+  // On close, answers still in flight tell their clients to hang up: otherwise a keep-alive socket
+  // holds the server open until keepAliveTimeout runs out, long after the last response.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
+
   // The API speaks JSON only; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
 

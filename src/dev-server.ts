@@ -104,6 +104,13 @@ export class DevServer {
     return this.child.pid;
   }
 
+  /** Kills the server outright (SIGKILL), as a crash would; for fault tests. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGTERM');

@@ -4,7 +4,6 @@
  * Also: search attributes are registered on a cluster that lacks them.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,26 +12,10 @@ import { after, before, describe, it } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { DevServer, freePort } from '../src/dev-server.js';
 import { ensureSearchAttributes } from '../src/search-attributes.js';
+import { runEntry } from './support/processes.js';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, stopOwnServer, temporalAddress } from './support/harness.js';
-
-const entry = (name: string) => fileURLToPath(new URL(`../src/${name}.js`, import.meta.url));
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function run(name: string, env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [entry(name)], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env } });
-  let output = '';
-  child.stdout?.on('data', (chunk) => (output += chunk));
-  child.stderr?.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
 
 let receiver: Receiver;
 before(async () => {
@@ -55,8 +38,8 @@ describe('npm run api + npm run worker', () => {
       PORT: String(port),
       LOG_LEVEL: 'warn',
     };
-    const worker = run('worker-main', env);
-    const api = run('api-main', env);
+    const worker = runEntry('worker-main', env);
+    const api = runEntry('api-main', env);
     try {
       const baseUrl = `http://127.0.0.1:${port}`;
       await eventually(async () => ((await fetch(`${baseUrl}/readyz`)).ok ? true : undefined), {
@@ -87,10 +70,10 @@ describe('npm run api + npm run worker', () => {
   });
 
   it('fail fast at boot with a message naming the variable', async () => {
-    const api = run('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', PORT: 'eighty' });
+    const api = runEntry('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', PORT: 'eighty' });
     assert.equal(await api.exited, 1);
     assert.match(api.output(), /PORT: expected a whole number/);
-    const exposed = run('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', HOST: '0.0.0.0' });
+    const exposed = runEntry('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', HOST: '0.0.0.0' });
     assert.equal(await exposed.exited, 1);
     assert.match(exposed.output(), /ASYNCQUEUE_API_KEYS: required when HOST/);
   });

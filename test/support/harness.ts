@@ -77,6 +77,8 @@ export interface HarnessOptions {
   guard?: DestinationGuard;
   /** Start without a worker (a test starts it when it wants work to happen). */
   withoutWorker?: boolean;
+  /** Another Temporal server than the shared one (fault tests kill and restart their own). */
+  temporalAddress?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -85,7 +87,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const address = await temporalAddress();
+  const address = options.temporalAddress ?? (await temporalAddress());
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-'));
   const config = loadConfig({
     ...TEST_ENV,

@@ -35,13 +35,13 @@ export class Receiver {
   ) {}
 
   /** Listens on a free port of `host`, a loopback address (the whole 127.0.0.0/8 works on Linux). */
-  static async start(host = '127.0.0.1'): Promise<Receiver> {
+  static async start(host = '127.0.0.1', port = 0): Promise<Receiver> {
     let receiver: Receiver | undefined;
     const server = createServer((request, response) => {
       void receiver?.handle(request, response);
     });
     receiver = new Receiver(server, host);
-    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
     return receiver;
   }
 

@@ -1,0 +1,367 @@
+/**
+ * Faults, for real: kill -9 the worker and the Temporal server mid-flight, kill the API in the
+ * middle of creates, take the webhook receiver and Temporal away and bring them back. Nothing may
+ * be lost, nothing may stay stuck, and every recovery happens by itself.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DevServer, freePort } from '../src/dev-server.js';
+import { Receiver, respondJson, type Responder } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { runEntry, type Started } from './support/processes.js';
+import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+
+const ENDED = ['succeeded', 'failed', 'cancelled'];
+let receiver: Receiver;
+const spawned: Started[] = [];
+
+before(async () => {
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await Promise.all(spawned.map((process) => process.stop('SIGKILL')));
+  await receiver.close();
+  await stopOwnServer();
+});
+
+/** Answers attempt 1 never (the call hangs until AsyncQueue hangs up), later attempts at once. */
+const hangFirstAttempt: Responder = (received, response) => {
+  if (received.headers['asyncqueue-attempt'] === '1') return;
+  response.writeHead(200, { 'content-type': 'application/json' });
+  response.end(JSON.stringify({ attempt: Number(received.headers['asyncqueue-attempt']) }));
+};
+
+function workerEnv(harness: Harness, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: harness.config.temporalAddress!,
+    ASYNCQUEUE_TASK_QUEUE: harness.config.taskQueue,
+    ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+    ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+function startWorkerProcess(harness: Harness, extra: Record<string, string> = {}): Started {
+  const worker = runEntry('worker-main', workerEnv(harness, extra));
+  spawned.push(worker);
+  return worker;
+}
+
+/** Waits until `count` distinct workers poll the task queue for activities. */
+async function waitForPollers(harness: Harness, count: number): Promise<void> {
+  await eventually(
+    async () => {
+      const response = await harness.client.workflowService.describeTaskQueue({
+        namespace: harness.config.temporalNamespace,
+        taskQueue: { name: harness.config.taskQueue },
+        taskQueueType: 2, // activity
+      });
+      return new Set((response.pollers ?? []).map((poller) => poller.identity)).size >= count ? true : undefined;
+    },
+    { timeoutMs: 30_000, what: `${count} activity pollers` },
+  );
+}
+
+async function waitForEnd(harness: Harness, id: string, timeoutMs = 60_000) {
+  return eventually(
+    async () => {
+      const { status, body } = await harness.api('GET', `/v1/tasks/${id}`);
+      if (status !== 200) return undefined;
+      return ENDED.includes(body.status) && body.webhook?.status !== 'pending' ? body : undefined;
+    },
+    { timeoutMs, intervalMs: 250, what: `task ${id} to end` },
+  );
+}
+
+describe('worker killed with calls in flight', () => {
+  it('retries every cut-off call on another worker, with the same webhook-id', async () => {
+    const harness = await startHarness({ withoutWorker: true });
+    try {
+      receiver.always('/worker-crash', hangFirstAttempt);
+      const first = startWorkerProcess(harness);
+      await waitForPollers(harness, 1);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const created = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/worker-crash'), retries: 3 });
+        ids.push(created.body.id);
+      }
+      await receiver.waitFor('/worker-crash', 5);
+      const second = startWorkerProcess(harness);
+      await waitForPollers(harness, 2);
+
+      const killedAt = Date.now();
+      first.child.kill('SIGKILL');
+      const views = await Promise.all(ids.map((id) => waitForEnd(harness, id)));
+      const retriedAt = Math.max(...receiver.to('/worker-crash').map((call) => call.receivedAt));
+      const recoveryMs = retriedAt - killedAt;
+      const heartbeatTimeoutMs = harness.config.policy.heartbeatTimeoutMs;
+      process.stdout.write(`# recovery after kill -9: ${recoveryMs} ms (heartbeat timeout ${heartbeatTimeoutMs} ms)\n`);
+      assert.ok(recoveryMs <= heartbeatTimeoutMs + 5_000, `calls were retried ${recoveryMs} ms after the kill`);
+
+      for (const [index, view] of views.entries()) {
+        assert.equal(view.status, 'succeeded');
+        assert.equal(view.attempts, 2);
+        const calls = receiver.to('/worker-crash').filter((call) => call.headers['asyncqueue-task-id'] === ids[index]);
+        assert.deepEqual(calls.map((call) => call.headers['asyncqueue-attempt']), ['1', '2']);
+        assert.equal(calls[0]!.headers['webhook-id'], calls[1]!.headers['webhook-id'], 'the callee can deduplicate');
+      }
+      assert.equal(await second.stop(), 0);
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
+describe('worker stopped with SIGTERM', () => {
+  it('lets an in-flight call finish within the grace period', async () => {
+    const harness = await startHarness({ withoutWorker: true });
+    try {
+      receiver.always('/graceful', (_received, response) => {
+        setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}'), 1_500);
+      });
+      const worker = startWorkerProcess(harness, { ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '10' });
+      await waitForPollers(harness, 1);
+      const created = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/graceful') });
+      await receiver.waitFor('/graceful', 1);
+      assert.equal(await worker.stop('SIGTERM'), 0, worker.output());
+
+      // The call finished before the worker left; the next worker only completes the workflow.
+      await harness.startWorker();
+      const view = await waitForEnd(harness, created.body.id);
+      assert.equal(view.status, 'succeeded');
+      assert.equal(view.attempts, 1);
+      assert.equal(receiver.to('/graceful').length, 1);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it('cuts off a call that outlasts the grace period, and Temporal retries it elsewhere', async () => {
+    const harness = await startHarness({ withoutWorker: true });
+    try {
+      receiver.always('/cut-off', hangFirstAttempt);
+      const worker = startWorkerProcess(harness, { ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '1' });
+      await waitForPollers(harness, 1);
+      const created = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/cut-off'), retries: 2 });
+      await receiver.waitFor('/cut-off', 1);
+      const stoppingAt = Date.now();
+      assert.equal(await worker.stop('SIGTERM'), 0, worker.output());
+      assert.ok(Date.now() - stoppingAt < 8_000, 'the grace period bounded the shutdown');
+
+      await harness.startWorker();
+      const view = await waitForEnd(harness, created.body.id);
+      assert.equal(view.status, 'succeeded');
+      assert.equal(view.attempts, 2);
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
+describe('API', () => {
+  it('finishes in-flight requests on SIGTERM, then stops accepting', async () => {
+    const port = await freePort();
+    const queue = `api-shutdown-${randomUUID()}`;
+    const api = runEntry('api-main', {
+      TEMPORAL_ADDRESS: await temporalAddress(),
+      ASYNCQUEUE_TASK_QUEUE: queue,
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+      ASYNCQUEUE_QUERY_TIMEOUT: '2',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    });
+    spawned.push(api);
+    const baseUrl = `http://127.0.0.1:${port}`;
+    await eventually(async () => ((await fetch(`${baseUrl}/readyz`)).ok ? true : undefined), { what: 'the API' });
+    const created = (await (
+      await fetch(`${baseUrl}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ callbackUrl: receiver.url('/no-worker-here') }),
+      })
+    ).json()) as { id: string };
+
+    // No worker polls this queue, so the read waits for its query to time out: a slow request.
+    const inFlight = fetch(`${baseUrl}/v1/tasks/${created.id}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    api.child.kill('SIGTERM');
+    const response = await inFlight;
+    assert.equal(response.status, 200);
+    assert.equal(((await response.json()) as { status: string }).status, 'pending');
+    const stoppedAt = Date.now();
+    assert.equal(await api.exited, 0, api.output());
+    assert.ok(Date.now() - stoppedAt < 5_000, 'no keep-alive socket held the process open');
+    await assert.rejects(fetch(`${baseUrl}/healthz`));
+  });
+
+  it('killed in the middle of creates: clients retrying with Idempotency-Key get one task per key', async () => {
+    const port = await freePort();
+    const env = {
+      TEMPORAL_ADDRESS: await temporalAddress(),
+      ASYNCQUEUE_TASK_QUEUE: `api-crash-${randomUUID()}`,
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    };
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const startApi = async (): Promise<Started> => {
+      const api = runEntry('api-main', env);
+      spawned.push(api);
+      await eventually(async () => ((await fetch(`${baseUrl}/readyz`)).ok ? true : undefined), { what: 'the API' });
+      return api;
+    };
+    let api = await startApi();
+    const keys = Array.from({ length: 40 }, (_, i) => `crash-order-${i}`);
+    const ids = new Map<string, Set<string>>();
+
+    // A client that retries with its key until it gets an answer, as the README advises.
+    const createWithRetries = async (key: string): Promise<void> => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        try {
+          const response = await fetch(`${baseUrl}/v1/tasks`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'idempotency-key': key },
+            body: JSON.stringify({ callbackUrl: receiver.url('/crash-create'), payload: { key } }),
+          });
+          if (response.status === 202 || response.status === 200) {
+            const { id } = (await response.json()) as { id: string };
+            ids.set(key, (ids.get(key) ?? new Set()).add(id));
+            return;
+          }
+        } catch {
+          // connection refused or reset: the API is down; try again shortly
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`no answer for ${key}`);
+    };
+
+    const clients = Promise.all(keys.map((key, index) => new Promise((r) => setTimeout(r, index * 20)).then(() => createWithRetries(key))));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    api.child.kill('SIGKILL');
+    await api.exited;
+    api = await startApi();
+    await clients;
+    // Every key once more, after the fact: still the same task.
+    await Promise.all(keys.map((key) => createWithRetries(key)));
+    await api.stop();
+
+    for (const key of keys) assert.equal(ids.get(key)?.size, 1, `${key} → ${[...(ids.get(key) ?? [])].join(', ')}`);
+    assert.equal(new Set([...ids.values()].map((set) => [...set][0])).size, keys.length);
+  });
+});
+
+describe('webhook receiver down', () => {
+  it('keeps retrying through refused connections and 503s, then delivers once; the status never moves', async () => {
+    const harness = await startHarness();
+    const port = await freePort();
+    try {
+      const created = await harness.api('POST', '/v1/tasks', {
+        callbackUrl: receiver.url('/hook-down-callback'),
+        webhookUrl: `http://127.0.0.1:${port}/hook`,
+      });
+      const id = created.body.id as string;
+      // Connection refused for a while: the task has succeeded, its webhook is pending.
+      const during = await eventually(async () => {
+        const { body } = await harness.api('GET', `/v1/tasks/${id}`);
+        return body.status === 'succeeded' && body.webhook.attempts >= 2 ? body : undefined;
+      }, { what: 'webhook retries while refused' });
+      assert.equal(during.webhook.status, 'pending');
+
+      const late = await Receiver.start('127.0.0.1', port);
+      try {
+        late.script('/hook', respondJson(503, {}), respondJson(503, {}));
+        const view = await waitForEnd(harness, id);
+        assert.equal(view.status, 'succeeded');
+        assert.equal(view.webhook.status, 'delivered');
+        const deliveries = late.to('/hook');
+        assert.equal(deliveries.length, 3, 'two 503s, then one delivery');
+        assert.equal(new Set(deliveries.map((delivery) => delivery.headers['webhook-id'])).size, 1);
+        assert.equal(JSON.parse(deliveries[2]!.body).status, 'succeeded');
+      } finally {
+        await late.close();
+      }
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
+describe('Temporal server down and killed', () => {
+  let dataDir: string;
+  let server: DevServer;
+  let port: number;
+  let harness: Harness;
+
+  const startServer = () =>
+    DevServer.start({ port, uiPort: null, namespace: 'default', dbFile: path.join(dataDir, 'temporal.db') });
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-faults-'));
+    port = await freePort();
+    server = await startServer();
+    harness = await startHarness({
+      temporalAddress: server.address,
+      env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: '2', ASYNCQUEUE_QUERY_TIMEOUT: '1' },
+    });
+  });
+
+  after(async () => {
+    await harness.close();
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('answers 503 quickly and reports not ready while Temporal is unreachable, and recovers by itself', async () => {
+    await server.stop();
+    const started = Date.now();
+    const create = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/while-down') });
+    const tookMs = Date.now() - started;
+    assert.equal(create.status, 503);
+    assert.equal(create.body.error.code, 'temporal_unavailable');
+    assert.ok(create.headers.get('retry-after'));
+    assert.ok(tookMs < 6_000, `503 after ${tookMs} ms`);
+    assert.equal((await harness.api('GET', '/readyz')).status, 503);
+
+    server = await startServer();
+    await eventually(async () => ((await harness.api('GET', '/readyz')).status === 200 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'ready again',
+    });
+    const again = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/after-down') });
+    assert.equal(again.status, 202);
+    assert.equal((await waitForEnd(harness, again.body.id)).status, 'succeeded');
+  });
+
+  it('loses nothing when killed with tasks scheduled, running, retrying and awaiting webhook delivery', async () => {
+    receiver.always('/kill-running', hangFirstAttempt);
+    receiver.script('/kill-retrying', respondJson(503, {}, { 'retry-after': '3' }), respondJson(200, { ok: true }));
+    receiver.script('/kill-hook', respondJson(503, {}, { 'retry-after': '3' }), respondJson(200, {}));
+    const create = async (body: Record<string, unknown>) => (await harness.api('POST', '/v1/tasks', body)).body.id as string;
+    const scheduled = await create({ callbackUrl: receiver.url('/kill-scheduled'), delay: 3 });
+    const running = await create({ callbackUrl: receiver.url('/kill-running'), retries: 3 });
+    const retrying = await create({ callbackUrl: receiver.url('/kill-retrying'), retries: 3 });
+    const awaitingWebhook = await create({ callbackUrl: receiver.url('/kill-ok'), webhookUrl: receiver.url('/kill-hook') });
+    await Promise.all([
+      receiver.waitFor('/kill-running', 1),
+      receiver.waitFor('/kill-retrying', 1),
+      receiver.waitFor('/kill-hook', 1),
+    ]);
+
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    server = await startServer();
+
+    const views = await Promise.all([scheduled, running, retrying, awaitingWebhook].map((id) => waitForEnd(harness, id, 90_000)));
+    for (const view of views) assert.equal(view.status, 'succeeded', JSON.stringify(view));
+    assert.equal(receiver.to('/kill-scheduled').length, 1);
+    assert.equal(views[3].webhook.status, 'delivered');
+    assert.equal(receiver.to('/kill-hook').length, 2);
+  });
+});
