@@ -31,6 +31,8 @@ export interface Config {
   requestTimeoutMs: number;
   maxResponseBytes: number;
   policy: TaskPolicy;
+  /** Days a finished task stays readable (embedded dev server; a cluster's namespace sets its own). */
+  retentionDays: number;
   /** How long a read waits for a query answer before it falls back to what the server stores. */
   queryTimeoutMs: number;
   /** How long any Temporal call made for an API request may take before the API answers 503. */
@@ -102,6 +104,7 @@ export function loadConfig(env: Env = process.env): Config {
       }),
       webhookRetryDurationMs: read.seconds('ASYNCQUEUE_WEBHOOK_RETRY_DURATION', 24 * 3600, { min: 1 }),
     },
+    retentionDays: read.integer('ASYNCQUEUE_RETENTION_DAYS', 7, { min: 1, max: 3650 }),
     queryTimeoutMs: read.seconds('ASYNCQUEUE_QUERY_TIMEOUT', 3, { min: 0.1 }),
     temporalRpcTimeoutMs: read.seconds('ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT', 10, { min: 0.1 }),
     worker: {

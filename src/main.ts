@@ -6,6 +6,7 @@ import path from 'node:path';
 import { buildApp } from './app.js';
 import { DevServer } from './dev-server.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
+import { getRetentionDays, setRetention } from './retention.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
 import { connectWorkerConnection, lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
@@ -27,13 +28,19 @@ async function main(): Promise<void> {
       namespace: config.temporalNamespace,
     });
     target = { embeddedAddress: devServer.address };
-  } else {
-    const connection = lazyClientConnection(target);
-    try {
-      await ensureSearchAttributes(connection, config.temporalNamespace);
-    } finally {
-      await connection.close();
+  }
+  const admin = lazyClientConnection(target);
+  let retention: string;
+  try {
+    if (devServer !== undefined) {
+      await setRetention(admin, config.temporalNamespace, config.retentionDays);
+    } else {
+      await ensureSearchAttributes(admin, config.temporalNamespace);
     }
+    const days = await getRetentionDays(admin, config.temporalNamespace);
+    retention = days === undefined ? 'as the namespace sets it' : `${days} day(s)`;
+  } finally {
+    await admin.close();
   }
 
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
       `  Temporal:       ${devServer?.address ?? config.temporalAddress}, namespace ${config.temporalNamespace}`,
       `  Temporal UI:    ${devServer?.uiUrl ?? 'see your Temporal cluster'}`,
       `  Signing secret: ${secrets.source}`,
+      `  Retention:      finished tasks stay readable for ${retention}`,
       `Press Ctrl-C to stop.`,
       '',
     ].join('\n'),

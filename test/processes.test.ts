@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { DevServer, freePort } from '../src/dev-server.js';
+import { getRetentionDays, setRetention } from '../src/retention.js';
 import { ensureSearchAttributes } from '../src/search-attributes.js';
 import { runEntry } from './support/processes.js';
 import { Receiver } from './support/receiver.js';
@@ -76,6 +77,20 @@ describe('npm run api + npm run worker', () => {
     const exposed = runEntry('api-main', { TEMPORAL_ADDRESS: '127.0.0.1:1', HOST: '0.0.0.0' });
     assert.equal(await exposed.exited, 1);
     assert.match(exposed.output(), /ASYNCQUEUE_API_KEYS: required when HOST/);
+  });
+});
+
+describe('retention', () => {
+  it('is set on the embedded server and read back', async () => {
+    const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default' });
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      await setRetention(connection, 'default', 30);
+      assert.equal(await getRetentionDays(connection, 'default'), 30);
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
   });
 });
 
