@@ -15,8 +15,6 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers that belong to the transport or to AsyncQueue's own signature and bookkeeping. */
 const RESERVED_HEADERS = new Set([
   'host',
-  'content-length',
-  'content-type',
   'transfer-encoding',
   'connection',
   'keep-alive',
@@ -28,7 +26,8 @@ const RESERVED_HEADERS = new Set([
   'proxy-authenticate',
   'proxy-connection',
 ]);
-const RESERVED_PREFIXES = ['webhook-', 'asyncqueue-'];
+// content-*: the body is AsyncQueue's JSON (a Content-Encoding: gzip would make it unreadable).
+const RESERVED_PREFIXES = ['content-', 'webhook-', 'asyncqueue-'];
 
 export async function newTaskFromRequest(body: CreateTaskBody, guard: DestinationGuard): Promise<NewTask> {
   const callbackUrl = await checkUrl('callbackUrl', body.callbackUrl, guard);

@@ -2,7 +2,7 @@
  * Tasks on Temporal: create starts a workflow, read queries it, list searches visibility, cancel
  * signals it. The only module that talks to the Temporal client on behalf of the API.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
@@ -75,6 +75,8 @@ export interface TaskServiceOptions {
   policy: TaskPolicy;
   queryTimeoutMs: number;
   rpcTimeoutMs: number;
+  /** Authenticates list cursors; every API process of one deployment must use the same key. */
+  cursorKey: Buffer;
 }
 
 export class TaskService {
@@ -170,7 +172,7 @@ export class TaskService {
         namespace: this.options.namespace,
         pageSize: query.limit,
         query: filters.join(' AND '),
-        nextPageToken: query.cursor !== undefined ? decodeCursor(query.cursor) : null,
+        nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
       }),
     ).catch((err: unknown) => {
       if (query.cursor !== undefined && !(err instanceof TemporalUnavailableError)) {
@@ -192,7 +194,7 @@ export class TaskService {
     const token = response.nextPageToken;
     return {
       tasks: views.filter((view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status)),
-      nextCursor: token && token.length > 0 ? encodeCursor(token) : null,
+      nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
     };
   }
 
@@ -297,19 +299,29 @@ function decodeMemo(payload: temporal.api.common.v1.IPayload | undefined): TaskM
   return defaultPayloadConverter.fromPayload<TaskMemo>(payload as never);
 }
 
-/** Cursors wrap Temporal's page token with a marker, so a made-up cursor is refused here, not by the server. */
-const CURSOR_MARKER = Buffer.from('aq1:');
+/**
+ * Cursors wrap Temporal's page token with a marker and a MAC: the server spends its whole deadline
+ * retrying a token it cannot parse, so a made-up cursor must be refused here, as a 400.
+ */
+const CURSOR_MARKER = Buffer.from('aq2:');
+const CURSOR_MAC_BYTES = 16;
 
-function encodeCursor(token: Uint8Array): string {
-  return Buffer.concat([CURSOR_MARKER, token]).toString('base64url');
+function cursorMac(key: Buffer, token: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(token).digest().subarray(0, CURSOR_MAC_BYTES);
 }
 
-function decodeCursor(cursor: string): Uint8Array {
+function encodeCursor(key: Buffer, token: Uint8Array): string {
+  return Buffer.concat([CURSOR_MARKER, token, cursorMac(key, token)]).toString('base64url');
+}
+
+function decodeCursor(key: Buffer, cursor: string): Uint8Array {
   const bytes = Buffer.from(cursor, 'base64url');
-  if (bytes.length <= CURSOR_MARKER.length || !bytes.subarray(0, CURSOR_MARKER.length).equals(CURSOR_MARKER)) {
-    throw new ValidationError('cursor', 'is not a cursor this service returned');
-  }
-  return bytes.subarray(CURSOR_MARKER.length);
+  const refuse = () => new ValidationError('cursor', 'is not a cursor this service returned');
+  if (bytes.length <= CURSOR_MARKER.length + CURSOR_MAC_BYTES) throw refuse();
+  if (!bytes.subarray(0, CURSOR_MARKER.length).equals(CURSOR_MARKER)) throw refuse();
+  const token = bytes.subarray(CURSOR_MARKER.length, bytes.length - CURSOR_MAC_BYTES);
+  if (!timingSafeEqual(cursorMac(key, token), bytes.subarray(bytes.length - CURSOR_MAC_BYTES))) throw refuse();
+  return token;
 }
 
 function timestampToIso(timestamp: temporal.api.workflow.v1.IPendingActivityInfo['scheduledTime']): string | undefined {

@@ -2,6 +2,7 @@
  * The Temporal client as a named Fastify decorator (`app.tasks`). Routes never build their own
  * connections; the connection closes with the app.
  */
+import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import { Client } from '@temporalio/client';
 import type { Config } from './config.js';
@@ -31,6 +32,11 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         policy: config.policy,
         queryTimeoutMs: config.queryTimeoutMs,
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
+        // Derived from what every API process of a deployment shares, so any of them accepts a
+        // cursor another issued; rotating all API keys retires outstanding cursors.
+        cursorKey: createHash('sha256')
+          .update(['asyncqueue-cursor-v1', config.temporalNamespace, ...[...config.apiKeys].sort()].join('\n'))
+          .digest(),
       }),
     );
     app.addHook('onClose', async () => {
