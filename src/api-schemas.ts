@@ -25,7 +25,18 @@ export const CreateTaskBody = Type.Object(
       Type.Record(Type.String(), Type.String({ maxLength: 8192 }), { maxProperties: MAX_HEADERS, default: {} }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        callbackUrl: 'https://your-app.com/api/run-report',
+        payload: { jobId: '5f1c2a', dateRange: { from: '2026-01-01', to: '2026-03-31' }, format: 'pdf' },
+        webhookUrl: 'https://your-app.com/api/on-report-ready',
+        retries: 3,
+        timeout: 120,
+      },
+    ],
+  },
 );
 export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
@@ -65,7 +76,8 @@ const WebhookStateSchema = Type.Object({
   deliveredAt: Type.Optional(Type.String()),
 });
 
-export const TaskViewSchema = Type.Object({
+export const TaskViewSchema = Type.Object(
+  {
   id: Type.String(),
   status: TaskStatusSchema,
   callbackUrl: Type.String(),
@@ -81,7 +93,26 @@ export const TaskViewSchema = Type.Object({
   webhook: Type.Optional(WebhookStateSchema),
   nextAttemptAt: Type.Optional(Type.String()),
   lastError: Type.Optional(Type.Object({ message: Type.String() })),
-});
+  },
+  {
+    examples: [
+      {
+        id: '0b9d6f4e-8a1c-4f0e-9d55-3f2b7f1e9c21',
+        status: 'succeeded',
+        callbackUrl: 'https://your-app.com/api/run-report',
+        webhookUrl: 'https://your-app.com/api/on-report-ready',
+        retries: 3,
+        timeout: 120,
+        delay: 0,
+        createdAt: '2026-11-28T10:00:00.000Z',
+        updatedAt: '2026-11-28T10:00:42.000Z',
+        attempts: 1,
+        result: { jobId: '5f1c2a', reportUrl: 'https://files.your-app.com/5f1c2a.pdf', pageCount: 12 },
+        webhook: { status: 'delivered', attempts: 1, statusCode: 200, deliveredAt: '2026-11-28T10:00:42.300Z' },
+      },
+    ],
+  },
+);
 
 export const CreatedTaskSchema = Type.Object({
   id: Type.String(),
@@ -111,8 +142,9 @@ export const CancelTaskBody = Type.Union([
   Type.Null(),
 ]);
 
-export const ErrorSchema = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() }),
-});
+export const ErrorSchema = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
+  { examples: [{ error: { code: 'invalid_request', message: 'retries: must be <= 100' } }] },
+);
 
 export const HealthSchema = Type.Object({ status: Type.String() });

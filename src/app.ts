@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import underPressure from '@fastify/under-pressure';
+import { registerApiDocs } from './api-docs.js';
 import { ApiKeyVerifier } from './auth.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
@@ -99,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
     });
   }
+  await registerApiDocs(app);
   await app.register(temporalPlugin, { config, target: options.target });
   await app.register(healthRoutes);
   await app.register(taskRoutes, {

@@ -8,11 +8,14 @@ const exemptFromLoadShedding = { pressureHandler: () => undefined };
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/healthz',
-    { schema: { response: { 200: HealthSchema } }, config: exemptFromLoadShedding },
+    { schema: { summary: 'Liveness', tags: ['health'], response: { 200: HealthSchema } }, config: exemptFromLoadShedding },
     async () => ({ status: 'ok' }),
   );
 
-  const readiness = { schema: { response: { 200: HealthSchema, 503: HealthSchema } }, config: exemptFromLoadShedding };
+  const readiness = {
+    schema: { summary: 'Readiness: Temporal is reachable', tags: ['health'], response: { 200: HealthSchema, 503: HealthSchema } },
+    config: exemptFromLoadShedding,
+  };
   app.get('/readyz', readiness, async (_request, reply) => {
     if (await app.tasks.ready()) return { status: 'ready' };
     return reply.code(503).header('retry-after', '5').send({ status: 'temporal_unavailable' });

@@ -31,6 +31,7 @@ export interface TaskRoutesOptions {
   rateLimitPerMinute: number;
 }
 
+const security = [{ apiKey: [] }];
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
@@ -56,6 +57,11 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     {
       schema: {
         summary: 'Create a task',
+        description:
+          'Starts one workflow that calls `callbackUrl` with `payload` and delivers the outcome to `webhookUrl`. ' +
+          'Answers at once. With `Idempotency-Key`, a repeat of the same request returns the existing task (200).',
+        tags: ['tasks'],
+        security,
         body: CreateTaskBody,
         headers: CreateTaskHeaders,
         response: {
@@ -89,7 +95,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     '/v1/tasks',
     {
       schema: {
-        summary: 'List tasks, newest first',
+        summary: 'List tasks',
+        description: 'Tasks in progress first, then ended tasks, the most recently ended first; pages by `cursor`.',
+        tags: ['tasks'],
+        security,
         querystring: ListTasksQuery,
         response: { 200: TaskListSchema, ...errors },
       },
@@ -109,6 +118,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     {
       schema: {
         summary: 'Read a task',
+        tags: ['tasks'],
+        security,
         params: TaskParams,
         response: { 200: TaskViewSchema, 404: ErrorSchema, ...errors },
       },
@@ -121,6 +132,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     {
       schema: {
         summary: 'Cancel a task',
+        description: 'Aborts an in-flight callback, starts no further attempt and sends `task.cancelled` to the webhook.',
+        tags: ['tasks'],
+        security,
         params: TaskParams,
         body: CancelTaskBody,
         response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
