@@ -1,0 +1,214 @@
+/**
+ * The AsyncQueue client SDK: `import { AsyncQueue } from 'asyncqueue/client'`.
+ *
+ *   const aq = new AsyncQueue({ baseUrl: 'https://queue.internal', apiKey: process.env.AQ_KEY });
+ *   const { id } = await aq.tasks.create({ callbackUrl, payload, webhookUrl, retries: 3, timeout: 120 });
+ *
+ * Uses the platform's fetch; no other dependency at run time.
+ */
+import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
+import {
+  TERMINAL_STATUSES,
+  type CreateTaskInput,
+  type CreatedTask,
+  type ListTasksParams,
+  type Task,
+  type TaskPage,
+} from './types.js';
+
+export * from './errors.js';
+export * from './types.js';
+export { verifyRequest, fastifyReceiver, expressReceiver } from './receiver.js';
+
+export interface AsyncQueueOptions {
+  /** Where the API listens, e.g. `http://127.0.0.1:3000`. */
+  baseUrl: string;
+  /** One of the service's ASYNCQUEUE_API_KEYS; omit when it runs without keys. */
+  apiKey?: string;
+  /** Per-request timeout (default 30 s). */
+  timeoutMs?: number;
+  /** Retries for requests that are safe to repeat (default 3). */
+  maxRetries?: number;
+  /** Another fetch implementation (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+export interface CreateOptions {
+  /**
+   * Makes the create safe to retry: the same key and body return the existing task. With a key
+   * the client itself retries network errors, 429 and 503; without one it never retries a create.
+   */
+  idempotencyKey?: string;
+}
+
+export interface WaitOptions {
+  /** Give up after this long (default 5 minutes) with a WaitTimeoutError. */
+  timeoutMs?: number;
+  /** Time between reads (default 1 s). */
+  intervalMs?: number;
+}
+
+export class AsyncQueue {
+  readonly tasks: Tasks;
+
+  constructor(options: AsyncQueueOptions) {
+    this.tasks = new Tasks(new HttpClient(options));
+  }
+}
+
+class Tasks {
+  constructor(private readonly http: HttpClient) {}
+
+  /** Creates a task; answers at once with its id (the callback runs later). */
+  async create(task: CreateTaskInput, options: CreateOptions = {}): Promise<CreatedTask> {
+    const headers: Record<string, string> = {};
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    const created = await this.http.request<CreatedTask>('POST', '/v1/tasks', {
+      body: task,
+      headers,
+      retry: options.idempotencyKey !== undefined,
+    });
+    return { id: created.id, status: created.status, createdAt: created.createdAt };
+  }
+
+  get(id: string): Promise<Task> {
+    return this.http.request<Task>('GET', `/v1/tasks/${encodeURIComponent(id)}`, { retry: true });
+  }
+
+  /**
+   * One page (`await aq.tasks.list()`), or every task across pages
+   * (`for await (const task of aq.tasks.list({ status: 'failed' }))`).
+   */
+  list(params: ListTasksParams = {}): TaskListing {
+    return new TaskListing((cursor) => {
+      const query = new URLSearchParams();
+      if (params.status !== undefined) query.set('status', params.status);
+      if (params.limit !== undefined) query.set('limit', String(params.limit));
+      const pageCursor = cursor ?? params.cursor;
+      if (pageCursor !== undefined) query.set('cursor', pageCursor);
+      const suffix = query.size > 0 ? `?${query.toString()}` : '';
+      return this.http.request<TaskPage>('GET', `/v1/tasks${suffix}`, { retry: true });
+    });
+  }
+
+  /** Asks the task to stop: 202 with the view; AsyncQueueApiError 409 when it has already ended. */
+  cancel(id: string, options: { reason?: string } = {}): Promise<Task> {
+    return this.http.request<Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/cancel`, {
+      body: options.reason !== undefined ? { reason: options.reason } : {},
+      retry: true, // repeating a cancel is harmless: the workflow takes the first one
+    });
+  }
+
+  /** Reads the task until it has ended (succeeded, failed or cancelled), and returns it. */
+  async wait(id: string, options: WaitOptions = {}): Promise<Task> {
+    const deadline = Date.now() + (options.timeoutMs ?? 5 * 60_000);
+    const interval = options.intervalMs ?? 1_000;
+    for (;;) {
+      const task = await this.get(id);
+      if (TERMINAL_STATUSES.includes(task.status)) return task;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new WaitTimeoutError(id, task.status);
+      await sleep(Math.min(interval, remaining));
+    }
+  }
+}
+
+/** A page request that is also an async iterator over every task of every following page. */
+export class TaskListing implements PromiseLike<TaskPage>, AsyncIterable<Task> {
+  private first: Promise<TaskPage> | undefined;
+
+  constructor(private readonly fetchPage: (cursor: string | undefined) => Promise<TaskPage>) {}
+
+  then<A = TaskPage, B = never>(
+    onFulfilled?: ((page: TaskPage) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    this.first ??= this.fetchPage(undefined);
+    return this.first.then(onFulfilled, onRejected);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Task> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.fetchPage(cursor);
+      yield* page.tasks;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+  }
+}
+
+interface RequestOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** The request may be repeated: retry network errors, 429 and 503. */
+  retry: boolean;
+}
+
+class HttpClient {
+  private readonly baseUrl: string;
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly options: AsyncQueueOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const attempts = options.retry ? (this.options.maxRetries ?? 3) + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once<T>(method, path, options);
+      } catch (err) {
+        const retryable =
+          err instanceof AsyncQueueConnectionError ||
+          (err instanceof AsyncQueueApiError && (err.status === 429 || err.status === 503));
+        if (!retryable || attempt >= attempts) throw err;
+        const asked = err instanceof AsyncQueueApiError ? err.retryAfterSeconds : undefined;
+        // Exponential backoff with jitter, or what the server asked for (capped at 30 s).
+        const backoff = Math.min(250 * 2 ** (attempt - 1), 5_000) * (0.5 + Math.random());
+        await sleep(asked !== undefined ? Math.min(asked * 1000, 30_000) : backoff);
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+      });
+    } catch (err) {
+      throw new AsyncQueueConnectionError(`${method} ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await response.text();
+    const body: unknown = text === '' ? undefined : safeJson(text);
+    if (response.ok) return body as T;
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const retryAfterHeader = response.headers.get('retry-after');
+    const retryAfter = retryAfterHeader === null ? Number.NaN : Number(retryAfterHeader);
+    throw new AsyncQueueApiError(
+      response.status,
+      typeof error?.code === 'string' ? error.code : `http_${response.status}`,
+      typeof error?.message === 'string' ? error.message : `${method} ${path} answered ${response.status}`,
+      Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
+    );
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,34 @@
+/**
+ * The client's types come from the same TypeBox schemas the API validates and serializes with,
+ * so a field added to the API appears here with the same shape. Type-only imports: the client
+ * loads none of the server's code at run time.
+ */
+import type { Static } from 'typebox';
+import type {
+  CreateTaskBody,
+  CreatedTaskSchema,
+  ListTasksQuery,
+  TaskListSchema,
+  TaskStatusSchema,
+  TaskViewSchema,
+} from '../api-schemas.js';
+
+export type CreateTaskInput = Static<typeof CreateTaskBody>;
+export type CreatedTask = Static<typeof CreatedTaskSchema>;
+export type Task = Static<typeof TaskViewSchema>;
+export type TaskStatus = Static<typeof TaskStatusSchema>;
+export type ListTasksParams = Static<typeof ListTasksQuery>;
+export type TaskPage = Static<typeof TaskListSchema>;
+
+/** The webhook's JSON body. */
+export interface TaskEvent {
+  type: 'task.succeeded' | 'task.failed' | 'task.cancelled';
+  timestamp: string;
+  taskId: string;
+  status: TaskStatus;
+  attempts: number;
+  result?: unknown;
+  error?: { code: string; message: string; statusCode?: number };
+}
+
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
