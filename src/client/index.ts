@@ -4,7 +4,7 @@
  *   const aq = new AsyncQueue({ baseUrl: 'https://queue.internal', apiKey: process.env.AQ_KEY });
  *   const { id } = await aq.tasks.create({ callbackUrl, payload, webhookUrl, retries: 3, timeout: 120 });
  *
- * Uses the platform's fetch; no other dependency at run time.
+ * Requests use the platform's fetch; the receiver helpers build on the `standardwebhooks` library.
  */
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
 import {
