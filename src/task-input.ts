@@ -96,6 +96,9 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
       throw new ValidationError(field, 'is set by AsyncQueue or the transport and cannot be overridden');
     }
     if (/[\r\n\0]/.test(value)) throw new ValidationError(field, 'must not contain CR, LF or NUL characters');
+    // Visible ASCII, spaces and tabs: other characters have no single meaning on the wire, and the
+    // HTTP client would refuse them only when the callback is sent, long after this request.
+    if (!/^[\t\x20-\x7e]*$/.test(value)) throw new ValidationError(field, 'must be printable ASCII');
     if (seen.has(lower)) throw new ValidationError(field, 'is given twice (header names are case-insensitive)');
     seen.add(lower);
     checked.push([name, value]);

@@ -77,6 +77,7 @@ describe('validation', () => {
     for (const delay of [-1, 0.5, 1e12, true]) await rejected({ ...valid, delay }, 'delay');
     await rejected({ ...valid, headers: { 'x-ok': 'a\r\nInjected: 1' } }, 'headers.x-ok');
     await rejected({ ...valid, headers: { 'bad name': 'x' } }, 'headers.bad name');
+    await rejected({ ...valid, headers: { 'x-name': 'Zoë' } }, 'headers.x-name');
     for (const name of ['Host', 'content-length', 'Content-Encoding', 'Webhook-Signature', 'AsyncQueue-Attempt', 'Transfer-Encoding', 'Connection']) {
       await rejected({ ...valid, headers: { [name]: 'x' } }, `headers.${name}`);
     }
