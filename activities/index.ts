@@ -3,10 +3,12 @@
  * Temporal's retry policy (declared in the workflow) schedules the next one. Errors become
  * ApplicationFailures whose `nonRetryable` and `nextRetryDelay` encode the CONTRACT's classification.
  */
-import { Context, log } from '@temporalio/activity';
+import { CompleteAsyncError, Context, log } from '@temporalio/activity';
+import { ActivityCancelledError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import {
+  ASYNC_ACCEPTED_STATUS,
   CallbackErrorType,
   callbackMessageId,
   webhookMessageId,
@@ -89,11 +91,18 @@ export function createActivities(deps: ActivityDependencies) {
         request.taskId,
         request.url,
         body,
-        request.headers,
+        request.taskToken !== undefined ? { ...request.headers, 'asyncqueue-task-token': request.taskToken } : request.headers,
         request.timeoutMs,
         deps.maxResponseBytes,
       );
       const status = response.statusCode;
+      if (status === ASYNC_ACCEPTED_STATUS && request.taskToken !== undefined) {
+        // The callee took the work and will report through /complete or /fail: the attempt stays
+        // open (Temporal's async completion) until then or until its timeout.
+        log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
+        keepAliveWhileAwaiting(Context.current(), attempt, Date.now() + request.timeoutMs);
+        throw new CompleteAsyncError();
+      }
       if (status >= 200 && status < 300) {
         log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
         return { attempt, statusCode: status, result: decodeResult(response) as JsonValue };
@@ -146,6 +155,37 @@ export function createActivities(deps: ActivityDependencies) {
       });
     },
   };
+}
+
+/**
+ * An attempt awaiting async completion has no function running to heartbeat for it, so the worker
+ * heartbeats on its behalf: a cancel still reaches it (and is reported as cancellation), and if
+ * this worker dies the heartbeats stop and Temporal retries the attempt, as for any lost call.
+ * The loop ends when the attempt is completed, failed, timed out or cancelled.
+ */
+function keepAliveWhileAwaiting(context: Context, attempt: number, deadline: number): void {
+  const { taskToken, heartbeatTimeoutMs } = context.info;
+  const client = context.client;
+  const intervalMs = Math.max(500, Math.floor((heartbeatTimeoutMs ?? 10_000) * 0.4));
+  const beat = async (): Promise<void> => {
+    try {
+      if (Date.now() >= deadline) {
+        // The attempt's `timeout` covers the whole wait, as it would a slow synchronous answer.
+        const details: AttemptFailureDetails = { attempt, code: 'callback_timeout' };
+        const message = 'no /complete or /fail within the attempt timeout';
+        await client.activity.fail(taskToken, ApplicationFailure.create({ type: CallbackErrorType.Timeout, message, details: [details] }));
+        return;
+      }
+      await client.activity.heartbeat(taskToken, { attempt, awaitingCompletion: true });
+    } catch (err) {
+      if (err instanceof ActivityCancelledError) {
+        await client.activity.reportCancellation(taskToken, { attempt, code: 'cancelled' }).catch(() => undefined);
+      }
+      return; // completed, failed, timed out (not found) or cancelled: nothing left to keep alive
+    }
+    setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
+  };
+  setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
 }
 
 function retryDelay(response: OutgoingResponse): { nextRetryDelay?: number } {

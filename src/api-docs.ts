@@ -19,7 +19,15 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
           'timeouts, and delivers the result to your webhook URL. Outgoing requests are signed per Standard Webhooks.',
       },
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'one of ASYNCQUEUE_API_KEYS' } },
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'one of ASYNCQUEUE_API_KEYS' },
+          taskToken: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'AsyncQueue-Task-Token',
+            description: "the token a callback request carried; valid for that task's progress, complete and fail",
+          },
+        },
       },
       tags: [
         { name: 'tasks', description: 'Create, read, list and cancel tasks' },

@@ -93,6 +93,14 @@ export const TaskViewSchema = Type.Object(
   webhook: Type.Optional(WebhookStateSchema),
   nextAttemptAt: Type.Optional(Type.String()),
   lastError: Type.Optional(Type.Object({ message: Type.String() })),
+  progress: Type.Optional(
+    Type.Object({
+      percent: Type.Optional(Type.Number()),
+      message: Type.Optional(Type.String()),
+      data: Type.Optional(Type.Unknown()),
+      updatedAt: Type.String(),
+    }),
+  ),
   },
   {
     examples: [
@@ -141,6 +149,36 @@ export const CancelTaskBody = Type.Union([
   Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
   Type.Null(),
 ]);
+
+export const ProgressBody = Type.Object(
+  {
+    percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    message: Type.Optional(Type.String({ maxLength: 1000 })),
+    data: Type.Optional(Type.Unknown({ description: 'any JSON, shown in the task view' })),
+  },
+  { additionalProperties: false, examples: [{ percent: 40, message: 'rendering page 5 of 12' }] },
+);
+
+export const CompleteBody = Type.Object(
+  { result: Type.Unknown({ description: "the task's result, as a 2xx callback body would be" }) },
+  { additionalProperties: false },
+);
+
+export const FailBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        message: Type.String({ minLength: 1, maxLength: 2000 }),
+        code: Type.Optional(Type.String({ pattern: '^[a-z0-9_]{1,64}$' })),
+      },
+      { additionalProperties: false },
+    ),
+    retryable: Type.Optional(Type.Boolean({ default: true, description: 'false fails the task at once' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AcceptedSchema = Type.Object({ accepted: Type.Boolean() });
 
 export const ErrorSchema = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }) },

@@ -74,6 +74,15 @@ export class TaskAlreadyEndedError extends AsyncQueueError {
   }
 }
 
+/** `/complete` or `/fail` for a task whose callback attempt is not in progress. */
+export class NotAwaitingCompletionError extends AsyncQueueError {
+  readonly code = 'not_awaiting_completion';
+  override readonly statusCode = 409;
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} has no callback attempt in progress to complete`);
+  }
+}
+
 /** Temporal could not be reached in time; the request can be retried. */
 export class TemporalUnavailableError extends AsyncQueueError {
   readonly code = 'temporal_unavailable';

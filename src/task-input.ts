@@ -73,7 +73,7 @@ async function checkUrl(field: string, raw: string, guard: DestinationGuard): Pr
 }
 
 /** Iterative, so a hostile document cannot overflow the stack of the check itself. */
-function checkDepth(field: string, value: unknown): unknown {
+export function checkDepth(field: string, value: unknown): unknown {
   const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 1 }];
   while (stack.length > 0) {
     const { node, depth } = stack.pop()!;

@@ -2,8 +2,9 @@
  * Tasks on Temporal: create starts a workflow, read queries it, list searches visibility, cancel
  * signals it. The only module that talks to the Temporal client on behalf of the API.
  */
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
+  ActivityNotFoundError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -14,6 +15,8 @@ import {
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
 import {
+  ASYNC_ACCEPTED_STATUS,
+  CallbackErrorType,
   TASK_FAILED_ERROR_TYPE,
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
@@ -21,9 +24,11 @@ import {
   WORKFLOW_ID_PREFIX,
   cancelTaskSignal,
   isTerminal,
+  progressSignal,
   taskStateQuery,
   workflowIdForTask,
   type JsonValue,
+  type ProgressUpdate,
   type TaskMemo,
   type TaskPolicy,
   type TaskState,
@@ -33,9 +38,11 @@ import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { IdempotencyConflictError, requestHash, taskIdForKey } from './idempotency.js';
 import {
   AsyncQueueError,
+  NotAwaitingCompletionError,
   TaskAlreadyEndedError,
   TaskNotFoundError,
   TemporalUnavailableError,
+  UnauthorizedError,
   ValidationError,
 } from './errors.js';
 
@@ -95,6 +102,7 @@ export class TaskService {
   ): Promise<{ task: TaskView; created: boolean }> {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
     const hash = requestHash(task);
+    const taskToken = randomBytes(24).toString('base64url');
     const createdAt = new Date().toISOString();
     const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
     const memo: TaskMemo = {
@@ -111,7 +119,7 @@ export class TaskService {
       ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     };
     try {
-      await this.startWorkflow(id, task, memo, hash);
+      await this.startWorkflow(id, task, memo, hash, taskToken);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
       const existing = await this.rpc(() => this.client.workflow.getHandle(workflowIdForTask(id)).describe(), id);
@@ -122,7 +130,7 @@ export class TaskService {
     return { task: memo, created: true };
   }
 
-  private async startWorkflow(id: string, task: NewTask, memo: TaskMemo, hash: string): Promise<void> {
+  private async startWorkflow(id: string, task: NewTask, memo: TaskMemo, hash: string, taskToken: string): Promise<void> {
     const { createdAt } = memo;
     await this.rpc(() =>
       this.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
@@ -142,9 +150,11 @@ export class TaskService {
             headers: task.headers,
             createdAt,
             policy: this.options.policy,
+            taskToken,
           },
         ],
-        memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
+        // Only the token's digest is stored where lists and the UI show it.
+        memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash, tokenDigest: digestToken(taskToken) } },
         typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedStatus(memo.status) }],
         staticSummary: `POST ${new URL(task.callbackUrl).host}`,
       }),
@@ -210,6 +220,67 @@ export class TaskService {
         throw err;
       },
     );
+    return this.get(id);
+  }
+
+  /** Throws UnauthorizedError unless `token` is the task's own `AsyncQueue-Task-Token`. */
+  async verifyTaskToken(id: string, token: string): Promise<void> {
+    const description = await this.rpc(() => this.client.workflow.getHandle(workflowIdForTask(id)).describe(), id);
+    const stored = (description.memo?.[REQUEST_MEMO_KEY] as { tokenDigest?: string } | undefined)?.tokenDigest;
+    const presented = Buffer.from(digestToken(token), 'base64url');
+    if (stored === undefined || !timingSafeEqual(Buffer.from(stored, 'base64url'), presented)) {
+      throw new UnauthorizedError('invalid AsyncQueue-Task-Token for this task');
+    }
+  }
+
+  /** Records what the callee reports while it works; shown as `progress` until the task ends. */
+  async reportProgress(id: string, update: ProgressUpdate): Promise<void> {
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
+    await this.rpc(() => handle.signal(progressSignal, update), id).catch((err: unknown) => {
+      if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
+      throw err;
+    });
+  }
+
+  /**
+   * Ends the callback attempt that awaits async completion (its callback answered 202): with a
+   * result, as if the callback had answered 2xx; or with an error, retried unless `retryable` is
+   * false, as if it had answered 5xx / 4xx.
+   */
+  async completeAttempt(
+    id: string,
+    outcome: { result: JsonValue } | { error: { message: string; code?: string }; retryable: boolean },
+  ): Promise<TaskView> {
+    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
+    const description = await this.rpc(() => handle.describe(), id);
+    const attempt = (description.raw.pendingActivities ?? []).find(
+      (activity) =>
+        activity.activityType?.name === 'callCallback' &&
+        activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+    );
+    if (description.status.name !== 'RUNNING' || attempt?.activityId == null) {
+      throw new NotAwaitingCompletionError(id);
+    }
+    const activity = { workflowId: workflowIdForTask(id), runId: description.runId, activityId: attempt.activityId };
+    const number = attempt.attempt ?? 1;
+    await this.rpc(async () => {
+      if ('result' in outcome) {
+        await this.client.activity.complete(activity, { attempt: number, statusCode: ASYNC_ACCEPTED_STATUS, result: outcome.result });
+      } else {
+        await this.client.activity.fail(
+          activity,
+          ApplicationFailure.create({
+            type: CallbackErrorType.ReportedFailure,
+            message: outcome.error.message,
+            nonRetryable: !outcome.retryable,
+            details: [{ attempt: number, code: outcome.error.code ?? 'callback_reported_failure' }],
+          }),
+        );
+      }
+    }, id).catch((err: unknown) => {
+      if (err instanceof ActivityNotFoundError) throw new NotAwaitingCompletionError(id);
+      throw err;
+    });
     return this.get(id);
   }
 
@@ -282,6 +353,10 @@ function translateError(err: unknown, taskId: string | undefined): unknown {
     }
   }
   return err;
+}
+
+function digestToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
 }
 
 function indexedStatus(status: TaskStatus): string {

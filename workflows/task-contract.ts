@@ -62,6 +62,11 @@ export interface TaskInput {
   headers: Record<string, string>;
   createdAt: string;
   policy: TaskPolicy;
+  /**
+   * Sent to the callback as `AsyncQueue-Task-Token`: lets the callee report progress and complete
+   * the task without an API key. Absent in tasks created before tokens existed.
+   */
+  taskToken?: string;
 }
 
 /** What an app sees when a task fails or is cancelled. */
@@ -81,6 +86,17 @@ export interface WebhookState {
   deliveredAt?: string;
 }
 
+/** What a callee reports while it works (`POST /v1/tasks/{id}/progress`). */
+export interface ProgressUpdate {
+  percent?: number;
+  message?: string;
+  data?: JsonValue;
+}
+
+export interface TaskProgress extends ProgressUpdate {
+  updatedAt: string;
+}
+
 /** The workflow's own view of its task; the query returns it and the workflow ends with it. */
 export interface TaskState {
   id: string;
@@ -96,13 +112,15 @@ export interface TaskState {
   result?: JsonValue;
   error?: TaskError;
   webhook?: WebhookState;
+  progress?: TaskProgress;
 }
 
 /**
- * Memo kept current by the workflow: the task's view without its `result`, so lists and reads
- * of a task whose worker is away need no query (results can be large; memos are indexed).
+ * Memo kept current by the workflow: the task's view without its `result` and `progress`, so
+ * lists and reads of a task whose worker is away need no query (results can be large, progress
+ * frequent; memo updates are history events).
  */
-export type TaskMemo = Omit<TaskState, 'result'>;
+export type TaskMemo = Omit<TaskState, 'result' | 'progress'>;
 export const TASK_MEMO_KEY = 'task';
 
 export interface CancelRequest {
@@ -112,6 +130,7 @@ export interface CancelRequest {
 }
 
 export const cancelTaskSignal = defineSignal<[CancelRequest]>('cancel');
+export const progressSignal = defineSignal<[ProgressUpdate]>('progress');
 export const taskStateQuery = defineQuery<TaskState>('taskState');
 
 /** The failure type a workflow ends with when its task failed; details[0] is the final TaskState. */
@@ -124,6 +143,8 @@ export const CallbackErrorType = {
   Network: 'CallbackNetworkError',
   ResponseTooLarge: 'CallbackResponseTooLarge',
   DestinationBlocked: 'DestinationBlocked',
+  /** The callee reported failure through `POST /v1/tasks/{id}/fail`. */
+  ReportedFailure: 'CallbackReportedFailure',
 } as const;
 
 /** Details the activities attach to a failure, so the workflow can report attempts and status. */
@@ -162,7 +183,11 @@ export interface CallbackRequest {
   payload: JsonValue;
   headers: Record<string, string>;
   timeoutMs: number;
+  taskToken?: string;
 }
+
+/** A callback answering this keeps its attempt open until `/complete` or `/fail` (or the timeout). */
+export const ASYNC_ACCEPTED_STATUS = 202;
 
 export interface WebhookRequest {
   taskId: string;

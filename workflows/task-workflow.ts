@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -23,6 +24,7 @@ import {
   TASK_STATUS_SEARCH_ATTRIBUTE,
   cancelTaskSignal,
   isTerminal,
+  progressSignal,
   taskStateQuery,
   type AttemptFailureDetails,
   type CancelRequest,
@@ -67,6 +69,14 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     callbackScope.cancel();
   });
 
+  setHandler(progressSignal, (update) => {
+    if (isTerminal(state.status)) return;
+    state.progress = { ...update, updatedAt: new Date().toISOString() };
+    // The Temporal UI shows this as the workflow's current details.
+    const percent = update.percent !== undefined ? `${update.percent}%` : '';
+    setCurrentDetails(`**Progress** ${percent} ${update.message ?? ''}`.trim());
+  });
+
   const setStatus = (status: TaskStatus): void => {
     state.status = status;
     state.updatedAt = new Date().toISOString(); // workflow time: deterministic on replay
@@ -102,6 +112,7 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
           payload: input.payload,
           headers: input.headers,
           timeoutMs: input.timeoutSeconds * 1000,
+          ...(input.taskToken !== undefined ? { taskToken: input.taskToken } : {}),
         }),
       );
       state.attempts = outcome.attempt;

@@ -2,7 +2,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import rateLimit from '@fastify/rate-limit';
 import {
+  AcceptedSchema,
   CancelTaskBody,
+  CompleteBody,
+  FailBody,
+  ProgressBody,
   CreateTaskBody,
   CreateTaskHeaders,
   CreatedTaskSchema,
@@ -16,14 +20,23 @@ import type { DestinationGuard } from '../destination-guard.js';
 import type { ApiKeyVerifier } from '../auth.js';
 import { RateLimitedError } from '../errors.js';
 import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../idempotency.js';
-import { newTaskFromRequest } from '../task-input.js';
+import { checkDepth, newTaskFromRequest } from '../task-input.js';
+import type { JsonValue } from '../../workflows/task-contract.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling: a non-secret id of the API key used (scopes idempotency keys). */
     caller: string;
+    /** `AsyncQueue-Task-Token`, on the routes a callee may call without an API key. */
+    taskToken: string | undefined;
+  }
+  interface FastifyContextConfig {
+    /** The route also accepts the task's own token instead of an API key. */
+    acceptsTaskToken?: boolean;
   }
 }
+
+const TASK_TOKEN_HEADER = 'asyncqueue-task-token';
 
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
@@ -37,9 +50,22 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 503: Erro
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
   const { guard, apiKeys } = options;
   app.decorateRequest('caller', '');
+  app.decorateRequest('taskToken', undefined);
   app.addHook('onRequest', async (request) => {
+    const token = request.headers[TASK_TOKEN_HEADER];
+    if (request.routeOptions.config.acceptsTaskToken && typeof token === 'string' && token !== '') {
+      // Checked against the task itself once its id is known (in the handler).
+      request.taskToken = token;
+      request.caller = 'task-token';
+      return;
+    }
     request.caller = apiKeys.verify(request);
   });
+
+  /** A callee's token must belong to the task it names. */
+  const authorizeTaskToken = async (request: { taskToken: string | undefined }, id: string): Promise<void> => {
+    if (request.taskToken !== undefined) await app.tasks.verifyTaskToken(id, request.taskToken);
+  };
   if (options.rateLimitPerMinute > 0) {
     // Per caller (API key), counted after authentication so a bad key cannot spend a tenant's
     // budget. The count is per API process: N processes allow N times the limit.
@@ -125,6 +151,90 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       },
     },
     async (request) => app.tasks.get(request.params.id),
+  );
+
+  app.post(
+    '/v1/tasks/:id/progress',
+    {
+      config: { acceptsTaskToken: true },
+      schema: {
+        summary: 'Report progress',
+        description:
+          'For the callback server while it works: shown as `progress` in the task view and as the workflow\'s ' +
+          'current details in the Temporal UI. Authenticated by an API key or the `AsyncQueue-Task-Token` the ' +
+          'callback request carried.',
+        tags: ['tasks'],
+        security: [...security, { taskToken: [] }],
+        params: TaskParams,
+        body: ProgressBody,
+        response: { 202: AcceptedSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await authorizeTaskToken(request, id);
+      const { percent, message, data } = request.body;
+      await app.tasks.reportProgress(id, {
+        ...(percent !== undefined ? { percent } : {}),
+        ...(message !== undefined ? { message } : {}),
+        ...(data !== undefined ? { data: checkDepth('data', data) as JsonValue } : {}),
+      });
+      return reply.code(202).send({ accepted: true });
+    },
+  );
+
+  app.post(
+    '/v1/tasks/:id/complete',
+    {
+      config: { acceptsTaskToken: true },
+      schema: {
+        summary: 'Complete an accepted callback',
+        description:
+          'For a callback that answered `202 Accepted`: ends its attempt with `result`, as a 2xx answer would. ' +
+          '409 when no attempt is in progress.',
+        tags: ['tasks'],
+        security: [...security, { taskToken: [] }],
+        params: TaskParams,
+        body: CompleteBody,
+        response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await authorizeTaskToken(request, id);
+      const result = checkDepth('result', request.body.result) as JsonValue;
+      const view = await app.tasks.completeAttempt(id, { result });
+      request.log.info({ taskId: id }, 'callback completed asynchronously');
+      return reply.code(202).send(view);
+    },
+  );
+
+  app.post(
+    '/v1/tasks/:id/fail',
+    {
+      config: { acceptsTaskToken: true },
+      schema: {
+        summary: 'Fail an accepted callback',
+        description:
+          'For a callback that answered `202 Accepted`: ends its attempt with an error. Retried like a 5xx while ' +
+          'retries remain, unless `retryable` is false.',
+        tags: ['tasks'],
+        security: [...security, { taskToken: [] }],
+        params: TaskParams,
+        body: FailBody,
+        response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await authorizeTaskToken(request, id);
+      const view = await app.tasks.completeAttempt(id, {
+        error: request.body.error,
+        retryable: request.body.retryable ?? true,
+      });
+      request.log.info({ taskId: id }, 'callback failed asynchronously');
+      return reply.code(202).send(view);
+    },
   );
 
   app.post(
