@@ -48,6 +48,7 @@ const RETRYABLE_STATUSES = new Set([408, 425, 429]);
 
 export function createActivities(deps: ActivityDependencies) {
   async function send(
+    kind: CallKind,
     messageId: string,
     taskId: string,
     url: string,
@@ -61,6 +62,7 @@ export function createActivities(deps: ActivityDependencies) {
     context.heartbeat({ attempt });
     // The SDK throttles heartbeats; beating often just keeps the throttle window full.
     const beat = setInterval(() => context.heartbeat({ attempt }), deps.heartbeatIntervalMs);
+    const startedAt = performance.now();
     try {
       const response = await postJson(url, body, {
         dispatcher: deps.dispatcher,
@@ -75,8 +77,10 @@ export function createActivities(deps: ActivityDependencies) {
           'asyncqueue-attempt': String(attempt),
         },
       });
+      recordCall(kind, startedAt, statusClass(response.statusCode));
       return { attempt, response };
     } catch (err) {
+      recordCall(kind, startedAt, errorOutcome(err));
       throw toFailure(err, attempt);
     } finally {
       clearInterval(beat);
@@ -87,6 +91,7 @@ export function createActivities(deps: ActivityDependencies) {
     async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
       const body = JSON.stringify(request.payload);
       const { attempt, response } = await send(
+        'callback',
         callbackMessageId(request.taskId),
         request.taskId,
         request.url,
@@ -130,6 +135,7 @@ export function createActivities(deps: ActivityDependencies) {
     async deliverWebhook(request: WebhookRequest): Promise<WebhookOutcome> {
       const body = JSON.stringify(request.event);
       const { attempt, response } = await send(
+        'webhook',
         webhookMessageId(request.taskId),
         request.taskId,
         request.url,
@@ -186,6 +192,30 @@ function keepAliveWhileAwaiting(context: Context, attempt: number, deadline: num
     setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
   };
   setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
+}
+
+type CallKind = 'callback' | 'webhook';
+
+/**
+ * Latency and outcome of every call, by status class, on the SDK's metric meter: exported with the
+ * worker's Temporal metrics (`asyncqueue_callback_duration_seconds{outcome="5xx"}`, …).
+ */
+function recordCall(kind: CallKind, startedAt: number, outcome: string): void {
+  Context.current()
+    .metricMeter.createHistogram(`asyncqueue_${kind}_duration`, 'float', 'seconds', `${kind} request latency by outcome`)
+    .record((performance.now() - startedAt) / 1000, { outcome });
+}
+
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+function errorOutcome(err: unknown): string {
+  if (err instanceof RequestTimeoutError) return 'timeout';
+  if (err instanceof ResponseTooLargeError) return 'too_large';
+  if (err instanceof DestinationBlockedError) return 'blocked';
+  if (err instanceof RequestAbortedError) return 'cancelled';
+  return 'network_error';
 }
 
 function retryDelay(response: OutgoingResponse): { nextRetryDelay?: number } {

@@ -8,6 +8,7 @@ import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import underPressure from '@fastify/under-pressure';
 import { registerApiDocs } from './api-docs.js';
+import { registerApiMetrics } from './api-metrics.js';
 import { ApiKeyVerifier } from './auth.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
@@ -18,6 +19,7 @@ import { temporalPlugin } from './temporal-plugin.js';
 import type { TemporalTarget } from './temporal-connection.js';
 
 const OVERLOAD_RETRY_AFTER_SECONDS = 2;
+const TASK_URL = /^\/v1\/tasks\/([^/?#]{1,64})/;
 
 export interface AppOptions {
   config: Config;
@@ -25,12 +27,19 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Tests replace DNS so that names resolve to loopback addresses. */
   guard?: DestinationGuard;
+  /** The in-process worker's Prometheus endpoint, appended to /metrics (`npm start`). */
+  workerMetricsUrl?: string;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    // Every line a request logs about a task carries its id, from "incoming request" on.
+    childLoggerFactory: (logger, bindings, childOptions, rawRequest) => {
+      const taskId = TASK_URL.exec(rawRequest.url ?? '')?.[1];
+      return logger.child(taskId !== undefined ? { ...bindings, taskId } : bindings, childOptions);
+    },
     bodyLimit: config.bodyLimitBytes,
     // A payload is the app's JSON, delivered as sent: `__proto__` and `constructor` keys are data.
     // JSON.parse makes them own properties, so no prototype is touched; the validator refuses them
@@ -100,13 +109,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
     });
   }
+  const apiKeys = new ApiKeyVerifier(config.apiKeys);
+  // Same keys as the API: counts and latencies are nobody else's business.
+  const metrics = registerApiMetrics(app, { workerMetricsUrl: options.workerMetricsUrl, authorize: (request) => apiKeys.verify(request) });
   await registerApiDocs(app);
   await app.register(temporalPlugin, { config, target: options.target });
   await app.register(healthRoutes);
   await app.register(taskRoutes, {
     guard,
-    apiKeys: new ApiKeyVerifier(config.apiKeys),
+    apiKeys,
     rateLimitPerMinute: config.rateLimitPerMinute,
+    onTaskCreated: (delayed) => metrics.tasksCreated.inc({ delay: delayed ? 'yes' : 'no' }),
   });
   return app;
 }

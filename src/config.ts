@@ -47,6 +47,11 @@ export interface Config {
     uiPort: number;
   };
   logLevel: string;
+  /**
+   * Where a worker process serves Prometheus metrics (`host:port`). Unset: `npm run worker` serves
+   * none, and `npm start` serves them through the API's /metrics.
+   */
+  workerMetricsAddress: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -116,9 +121,20 @@ export function loadConfig(env: Env = process.env): Config {
       port: read.integer('ASYNCQUEUE_DEV_SERVER_PORT', 7233, { min: 0, max: 65535 }),
       uiPort: read.integer('ASYNCQUEUE_DEV_SERVER_UI_PORT', 8233, { min: 0, max: 65535 }),
     },
-    logLevel: read.string('LOG_LEVEL', 'info'),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    workerMetricsAddress: readMetricsAddress(read.optional('ASYNCQUEUE_WORKER_METRICS_ADDRESS')),
   };
 }
+
+function readMetricsAddress(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[^\s:]+:\d{1,5}$/.test(value)) {
+    throw new ConfigError('ASYNCQUEUE_WORKER_METRICS_ADDRESS', `expected host:port, got "${value}"`);
+  }
+  return value;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost') return true;
@@ -136,6 +152,12 @@ class EnvReader {
 
   string(name: string, fallback: string): string {
     return this.optional(name) ?? fallback;
+  }
+
+  oneOf(name: string, allowed: readonly string[], fallback: string): string {
+    const value = this.optional(name) ?? fallback;
+    if (!allowed.includes(value)) throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
+    return value;
   }
 
   list(name: string): string[] {

@@ -4,17 +4,20 @@
  */
 import path from 'node:path';
 import { buildApp } from './app.js';
-import { DevServer } from './dev-server.js';
+import { DevServer, freePort } from './dev-server.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
 import { getRetentionDays, setRetention } from './retention.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
 import { connectWorkerConnection, lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
-import { createTaskWorker, installWorkerRuntime, stopWorker } from './worker.js';
+import { createTaskWorker, stopWorker } from './worker.js';
+import { installWorkerRuntime } from './worker-runtime.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  installWorkerRuntime(config.logLevel);
+  // One process: the worker's metrics (the SDK's and ours) are served through the API's /metrics.
+  const metricsAddress = config.workerMetricsAddress ?? `127.0.0.1:${await freePort()}`;
+  installWorkerRuntime({ logLevel: config.logLevel, metricsAddress });
   let devServer: DevServer | undefined;
   let target: TemporalTarget = {};
   if (config.temporalAddress === undefined) {
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
   const connection = await connectWorkerConnection(target);
   const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys });
   const workerRun = worker.run();
-  const app = await buildApp({ config, target });
+  const app = await buildApp({ config, target, workerMetricsUrl: `http://${metricsAddress}/metrics` });
   const apiUrl = await app.listen({ port: config.port, host: config.host });
 
   process.stdout.write(

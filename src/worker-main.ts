@@ -3,11 +3,12 @@ import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
 import { connectWorkerConnection, lazyClientConnection } from './temporal-connection.js';
-import { createTaskWorker, installWorkerRuntime, stopWorker } from './worker.js';
+import { createTaskWorker, stopWorker } from './worker.js';
+import { installWorkerRuntime } from './worker-runtime.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  installWorkerRuntime(config.logLevel);
+  installWorkerRuntime({ logLevel: config.logLevel, metricsAddress: config.workerMetricsAddress });
   if (config.temporalAddress === undefined) {
     throw new Error('TEMPORAL_ADDRESS is required for `npm run worker` (use `npm start` for the embedded dev server)');
   }

@@ -3,7 +3,7 @@
  * any number of worker processes can poll the same task queue.
  */
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { SigningKey } from '../activities/webhook-signature.js';
 import type { Config } from './config.js';
@@ -14,16 +14,6 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', imp
 
 /** Liveness reports while a call is in flight; the SDK throttles them to 80 % of the heartbeat timeout. */
 const HEARTBEAT_INTERVAL_MS = 1_000;
-
-/**
- * Once per process, before any worker or connection: the SDK logs at WARN unless LOG_LEVEL asks
- * for debug output (its INFO lines are bundler chatter), and it installs no signal handlers of its
- * own, so our shutdown sequence (API, then worker, then dev server) stays in charge.
- */
-export function installWorkerRuntime(logLevel: string): void {
-  const level: LogLevel = logLevel === 'debug' || logLevel === 'trace' ? 'DEBUG' : 'WARN';
-  Runtime.install({ logger: new DefaultLogger(level), shutdownSignals: [] });
-}
 
 /** Stops polling and lets in-flight calls finish within the grace time; safe to call twice. */
 export async function stopWorker(worker: Worker, running: Promise<void>): Promise<void> {

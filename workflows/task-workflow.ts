@@ -11,6 +11,7 @@ import {
   TimeoutFailure,
   condition,
   isCancellation,
+  metricMeter,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -139,6 +140,11 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     state.error = { code: 'cancelled', message: request.reason ?? 'cancelled by request' };
     setStatus('cancelled');
   }
+
+  // Counted once per task (the SDK drops metrics emitted while replaying).
+  metricMeter.createCounter('asyncqueue_tasks_completed', undefined, 'tasks that reached a final status').add(1, {
+    status: state.status,
+  });
 
   if (input.webhookUrl !== null) {
     await deliverWebhook(input, input.webhookUrl, state);

@@ -42,6 +42,8 @@ export interface TaskRoutesOptions {
   guard: DestinationGuard;
   apiKeys: ApiKeyVerifier;
   rateLimitPerMinute: number;
+  /** Counts new tasks (not idempotent repeats) for /metrics. */
+  onTaskCreated: (delayed: boolean) => void;
 }
 
 const security = [{ apiKey: [] }];
@@ -112,6 +114,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         request.log.info({ taskId: view.id }, 'idempotent repeat: existing task returned');
         return reply.code(200).send(view);
       }
+      options.onTaskCreated(view.delay > 0);
       request.log.info({ taskId: view.id }, 'task created');
       return reply.code(202).send({ id: view.id, status: view.status, createdAt: view.createdAt });
     },

@@ -7,14 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { DevServer } from '../../src/dev-server.js';
+import { DevServer, freePort } from '../../src/dev-server.js';
 import type { DestinationGuard } from '../../src/destination-guard.js';
 import { loadSigningSecrets } from '../../src/signing-secret.js';
 import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker } from '../../src/worker.js';
+import { installWorkerRuntime } from '../../src/worker-runtime.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */
 export const TEST_SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -37,7 +38,8 @@ const TEST_ENV: Record<string, string> = {
   ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: '0',
 };
 
-let runtimeInstalled = false;
+/** The worker runtime's Prometheus endpoint in this test process (one runtime per process). */
+let workerMetricsUrl: string | undefined;
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let ownServer: Promise<DevServer> | undefined;
 
@@ -79,13 +81,15 @@ export interface HarnessOptions {
   withoutWorker?: boolean;
   /** Another Temporal server than the shared one (fault tests kill and restart their own). */
   temporalAddress?: string;
+  /** The API's logger (default: none). */
+  logger?: AppOptions['logger'];
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  if (!runtimeInstalled) {
-    // The SDK logs every worker state change at INFO; tests want warnings only.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
+  if (workerMetricsUrl === undefined) {
+    const metricsAddress = `127.0.0.1:${await freePort()}`;
+    installWorkerRuntime({ logLevel: 'warn', metricsAddress });
+    workerMetricsUrl = `http://${metricsAddress}/metrics`;
   }
   const address = options.temporalAddress ?? (await temporalAddress());
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-'));
@@ -126,7 +130,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const app = await buildApp({
     config,
     target,
-    logger: false,
+    logger: options.logger ?? false,
+    workerMetricsUrl,
     ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
