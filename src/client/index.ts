@@ -99,6 +99,44 @@ class Tasks {
     });
   }
 
+  /**
+   * For the callback server while it works: report progress, shown in the task view. Pass the
+   * `AsyncQueue-Task-Token` of the callback request when this client has no API key.
+   */
+  async reportProgress(
+    id: string,
+    update: { percent?: number; message?: string; data?: unknown },
+    options: CalleeOptions = {},
+  ): Promise<void> {
+    await this.http.request('POST', `/v1/tasks/${encodeURIComponent(id)}/progress`, {
+      body: update,
+      headers: calleeHeaders(options),
+      retry: true, // a repeated report only repeats the same progress
+    });
+  }
+
+  /** Finishes an attempt whose callback answered 202, with the task's result. */
+  complete(id: string, result: unknown, options: CalleeOptions = {}): Promise<Task> {
+    return this.http.request<Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/complete`, {
+      body: { result },
+      headers: calleeHeaders(options),
+      retry: false, // a lost answer is ambiguous: the caller decides whether to read the task
+    });
+  }
+
+  /** Fails an attempt whose callback answered 202; retried unless `retryable` is false. */
+  fail(
+    id: string,
+    error: { message: string; code?: string },
+    options: CalleeOptions & { retryable?: boolean } = {},
+  ): Promise<Task> {
+    return this.http.request<Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/fail`, {
+      body: { error, ...(options.retryable !== undefined ? { retryable: options.retryable } : {}) },
+      headers: calleeHeaders(options),
+      retry: false,
+    });
+  }
+
   /** Reads the task until it has ended (succeeded, failed or cancelled), and returns it. */
   async wait(id: string, options: WaitOptions = {}): Promise<Task> {
     const deadline = Date.now() + (options.timeoutMs ?? 5 * 60_000);
@@ -111,6 +149,15 @@ class Tasks {
       await sleep(Math.min(interval, remaining));
     }
   }
+}
+
+export interface CalleeOptions {
+  /** The callback request's `AsyncQueue-Task-Token` (instead of an API key). */
+  taskToken?: string;
+}
+
+function calleeHeaders(options: CalleeOptions): Record<string, string> {
+  return options.taskToken !== undefined ? { 'asyncqueue-task-token': options.taskToken } : {};
 }
 
 /** A page request that is also an async iterator over every task of every following page. */
