@@ -50,7 +50,7 @@ const { PendingActivityState } = proto.temporal.api.enums.v1;
 /** Memo key of the creating request's hash, which tells an idempotent retry from a conflicting reuse. */
 const REQUEST_MEMO_KEY = 'request';
 /** gRPC status codes (the subset we translate). */
-const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, UNAVAILABLE: 14 } as const;
+const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
 export interface NewTask {
@@ -348,7 +348,12 @@ function translateError(err: unknown, taskId: string | undefined): unknown {
   }
   if (isGrpcServiceError(grpc)) {
     if (grpc.code === GrpcStatus.NOT_FOUND && taskId !== undefined) return new TaskNotFoundError(taskId);
-    if (grpc.code === GrpcStatus.UNAVAILABLE || grpc.code === GrpcStatus.DEADLINE_EXCEEDED) {
+    // Unreachable, too slow, or shedding load (its rate limits): all say "retry shortly".
+    if (
+      grpc.code === GrpcStatus.UNAVAILABLE ||
+      grpc.code === GrpcStatus.DEADLINE_EXCEEDED ||
+      grpc.code === GrpcStatus.RESOURCE_EXHAUSTED
+    ) {
       return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
     }
   }

@@ -118,6 +118,44 @@ describe('worker killed with calls in flight', () => {
   });
 });
 
+describe('cancel racing a worker crash', () => {
+  it('ends cancelled when the worker holding the call dies right after the cancel was accepted', async () => {
+    // Found by the soak: the cut-off attempt then resolves as a heartbeat timeout, not as a
+    // confirmed cancellation, and the task used to end failed.
+    const harness = await startHarness({ withoutWorker: true });
+    try {
+      receiver.always('/crash-then-cancel', () => undefined);
+      const holder = startWorkerProcess(harness);
+      await waitForPollers(harness, 1);
+      const created = await harness.api('POST', '/v1/tasks', {
+        callbackUrl: receiver.url('/crash-then-cancel'),
+        webhookUrl: receiver.url('/crash-then-cancel-hook'),
+        retries: 3,
+        timeout: 60,
+      });
+      const id = created.body.id as string;
+      await receiver.waitFor('/crash-then-cancel', 1);
+      await harness.startWorker();
+      await waitForPollers(harness, 2);
+
+      holder.child.kill('SIGKILL');
+      const cancel = await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'user gave up' });
+      assert.equal(cancel.status, 202);
+      const view = await waitForEnd(harness, id);
+      assert.equal(view.status, 'cancelled', JSON.stringify(view));
+      assert.equal(view.error.code, 'cancelled');
+      const [hook] = await receiver.waitFor('/crash-then-cancel-hook', 1);
+      assert.equal(JSON.parse(hook!.body).type, 'task.cancelled');
+      // The signal waits for a live worker to run the workflow (the dead one held it, sticky), and
+      // the heartbeat timeout may start a retry first; that attempt is aborted once the cancel is
+      // processed. Nothing after it.
+      assert.ok(receiver.to('/crash-then-cancel').length <= 2);
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
 describe('worker stopped with SIGTERM', () => {
   it('lets an in-flight call finish within the grace period', async () => {
     const harness = await startHarness({ withoutWorker: true });

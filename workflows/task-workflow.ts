@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   metricMeter,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -38,6 +39,9 @@ import {
 } from './task-contract.js';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** Patch ids (see README, "Changing the workflow safely"). */
+const CANCEL_WINS_OVER_FAILURE = 'cancel-wins-over-failure';
 
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
@@ -121,7 +125,12 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
       setStatus('succeeded');
     } catch (err) {
       const request = cancelled();
-      if (request !== undefined && isCancellation(err)) {
+      // Once a cancel is accepted, the task ends cancelled even when the cut-off attempt resolves
+      // as a failure (its worker died: the heartbeat times out instead of confirming the cancel).
+      // Patched: histories recorded before this fix took the `failed` path and must replay so.
+      const cancelWins =
+        request !== undefined && (isCancellation(err) || (err instanceof ActivityFailure && patched(CANCEL_WINS_OVER_FAILURE)));
+      if (request !== undefined && cancelWins) {
         // A call cut off mid-flight names its attempt; one cancelled while waiting to retry does
         // not, and then the count the API saw when it sent the cancel is the best there is.
         state.attempts = Math.max(state.attempts, attemptFromFailure(err) ?? 0, request.attemptsStarted ?? 0);
