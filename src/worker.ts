@@ -39,8 +39,14 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
       allowPrivateNetworks: config.allowPrivateNetworks,
       allowedDestinations: config.allowedDestinations,
     });
-  // One keep-alive pool per origin for the life of the worker: callbacks to the same app reuse sockets.
-  const dispatcher = guard.createDispatcher({ keepAliveTimeout: 30_000, connections: 256 });
+  // One keep-alive pool per origin for the life of the worker: callbacks to the same app reuse
+  // sockets. As many connections per origin as the worker holds calls: most apps have one callback
+  // origin, and a smaller pool would queue calls inside the HTTP client with their timeout running
+  // (the benchmark saw 1000 held calls to one origin capped at 256).
+  const dispatcher = guard.createDispatcher({
+    keepAliveTimeout: 30_000,
+    connections: config.worker.maxConcurrentActivities,
+  });
   const worker = await Worker.create({
     connection: options.connection,
     namespace: config.temporalNamespace,
