@@ -46,6 +46,7 @@ import { DevServer, freePort } from '../src/dev-server.js';
 import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../workflows/task-contract.js';
 import { runEntry, type Started } from '../test/support/processes.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './bench-workflows/baseline.js';
+import { percentile, sleep, within } from './timing.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BASELINE_WORKFLOWS = fileURLToPath(new URL('./bench-workflows/baseline.js', import.meta.url));
@@ -156,23 +157,8 @@ function log(message: string): void {
   process.stdout.write(`[bench +${elapsed}s] ${message}\n`);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? null;
-}
 
 function round(value: number | null | undefined, digits = 1): number | null {
   if (value === null || value === undefined || !Number.isFinite(value)) return null;

@@ -26,6 +26,7 @@ import { DevServer, freePort } from '../src/dev-server.js';
 import type { TaskView } from '../src/task-service.js';
 import { runEntry, type Started } from '../test/support/processes.js';
 import { Receiver, type ReceivedRequest, type Responder } from '../test/support/receiver.js';
+import { percentile, sleep, within } from './timing.js';
 
 // ─── options ────────────────────────────────────────────────────────────────────────────────────
 
@@ -86,18 +87,7 @@ function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} +${elapsed}s  ${message}\n`);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
-/** Resolves with the promise's value, or with `undefined` once `ms` have passed. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -111,11 +101,6 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? null;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
