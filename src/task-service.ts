@@ -23,6 +23,7 @@ import {
   TASK_WORKFLOW_TYPE,
   WORKFLOW_ID_PREFIX,
   cancelTaskSignal,
+  indexedTaskStatus,
   isTerminal,
   progressSignal,
   taskStateQuery,
@@ -155,7 +156,7 @@ export class TaskService {
         ],
         // Only the token's digest is stored where lists and the UI show it.
         memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash, tokenDigest: digestToken(taskToken) } },
-        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedStatus(memo.status) }],
+        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
         staticSummary: `POST ${new URL(task.callbackUrl).host}`,
       }),
     );
@@ -176,7 +177,7 @@ export class TaskService {
 
   async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
     const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
-    if (query.status !== undefined) filters.push(`TaskStatus = '${indexedStatus(query.status)}'`);
+    if (query.status !== undefined) filters.push(`TaskStatus = '${indexedTaskStatus(query.status)}'`);
     const response = await this.rpc(() =>
       this.client.workflowService.listWorkflowExecutions({
         namespace: this.options.namespace,
@@ -362,10 +363,6 @@ function translateError(err: unknown, taskId: string | undefined): unknown {
 
 function digestToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
-}
-
-function indexedStatus(status: TaskStatus): string {
-  return status === 'pending' || status === 'retrying' ? 'running' : status;
 }
 
 function memoView(description: WorkflowExecutionDescription): TaskView {

@@ -46,6 +46,7 @@ import { DevServer, freePort } from '../src/dev-server.js';
 import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../workflows/task-contract.js';
 import { runEntry, type Started } from '../test/support/processes.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './bench-workflows/baseline.js';
+import { isRecord, parseJson } from './json-values.js';
 import { percentile, sleep, within } from './timing.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -158,8 +159,6 @@ function log(message: string): void {
 }
 
 
-
-
 function round(value: number | null | undefined, digits = 1): number | null {
   if (value === null || value === undefined || !Number.isFinite(value)) return null;
   const factor = 10 ** digits;
@@ -185,17 +184,6 @@ function distribution(values: readonly number[]): Distribution {
   };
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
 function errorKey(err: unknown): string {
   const code = isRecord(err) && typeof err.code === 'string' ? err.code : undefined;

@@ -26,6 +26,7 @@ import { DevServer, freePort } from '../src/dev-server.js';
 import type { TaskView } from '../src/task-service.js';
 import { runEntry, type Started } from '../test/support/processes.js';
 import { Receiver, type ReceivedRequest, type Responder } from '../test/support/receiver.js';
+import { isRecord, parseJson } from './json-values.js';
 import { percentile, sleep, within } from './timing.js';
 
 // ─── options ────────────────────────────────────────────────────────────────────────────────────
@@ -87,8 +88,6 @@ function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} +${elapsed}s  ${message}\n`);
 }
 
-
-
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
 async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -99,19 +98,6 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
-
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A seeded PRNG (mulberry32): `--seed` replays the same mix of tasks and fault timings. */

@@ -36,6 +36,11 @@ export function isTerminal(status: TaskStatus): boolean {
  * only the server's pending-activity state tells apart), `succeeded`, `failed`, `cancelled`.
  */
 export const TASK_STATUS_SEARCH_ATTRIBUTE = defineSearchAttributeKey('TaskStatus', 'KEYWORD');
+/** The `TaskStatus` value a status is indexed as (pending and retrying are `running` there). */
+export function indexedTaskStatus(status: TaskStatus): string {
+  return status === 'pending' || status === 'retrying' ? 'running' : status;
+}
+
 export const SEARCH_ATTRIBUTES = [{ name: 'TaskStatus', type: 'Keyword' }] as const;
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };

@@ -25,6 +25,7 @@ import {
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
   cancelTaskSignal,
+  indexedTaskStatus,
   isTerminal,
   progressSignal,
   taskStateQuery,
@@ -85,9 +86,7 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   const setStatus = (status: TaskStatus): void => {
     state.status = status;
     state.updatedAt = new Date().toISOString(); // workflow time: deterministic on replay
-    // Pending, running and retrying are one phase to the workflow (see TASK_STATUS_SEARCH_ATTRIBUTE).
-    const indexed = status === 'pending' || status === 'retrying' ? 'running' : status;
-    upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexed }]);
+    upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(status) }]);
     publishMemo(state);
   };
 
