@@ -59,8 +59,9 @@ export function createActivities(deps: ActivityDependencies) {
   ): Promise<{ attempt: number; response: OutgoingResponse }> {
     const context = Context.current();
     const attempt = context.info.attempt;
-    context.heartbeat({ attempt });
-    // The SDK throttles heartbeats; beating often just keeps the throttle window full.
+    // No heartbeat at the start: most calls finish in well under a second, and each heartbeat is a
+    // server write. The interval's first beat (after heartbeatIntervalMs) opens the channel a cancel
+    // arrives on; the SDK throttles later beats to 80 % of the heartbeat timeout.
     const beat = setInterval(() => context.heartbeat({ attempt }), deps.heartbeatIntervalMs);
     const startedAt = performance.now();
     try {

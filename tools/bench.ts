@@ -26,7 +26,9 @@
  * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the server.
  *
  * Options: --quick (< 2 min: short steps, N = 100 only), --big (adds N = 5000 held calls),
- * --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency.
+ * --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency,
+ * --cpu-prof DIR (the API and worker write V8 CPU profiles there when they stop; open them in Chrome
+ * DevTools or speedscope to see where a task's CPU goes).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -82,10 +84,12 @@ interface BenchOptions {
   skip: Set<Phase>;
   /** Whole-run budget (--quick: under two minutes); ramps shorten themselves to fit. */
   deadlineMs: number;
+  /** Where the API and worker write V8 CPU profiles (--cpu-prof DIR); undefined: no profiling. */
+  cpuProfileDir: string | undefined;
 }
 
 const USAGE =
-  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency]';
+  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR]';
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -97,6 +101,7 @@ function parseOptions(argv: string[]): BenchOptions {
       rates: { type: 'string' },
       'step-seconds': { type: 'string' },
       skip: { type: 'string' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -144,6 +149,7 @@ function parseOptions(argv: string[]): BenchOptions {
     deadlineMs: quick ? 108_000 : Number.POSITIVE_INFINITY,
     concurrency,
     skip,
+    cpuProfileDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
   };
 }
 
@@ -1521,8 +1527,9 @@ async function main(): Promise<number> {
   if (runAsyncQueue) {
    try {
     log(`starting the API (port ${port}) and one worker (task queue ${env.ASYNCQUEUE_TASK_QUEUE})`);
-    resources.api = runEntry('api-main', env);
-    resources.worker = runEntry('worker-main', env);
+    const nodeArgs = options.cpuProfileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+    resources.api = runEntry('api-main', env, nodeArgs);
+    resources.worker = runEntry('worker-main', env, nodeArgs);
     sampler.track('api', resources.api.child.pid);
     sampler.track('worker', resources.worker.child.pid);
     const baseUrl = `http://127.0.0.1:${port}`;

@@ -10,9 +10,10 @@ export interface Started {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function runEntry(name: 'api-main' | 'worker-main' | 'main', env: Record<string, string>): Started {
+/** `nodeArgs`: flags for node itself (the benchmark's `--cpu-prof`, which NODE_OPTIONS refuses). */
+export function runEntry(name: 'api-main' | 'worker-main' | 'main', env: Record<string, string>, nodeArgs: string[] = []): Started {
   const file = fileURLToPath(new URL(`../../src/${name}.js`, import.meta.url));
-  const child = spawn(process.execPath, [file], {
+  const child = spawn(process.execPath, [...nodeArgs, file], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
   });
   let output = '';
