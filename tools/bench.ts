@@ -76,6 +76,8 @@ interface BenchOptions {
   stepMs: number;
   /** Longest wait after a step's load for its tasks to finish before the next step. */
   drainMaxMs: number;
+  /** Bisection steps between the last sustainable and the first failing rate. */
+  refineSteps: number;
   /** Each ramp stops starting steps once it has run this long. */
   rampBudgetMs: number;
   /** After the last step of a ramp: how long leftover tasks may take before they count as stuck. */
@@ -144,7 +146,8 @@ function parseOptions(argv: string[]): BenchOptions {
     rates,
     stepMs: stepSeconds * 1000,
     drainMaxMs: quick ? 4_000 : 45_000,
-    rampBudgetMs: quick ? 30_000 : 270_000,
+    refineSteps: quick ? 0 : 2,
+    rampBudgetMs: quick ? 30_000 : 360_000,
     finalDrainMs: quick ? 5_000 : 90_000,
     deadlineMs: quick ? 108_000 : Number.POSITIVE_INFINITY,
     concurrency,
@@ -900,12 +903,7 @@ async function ramp(
   let pendingIds: string[] = [];
   // Room for the final drain and what follows the ramp within the run's deadline.
   const budgetMs = Math.min(options.rampBudgetMs, T0 + options.deadlineMs - started - options.finalDrainMs - reserveMs);
-  for (const rate of options.rates) {
-    const elapsed = now() - started;
-    if (steps.length > 0 && elapsed + options.stepMs + 2_000 > budgetMs) {
-      note = `stopped before ${rate}/s: the ramp's time budget (${Math.round(budgetMs / 1000)} s) was used up`;
-      break;
-    }
+  const runAt = async (rate: number): Promise<StepResult> => {
     log(`${target.name}: ${rate} tasks/s for ${options.stepMs / 1000} s`);
     const { result: step, pendingIds: stepPending } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99);
     steps.push(step);
@@ -918,12 +916,41 @@ async function ramp(
         `create p50/p99 ${step.createMs.p50}/${step.createMs.p99} ms, e2e p50/p99 ${step.e2eMs.p50}/${step.e2eMs.p99} ms, ` +
         `drain ${step.drainSec} s; CPU ${cpu}, other ${step.resources.otherCpuSec} s → ${step.sustainable ? 'sustainable' : `NOT sustainable: ${step.reason}`}`,
     );
-    if (!step.sustainable) break;
-    if (step.e2eMs.p99 !== null) bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
+    if (step.sustainable && step.e2eMs.p99 !== null) bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
     await sleep(1_000); // let the system settle between steps
+    return step;
+  };
+  const outOfTime = (): boolean => steps.length > 0 && now() - started + options.stepMs + 2_000 > budgetMs;
+  const budgetNote = (rate: number): string =>
+    `stopped before ${rate}/s: the ramp's time budget (${Math.round(budgetMs / 1000)} s) was used up`;
+
+  let lo: number | null = null;
+  let hi: number | null = null;
+  for (const rate of options.rates) {
+    if (outOfTime()) {
+      note = budgetNote(rate);
+      break;
+    }
+    if ((await runAt(rate)).sustainable) lo = rate;
+    else {
+      hi = rate;
+      break;
+    }
+  }
+  // The ramp's rates are coarse; bisect between the last sustainable rate and the first failing
+  // one so the limit (and the ratio to the engine's) is not off by a whole step.
+  for (let probe = 0; probe < options.refineSteps && lo !== null && hi !== null; probe++) {
+    const mid = Math.round((lo + hi) / 2);
+    if (mid === lo || mid === hi) break;
+    if (outOfTime()) {
+      note = budgetNote(mid);
+      break;
+    }
+    if ((await runAt(mid)).sustainable) lo = mid;
+    else hi = mid;
   }
   const sustainableSteps = steps.filter((s) => s.sustainable);
-  const failed = steps.find((s) => !s.sustainable);
+  const failed = steps.filter((s) => !s.sustainable).sort((a, b) => a.targetRate - b.targetRate)[0];
   const maxSustainableRate = sustainableSteps.length > 0 ? Math.max(...sustainableSteps.map((s) => s.targetRate)) : null;
 
   // Whatever the steps left behind must still finish: a task that never does is a finding.
@@ -1251,7 +1278,9 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
     '| rate/s | sent (/s) | done/s | errors | create p50 | p99 | p99.9 | max | e2e p50 | e2e p99 | drain s | verdict |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
-  for (const s of result.steps) {
+  // Refinement steps run after the failing rate; the table reads better in rate order.
+  const steps = [...result.steps].sort((a, b) => a.targetRate - b.targetRate);
+  for (const s of steps) {
     lines.push(
       `| ${s.targetRate} | ${s.sent} (${s.sentPerSec}) | ${s.completedPerSec} | ${s.errors} | ${cell(s.createMs.p50, 1)} | ${cell(s.createMs.p99, 1)} | ${cell(s.createMs.p999, 1)} | ${cell(s.createMs.max, 1)} | ${cell(s.e2eMs.p50)} | ${cell(s.e2eMs.p99)} | ${s.drainSec} | ${s.sustainable ? 'ok' : `**not sustainable**: ${s.reason}`} |`,
     );
@@ -1261,12 +1290,21 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
     `| rate/s | ${procNames.map(([, label]) => `${label} CPU`).join(' | ')} | ${procNames.map(([, label]) => `${label} peak RSS MB`).join(' | ')} | other procs CPU s |`,
     `|---:|${procNames.map(() => '---:|').join('')}${procNames.map(() => '---:|').join('')}---:|`,
   );
-  for (const s of result.steps) {
+  for (const s of steps) {
     lines.push(
       `| ${s.targetRate} | ${procNames.map(([name]) => cpuCell(s.resources.procs[name], s.cpuMsPerTask[name])).join(' | ')} | ${procNames.map(([name]) => cell(s.resources.procs[name]?.peakRssMb)).join(' | ')} | ${s.resources.otherCpuSec} |`,
     );
   }
   return lines;
+}
+
+/** The sustainable step whose rate is nearest 80 % of the ramp's limit (the create-latency target's load). */
+function stepNearEightyPercent(result: RampResult): StepResult | undefined {
+  if (result.maxSustainableRate === null) return undefined;
+  const target = 0.8 * result.maxSustainableRate;
+  return result.steps
+    .filter((s) => s.sustainable)
+    .sort((a, b) => Math.abs(a.targetRate - target) - Math.abs(b.targetRate - target))[0];
 }
 
 function renderMarkdown(report: Report): string {
@@ -1301,6 +1339,12 @@ function renderMarkdown(report: Report): string {
   lines.push(`| Temporal baseline (raw client, no-op activities) | ${limitText(base)} |`);
   if (report.ratio !== null) {
     lines.push(`| **AsyncQueue / engine limit** | **${(report.ratio * 100).toFixed(0)} %**${(aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : ''} |`);
+  }
+  const atEighty = aq !== null ? stepNearEightyPercent(aq) : undefined;
+  if (atEighty !== undefined && aq?.maxSustainableRate != null) {
+    lines.push(
+      `| AsyncQueue create p99 at ${atEighty.targetRate}/s (≈ 80 % of ${aq.maxSustainableRate}/s) | ${cell(atEighty.createMs.p99, 1)} ms |`,
+    );
   }
   if (aq !== null) {
     lines.push('', '## AsyncQueue ramp (POST /v1/tasks → workflow → callback → webhook)', '');
