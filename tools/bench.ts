@@ -8,7 +8,7 @@
  *
  *  1. AsyncQueue ramp: POST /v1/tasks at fixed arrival rates (open model: requests are scheduled by
  *     the wall clock, not by answers, so queueing shows as latency), rate by rate until a rate is
- *     not sustainable (completions more than 10 % behind arrivals, any error, or e2e p99 exploding).
+ *     not sustainable (completions more than 5 % behind arrivals, any error, or e2e p99 exploding).
  *     Per rate: create latency (scheduled send → 202), end-to-end latency (scheduled send → webhook
  *     received), completions/s, errors, and CPU seconds and peak RSS of API, worker, Temporal server
  *     and this process, sampled from /proc every 250 ms.
@@ -29,6 +29,10 @@
  * --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency,
  * --cpu-prof DIR (the API and worker write V8 CPU profiles there when they stop; open them in Chrome
  * DevTools or speedscope to see where a task's CPU goes).
+ * Scale-out: --apis N and --workers N run the AsyncQueue ramp with N API processes (requests spread
+ * round-robin) and N workers on one task queue; --callback-ms MS makes each ramp callback take MS
+ * before answering and --worker-slots N caps each worker's concurrent calls, so call slots, not CPU,
+ * can be made the limit (with --workers > 1 the held-call runs are skipped: they measure one worker).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -88,10 +92,17 @@ interface BenchOptions {
   deadlineMs: number;
   /** Where the API and worker write V8 CPU profiles (--cpu-prof DIR); undefined: no profiling. */
   cpuProfileDir: string | undefined;
+  /** Scale-out runs: how many API and worker processes the AsyncQueue ramp uses. */
+  apis: number;
+  workers: number;
+  /** How long each ramp callback takes to answer (0: at once); slow callbacks make call slots the limit. */
+  callbackMs: number;
+  /** ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS per worker; undefined: enough for the held-call runs. */
+  workerSlots: number | undefined;
 }
 
 const USAGE =
-  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR]';
+  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N]';
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -104,6 +115,10 @@ function parseOptions(argv: string[]): BenchOptions {
       'step-seconds': { type: 'string' },
       skip: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      apis: { type: 'string' },
+      workers: { type: 'string' },
+      'callback-ms': { type: 'string' },
+      'worker-slots': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -127,6 +142,19 @@ function parseOptions(argv: string[]): BenchOptions {
     if (item !== 'asyncqueue' && item !== 'baseline' && item !== 'concurrency') throw new Error(`--skip: unknown phase "${item}"\n${USAGE}`);
     skip.add(item);
   }
+  const count = (name: string, raw: string | undefined, fallback: number, max: number): number => {
+    const value = Number(raw ?? fallback);
+    if (!Number.isInteger(value) || value < (name === 'callback-ms' ? 0 : 1) || value > max) {
+      throw new Error(`--${name} must be an integer up to ${max}\n${USAGE}`);
+    }
+    return value;
+  };
+  const apis = count('apis', values.apis, 1, 16);
+  const workers = count('workers', values.workers, 1, 16);
+  const callbackMs = count('callback-ms', values['callback-ms'], 0, 60_000);
+  const workerSlots = values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
+  // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
+  if (workers > 1) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
   const arrivalCapMs = quick ? 15_000 : 120_000;
   const concurrency: ConcurrencySpec[] = quick
@@ -153,6 +181,10 @@ function parseOptions(argv: string[]): BenchOptions {
     concurrency,
     skip,
     cpuProfileDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
+    apis,
+    workers,
+    callbackMs,
+    workerSlots,
   };
 }
 
@@ -487,12 +519,20 @@ class Endpoint {
   }
 }
 
-/** Callback endpoint: `/cb/fast` answers 200 JSON at once; `/cb/hold` follows its HoldPolicy. */
+/**
+ * Callback endpoint: `/cb/fast` answers 200 JSON at once; `/cb/slow/<ms>` after that many
+ * milliseconds (a slow app); `/cb/hold` follows its HoldPolicy.
+ */
 function callbackHandler(endpoint: Endpoint, request: IncomingMessage, _body: string, response: ServerResponse): void {
   endpoint.callbacks++;
   const url = request.url ?? '/';
   if (url.startsWith('/cb/hold') && endpoint.hold !== undefined) {
     endpoint.hold.handle(header(request, 'asyncqueue-task-id') ?? `unknown-${randomUUID()}`, response);
+    return;
+  }
+  const slow = /^\/cb\/slow\/(\d+)$/.exec(url);
+  if (slow !== null) {
+    setTimeout(() => reply(response, 200, { ok: true }), Number(slow[1]));
     return;
   }
   reply(response, 200, { ok: true });
@@ -589,9 +629,11 @@ function apiErrorText(status: number, body: unknown): string {
 
 class AsyncQueueTarget implements Target {
   readonly name = 'AsyncQueue';
+  private next = 0;
 
   constructor(
-    private readonly api: ApiClient,
+    /** One client per API process; creates go to them in turn. */
+    private readonly apis: ApiClient[],
     private readonly callbackUrl: string,
     private readonly webhookUrl: string,
     private readonly webhooks: Map<string, WebhookArrival>,
@@ -599,7 +641,9 @@ class AsyncQueueTarget implements Target {
   ) {}
 
   async create(seq: number, stepTag: string): Promise<CreateResult> {
-    const answer = await this.api.post('/v1/tasks', {
+    const api = this.apis[this.next++ % this.apis.length];
+    if (api === undefined) return { ok: false, error: 'no API process' };
+    const answer = await api.post('/v1/tasks', {
       callbackUrl: this.callbackUrl,
       payload: { bench: stepTag, seq, note: 'asyncqueue bench task' },
       webhookUrl: this.webhookUrl,
@@ -650,14 +694,13 @@ class BaselineTarget implements Target {
   /** The no-op activities, run by the in-process worker; the second one marks the task's end. */
   activities(): BaselineActivities {
     return {
+      // Like callCallback and deliverWebhook, no heartbeat: theirs start after 1 s, and a no-op is done before.
       noopCallback: async ({ payload }) => {
         const context = Context.current();
-        context.heartbeat({ attempt: context.info.attempt }); // like callCallback's first heartbeat
         return { attempt: context.info.attempt, result: { ok: true, echo: payload } };
       },
       noopWebhook: async ({ id }) => {
         const context = Context.current();
-        context.heartbeat({ attempt: context.info.attempt });
         if (!this.completions.has(id)) this.completions.set(id, now());
         return { attempt: context.info.attempt, statusCode: 200 };
       },
@@ -850,7 +893,7 @@ async function runStep(
   } else if (sentPerSec < rate * 0.95) {
     sustainable = false;
     reason = `load generator reached only ${sentPerSec.toFixed(1)}/s (this process is CPU-starved)`;
-  } else if (completionRatio < 0.9) {
+  } else if (completionRatio < 0.95) {
     sustainable = false;
     reason = `completions ${completedPerSec.toFixed(1)}/s = ${(completionRatio * 100).toFixed(0)}% of arrivals (last 3/4 of the step)`;
   } else if (e2eMs.p99 !== null && e2eMs.p99 > Math.max(2_000, 10 * (bestP99 ?? Number.POSITIVE_INFINITY))) {
@@ -1249,7 +1292,7 @@ function otherActivity(ownPids: number[]): string[] {
 interface Report {
   startedAt: string;
   mode: 'quick' | 'full';
-  options: { rates: number[]; stepSeconds: number; big: boolean; skip: string[] };
+  options: { rates: number[]; stepSeconds: number; big: boolean; skip: string[]; apis: number; workers: number; callbackMs: number };
   machine: Machine;
   settings: Record<string, string | number>;
   asyncqueue: RampResult | null;
@@ -1307,6 +1350,11 @@ function stepNearEightyPercent(result: RampResult): StepResult | undefined {
     .sort((a, b) => Math.abs(a.targetRate - target) - Math.abs(b.targetRate - target))[0];
 }
 
+/** Sampler and report name of the i-th (0-based) API or worker process: api, api-2, api-3… */
+function processName(kind: 'api' | 'worker', index: number): string {
+  return index === 0 ? kind : `${kind}-${index + 1}`;
+}
+
 function renderMarkdown(report: Report): string {
   const m = report.machine;
   const lines: string[] = [];
@@ -1314,7 +1362,8 @@ function renderMarkdown(report: Report): string {
   lines.push(
     `- **Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.totalMemoryGiB} GiB RAM, ${m.kernel}`,
     `- **Node** ${m.node}; **Temporal CLI**: ${m.temporalCli}; **server**: ${m.temporalServer}`,
-    `- **Setup**: API and ONE worker as separate processes (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
+    `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
+      (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
     `- **Settings**: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`,
   );
@@ -1335,7 +1384,7 @@ function renderMarkdown(report: Report): string {
       : `${r.maxSustainableRate === null ? 'none of the rates' : `${r.limitNotReached ? '≥ ' : ''}${r.maxSustainableRate} tasks/s`}` +
         (r.firstUnsustainable !== null ? ` (${r.firstUnsustainable.rate}/s: ${r.firstUnsustainable.reason})` : ` (${r.note})`);
   lines.push('| | highest sustainable rate (first failing rate: why) |', '|---|---|');
-  lines.push(`| AsyncQueue (API + 1 worker) | ${limitText(aq)} |`);
+  lines.push(`| AsyncQueue (${report.options.apis} API + ${report.options.workers} worker) | ${limitText(aq)} |`);
   lines.push(`| Temporal baseline (raw client, no-op activities) | ${limitText(base)} |`);
   if (report.ratio !== null) {
     lines.push(`| **AsyncQueue / engine limit** | **${(report.ratio * 100).toFixed(0)} %**${(aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : ''} |`);
@@ -1349,7 +1398,12 @@ function renderMarkdown(report: Report): string {
   if (aq !== null) {
     lines.push('', '## AsyncQueue ramp (POST /v1/tasks → workflow → callback → webhook)', '');
     lines.push('Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook.', '');
-    lines.push(...rampTables(aq, [['api', 'API'], ['worker', 'worker'], ['temporal', 'Temporal'], ['bench', 'bench']]));
+    const { apis, workers } = report.options;
+    const names: Array<[string, string]> = [
+      ...Array.from({ length: apis }, (_, i): [string, string] => [processName('api', i), i === 0 ? 'API' : `API ${i + 1}`]),
+      ...Array.from({ length: workers }, (_, i): [string, string] => [processName('worker', i), i === 0 ? 'worker' : `worker ${i + 1}`]),
+    ];
+    lines.push(...rampTables(aq, [...names, ['temporal', 'Temporal'], ['bench', 'bench']]));
     lines.push('', 'CPU: seconds during the step\'s load (% of one core) · CPU ms per finished task over load + drain. *bench* = this process (load generator and receivers). *other procs*: busy CPU-seconds of the whole machine not spent by the processes listed.');
     if (aq.leftover.notCompleted > 0) {
       lines.push('', `**${aq.leftover.notCompleted} task(s) never delivered a webhook** after the final drain: ${aq.leftover.ids.slice(0, 5).join(', ')}`);
@@ -1395,16 +1449,16 @@ function renderMarkdown(report: Report): string {
 
 const resources: {
   server?: DevServer;
-  api?: Started;
-  worker?: Started;
+  apis: Started[];
+  workers: Started[];
   endpoints: Endpoint[];
-  apiClient?: ApiClient;
+  apiClients: ApiClient[];
   baselineWorker?: { worker: Worker; running: Promise<void> };
   nativeConnection?: NativeConnection;
   clientConnection?: Connection;
   tmpDir?: string;
   serverStopped?: boolean;
-} = { endpoints: [] };
+} = { apis: [], workers: [], endpoints: [], apiClients: [] };
 let cleaning: Promise<void> | undefined;
 
 async function stopChild(started: Started | undefined): Promise<void> {
@@ -1427,8 +1481,8 @@ function cleanup(): Promise<void> {
       }
     };
     const r = resources;
-    await step('API', () => stopChild(r.api));
-    await step('worker', () => stopChild(r.worker));
+    await step('API', () => Promise.all(r.apis.map(stopChild)));
+    await step('worker', () => Promise.all(r.workers.map(stopChild)));
     if (r.baselineWorker !== undefined) {
       const { worker, running } = r.baselineWorker;
       await step('baseline worker', async () => {
@@ -1438,7 +1492,7 @@ function cleanup(): Promise<void> {
     }
     if (r.nativeConnection !== undefined) await step('worker connection', () => r.nativeConnection!.close());
     if (r.clientConnection !== undefined) await step('client connection', () => r.clientConnection!.close());
-    if (r.apiClient !== undefined) await step('HTTP pool', () => r.apiClient!.close());
+    await step('HTTP pools', () => Promise.all(r.apiClients.map((client) => client.close())));
     await step('receivers', () => Promise.all(r.endpoints.map((endpoint) => endpoint.close())));
     if (r.server !== undefined) {
       await step('Temporal dev server', () => r.server!.stop());
@@ -1453,7 +1507,7 @@ function cleanup(): Promise<void> {
 process.on('exit', () => {
   const alive = (s: Started | undefined): number | undefined =>
     s !== undefined && s.child.exitCode === null && s.child.signalCode === null ? s.child.pid : undefined;
-  for (const pid of [alive(resources.api), alive(resources.worker), resources.serverStopped ? undefined : resources.server?.pid]) {
+  for (const pid of [...resources.apis.map(alive), ...resources.workers.map(alive), resources.serverStopped ? undefined : resources.server?.pid]) {
     if (pid === undefined) continue;
     try {
       process.kill(pid, 'SIGKILL');
@@ -1515,7 +1569,9 @@ async function main(): Promise<number> {
     sampler.track('temporal', resources.server.pid);
     serverText = `embedded \`temporal server start-dev\` in memory at ${address} (pid ${resources.server.pid})`;
   }
-  const machine = await describeMachine(serverText, () => [resources.server?.pid, resources.api?.child.pid, resources.worker?.child.pid].filter((p): p is number => p !== undefined));
+  const machine = await describeMachine(serverText, () =>
+    [resources.server?.pid, ...[...resources.apis, ...resources.workers].map((s) => s.child.pid)].filter((p): p is number => p !== undefined),
+  );
   if (machine.otherActivity.length > 0) {
     log(`WARNING: other busy processes on this machine; numbers will not be representative:\n  ${machine.otherActivity.join('\n  ')}`);
   }
@@ -1528,7 +1584,6 @@ async function main(): Promise<number> {
   const webhookUrl = `${webhookEndpoint.origin}/hook`;
 
   const maxHeld = Math.max(0, ...options.concurrency.map((c) => c.n));
-  const port = await freePort();
   const env: Record<string, string> = {
     TEMPORAL_ADDRESS: address,
     TEMPORAL_NAMESPACE: 'default',
@@ -1538,11 +1593,10 @@ async function main(): Promise<number> {
     ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
     ASYNCQUEUE_RATE_LIMIT: '0',
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: '0',
-    ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: String(Math.max(2000, maxHeld + 100)),
+    ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: String(options.workerSlots ?? Math.max(2000, maxHeld + 100)),
     ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '1',
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
-    PORT: String(port),
   };
   const settings: Record<string, string | number> = {
     ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: env.ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS ?? '',
@@ -1550,6 +1604,9 @@ async function main(): Promise<number> {
     ASYNCQUEUE_RATE_LIMIT: 0,
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: 0,
     'task retries/timeout': '3 / 30 s',
+    'API processes': options.apis,
+    'worker processes': options.workers,
+    'callback answers after': `${options.callbackMs} ms`,
     'CLK_TCK': CLK_TCK,
   };
 
@@ -1570,18 +1627,27 @@ async function main(): Promise<number> {
 
   if (runAsyncQueue) {
    try {
-    log(`starting the API (port ${port}) and one worker (task queue ${env.ASYNCQUEUE_TASK_QUEUE})`);
     const nodeArgs = options.cpuProfileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
-    resources.api = runEntry('api-main', env, nodeArgs);
-    resources.worker = runEntry('worker-main', env, nodeArgs);
-    sampler.track('api', resources.api.child.pid);
-    sampler.track('worker', resources.worker.child.pid);
-    const baseUrl = `http://127.0.0.1:${port}`;
-    const children = (): Started[] => [resources.api, resources.worker].filter((s): s is Started => s !== undefined);
-    await waitForApi(baseUrl, children());
-    const api = new ApiClient(baseUrl);
-    resources.apiClient = api;
-    const target = new AsyncQueueTarget(api, `${callbackEndpoint.origin}/cb/fast`, webhookUrl, webhooks, children);
+    const baseUrls: string[] = [];
+    for (let i = 0; i < options.apis; i++) {
+      const port = await freePort();
+      baseUrls.push(`http://127.0.0.1:${port}`);
+      const api = runEntry('api-main', { ...env, PORT: String(port) }, nodeArgs);
+      resources.apis.push(api);
+      sampler.track(processName('api', i), api.child.pid);
+    }
+    for (let i = 0; i < options.workers; i++) {
+      const worker = runEntry('worker-main', env, nodeArgs);
+      resources.workers.push(worker);
+      sampler.track(processName('worker', i), worker.child.pid);
+    }
+    log(`started ${options.apis} API process(es) (${baseUrls.join(', ')}) and ${options.workers} worker(s) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`);
+    const children = (): Started[] => [...resources.apis, ...resources.workers];
+    for (const baseUrl of baseUrls) await waitForApi(baseUrl, children());
+    resources.apiClients.push(...baseUrls.map((baseUrl) => new ApiClient(baseUrl)));
+    const api = resources.apiClients[0]!;
+    const callbackPath = options.callbackMs > 0 ? `/cb/slow/${options.callbackMs}` : '/cb/fast';
+    const target = new AsyncQueueTarget(resources.apiClients, `${callbackEndpoint.origin}${callbackPath}`, webhookUrl, webhooks, children);
 
     // One task end to end before measuring: worker polling, bundle loaded, sockets warm.
     log('warm-up: one task end to end');
@@ -1656,15 +1722,14 @@ async function main(): Promise<number> {
    }
     for (const [name, pid] of sampler.tracked()) {
       const reading = readProc(pid);
-      if (reading !== undefined && (name === 'api' || name === 'worker')) lifetimePeakRssMb[name] = round(reading.hwmKb / 1024, 0) ?? 0;
+      if (reading !== undefined && (name.startsWith('api') || name.startsWith('worker'))) lifetimePeakRssMb[name] = round(reading.hwmKb / 1024, 0) ?? 0;
     }
-    processOutput.api = outputSummary(resources.api);
-    processOutput.worker = outputSummary(resources.worker);
-    log('stopping the API and the worker');
-    await stopChild(resources.api);
-    await stopChild(resources.worker);
-    sampler.untrack('api');
-    sampler.untrack('worker');
+    resources.apis.forEach((api, i) => (processOutput[processName('api', i)] = outputSummary(api)));
+    resources.workers.forEach((worker, i) => (processOutput[processName('worker', i)] = outputSummary(worker)));
+    log('stopping the API and the worker processes');
+    await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
+    resources.apis.forEach((_, i) => sampler.untrack(processName('api', i)));
+    resources.workers.forEach((_, i) => sampler.untrack(processName('worker', i)));
   }
 
   let baseResult: RampResult | null = null;
@@ -1719,7 +1784,15 @@ async function main(): Promise<number> {
   const report: Report = {
     startedAt,
     mode: options.quick ? 'quick' : 'full',
-    options: { rates: options.rates, stepSeconds: options.stepMs / 1000, big: options.big, skip: [...options.skip] },
+    options: {
+      rates: options.rates,
+      stepSeconds: options.stepMs / 1000,
+      big: options.big,
+      skip: [...options.skip],
+      apis: options.apis,
+      workers: options.workers,
+      callbackMs: options.callbackMs,
+    },
     machine,
     settings,
     asyncqueue: aqResult,
