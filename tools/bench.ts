@@ -1021,6 +1021,9 @@ async function ramp(
 
 // ─── the concurrency run: N held callbacks on the one worker ────────────────────────────────────
 
+/** The window in which a held-call run measures the cost of holding alone. */
+const STEADY_HOLD_MS = 5_000;
+
 interface ConcurrencyResult {
   n: number;
   origins: number;
@@ -1040,6 +1043,8 @@ interface ConcurrencyResult {
   workerRssMb: { before: number | null; whenHeld: number | null; peak: number | null };
   /** (worker RSS when held − before) / calls held, KiB. */
   workerKbPerHeldCall: number | null;
+  /** CPU % of a core while every call was held and nothing else happened (STEADY_HOLD_MS). */
+  whileHeldCpuPct: { held: number; worker: number | null; temporal: number | null };
   cancel: {
     sampled: number;
     httpStatuses: Record<string, number>;
@@ -1122,6 +1127,14 @@ async function concurrencyRun(
   const whenHeld = workerPid !== undefined ? readProc(workerPid)?.rssKb : undefined;
   log(`  ${hold.arrivals} arrived, ${heldWhenMeasured} held open now (peak ${hold.peakOpen}); worker RSS ${mb(whenHeld)} MB (before ${mb(before)} MB)`);
 
+  // What holding costs by itself (mostly heartbeats): a few seconds with every call open and
+  // nothing else going on.
+  const steadyWindow = sampler.open();
+  await sleep(STEADY_HOLD_MS);
+  const steady = steadyWindow.close();
+  const heldCpu = (name: string): number | null => steady.procs[name]?.cpuPct ?? null;
+  log(`  while ${hold.open} held: worker ${heldCpu('worker')}%, Temporal ${heldCpu('temporal')}% of a core`);
+
   // Cancel a sample of held calls, spread over arrival order; each is held until its connection closes.
   const candidates = [...hold.held.values()].filter((call) => !call.answered).sort((a, b) => a.arrivedAt - b.arrivedAt);
   const sampleSize = Math.min(10, candidates.length);
@@ -1196,6 +1209,7 @@ async function concurrencyRun(
     dispatchMs: distribution(dispatch),
     workerRssMb: { before: mb(before), whenHeld: mb(whenHeld), peak: usage.procs.worker?.peakRssMb ?? null },
     workerKbPerHeldCall: before !== undefined && whenHeld !== undefined ? round((whenHeld - before) / heldForPerCall, 0) : null,
+    whileHeldCpuPct: { held: heldWhenMeasured, worker: heldCpu('worker'), temporal: heldCpu('temporal') },
     cancel: {
       sampled: targets.length,
       httpStatuses,
@@ -1413,21 +1427,21 @@ function renderMarkdown(report: Report): string {
   if (report.concurrency.length > 0) {
     lines.push('', '## Held callbacks on one worker', '');
     lines.push(
-      '| N | origins | hold s | created in s | arrival phase s | peak held at once | answered unheld | dispatch p50 / p99 ms | worker RSS before → held → peak MB | KiB per held call | worker CPU | Temporal CPU | cancel → close p50 / max ms (n) | outcomes | stuck |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
+      '| N | origins | hold s | created in s | arrival phase s | peak held at once | answered unheld | dispatch p50 / p99 ms | worker RSS before → held → peak MB | KiB per held call | worker CPU | Temporal CPU | while held: worker · Temporal CPU | cancel → close p50 / max ms (n) | outcomes | stuck |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
     );
     for (const c of report.concurrency) {
       const w = c.resources.procs.worker;
       const t = c.resources.procs.temporal;
       lines.push(
-        `| ${c.n} | ${c.origins} | ${c.holdSec} | ${c.createSec} | ${c.arrivalSec} | ${c.peakHeld} | ${c.answeredAtOnce} | ${cell(c.dispatchMs.p50)} / ${cell(c.dispatchMs.p99)} | ${cell(c.workerRssMb.before)} → ${cell(c.workerRssMb.whenHeld)} → ${cell(c.workerRssMb.peak)} | ${cell(c.workerKbPerHeldCall)} | ${w ? `${w.cpuSec.toFixed(1)} s (${w.cpuPct}%)` : '—'} | ${t ? `${t.cpuSec.toFixed(1)} s (${t.cpuPct}%)` : '—'} | ${cell(c.cancel.toCloseMs.p50)} / ${cell(c.cancel.toCloseMs.max)} (${c.cancel.sampled - c.cancel.notClosed}/${c.cancel.sampled}) | ${Object.entries(c.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}${Object.keys(c.createErrors).length > 0 ? `; create errors ${JSON.stringify(c.createErrors)}` : ''} | ${c.stuck} |`,
+        `| ${c.n} | ${c.origins} | ${c.holdSec} | ${c.createSec} | ${c.arrivalSec} | ${c.peakHeld} | ${c.answeredAtOnce} | ${cell(c.dispatchMs.p50)} / ${cell(c.dispatchMs.p99)} | ${cell(c.workerRssMb.before)} → ${cell(c.workerRssMb.whenHeld)} → ${cell(c.workerRssMb.peak)} | ${cell(c.workerKbPerHeldCall)} | ${w ? `${w.cpuSec.toFixed(1)} s (${w.cpuPct}%)` : '—'} | ${t ? `${t.cpuSec.toFixed(1)} s (${t.cpuPct}%)` : '—'} | ${cell(c.whileHeldCpuPct.worker)}% · ${cell(c.whileHeldCpuPct.temporal)}% | ${cell(c.cancel.toCloseMs.p50)} / ${cell(c.cancel.toCloseMs.max)} (${c.cancel.sampled - c.cancel.notClosed}/${c.cancel.sampled}) | ${Object.entries(c.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}${Object.keys(c.createErrors).length > 0 ? `; create errors ${JSON.stringify(c.createErrors)}` : ''} | ${c.stuck} |`,
       );
     }
     lines.push(
       '',
       `Heartbeat timeout ${DEFAULT_POLICY.heartbeatTimeoutMs / 1000} s (the default): a cancel should reach a held call within about 80 % of it (${(0.8 * DEFAULT_POLICY.heartbeatTimeoutMs) / 1000} s) plus the signal's round trip. ` +
         '*arrival phase*: run start until every call arrived (or arrivals stalled 5 s); each call is held until then and at least *hold s*. *answered unheld*: calls that arrived after the arrival phase. ' +
-          '*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run.',
+          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${(0.8 * DEFAULT_POLICY.heartbeatTimeoutMs) / 1000} s).`,
     );
   }
   if (base !== null) {
