@@ -31,6 +31,7 @@ import {
   type OutgoingResponse,
 } from './outgoing-request.js';
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
+import type { CancelWatch } from './cancel-watch.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
@@ -40,6 +41,8 @@ export interface ActivityDependencies {
   userAgent: string;
   /** How often the activity reports liveness; cancellation reaches it on the heartbeat's answer. */
   heartbeatIntervalMs: number;
+  /** Brings cancels to held callback calls between heartbeats; absent: heartbeats alone do. */
+  cancelWatch?: CancelWatch;
 }
 
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
@@ -63,12 +66,14 @@ export function createActivities(deps: ActivityDependencies) {
     // server write. The interval's first beat (after heartbeatIntervalMs) opens the channel a cancel
     // arrives on; the SDK throttles later beats to 80 % of the heartbeat timeout.
     const beat = setInterval(() => context.heartbeat({ attempt }), deps.heartbeatIntervalMs);
+    // A webhook goes out after the outcome is fixed; only a callback is cut off by a cancel.
+    const watched = kind === 'callback' ? deps.cancelWatch?.watch(taskId) : undefined;
     const startedAt = performance.now();
     try {
       const response = await postJson(url, body, {
         dispatcher: deps.dispatcher,
         timeoutMs,
-        signal: context.cancellationSignal,
+        signal: watched !== undefined ? AbortSignal.any([context.cancellationSignal, watched.signal]) : context.cancellationSignal,
         maxResponseBytes,
         headers: {
           ...extraHeaders,
@@ -82,9 +87,16 @@ export function createActivities(deps: ActivityDependencies) {
       return { attempt, response };
     } catch (err) {
       recordCall(kind, startedAt, errorOutcome(err));
+      if (watched?.signal.aborted === true && !context.cancellationSignal.aborted) {
+        // Cut off by the cancel watch before the SDK heard of the cancel: the SDK would report a
+        // CancelledFailure as a retryable failure, so say it is final; the workflow, which
+        // accepted the cancel, ends the task as cancelled.
+        throw failure(CallbackErrorType.CancelRequested, err as Error, { attempt, code: 'cancelled' }, true);
+      }
       throw toFailure(err, attempt);
     } finally {
       clearInterval(beat);
+      watched?.release();
     }
   }
 

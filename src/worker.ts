@@ -3,17 +3,23 @@
  * any number of worker processes can poll the same task queue.
  */
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { CancelWatch } from '../activities/cancel-watch.js';
 import { createActivities } from '../activities/index.js';
 import type { SigningKey } from '../activities/webhook-signature.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
 import { USER_AGENT } from './version.js';
+import { CANCELLING_INDEXED_STATUS, TASK_STATUS_SEARCH_ATTRIBUTE, WORKFLOW_ID_PREFIX } from '../workflows/task-contract.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
 
 /** Liveness reports while a call is in flight; the SDK throttles them to 80 % of the heartbeat timeout. */
 const HEARTBEAT_INTERVAL_MS = 1_000;
+
+/** How often a worker holding calls asks which tasks are being cancelled (one query per worker). */
+const CANCEL_WATCH_INTERVAL_MS = 1_000;
 
 /** Stops polling and lets in-flight calls finish within the grace time; safe to call twice. */
 export async function stopWorker(worker: Worker, running: Promise<void>): Promise<void> {
@@ -47,6 +53,20 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
     keepAliveTimeout: 30_000,
     connections: config.worker.maxConcurrentActivities,
   });
+  const client = new Client({ connection: options.connection, namespace: config.temporalNamespace });
+  const query = `${TASK_STATUS_SEARCH_ATTRIBUTE.name} = '${CANCELLING_INDEXED_STATUS}' AND ExecutionStatus = 'Running'`;
+  const cancelWatch = new CancelWatch({
+    intervalMs: CANCEL_WATCH_INTERVAL_MS,
+    cancelling: () =>
+      options.connection.withDeadline(Date.now() + CANCEL_WATCH_INTERVAL_MS * 5, async () => {
+        const ids = new Set<string>();
+        for await (const execution of client.workflow.list({ query })) {
+          if (execution.workflowId.startsWith(WORKFLOW_ID_PREFIX)) ids.add(execution.workflowId.slice(WORKFLOW_ID_PREFIX.length));
+        }
+        return ids;
+      }),
+    onError: (err) => Runtime.instance().logger.warn('cancel watch: could not list cancelling tasks', { error: String(err) }),
+  });
   const worker = await Worker.create({
     connection: options.connection,
     namespace: config.temporalNamespace,
@@ -60,6 +80,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+      cancelWatch,
     }),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,

@@ -119,6 +119,61 @@ describe('cancel', () => {
   });
 });
 
+describe('cancel with a long heartbeat timeout', () => {
+  // Heartbeats every 48 s here: a cancel that waited for one would take that long. The worker's
+  // cancel watch must bring it in about a second instead.
+  let slow: Harness;
+  before(async () => {
+    slow = await startHarness({ env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '60' } });
+  });
+  after(async () => {
+    await slow.close();
+  });
+
+  it('still cuts a held call off within seconds, as cancelled, with no further attempt', async () => {
+    const path = '/hold-long-heartbeat';
+    let connectionClosedAt: number | undefined;
+    receiver.always(path, (_received, _response, request) => {
+      request.socket.once('close', () => {
+        connectionClosedAt ??= Date.now();
+      });
+    });
+    const created = await slow.api('POST', '/v1/tasks', {
+      callbackUrl: receiver.url(path),
+      webhookUrl: receiver.url('/hold-long-heartbeat-hook'),
+      retries: 3,
+      timeout: 120,
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    await receiver.waitFor(path, 1);
+    // Past the call's first heartbeat (1 s in), so only the next one, 48 s later, could carry it.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+
+    const cancelledAt = Date.now();
+    assert.equal((await slow.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'no time' })).status, 202);
+    await eventually(async () => connectionClosedAt, { timeoutMs: 15_000, what: 'the held call to be cut off' });
+    const tookMs = connectionClosedAt! - cancelledAt;
+    process.stdout.write(`# cancel → held call cut off: ${tookMs} ms (heartbeat timeout 60 s)\n`);
+    assert.ok(tookMs < 5_000, `the call was cut off ${tookMs} ms after the cancel`);
+
+    const final = await eventually(
+      async () => {
+        const task = (await slow.api('GET', `/v1/tasks/${id}`)).body;
+        return task.status === 'cancelled' && task.webhook?.status === 'delivered' ? task : undefined;
+      },
+      { timeoutMs: 20_000, what: `${id} cancelled` },
+    );
+    assert.equal(final.error.code, 'cancelled');
+    assert.equal(final.error.message, 'no time');
+    assert.equal(final.attempts, 1);
+    const [hook] = await receiver.waitFor('/hold-long-heartbeat-hook', 1);
+    assert.equal(JSON.parse(hook!.body).type, 'task.cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(receiver.to(path).length, 1, 'no attempt after the cancel');
+  });
+});
+
 describe('delay', () => {
   it('waits `delay` seconds as scheduled, then runs', async () => {
     const path = '/delayed';

@@ -41,6 +41,12 @@ export function indexedTaskStatus(status: TaskStatus): string {
   return status === 'pending' || status === 'retrying' ? 'running' : status;
 }
 
+/**
+ * The `TaskStatus` value from an accepted cancel until the task ends (as `cancelled`, or as the
+ * outcome an already finished call fixed): workers look for it to cut held calls off at once.
+ */
+export const CANCELLING_INDEXED_STATUS = 'cancelling';
+
 export const SEARCH_ATTRIBUTES = [{ name: 'TaskStatus', type: 'Keyword' }] as const;
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -150,6 +156,8 @@ export const CallbackErrorType = {
   DestinationBlocked: 'DestinationBlocked',
   /** The callee reported failure through `POST /v1/tasks/{id}/fail`. */
   ReportedFailure: 'CallbackReportedFailure',
+  /** The worker's cancel watch cut the call off (activities/cancel-watch.ts). */
+  CancelRequested: 'CallbackCancelRequested',
 } as const;
 
 /** Details the activities attach to a failure, so the workflow can report attempts and status. */

@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import {
+  CANCELLING_INDEXED_STATUS,
   TASK_FAILED_ERROR_TYPE,
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
@@ -43,6 +44,7 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Patch ids (see README, "Changing the workflow safely"). */
 const CANCEL_WINS_OVER_FAILURE = 'cancel-wins-over-failure';
+const MARK_CANCELLING = 'mark-cancelling';
 
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
@@ -73,6 +75,11 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     if (cancelRequest !== undefined || isTerminal(state.status)) return;
     cancelRequest = request;
     callbackScope.cancel();
+    // Workers watch for this value to cut a held call off without waiting for its heartbeat
+    // (activities/cancel-watch.ts). Patched: older histories have no such upsert.
+    if (patched(MARK_CANCELLING)) {
+      upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: CANCELLING_INDEXED_STATUS }]);
+    }
   });
 
   setHandler(progressSignal, (update) => {
