@@ -101,7 +101,9 @@ export function loadConfig(env: Env = process.env): Config {
       retryMaximumIntervalMs: read.seconds('ASYNCQUEUE_RETRY_MAX_INTERVAL', 300, {
         min: retryInitialIntervalMs / 1000,
       }),
-      heartbeatTimeoutMs: read.seconds('ASYNCQUEUE_HEARTBEAT_TIMEOUT', 5, { min: 1 }),
+      // Only how soon a dead worker's calls are retried: cancels reach held calls through the
+      // worker's cancel watch. Each held call costs the server a heartbeat every 80 % of this.
+      heartbeatTimeoutMs: read.seconds('ASYNCQUEUE_HEARTBEAT_TIMEOUT', 30, { min: 1 }),
       webhookTimeoutMs: read.seconds('ASYNCQUEUE_WEBHOOK_TIMEOUT', 30, { min: 1, max: 3600 }),
       webhookRetryInitialIntervalMs,
       webhookRetryMaximumIntervalMs: read.seconds('ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL', 3600, {
