@@ -39,8 +39,6 @@ export interface ActivityDependencies {
   dispatcher: Dispatcher;
   maxResponseBytes: number;
   userAgent: string;
-  /** How often the activity reports liveness; cancellation reaches it on the heartbeat's answer. */
-  heartbeatIntervalMs: number;
   /** Brings cancels to held callback calls between heartbeats; absent: heartbeats alone do. */
   cancelWatch?: CancelWatch;
 }
@@ -48,6 +46,7 @@ export interface ActivityDependencies {
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
 const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 const RETRYABLE_STATUSES = new Set([408, 425, 429]);
+const MIN_HEARTBEAT_INTERVAL_MS = 1_000;
 
 export function createActivities(deps: ActivityDependencies) {
   async function send(
@@ -62,10 +61,11 @@ export function createActivities(deps: ActivityDependencies) {
   ): Promise<{ attempt: number; response: OutgoingResponse }> {
     const context = Context.current();
     const attempt = context.info.attempt;
-    // No heartbeat at the start: most calls finish in well under a second, and each heartbeat is a
-    // server write. The interval's first beat (after heartbeatIntervalMs) opens the channel a cancel
-    // arrives on; the SDK throttles later beats to 80 % of the heartbeat timeout.
-    const beat = setInterval(() => context.heartbeat({ attempt }), deps.heartbeatIntervalMs);
+    // Heartbeats only tell Temporal this worker is alive (cancels come through the cancel watch),
+    // and each is a server write: none at the start, since most calls end well inside a second,
+    // then one per 40 % of the timeout (the SDK sends at most one per 80 % of it anyway).
+    const beatEveryMs = Math.max(MIN_HEARTBEAT_INTERVAL_MS, 0.4 * (context.info.heartbeatTimeoutMs ?? 0));
+    const beat = setInterval(() => context.heartbeat({ attempt }), beatEveryMs);
     // A webhook goes out after the outcome is fixed; only a callback is cut off by a cancel.
     const watched = kind === 'callback' ? deps.cancelWatch?.watch(taskId) : undefined;
     const startedAt = performance.now();

@@ -15,9 +15,6 @@ import { CANCELLING_INDEXED_STATUS, TASK_STATUS_SEARCH_ATTRIBUTE, WORKFLOW_ID_PR
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
 
-/** Liveness reports while a call is in flight; the SDK throttles them to 80 % of the heartbeat timeout. */
-const HEARTBEAT_INTERVAL_MS = 1_000;
-
 /** How often a worker holding calls asks which tasks are being cancelled (one query per worker). */
 const CANCEL_WATCH_INTERVAL_MS = 1_000;
 
@@ -79,7 +76,6 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
       dispatcher,
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
-      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       cancelWatch,
     }),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,

@@ -120,8 +120,8 @@ describe('cancel', () => {
 });
 
 describe('cancel with a long heartbeat timeout', () => {
-  // Heartbeats every 48 s here: a cancel that waited for one would take that long. The worker's
-  // cancel watch must bring it in about a second instead.
+  // Heartbeats 24 s apart at best here: a cancel that waited for one would take that long. The
+  // worker's cancel watch must bring it in about a second instead.
   let slow: Harness;
   before(async () => {
     slow = await startHarness({ env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '60' } });
@@ -147,7 +147,7 @@ describe('cancel with a long heartbeat timeout', () => {
     assert.equal(created.status, 202, JSON.stringify(created.body));
     const id = created.body.id as string;
     await receiver.waitFor(path, 1);
-    // Past the call's first heartbeat (1 s in), so only the next one, 48 s later, could carry it.
+    // The call's first heartbeat comes 24 s in (40 % of 60 s): only a heartbeat that late could carry it.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
 
     const cancelledAt = Date.now();
