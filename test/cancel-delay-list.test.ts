@@ -41,16 +41,21 @@ async function waitFor(id: string, predicate: (task: any) => boolean, what: stri
   }, { timeoutMs, what: `${id}: ${what}` });
 }
 
+/** Holds every request to `path` open, as a slow report would; returns when AsyncQueue hung up. */
+function holdOpen(path: string): () => number | undefined {
+  let closedAt: number | undefined;
+  receiver.always(path, (_received, _response, request) => {
+    request.socket.once('close', () => {
+      closedAt ??= Date.now();
+    });
+  });
+  return () => closedAt;
+}
+
 describe('cancel', () => {
   it('aborts the in-flight callback, starts no further attempt and sends task.cancelled', async () => {
     const path = '/hold';
-    let connectionClosedAt: number | undefined;
-    receiver.always(path, (_received, _response, request) => {
-      // Hold the request open, as a slow report would; note when AsyncQueue hangs up.
-      request.socket.once('close', () => {
-        connectionClosedAt ??= Date.now();
-      });
-    });
+    const connectionClosedAt = holdOpen(path);
     const id = await createTask({
       callbackUrl: receiver.url(path),
       webhookUrl: receiver.url('/hold-hook'),
@@ -66,8 +71,9 @@ describe('cancel', () => {
     assert.equal(response.body.id, id);
 
     const final = await waitFor(id, (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending', 'cancelled');
-    assert.ok(connectionClosedAt !== undefined, 'the receiver saw the connection close');
-    assert.ok(connectionClosedAt - cancelledAt < 10_000, `the call was aborted ${connectionClosedAt - cancelledAt} ms after cancel`);
+    const closedAt = connectionClosedAt();
+    assert.ok(closedAt !== undefined, 'the receiver saw the connection close');
+    assert.ok(closedAt - cancelledAt < 10_000, `the call was aborted ${closedAt - cancelledAt} ms after cancel`);
     assert.equal(final.error.code, 'cancelled');
     assert.equal(final.error.message, 'user gave up');
     assert.equal(final.attempts, 1);
@@ -132,12 +138,7 @@ describe('cancel with a long heartbeat timeout', () => {
 
   it('still cuts a held call off within seconds, as cancelled, with no further attempt', async () => {
     const path = '/hold-long-heartbeat';
-    let connectionClosedAt: number | undefined;
-    receiver.always(path, (_received, _response, request) => {
-      request.socket.once('close', () => {
-        connectionClosedAt ??= Date.now();
-      });
-    });
+    const connectionClosedAt = holdOpen(path);
     const created = await slow.api('POST', '/v1/tasks', {
       callbackUrl: receiver.url(path),
       webhookUrl: receiver.url('/hold-long-heartbeat-hook'),
@@ -152,8 +153,8 @@ describe('cancel with a long heartbeat timeout', () => {
 
     const cancelledAt = Date.now();
     assert.equal((await slow.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'no time' })).status, 202);
-    await eventually(async () => connectionClosedAt, { timeoutMs: 15_000, what: 'the held call to be cut off' });
-    const tookMs = connectionClosedAt! - cancelledAt;
+    const closedAt = await eventually(async () => connectionClosedAt(), { timeoutMs: 15_000, what: 'the held call to be cut off' });
+    const tookMs = closedAt - cancelledAt;
     process.stdout.write(`# cancel → held call cut off: ${tookMs} ms (heartbeat timeout 60 s)\n`);
     assert.ok(tookMs < 5_000, `the call was cut off ${tookMs} ms after the cancel`);
 

@@ -267,6 +267,21 @@ describe('classification', () => {
     assert.ok(Date.now() - started < 4_000 + 2_000, 'attempts were cut at the 1 s timeout');
   });
 
+  it('keeps a call that outlasts the heartbeat timeout alive with heartbeats', async () => {
+    // The test heartbeat timeout is 2 s: without heartbeats during the call, Temporal would time
+    // the attempt out and retry it.
+    const path = '/slower-than-heartbeat-timeout';
+    receiver.always(path, (_received, response) => {
+      setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}'), 4_500).unref();
+    });
+    const id = await createTask({ callbackUrl: receiver.url(path), timeout: 10, retries: 2 });
+    const view = await waitForEnd(id);
+    assert.equal(view.status, 'succeeded', JSON.stringify(view));
+    assert.equal(view.attempts, 1);
+    assert.deepEqual(view.result, { done: true });
+    assert.equal(receiver.to(path).length, 1);
+  });
+
   it('fails a task whose answer is over the response size limit', async () => {
     receiver.always('/huge', respondJson(200, { blob: 'x'.repeat(100_000) }));
     const id = await createTask({ callbackUrl: receiver.url('/huge'), retries: 3 });
