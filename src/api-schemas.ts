@@ -61,6 +61,7 @@ const _sameStatuses: Static<typeof TaskStatusSchema> extends TaskStatus
     ? true
     : never
   : never = true;
+void _sameStatuses; // a compile-time check only
 
 const TaskErrorSchema = Type.Object({
   code: Type.String(),

@@ -22,25 +22,6 @@ after(async () => {
   await stopOwnServer();
 });
 
-async function createTask(body: Record<string, unknown>): Promise<string> {
-  const response = await harness.api('POST', '/v1/tasks', body);
-  assert.equal(response.status, 202, JSON.stringify(response.body));
-  return response.body.id as string;
-}
-
-async function view(id: string) {
-  const response = await harness.api('GET', `/v1/tasks/${id}`);
-  assert.equal(response.status, 200, JSON.stringify(response.body));
-  return response.body;
-}
-
-async function waitFor(id: string, predicate: (task: any) => boolean, what: string, timeoutMs = 20_000) {
-  return eventually(async () => {
-    const task = await view(id);
-    return predicate(task) ? task : undefined;
-  }, { timeoutMs, what: `${id}: ${what}` });
-}
-
 /** Holds every request to `path` open, as a slow report would; returns when AsyncQueue hung up. */
 function holdOpen(path: string): () => number | undefined {
   let closedAt: number | undefined;
@@ -56,21 +37,21 @@ describe('cancel', () => {
   it('aborts the in-flight callback, starts no further attempt and sends task.cancelled', async () => {
     const path = '/hold';
     const connectionClosedAt = holdOpen(path);
-    const id = await createTask({
+    const id = await harness.createTask({
       callbackUrl: receiver.url(path),
       webhookUrl: receiver.url('/hold-hook'),
       retries: 5,
       timeout: 60,
     });
     await receiver.waitFor(path, 1);
-    await waitFor(id, (task) => task.status === 'running', 'running');
+    await harness.waitForTask(id, (task) => task.status === 'running', 'running');
 
     const cancelledAt = Date.now();
     const response = await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'user gave up' });
     assert.equal(response.status, 202);
     assert.equal(response.body.id, id);
 
-    const final = await waitFor(id, (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending', 'cancelled');
+    const final = await harness.waitForTask(id, (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending', 'cancelled');
     const closedAt = connectionClosedAt();
     assert.ok(closedAt !== undefined, 'the receiver saw the connection close');
     assert.ok(closedAt - cancelledAt < 10_000, `the call was aborted ${closedAt - cancelledAt} ms after cancel`);
@@ -91,11 +72,11 @@ describe('cancel', () => {
   });
 
   it('cancels a task waiting for its delay without calling the callback', async () => {
-    const id = await createTask({ callbackUrl: receiver.url('/never'), delay: 300 });
-    assert.equal((await view(id)).status, 'scheduled');
+    const id = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 300 });
+    assert.equal((await harness.task(id)).status, 'scheduled');
     const response = await harness.api('POST', `/v1/tasks/${id}/cancel`);
     assert.equal(response.status, 202);
-    const final = await waitFor(id, (task) => task.status === 'cancelled', 'cancelled');
+    const final = await harness.waitForTask(id, (task) => task.status === 'cancelled', 'cancelled');
     assert.equal(final.attempts, 0);
     assert.equal(receiver.to('/never').length, 0);
   });
@@ -103,21 +84,21 @@ describe('cancel', () => {
   it('cancels a task waiting between attempts', async () => {
     const path = '/retry-wait';
     receiver.always(path, respondJson(503, {}, { 'retry-after': '60' }));
-    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3 });
-    await waitFor(id, (task) => task.status === 'retrying', 'retrying');
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 3 });
+    await harness.waitForTask(id, (task) => task.status === 'retrying', 'retrying');
     assert.equal((await harness.api('POST', `/v1/tasks/${id}/cancel`, {})).status, 202);
-    const final = await waitFor(id, (task) => task.status === 'cancelled', 'cancelled');
+    const final = await harness.waitForTask(id, (task) => task.status === 'cancelled', 'cancelled');
     assert.equal(final.attempts, 1);
     assert.equal(receiver.to(path).length, 1);
   });
 
   it('answers 409 for a task that has ended and 404 for an unknown one', async () => {
-    const id = await createTask({ callbackUrl: receiver.url('/quick') });
-    await waitFor(id, (task) => task.status === 'succeeded', 'succeeded');
+    const id = await harness.createTask({ callbackUrl: receiver.url('/quick') });
+    await harness.waitForTask(id, (task) => task.status === 'succeeded', 'succeeded');
     const ended = await harness.api('POST', `/v1/tasks/${id}/cancel`);
     assert.equal(ended.status, 409);
     assert.equal(ended.body.error.code, 'task_already_ended');
-    assert.equal((await view(id)).status, 'succeeded');
+    assert.equal((await harness.task(id)).status, 'succeeded');
 
     const unknown = await harness.api('POST', '/v1/tasks/00000000-0000-4000-8000-000000000000/cancel');
     assert.equal(unknown.status, 404);
@@ -139,14 +120,12 @@ describe('cancel with a long heartbeat timeout', () => {
   it('still cuts a held call off within seconds, as cancelled, with no further attempt', async () => {
     const path = '/hold-long-heartbeat';
     const connectionClosedAt = holdOpen(path);
-    const created = await slow.api('POST', '/v1/tasks', {
+    const id = await slow.createTask({
       callbackUrl: receiver.url(path),
       webhookUrl: receiver.url('/hold-long-heartbeat-hook'),
       retries: 3,
       timeout: 120,
     });
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const id = created.body.id as string;
     await receiver.waitFor(path, 1);
     // The call's first heartbeat comes 24 s in (40 % of 60 s): only a heartbeat that late could carry it.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -158,13 +137,7 @@ describe('cancel with a long heartbeat timeout', () => {
     process.stdout.write(`# cancel → held call cut off: ${tookMs} ms (heartbeat timeout 60 s)\n`);
     assert.ok(tookMs < 5_000, `the call was cut off ${tookMs} ms after the cancel`);
 
-    const final = await eventually(
-      async () => {
-        const task = (await slow.api('GET', `/v1/tasks/${id}`)).body;
-        return task.status === 'cancelled' && task.webhook?.status === 'delivered' ? task : undefined;
-      },
-      { timeoutMs: 20_000, what: `${id} cancelled` },
-    );
+    const final = await slow.waitForTask(id, (task) => task.status === 'cancelled' && task.webhook?.status === 'delivered', 'cancelled');
     assert.equal(final.error.code, 'cancelled');
     assert.equal(final.error.message, 'no time');
     assert.equal(final.attempts, 1);
@@ -182,11 +155,11 @@ describe('delay', () => {
     assert.equal(created.status, 202);
     assert.equal(created.body.status, 'scheduled');
     const id = created.body.id as string;
-    assert.equal((await view(id)).status, 'scheduled');
+    assert.equal((await harness.task(id)).status, 'scheduled');
     const [call] = await receiver.waitFor(path, 1, 15_000);
     const waited = call!.receivedAt - Date.parse(created.body.createdAt);
     assert.ok(waited >= 1_900, `called after ${waited} ms`);
-    assert.equal((await waitFor(id, (task) => task.status === 'succeeded', 'succeeded')).delay, 2);
+    assert.equal((await harness.waitForTask(id, (task) => task.status === 'succeeded', 'succeeded')).delay, 2);
   });
 });
 
@@ -194,11 +167,11 @@ describe('list', () => {
   it('lists tasks in progress first, filters by status and pages with a cursor', async () => {
     receiver.always('/list-fail', respondJson(400, { error: 'bad' }));
     const succeeded: string[] = [];
-    for (let i = 0; i < 3; i++) succeeded.push(await createTask({ callbackUrl: receiver.url('/list-ok') }));
-    const failed = await createTask({ callbackUrl: receiver.url('/list-fail') });
-    const scheduled = await createTask({ callbackUrl: receiver.url('/list-later'), delay: 600 });
-    for (const id of succeeded) await waitFor(id, (task) => task.status === 'succeeded', 'succeeded');
-    await waitFor(failed, (task) => task.status === 'failed', 'failed');
+    for (let i = 0; i < 3; i++) succeeded.push(await harness.createTask({ callbackUrl: receiver.url('/list-ok') }));
+    const failed = await harness.createTask({ callbackUrl: receiver.url('/list-fail') });
+    const scheduled = await harness.createTask({ callbackUrl: receiver.url('/list-later'), delay: 600 });
+    for (const id of succeeded) await harness.waitForTask(id, (task) => task.status === 'succeeded', 'succeeded');
+    await harness.waitForTask(failed, (task) => task.status === 'failed', 'failed');
 
     const byStatus = async (status: string) =>
       eventually(
@@ -253,7 +226,7 @@ describe('list', () => {
   });
 
   it('rejects a cursor it did not issue, quickly, as a 400', async () => {
-    for (let i = 0; i < 3; i++) await createTask({ callbackUrl: receiver.url('/cursor-source') });
+    for (let i = 0; i < 3; i++) await harness.createTask({ callbackUrl: receiver.url('/cursor-source') });
     const page = await eventually(async () => {
       const response = await harness.api('GET', '/v1/tasks?limit=1');
       return response.body.nextCursor ? response.body : undefined;
@@ -281,8 +254,8 @@ describe('without a worker', () => {
   it('still reads finished tasks, and lists them', async () => {
     const path = '/before-stop';
     receiver.always(path, respondJson(200, { answer: 42, text: 'ünïcødé ✓' }));
-    const id = await createTask({ callbackUrl: receiver.url(path), webhookUrl: receiver.url('/before-stop-hook') });
-    await waitFor(id, (task) => task.status === 'succeeded' && task.webhook?.status === 'delivered', 'delivered');
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), webhookUrl: receiver.url('/before-stop-hook') });
+    await harness.waitForTask(id, (task) => task.status === 'succeeded' && task.webhook?.status === 'delivered', 'delivered');
     // The workflow must have closed, not just reported success, before the worker goes away.
     await eventually(async () =>
       (await harness.client.workflow.getHandle(`task-${id}`).describe()).status.name === 'COMPLETED' ? true : undefined,
@@ -290,14 +263,14 @@ describe('without a worker', () => {
 
     await harness.stopWorker();
     try {
-      const task = await view(id);
+      const task = await harness.task(id);
       assert.equal(task.status, 'succeeded');
       assert.deepEqual(task.result, { answer: 42, text: 'ünïcødé ✓' });
       assert.equal(task.webhook.status, 'delivered');
 
       // A running task reads from what the server stores when no worker answers the query.
-      const pending = await createTask({ callbackUrl: receiver.url('/while-stopped') });
-      const stored = await view(pending);
+      const pending = await harness.createTask({ callbackUrl: receiver.url('/while-stopped') });
+      const stored = await harness.task(pending);
       assert.equal(stored.status, 'pending');
       assert.equal(stored.callbackUrl, receiver.url('/while-stopped'));
     } finally {

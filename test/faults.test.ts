@@ -15,7 +15,6 @@ import { eventually } from './support/eventually.js';
 import { runEntry, type Started } from './support/processes.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
 
-const ENDED = ['succeeded', 'failed', 'cancelled'];
 let receiver: Receiver;
 const spawned: Started[] = [];
 
@@ -68,17 +67,6 @@ async function waitForPollers(harness: Harness, count: number): Promise<void> {
   );
 }
 
-async function waitForEnd(harness: Harness, id: string, timeoutMs = 60_000) {
-  return eventually(
-    async () => {
-      const { status, body } = await harness.api('GET', `/v1/tasks/${id}`);
-      if (status !== 200) return undefined;
-      return ENDED.includes(body.status) && body.webhook?.status !== 'pending' ? body : undefined;
-    },
-    { timeoutMs, intervalMs: 250, what: `task ${id} to end` },
-  );
-}
-
 describe('worker killed with calls in flight', () => {
   it('retries every cut-off call on another worker, with the same webhook-id', async () => {
     const harness = await startHarness({ withoutWorker: true });
@@ -97,7 +85,7 @@ describe('worker killed with calls in flight', () => {
 
       const killedAt = Date.now();
       first.child.kill('SIGKILL');
-      const views = await Promise.all(ids.map((id) => waitForEnd(harness, id)));
+      const views = await Promise.all(ids.map((id) => harness.waitForEnd(id, { timeoutMs: 60_000 })));
       const retriedAt = Math.max(...receiver.to('/worker-crash').map((call) => call.receivedAt));
       const recoveryMs = retriedAt - killedAt;
       const heartbeatTimeoutMs = harness.config.policy.heartbeatTimeoutMs;
@@ -141,7 +129,7 @@ describe('cancel racing a worker crash', () => {
       holder.child.kill('SIGKILL');
       const cancel = await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'user gave up' });
       assert.equal(cancel.status, 202);
-      const view = await waitForEnd(harness, id);
+      const view = await harness.waitForEnd(id, { timeoutMs: 60_000 });
       assert.equal(view.status, 'cancelled', JSON.stringify(view));
       assert.equal(view.error.code, 'cancelled');
       const [hook] = await receiver.waitFor('/crash-then-cancel-hook', 1);
@@ -171,7 +159,7 @@ describe('worker stopped with SIGTERM', () => {
 
       // The call finished before the worker left; the next worker only completes the workflow.
       await harness.startWorker();
-      const view = await waitForEnd(harness, created.body.id);
+      const view = await harness.waitForEnd(created.body.id, { timeoutMs: 60_000 });
       assert.equal(view.status, 'succeeded');
       assert.equal(view.attempts, 1);
       assert.equal(receiver.to('/graceful').length, 1);
@@ -193,7 +181,7 @@ describe('worker stopped with SIGTERM', () => {
       assert.ok(Date.now() - stoppingAt < 8_000, 'the grace period bounded the shutdown');
 
       await harness.startWorker();
-      const view = await waitForEnd(harness, created.body.id);
+      const view = await harness.waitForEnd(created.body.id, { timeoutMs: 60_000 });
       assert.equal(view.status, 'succeeded');
       assert.equal(view.attempts, 2);
     } finally {
@@ -315,7 +303,7 @@ describe('webhook receiver down', () => {
       const late = await Receiver.start('127.0.0.1', port);
       try {
         late.script('/hook', respondJson(503, {}), respondJson(503, {}));
-        const view = await waitForEnd(harness, id);
+        const view = await harness.waitForEnd(id, { timeoutMs: 60_000 });
         assert.equal(view.status, 'succeeded');
         assert.equal(view.webhook.status, 'delivered');
         const deliveries = late.to('/hook');
@@ -374,7 +362,7 @@ describe('Temporal server down and killed', () => {
     });
     const again = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/after-down') });
     assert.equal(again.status, 202);
-    assert.equal((await waitForEnd(harness, again.body.id)).status, 'succeeded');
+    assert.equal((await harness.waitForEnd(again.body.id, { timeoutMs: 60_000 })).status, 'succeeded');
   });
 
   it('loses nothing when killed with tasks scheduled, running, retrying and awaiting webhook delivery', async () => {
@@ -396,7 +384,7 @@ describe('Temporal server down and killed', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     server = await startServer();
 
-    const views = await Promise.all([scheduled, running, retrying, awaitingWebhook].map((id) => waitForEnd(harness, id, 90_000)));
+    const views = await Promise.all([scheduled, running, retrying, awaitingWebhook].map((id) => harness.waitForEnd(id, { timeoutMs: 90_000 })));
     for (const view of views) assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.equal(receiver.to('/kill-scheduled').length, 1);
     assert.equal(views[3].webhook.status, 'delivered');

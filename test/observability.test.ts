@@ -36,12 +36,9 @@ after(async () => {
 const auth = { authorization: `Bearer ${API_KEY}` };
 
 async function runTask(body: Record<string, unknown>): Promise<string> {
-  const { body: created } = await harness.api('POST', '/v1/tasks', body, auth);
-  await eventually(async () => {
-    const { body: task } = await harness.api('GET', `/v1/tasks/${created.id}`, undefined, auth);
-    return ['succeeded', 'failed'].includes(task.status) && task.webhook?.status !== 'pending' ? true : undefined;
-  });
-  return created.id as string;
+  const id = await harness.createTask(body, auth);
+  await harness.waitForEnd(id, { headers: auth });
+  return id;
 }
 
 describe('metrics', () => {

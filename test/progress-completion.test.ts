@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Receiver, respondJson } from './support/receiver.js';
-import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 const API_KEY = 'progress-test-key-123456';
@@ -25,23 +24,6 @@ after(async () => {
 
 const withKey = { authorization: `Bearer ${API_KEY}` };
 
-async function create(body: Record<string, unknown>): Promise<string> {
-  const response = await harness.api('POST', '/v1/tasks', body, withKey);
-  assert.equal(response.status, 202, JSON.stringify(response.body));
-  return response.body.id as string;
-}
-
-async function view(id: string) {
-  return (await harness.api('GET', `/v1/tasks/${id}`, undefined, withKey)).body;
-}
-
-async function until(id: string, predicate: (task: any) => boolean, what: string, timeoutMs = 20_000) {
-  return eventually(async () => {
-    const task = await view(id);
-    return predicate(task) ? task : undefined;
-  }, { timeoutMs, what: `${id}: ${what}` });
-}
-
 /** The callee's side: calls back with the token its callback request carried, no API key. */
 function asCallee(token: string) {
   return (path: string, body: unknown) => harness.api('POST', path, body, { 'asyncqueue-task-token': token });
@@ -50,7 +32,7 @@ function asCallee(token: string) {
 describe('progress', () => {
   it('is reported by the callee with its task token and shown in the view and the Temporal UI', async () => {
     receiver.always('/slow-report', () => undefined); // holds the request while "working"
-    const id = await create({ callbackUrl: receiver.url('/slow-report'), timeout: 60 });
+    const id = await harness.createTask({ callbackUrl: receiver.url('/slow-report'), timeout: 60 }, withKey);
     const [call] = await receiver.waitFor('/slow-report', 1);
     const token = String(call!.headers['asyncqueue-task-token']);
     assert.ok(token.length >= 32);
@@ -61,7 +43,7 @@ describe('progress', () => {
       data: { page: 5 },
     });
     assert.equal(report.status, 202);
-    const task = await until(id, (t) => t.progress?.percent === 40, 'progress');
+    const task = await harness.waitForTask(id, (t) => t.progress?.percent === 40, 'progress', { headers: withKey });
     assert.equal(task.progress.message, 'rendering page 5 of 12');
     assert.deepEqual(task.progress.data, { page: 5 });
 
@@ -73,7 +55,7 @@ describe('progress', () => {
     // An API key works too; a wrong token, or another task's token, does not.
     assert.equal((await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 50 }, withKey)).status, 202);
     assert.equal((await asCallee('not-the-token')(`/v1/tasks/${id}/progress`, { percent: 60 })).status, 401);
-    const other = await create({ callbackUrl: receiver.url('/other'), delay: 600 });
+    const other = await harness.createTask({ callbackUrl: receiver.url('/other'), delay: 600 }, withKey);
     assert.equal((await asCallee(token)(`/v1/tasks/${other}/progress`, { percent: 1 })).status, 401);
     assert.equal((await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 70 })).status, 401, 'no credentials');
     const invalid = await asCallee(token)(`/v1/tasks/${id}/progress`, { percent: 101 });
@@ -88,18 +70,18 @@ describe('progress', () => {
 describe('async completion', () => {
   it('keeps a 202-answered attempt open until /complete, whose result becomes the task result', async () => {
     receiver.always('/accept', respondJson(202, { accepted: true }));
-    const id = await create({ callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 });
+    const id = await harness.createTask({ callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 }, withKey);
     const [call] = await receiver.waitFor('/accept', 1);
     // Well past the heartbeat timeout (2 s here): the worker keeps the open attempt alive.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const waiting = await view(id);
+    const waiting = await harness.task(id, withKey);
     assert.equal(waiting.status, 'running');
     assert.equal(receiver.to('/accept').length, 1);
 
     const token = String(call!.headers['asyncqueue-task-token']);
     const done = await asCallee(token)(`/v1/tasks/${id}/complete`, { result: { reportUrl: 'https://files/r.pdf' } });
     assert.equal(done.status, 202);
-    const task = await until(id, (t) => t.status === 'succeeded' && t.webhook?.status === 'delivered', 'succeeded');
+    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded' && t.webhook?.status === 'delivered', 'succeeded', { headers: withKey });
     assert.deepEqual(task.result, { reportUrl: 'https://files/r.pdf' });
     assert.equal(task.attempts, 1);
     const [hook] = await receiver.waitFor('/accept-hook', 1);
@@ -113,23 +95,23 @@ describe('async completion', () => {
   it('retries after a retryable /fail, and fails the task at once on a non-retryable one', async () => {
     const path = '/accept-then-ok';
     receiver.script(path, respondJson(202, {}), respondJson(200, { second: true }));
-    const id = await create({ callbackUrl: receiver.url(path), retries: 2 });
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 2 }, withKey);
     const [first] = await receiver.waitFor(path, 1);
     const token = String(first!.headers['asyncqueue-task-token']);
     assert.equal((await asCallee(token)(`/v1/tasks/${id}/fail`, { error: { message: 'renderer crashed' } })).status, 202);
-    const task = await until(id, (t) => t.status === 'succeeded', 'succeeded on attempt 2');
+    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded on attempt 2', { headers: withKey });
     assert.equal(task.attempts, 2);
     assert.deepEqual(task.result, { second: true });
 
     receiver.always('/accept-then-give-up', respondJson(202, {}));
-    const doomed = await create({ callbackUrl: receiver.url('/accept-then-give-up'), retries: 5 });
+    const doomed = await harness.createTask({ callbackUrl: receiver.url('/accept-then-give-up'), retries: 5 }, withKey);
     const [call] = await receiver.waitFor('/accept-then-give-up', 1);
     const failed = await asCallee(String(call!.headers['asyncqueue-task-token']))(`/v1/tasks/${doomed}/fail`, {
       error: { message: 'date range is empty', code: 'empty_range' },
       retryable: false,
     });
     assert.equal(failed.status, 202);
-    const final = await until(doomed, (t) => t.status === 'failed', 'failed');
+    const final = await harness.waitForTask(doomed, (t) => t.status === 'failed', 'failed', { headers: withKey });
     assert.equal(final.error.code, 'empty_range');
     assert.equal(final.error.message, 'date range is empty');
     assert.equal(final.attempts, 1);
@@ -139,8 +121,8 @@ describe('async completion', () => {
   it('times an open attempt out after `timeout` seconds and retries it', async () => {
     const path = '/accept-and-forget';
     receiver.script(path, respondJson(202, {}), respondJson(200, { retried: true }));
-    const id = await create({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 });
-    const task = await until(id, (t) => t.status === 'succeeded', 'succeeded after the timeout');
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 }, withKey);
+    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded after the timeout', { headers: withKey });
     assert.equal(task.attempts, 2);
     const [first, second] = receiver.to(path);
     const gap = second!.receivedAt - first!.receivedAt;
@@ -149,12 +131,12 @@ describe('async completion', () => {
 
   it('still cancels an attempt that awaits completion', async () => {
     receiver.always('/accept-then-cancel', respondJson(202, {}));
-    const id = await create({ callbackUrl: receiver.url('/accept-then-cancel'), webhookUrl: receiver.url('/cancel-hook'), timeout: 60 });
+    const id = await harness.createTask({ callbackUrl: receiver.url('/accept-then-cancel'), webhookUrl: receiver.url('/cancel-hook'), timeout: 60 }, withKey);
     await receiver.waitFor('/accept-then-cancel', 1);
-    await until(id, (t) => t.status === 'running', 'running');
+    await harness.waitForTask(id, (t) => t.status === 'running', 'running', { headers: withKey });
     const cancelledAt = Date.now();
     assert.equal((await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'stop' }, withKey)).status, 202);
-    const task = await until(id, (t) => t.status === 'cancelled', 'cancelled');
+    const task = await harness.waitForTask(id, (t) => t.status === 'cancelled', 'cancelled', { headers: withKey });
     assert.ok(Date.now() - cancelledAt < 10_000);
     assert.equal(task.attempts, 1);
     const [hook] = await receiver.waitFor('/cancel-hook', 1);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { DestinationGuard } from '../src/destination-guard.js';
-import { Receiver, respondJson } from './support/receiver.js';
+import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 

@@ -7,7 +7,6 @@ import { after, before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { TASK_STATUS_SEARCH_ATTRIBUTE } from '../workflows/task-contract.js';
 import { Receiver, respondJson } from './support/receiver.js';
-import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 let harness: Harness;
@@ -23,34 +22,6 @@ after(async () => {
   await receiver.close();
   await stopOwnServer();
 });
-
-async function createTask(body: Record<string, unknown>): Promise<string> {
-  const response = await harness.api('POST', '/v1/tasks', body);
-  assert.equal(response.status, 202, JSON.stringify(response.body));
-  return response.body.id as string;
-}
-
-async function waitForStatus(id: string, statuses: string[], timeoutMs = 20_000) {
-  return eventually(
-    async () => {
-      const response = await harness.api('GET', `/v1/tasks/${id}`);
-      return statuses.includes(response.body.status) ? response.body : undefined;
-    },
-    { timeoutMs, what: `task ${id} to reach ${statuses.join('|')}` },
-  );
-}
-
-/** Waits for the task to end and its webhook (if any) to settle. */
-async function waitForEnd(id: string, timeoutMs = 20_000) {
-  return eventually(
-    async () => {
-      const { body } = await harness.api('GET', `/v1/tasks/${id}`);
-      const ended = ['succeeded', 'failed', 'cancelled'].includes(body.status);
-      return ended && (body.webhook === undefined || body.webhook.status !== 'pending') ? body : undefined;
-    },
-    { timeoutMs, what: `task ${id} to end` },
-  );
-}
 
 describe('the seed flow', () => {
   it('calls the callback with the payload, stores its result and delivers a signed webhook', async () => {
@@ -102,7 +73,7 @@ describe('the seed flow', () => {
     assert.notEqual(callback.headers['webhook-id'], webhook.headers['webhook-id']);
     assert.throws(() => verifier.verify(`${webhook.body} `, webhook.headers as Record<string, string>));
 
-    const view = await waitForEnd(id);
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.deepEqual(view.result, result);
     assert.equal(view.attempts, 1);
@@ -130,10 +101,10 @@ describe('the seed flow', () => {
       response.writeHead(204);
       response.end();
     });
-    const textId = await createTask({ callbackUrl: receiver.url('/text') });
-    const emptyId = await createTask({ callbackUrl: receiver.url('/empty') });
-    assert.equal((await waitForEnd(textId)).result, 'plain text ✓');
-    const empty = await waitForEnd(emptyId);
+    const textId = await harness.createTask({ callbackUrl: receiver.url('/text') });
+    const emptyId = await harness.createTask({ callbackUrl: receiver.url('/empty') });
+    assert.equal((await harness.waitForEnd(textId)).result, 'plain text ✓');
+    const empty = await harness.waitForEnd(emptyId);
     assert.equal(empty.status, 'succeeded');
     assert.equal(empty.result, null);
   });
@@ -150,8 +121,8 @@ describe('retries', () => {
       },
       respondJson(200, { ok: 'third time' }),
     );
-    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3, webhookUrl: receiver.url('/flaky-hook') });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 3, webhookUrl: receiver.url('/flaky-hook') });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.equal(view.attempts, 3);
     assert.deepEqual(view.result, { ok: 'third time' });
@@ -169,8 +140,8 @@ describe('retries', () => {
   it('reports retrying between attempts and fails once the retries are spent', async () => {
     const path = '/always-500';
     receiver.always(path, respondJson(500, { error: 'broken' }));
-    const id = await createTask({ callbackUrl: receiver.url(path), retries: 2, webhookUrl: receiver.url('/always-500-hook') });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 2, webhookUrl: receiver.url('/always-500-hook') });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.attempts, 3);
     assert.equal(view.error.statusCode, 500);
@@ -188,11 +159,11 @@ describe('retries', () => {
   it('shows retrying, with the next attempt time, while it waits', async () => {
     const path = '/retry-later';
     receiver.script(path, respondJson(503, {}, { 'retry-after': '3' }), respondJson(200, { done: true }));
-    const id = await createTask({ callbackUrl: receiver.url(path), retries: 1 });
-    const retrying = await waitForStatus(id, ['retrying']);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
+    const retrying = await harness.waitForTask(id, (task) => task.status === 'retrying', 'retrying');
     assert.equal(retrying.attempts, 1);
     assert.ok(retrying.nextAttemptAt === undefined || !Number.isNaN(Date.parse(retrying.nextAttemptAt)));
-    assert.equal((await waitForEnd(id)).status, 'succeeded');
+    assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
   });
 
   it('honours Retry-After in seconds and as an HTTP date', async () => {
@@ -208,8 +179,8 @@ describe('retries', () => {
         },
         respondJson(200, { ok: true }),
       );
-      const id = await createTask({ callbackUrl: receiver.url(path), retries: 1 });
-      assert.equal((await waitForEnd(id)).status, 'succeeded');
+      const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
+      assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
       const [first, second] = receiver.to(path);
       const gap = second!.receivedAt - first!.receivedAt;
       // The configured backoff is 0.2 s; only Retry-After explains a gap of about two seconds.
@@ -221,8 +192,8 @@ describe('retries', () => {
 describe('classification', () => {
   it('fails at once on a non-retryable 4xx', async () => {
     receiver.always('/gone', respondJson(404, { error: 'no such report' }));
-    const id = await createTask({ callbackUrl: receiver.url('/gone'), retries: 5 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/gone'), retries: 5 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.attempts, 1);
     assert.equal(view.error.statusCode, 404);
@@ -232,8 +203,8 @@ describe('classification', () => {
   it('retries 408, 425 and 429 like 5xx', async () => {
     const path = '/retryable-4xx';
     receiver.script(path, respondJson(408, {}), respondJson(425, {}), respondJson(429, {}), respondJson(200, { ok: 1 }));
-    const id = await createTask({ callbackUrl: receiver.url(path), retries: 3 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 3 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.equal(view.attempts, 4);
   });
@@ -243,8 +214,8 @@ describe('classification', () => {
       response.writeHead(302, { location: receiver.url('/redirect-target') });
       response.end();
     });
-    const id = await createTask({ callbackUrl: receiver.url('/moved'), retries: 2 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/moved'), retries: 2 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.error.code, 'redirect_not_followed');
     assert.equal(view.error.statusCode, 302);
@@ -258,8 +229,8 @@ describe('classification', () => {
       setTimeout(() => response.writeHead(200).end('{}'), 4_000).unref();
     });
     const started = Date.now();
-    const id = await createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.error.code, 'callback_timeout');
     assert.equal(view.attempts, 2);
@@ -274,8 +245,8 @@ describe('classification', () => {
     receiver.always(path, (_received, response) => {
       setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}'), 4_500).unref();
     });
-    const id = await createTask({ callbackUrl: receiver.url(path), timeout: 10, retries: 2 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), timeout: 10, retries: 2 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.equal(view.attempts, 1);
     assert.deepEqual(view.result, { done: true });
@@ -284,19 +255,19 @@ describe('classification', () => {
 
   it('fails a task whose answer is over the response size limit', async () => {
     receiver.always('/huge', respondJson(200, { blob: 'x'.repeat(100_000) }));
-    const id = await createTask({ callbackUrl: receiver.url('/huge'), retries: 3 });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/huge'), retries: 3 });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.error.code, 'response_too_large');
     assert.equal(view.attempts, 1);
   });
 
   it('delivers the extra headers with the callback', async () => {
-    const id = await createTask({
+    const id = await harness.createTask({
       callbackUrl: receiver.url('/with-headers'),
       headers: { Authorization: 'Bearer app-token', 'X-Trace': 'abc' },
     });
-    await waitForEnd(id);
+    await harness.waitForEnd(id);
     const [call] = receiver.to('/with-headers');
     assert.equal(call!.headers.authorization, 'Bearer app-token');
     assert.equal(call!.headers['x-trace'], 'abc');
@@ -307,8 +278,8 @@ describe('webhook delivery', () => {
   it('retries the webhook on its own schedule without changing the task status', async () => {
     const hook = '/hook-flaky';
     receiver.script(hook, respondJson(500, {}), respondJson(404, {}), respondJson(200, {}));
-    const id = await createTask({ callbackUrl: receiver.url('/ok-for-hook'), webhookUrl: receiver.url(hook) });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/ok-for-hook'), webhookUrl: receiver.url(hook) });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.equal(view.webhook.status, 'delivered');
     assert.equal(view.webhook.attempts, 3);
@@ -322,8 +293,8 @@ describe('webhook delivery', () => {
 
   it('stops on 410 Gone and records the failure in the task view only', async () => {
     receiver.always('/hook-gone', respondJson(410, {}));
-    const id = await createTask({ callbackUrl: receiver.url('/ok-for-gone'), webhookUrl: receiver.url('/hook-gone') });
-    const view = await waitForEnd(id);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/ok-for-gone'), webhookUrl: receiver.url('/hook-gone') });
+    const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.equal(view.webhook.status, 'failed');
     assert.equal(view.webhook.statusCode, 410);

@@ -2,6 +2,7 @@
  * A real AsyncQueue for one test file: its own task queue on the shared Temporal dev server, a
  * worker running the bundled workflows, and the API listening on a free loopback port.
  */
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import type { DestinationGuard } from '../../src/destination-guard.js';
 import { loadSigningSecrets } from '../../src/signing-secret.js';
 import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker } from '../../src/worker.js';
 import { installWorkerRuntime } from '../../src/worker-runtime.js';
+import { eventually } from './eventually.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */
 export const TEST_SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -69,9 +71,27 @@ export interface Harness {
   app: FastifyInstance;
   client: Client;
   api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>>;
+  /** POST /v1/tasks, asserting 202; the new task's id. */
+  createTask(body: Record<string, unknown>, headers?: Record<string, string>): Promise<string>;
+  /** GET /v1/tasks/:id, asserting 200; the task's view. */
+  task(id: string, headers?: Record<string, string>): Promise<any>;
+  /** Polls the task's view until `predicate` holds; that view. */
+  waitForTask(id: string, predicate: (task: any) => boolean, what: string, options?: WaitOptions): Promise<any>;
+  /** Polls until the task has ended and its webhook, if any, is settled; that view. */
+  waitForEnd(id: string, options?: WaitOptions): Promise<any>;
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+/** The task has a final status and its webhook, if it has one, is settled. */
+export function hasEnded(task: any): boolean {
+  return ['succeeded', 'failed', 'cancelled'].includes(task?.status) && task.webhook?.status !== 'pending';
 }
 
 export interface HarnessOptions {
@@ -136,20 +156,44 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
 
+  const api: Harness['api'] = async (method, urlPath, body, headers = {}) => {
+    const response = await fetch(`${baseUrl}${urlPath}`, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
+  };
+  const task: Harness['task'] = async (id, headers) => {
+    const response = await api('GET', `/v1/tasks/${id}`, undefined, headers);
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    return response.body;
+  };
+
+  const waitForTask: Harness['waitForTask'] = async (id, predicate, what, { timeoutMs = 20_000, headers } = {}) =>
+    eventually(
+      async () => {
+        const view = await task(id, headers);
+        return predicate(view) ? view : undefined;
+      },
+      { timeoutMs, what: `task ${id}: ${what}` },
+    );
+
   return {
     config,
     baseUrl,
     app,
     client,
-    async api(method, urlPath, body, headers = {}) {
-      const response = await fetch(`${baseUrl}${urlPath}`, {
-        method,
-        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
+    api,
+    async createTask(body, headers) {
+      const response = await api('POST', '/v1/tasks', body, headers);
+      assert.equal(response.status, 202, JSON.stringify(response.body));
+      return response.body.id as string;
     },
+    task,
+    waitForTask,
+    waitForEnd: async (id, options) => waitForTask(id, hasEnded, 'to end', options),
     startWorker,
     stopWorker,
     async close() {
