@@ -41,6 +41,8 @@ export interface Config {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
     shutdownGraceMs: number;
+    /** `npm run worker` lowers its CPU priority to this nice value (0: leaves it). */
+    nice: number;
   };
   devServer: {
     port: number;
@@ -118,6 +120,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxConcurrentActivities: read.integer('ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS', 2000, { min: 1 }),
       maxCachedWorkflows: read.integer('ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS', 5000, { min: 0 }),
       shutdownGraceMs: read.seconds('ASYNCQUEUE_WORKER_SHUTDOWN_GRACE', 30, { min: 0 }),
+      nice: read.integer('ASYNCQUEUE_WORKER_NICE', 0, { min: 0, max: 19 }),
     },
     devServer: {
       port: read.integer('ASYNCQUEUE_DEV_SERVER_PORT', 7233, { min: 0, max: 65535 }),

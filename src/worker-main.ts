@@ -1,4 +1,5 @@
 /** `npm run worker`: one worker process; run as many as the load needs. */
+import { lowerProcessPriority } from './process-priority.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 import { loadSigningSecrets } from './signing-secret.js';
@@ -8,6 +9,8 @@ import { installWorkerRuntime } from './worker-runtime.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
+  // Before the SDK's runtime starts its threads, so that they inherit it.
+  lowerProcessPriority(config.worker.nice);
   installWorkerRuntime({ logLevel: config.logLevel, metricsAddress: config.workerMetricsAddress });
   if (config.temporalAddress === undefined) {
     throw new Error('TEMPORAL_ADDRESS is required for `npm run worker` (use `npm start` for the embedded dev server)');

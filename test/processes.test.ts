@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +17,17 @@ import { runEntry } from './support/processes.js';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, stopOwnServer, temporalAddress } from './support/harness.js';
+
+/** The nice values of a process's threads (field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNiceValues(pid: number): Set<number> {
+  const values = new Set<number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    values.add(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return values;
+}
 
 let receiver: Receiver;
 before(async () => {
@@ -38,7 +50,8 @@ describe('npm run api + npm run worker', () => {
       PORT: String(port),
       LOG_LEVEL: 'warn',
     };
-    const worker = runEntry('worker-main', env);
+    // The worker yields the CPU to the API on a shared host when told to.
+    const worker = runEntry('worker-main', { ...env, ASYNCQUEUE_WORKER_NICE: '5' });
     const api = runEntry('api-main', env);
     try {
       const baseUrl = `http://127.0.0.1:${port}`;
@@ -61,6 +74,9 @@ describe('npm run api + npm run worker', () => {
       );
       assert.equal(view.status, 'succeeded');
       assert.deepEqual(JSON.parse(receiver.to('/from-processes')[0]!.body), { via: 'processes' });
+      // Nice is per thread on Linux: all of them, the SDK's and V8's included, run at the lower priority.
+      assert.deepEqual(threadNiceValues(worker.child.pid!), new Set([5]));
+      assert.deepEqual(threadNiceValues(api.child.pid!), new Set([0]));
     } finally {
       api.child.kill('SIGTERM');
       worker.child.kill('SIGTERM');
