@@ -14,7 +14,7 @@
  *     and this process, sampled from /proc every 250 ms.
  *  2. Concurrency: N callbacks held open ~30 s at once on the one worker (worker RSS, dispatch
  *     latency) and the time a cancel takes to reach a held call (cancel sent → the receiver sees
- *     the connection close).
+ *     the connection close) while all the others are still held.
  *  3. Baseline: the API and worker are stopped; a raw @temporalio/client in this process starts a
  *     workflow of the same shape with no-op activities (tools/bench-workflows/baseline.ts) on its own
  *     task queue, run by an in-process worker, through the same ramp. Its highest sustainable rate is
@@ -26,13 +26,16 @@
  * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the server.
  *
  * Options: --quick (< 2 min: short steps, N = 100 only), --big (adds N = 5000 held calls),
- * --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency,
+ * --held 100,5000 (these held-call runs instead), --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency,
  * --cpu-prof DIR (the API and worker write V8 CPU profiles there when they stop; open them in Chrome
  * DevTools or speedscope to see where a task's CPU goes).
  * Scale-out: --apis N and --workers N run the AsyncQueue ramp with N API processes (requests spread
  * round-robin) and N workers on one task queue; --callback-ms MS makes each ramp callback take MS
  * before answering and --worker-slots N caps each worker's concurrent calls, so call slots, not CPU,
  * can be made the limit (with --workers > 1 the held-call runs are skipped: they measure one worker).
+ * --worker-nice N runs the workers at that nice value (ASYNCQUEUE_WORKER_NICE): on this one host,
+ * the API then gets a core first, as it would on a host of its own. The baseline's worker shares
+ * its process with the client, so it has no such setting.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -83,6 +86,8 @@ interface BenchOptions {
   drainMaxMs: number;
   /** Bisection steps between the last sustainable and the first failing rate. */
   refineSteps: number;
+  /** Length of the step at 80 % of the limit, in ramp steps (0: none; the nearest ramp step stands in). */
+  targetLoadStepFactor: number;
   /** Each ramp stops starting steps once it has run this long. */
   rampBudgetMs: number;
   /** After the last step of a ramp: how long leftover tasks may take before they count as stuck. */
@@ -100,10 +105,14 @@ interface BenchOptions {
   callbackMs: number;
   /** ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS per worker; undefined: enough for the held-call runs. */
   workerSlots: number | undefined;
+  /** ASYNCQUEUE_WORKER_NICE of the worker processes (0: same priority as the API). */
+  workerNice: number;
+  /** ASYNCQUEUE_HEARTBEAT_TIMEOUT for AsyncQueue, and the baseline's activities' heartbeat timeout. */
+  heartbeatTimeoutMs: number;
 }
 
 const USAGE =
-  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N]';
+  'usage: node dist/tools/bench.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000]';
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -120,6 +129,9 @@ function parseOptions(argv: string[]): BenchOptions {
       workers: { type: 'string' },
       'callback-ms': { type: 'string' },
       'worker-slots': { type: 'string' },
+      'worker-nice': { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
+      held: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -145,7 +157,7 @@ function parseOptions(argv: string[]): BenchOptions {
   }
   const count = (name: string, raw: string | undefined, fallback: number, max: number): number => {
     const value = Number(raw ?? fallback);
-    if (!Number.isInteger(value) || value < (name === 'callback-ms' ? 0 : 1) || value > max) {
+    if (!Number.isInteger(value) || value < (name === 'callback-ms' || name === 'worker-nice' ? 0 : 1) || value > max) {
       throw new Error(`--${name} must be an integer up to ${max}\n${USAGE}`);
     }
     return value;
@@ -154,11 +166,18 @@ function parseOptions(argv: string[]): BenchOptions {
   const workers = count('workers', values.workers, 1, 16);
   const callbackMs = count('callback-ms', values['callback-ms'], 0, 60_000);
   const workerSlots = values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
+  const workerNice = count('worker-nice', values['worker-nice'], 0, 19);
+  const heartbeatTimeoutMs = count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
   // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
   if (workers > 1) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
   const arrivalCapMs = quick ? 15_000 : 120_000;
-  const concurrency: ConcurrencySpec[] = quick
+  const held = values.held?.split(',').map((item) => Number(item.trim()));
+  if (held !== undefined && held.some((n) => !Number.isInteger(n) || n < 1 || n > 20_000)) throw new Error(`--held must list call counts up to 20000\n${USAGE}`);
+  const concurrency: ConcurrencySpec[] = held !== undefined
+    // One origin per 200 calls, as the default sizes spread them.
+    ? held.map((n) => ({ n, origins: Math.max(1, Math.round(n / 200)), holdMs, arrivalCapMs: n > 1000 ? 240_000 : arrivalCapMs }))
+    : quick
     ? [{ n: 100, origins: 1, holdMs, arrivalCapMs }]
     : [
         { n: 100, origins: 1, holdMs, arrivalCapMs },
@@ -176,6 +195,7 @@ function parseOptions(argv: string[]): BenchOptions {
     stepMs: stepSeconds * 1000,
     drainMaxMs: quick ? 4_000 : 45_000,
     refineSteps: quick ? 0 : 2,
+    targetLoadStepFactor: quick ? 0 : 3,
     rampBudgetMs: quick ? 30_000 : 360_000,
     finalDrainMs: quick ? 5_000 : 90_000,
     deadlineMs: quick ? 108_000 : Number.POSITIVE_INFINITY,
@@ -186,6 +206,8 @@ function parseOptions(argv: string[]): BenchOptions {
     workers,
     callbackMs,
     workerSlots,
+    workerNice,
+    heartbeatTimeoutMs,
   };
 }
 
@@ -682,6 +704,8 @@ class BaselineTarget implements Target {
     private readonly client: Client,
     private readonly taskQueue: string,
     private readonly runId: string,
+    /** AsyncQueue's policy, so the workflows match in shape. */
+    private readonly policy: typeof DEFAULT_POLICY,
   ) {}
 
   /** The no-op activities, run by the in-process worker; the second one marks the task's end. */
@@ -708,7 +732,7 @@ class BaselineTarget implements Target {
       payload: { bench: stepTag, seq, note: 'asyncqueue bench task' },
       timeoutSeconds: 30,
       retries: 3,
-      ...DEFAULT_POLICY,
+      ...this.policy,
     };
     try {
       await this.connection.withDeadline(Date.now() + 30_000, () =>
@@ -787,6 +811,11 @@ interface RampResult {
   limitNotReached: boolean;
   note: string;
   leftover: { notCompleted: number; ids: string[]; views: unknown[] };
+  /**
+   * A step of its own at 80 % of the limit, `targetLoadStepFactor` steps long (the create-latency
+   * target's load, with enough requests for a p99 that is not one unlucky request). Not a ramp step.
+   */
+  targetLoad: StepResult | null;
 }
 
 /** One rate for `stepMs`, then a bounded drain. `pendingIds`: every created task not finished yet. */
@@ -797,8 +826,8 @@ async function runStep(
   sampler: Sampler,
   stepTag: string,
   bestP99: number | null,
+  stepMs = options.stepMs,
 ): Promise<{ result: StepResult; pendingIds: string[] }> {
-  const stepMs = options.stepMs;
   const total = Math.max(1, Math.round((rate * stepMs) / 1000));
   const records: StepRecord[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -939,10 +968,9 @@ async function ramp(
   let pendingIds: string[] = [];
   // Room for the final drain and what follows the ramp within the run's deadline.
   const budgetMs = Math.min(options.rampBudgetMs, T0 + options.deadlineMs - started - options.finalDrainMs - reserveMs);
-  const runAt = async (rate: number): Promise<StepResult> => {
-    log(`${target.name}: ${rate} tasks/s for ${options.stepMs / 1000} s`);
-    const { result: step, pendingIds: stepPending } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99);
-    steps.push(step);
+  const runAt = async (rate: number, stepMs = options.stepMs): Promise<StepResult> => {
+    log(`${target.name}: ${rate} tasks/s for ${stepMs / 1000} s`);
+    const { result: step, pendingIds: stepPending } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
     pendingIds.push(...stepPending);
     const cpu = Object.entries(step.resources.procs)
       .map(([name, usage]) => `${name} ${usage.cpuPct}%`)
@@ -952,11 +980,12 @@ async function ramp(
         `create p50/p99 ${step.createMs.p50}/${step.createMs.p99} ms, e2e p50/p99 ${step.e2eMs.p50}/${step.e2eMs.p99} ms, ` +
         `drain ${step.drainSec} s; CPU ${cpu}, other ${step.resources.otherCpuSec} s → ${step.sustainable ? 'sustainable' : `NOT sustainable: ${step.reason}`}`,
     );
+    if (stepMs === options.stepMs) steps.push(step);
     if (step.sustainable && step.e2eMs.p99 !== null) bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
     await sleep(1_000); // let the system settle between steps
     return step;
   };
-  const outOfTime = (): boolean => steps.length > 0 && now() - started + options.stepMs + 2_000 > budgetMs;
+  const outOfTime = (stepMs = options.stepMs): boolean => steps.length > 0 && now() - started + stepMs + 2_000 > budgetMs;
   const budgetNote = (rate: number): string =>
     `stopped before ${rate}/s: the ramp's time budget (${Math.round(budgetMs / 1000)} s) was used up`;
 
@@ -988,6 +1017,13 @@ async function ramp(
   const sustainableSteps = steps.filter((s) => s.sustainable);
   const failed = steps.filter((s) => !s.sustainable).sort((a, b) => a.targetRate - b.targetRate)[0];
   const maxSustainableRate = sustainableSteps.length > 0 ? Math.max(...sustainableSteps.map((s) => s.targetRate)) : null;
+  let targetLoad: StepResult | null = null;
+  const targetLoadMs = options.stepMs * options.targetLoadStepFactor;
+  if (options.targetLoadStepFactor > 0 && maxSustainableRate !== null && failed !== undefined) {
+    const rate = Math.round(8 * maxSustainableRate) / 10;
+    if (outOfTime(targetLoadMs)) note ||= `no step at 80 % of the limit: the ramp's time budget was used up`;
+    else targetLoad = await runAt(rate, targetLoadMs);
+  }
 
   // Whatever the steps left behind must still finish: a task that never does is a finding.
   pendingIds = pendingIds.filter((id) => target.completedAt(id) === undefined);
@@ -1009,6 +1045,7 @@ async function ramp(
     limitNotReached: failed === undefined,
     note: note || (failed === undefined ? `every rate up to ${options.rates[options.rates.length - 1]}/s was sustainable` : ''),
     leftover: { notCompleted: pendingIds.length, ids: pendingIds.slice(0, 20), views },
+    targetLoad,
   };
 }
 
@@ -1140,7 +1177,9 @@ async function concurrencyRun(
     if (call !== undefined && !targets.includes(call)) targets.push(call);
   }
   for (const call of targets) hold.pin(call);
-  hold.endArrivalPhase();
+  // Every other call stays held while the cancels are measured: ending the arrival phase first
+  // would answer the calls already held `holdMs` at once (at 5000, nearly all), and the cancels
+  // would be measured in that storm of completions instead of with N calls held.
   const httpStatuses: Record<string, number> = {};
   const httpMs: number[] = [];
   const sentAt = new Map<HeldCall, number>();
@@ -1164,6 +1203,7 @@ async function concurrencyRun(
     .filter((ms): ms is number => ms !== undefined);
   const notClosed = targets.filter((call) => call.closedAt === undefined);
   for (const call of notClosed) hold.release(call);
+  hold.endArrivalPhase();
   log(
     `  cancel → connection closed: ${closeValues.map((ms) => Math.round(ms)).join(', ')} ms` +
       (notClosed.length > 0 ? `; ${notClosed.length} NOT closed within ${CANCEL_CLOSE_WAIT_MS / 1000} s` : ''),
@@ -1302,7 +1342,17 @@ function otherActivity(ownPids: number[]): string[] {
 interface Report {
   startedAt: string;
   mode: 'quick' | 'full';
-  options: { rates: number[]; stepSeconds: number; big: boolean; skip: string[]; apis: number; workers: number; callbackMs: number };
+  options: {
+    rates: number[];
+    stepSeconds: number;
+    big: boolean;
+    skip: string[];
+    apis: number;
+    workers: number;
+    callbackMs: number;
+    workerNice: number;
+    heartbeatTimeoutSec: number;
+  };
   machine: Machine;
   settings: Record<string, string | number>;
   asyncqueue: RampResult | null;
@@ -1332,10 +1382,11 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   // Refinement steps run after the failing rate; the table reads better in rate order.
-  const steps = [...result.steps].sort((a, b) => a.targetRate - b.targetRate);
+  const steps = [...result.steps, ...(result.targetLoad !== null ? [result.targetLoad] : [])].sort((a, b) => a.targetRate - b.targetRate);
+  const rateCell = (s: StepResult): string => (s === result.targetLoad ? `${s.targetRate} (80 %, ${s.seconds} s)` : String(s.targetRate));
   for (const s of steps) {
     lines.push(
-      `| ${s.targetRate} | ${s.sent} (${s.sentPerSec}) | ${s.completedPerSec} | ${s.errors} | ${cell(s.createMs.p50, 1)} | ${cell(s.createMs.p99, 1)} | ${cell(s.createMs.p999, 1)} | ${cell(s.createMs.max, 1)} | ${cell(s.e2eMs.p50)} | ${cell(s.e2eMs.p99)} | ${s.drainSec} | ${s.sustainable ? 'ok' : `**not sustainable**: ${s.reason}`} |`,
+      `| ${rateCell(s)} | ${s.sent} (${s.sentPerSec}) | ${s.completedPerSec} | ${s.errors} | ${cell(s.createMs.p50, 1)} | ${cell(s.createMs.p99, 1)} | ${cell(s.createMs.p999, 1)} | ${cell(s.createMs.max, 1)} | ${cell(s.e2eMs.p50)} | ${cell(s.e2eMs.p99)} | ${s.drainSec} | ${s.sustainable ? 'ok' : `**not sustainable**: ${s.reason}`} |`,
     );
   }
   lines.push('');
@@ -1345,14 +1396,18 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
   );
   for (const s of steps) {
     lines.push(
-      `| ${s.targetRate} | ${procNames.map(([name]) => cpuCell(s.resources.procs[name], s.cpuMsPerTask[name])).join(' | ')} | ${procNames.map(([name]) => cell(s.resources.procs[name]?.peakRssMb)).join(' | ')} | ${s.resources.otherCpuSec} |`,
+      `| ${rateCell(s)} | ${procNames.map(([name]) => cpuCell(s.resources.procs[name], s.cpuMsPerTask[name])).join(' | ')} | ${procNames.map(([name]) => cell(s.resources.procs[name]?.peakRssMb)).join(' | ')} | ${s.resources.otherCpuSec} |`,
     );
   }
   return lines;
 }
 
-/** The sustainable step whose rate is nearest 80 % of the ramp's limit (the create-latency target's load). */
+/**
+ * The create-latency target's load: the step run at 80 % of the ramp's limit, or else the
+ * sustainable ramp step nearest it.
+ */
 function stepNearEightyPercent(result: RampResult): StepResult | undefined {
+  if (result.targetLoad !== null) return result.targetLoad;
   if (result.maxSustainableRate === null) return undefined;
   const target = 0.8 * result.maxSustainableRate;
   return result.steps
@@ -1399,10 +1454,13 @@ function renderMarkdown(report: Report): string {
   if (report.ratio !== null) {
     lines.push(`| **AsyncQueue / engine limit** | **${(report.ratio * 100).toFixed(0)} %**${(aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : ''} |`);
   }
-  const atEighty = aq !== null ? stepNearEightyPercent(aq) : undefined;
-  if (atEighty !== undefined && aq?.maxSustainableRate != null) {
+  for (const [label, r] of [['AsyncQueue', aq], ['Temporal baseline', base]] as const) {
+    const atEighty = r !== null ? stepNearEightyPercent(r) : undefined;
+    if (atEighty === undefined || r?.maxSustainableRate == null) continue;
+    const share = atEighty === r.targetLoad ? '80 %' : '≈ 80 %';
     lines.push(
-      `| AsyncQueue create p99 at ${atEighty.targetRate}/s (≈ 80 % of ${aq.maxSustainableRate}/s) | ${cell(atEighty.createMs.p99, 1)} ms |`,
+      `| ${label} create p50 / p99 / p99.9 at ${atEighty.targetRate}/s (${share} of ${r.maxSustainableRate}/s; ${atEighty.created} requests over ${atEighty.seconds} s) | ` +
+        `${cell(atEighty.createMs.p50, 1)} / **${cell(atEighty.createMs.p99, 1)}** / ${cell(atEighty.createMs.p999, 1)} ms |`,
     );
   }
   if (aq !== null) {
@@ -1421,6 +1479,7 @@ function renderMarkdown(report: Report): string {
     }
   }
   if (report.concurrency.length > 0) {
+    const heartbeatSec = report.options.heartbeatTimeoutSec;
     lines.push('', '## Held callbacks on one worker', '');
     lines.push(
       '| N | origins | hold s | created in s | arrival phase s | peak held at once | answered unheld | dispatch p50 / p99 ms | worker RSS before → held → peak MB | KiB per held call | worker CPU | Temporal CPU | while held: worker · Temporal CPU | cancel → close p50 / max ms (n) | outcomes | stuck |',
@@ -1435,9 +1494,9 @@ function renderMarkdown(report: Report): string {
     }
     lines.push(
       '',
-      `Heartbeat timeout ${DEFAULT_POLICY.heartbeatTimeoutMs / 1000} s (the default). A cancel reaches a held call through the worker's cancel watch (one visibility query a second while it holds calls older than a second), so within about 1–2 s plus the signal's round trip. ` +
-        '*arrival phase*: run start until every call arrived (or arrivals stalled 5 s); each call is held until then and at least *hold s*. *answered unheld*: calls that arrived after the arrival phase. ' +
-          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${(0.8 * DEFAULT_POLICY.heartbeatTimeoutMs) / 1000} s, and the cancel watch's query).`,
+      `Heartbeat timeout ${heartbeatSec} s${heartbeatSec * 1000 === DEFAULT_POLICY.heartbeatTimeoutMs ? ' (the default)' : ''}. A cancel reaches a held call through the worker's cancel watch (one visibility query a second while it holds calls older than a second), so within about 1–2 s plus the signal's round trip. ` +
+        '*arrival phase*: run start until every call arrived (or arrivals stalled 5 s); each call is held until then, through the cancels (measured with every other call still held), and at least *hold s*. *answered unheld*: calls that arrived after the arrival phase. ' +
+          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${0.8 * heartbeatSec} s, and the cancel watch's query).`,
     );
   }
   if (base !== null) {
@@ -1605,14 +1664,17 @@ async function main(): Promise<number> {
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: String(options.workerSlots ?? Math.max(2000, maxHeld + 100)),
     ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '1',
+    ASYNCQUEUE_WORKER_NICE: String(options.workerNice),
+    ASYNCQUEUE_HEARTBEAT_TIMEOUT: String(options.heartbeatTimeoutMs / 1000),
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
   };
   const settings: Record<string, string | number> = {
     ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: env.ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS ?? '',
-    ASYNCQUEUE_HEARTBEAT_TIMEOUT: `${DEFAULT_POLICY.heartbeatTimeoutMs / 1000} s (default)`,
+    ASYNCQUEUE_HEARTBEAT_TIMEOUT: `${options.heartbeatTimeoutMs / 1000} s${options.heartbeatTimeoutMs === DEFAULT_POLICY.heartbeatTimeoutMs ? ' (default)' : ''}`,
     ASYNCQUEUE_RATE_LIMIT: 0,
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: 0,
+    ASYNCQUEUE_WORKER_NICE: options.workerNice,
     'task retries/timeout': '3 / 30 s',
     'API processes': options.apis,
     'worker processes': options.workers,
@@ -1750,7 +1812,10 @@ async function main(): Promise<number> {
     resources.clientConnection = await Connection.connect({ address });
     const client = new Client({ connection: resources.clientConnection, namespace: 'default' });
     const taskQueue = `bench-baseline-${runId}`;
-    const target = new BaselineTarget(resources.clientConnection, client, taskQueue, runId);
+    const target = new BaselineTarget(resources.clientConnection, client, taskQueue, runId, {
+      ...DEFAULT_POLICY,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+    });
     const worker = await Worker.create({
       connection: resources.nativeConnection,
       namespace: 'default',
@@ -1802,6 +1867,8 @@ async function main(): Promise<number> {
       apis: options.apis,
       workers: options.workers,
       callbackMs: options.callbackMs,
+      workerNice: options.workerNice,
+      heartbeatTimeoutSec: options.heartbeatTimeoutMs / 1000,
     },
     machine,
     settings,
