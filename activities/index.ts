@@ -118,7 +118,7 @@ export function createActivities(deps: ActivityDependencies) {
         // The callee took the work and will report through /complete or /fail: the attempt stays
         // open (Temporal's async completion) until then or until its timeout.
         log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
-        keepAliveWhileAwaiting(Context.current(), attempt, Date.now() + request.timeoutMs);
+        keepAliveWhileAwaiting(Context.current(), attempt, Date.now() + request.timeoutMs, deps.cancelWatch?.watch(request.taskId));
         throw new CompleteAsyncError();
       }
       if (status >= 200 && status < 300) {
@@ -178,28 +178,49 @@ export function createActivities(deps: ActivityDependencies) {
 
 /**
  * An attempt awaiting async completion has no function running to heartbeat for it, so the worker
- * heartbeats on its behalf: a cancel still reaches it (and is reported as cancellation), and if
- * this worker dies the heartbeats stop and Temporal retries the attempt, as for any lost call.
+ * heartbeats on its behalf: if this worker dies the heartbeats stop and Temporal retries the
+ * attempt, as for any lost call. A cancel reaches it through the cancel watch within about a
+ * second (`watched`), or else in the answer to a heartbeat, and is reported as cancellation.
  * The loop ends when the attempt is completed, failed, timed out or cancelled.
  */
-function keepAliveWhileAwaiting(context: Context, attempt: number, deadline: number): void {
+function keepAliveWhileAwaiting(
+  context: Context,
+  attempt: number,
+  deadline: number,
+  watched: { signal: AbortSignal; release(): void } | undefined,
+): void {
   const { taskToken, heartbeatTimeoutMs } = context.info;
   const client = context.client;
   const intervalMs = Math.max(500, Math.floor((heartbeatTimeoutMs ?? 10_000) * 0.4));
+  let ended = false;
+  const reportCancelled = async (): Promise<void> => {
+    await client.activity.reportCancellation(taskToken, { attempt, code: 'cancelled' } satisfies AttemptFailureDetails).catch(() => undefined);
+  };
+  const end = (): void => {
+    ended = true;
+    watched?.release();
+  };
+  watched?.signal.addEventListener('abort', () => {
+    if (ended) return;
+    end();
+    void reportCancelled();
+  });
   const beat = async (): Promise<void> => {
+    if (ended) return;
     try {
       if (Date.now() >= deadline) {
         // The attempt's `timeout` covers the whole wait, as it would a slow synchronous answer.
         const details: AttemptFailureDetails = { attempt, code: 'callback_timeout' };
         const message = 'no /complete or /fail within the attempt timeout';
+        end();
         await client.activity.fail(taskToken, ApplicationFailure.create({ type: CallbackErrorType.Timeout, message, details: [details] }));
         return;
       }
       await client.activity.heartbeat(taskToken, { attempt, awaitingCompletion: true });
     } catch (err) {
-      if (err instanceof ActivityCancelledError) {
-        await client.activity.reportCancellation(taskToken, { attempt, code: 'cancelled' }).catch(() => undefined);
-      }
+      if (ended) return;
+      end();
+      if (err instanceof ActivityCancelledError) await reportCancelled();
       return; // completed, failed, timed out (not found) or cancelled: nothing left to keep alive
     }
     setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();

@@ -146,6 +146,28 @@ describe('cancel with a long heartbeat timeout', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     assert.equal(receiver.to(path).length, 1, 'no attempt after the cancel');
   });
+
+  it('cancels an attempt that awaits async completion within seconds, too', async () => {
+    // The callee took the work (202): no call is open, and the worker's keep-alive heartbeats for
+    // the attempt are 24 s apart, so only the cancel watch can bring the cancel this soon.
+    const path = '/accept-long-heartbeat';
+    receiver.always(path, respondJson(202, {}));
+    const id = await slow.createTask({ callbackUrl: receiver.url(path), retries: 3, timeout: 120 });
+    await receiver.waitFor(path, 1);
+    await slow.waitForTask(id, (task) => task.status === 'running', 'running');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+
+    const cancelledAt = Date.now();
+    assert.equal((await slow.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'changed my mind' })).status, 202);
+    const final = await slow.waitForTask(id, (task) => task.status === 'cancelled', 'cancelled', { timeoutMs: 15_000 });
+    const tookMs = Date.now() - cancelledAt;
+    process.stdout.write(`# cancel → awaiting attempt cancelled: ${tookMs} ms (heartbeat timeout 60 s)\n`);
+    assert.ok(tookMs < 5_000, `the task ended cancelled ${tookMs} ms after the cancel`);
+    assert.equal(final.error.message, 'changed my mind');
+    assert.equal(final.attempts, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(receiver.to(path).length, 1, 'no attempt after the cancel');
+  });
 });
 
 describe('delay', () => {
