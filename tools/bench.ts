@@ -1412,16 +1412,15 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
 }
 
 /**
- * The create-latency target's load: the step run at 80 % of the ramp's limit, or else the
- * sustainable ramp step nearest it.
+ * The create-latency target's load: the step run at 80 % of the ramp's limit, or else (--quick)
+ * the highest sustainable ramp step at or below it, or else the lowest.
  */
 function stepNearEightyPercent(result: RampResult): StepResult | undefined {
   if (result.targetLoad !== null) return result.targetLoad;
   if (result.maxSustainableRate === null) return undefined;
   const target = 0.8 * result.maxSustainableRate;
-  return result.steps
-    .filter((s) => s.sustainable)
-    .sort((a, b) => Math.abs(a.targetRate - target) - Math.abs(b.targetRate - target))[0];
+  const sustainable = result.steps.filter((s) => s.sustainable).sort((a, b) => a.targetRate - b.targetRate);
+  return sustainable.filter((s) => s.targetRate <= target).at(-1) ?? sustainable[0];
 }
 
 /** Sampler and report name of the i-th (0-based) API or worker process: api, api-2, api-3… */
@@ -1466,7 +1465,7 @@ function renderMarkdown(report: Report): string {
   for (const [label, r] of [['AsyncQueue', aq], ['Temporal baseline', base]] as const) {
     const atEighty = r !== null ? stepNearEightyPercent(r) : undefined;
     if (atEighty === undefined || r?.maxSustainableRate == null) continue;
-    const share = atEighty === r.targetLoad ? '80 %' : '≈ 80 %';
+    const share = `${Math.round((100 * atEighty.targetRate) / r.maxSustainableRate)} %`;
     lines.push(
       `| ${label} create p50 / p99 / p99.9 at ${atEighty.targetRate}/s (${share} of ${r.maxSustainableRate}/s; ${atEighty.created} requests over ${atEighty.seconds} s) | ` +
         `${cell(atEighty.createMs.p50, 1)} / **${cell(atEighty.createMs.p99, 1)}** / ${cell(atEighty.createMs.p999, 1)} ms |`,
