@@ -1473,7 +1473,8 @@ function renderMarkdown(report: Report): string {
   }
   if (aq !== null) {
     lines.push('', '## AsyncQueue ramp (POST /v1/tasks → workflow → callback → webhook)', '');
-    lines.push('Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook.', '');
+    lines.push('Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook. ' +
+        `*80 %*: a step of its own at 80 % of the limit, run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`, '');
     const { apis, workers } = report.options;
     const names: Array<[string, string]> = [
       ...Array.from({ length: apis }, (_, i): [string, string] => [processName('api', i), i === 0 ? 'API' : `API ${i + 1}`]),

@@ -90,7 +90,7 @@ export interface WaitOptions {
 }
 
 /** The task has a final status and its webhook, if it has one, is settled. */
-export function hasEnded(task: any): boolean {
+function hasEnded(task: any): boolean {
   return ['succeeded', 'failed', 'cancelled'].includes(task?.status) && task.webhook?.status !== 'pending';
 }
 
