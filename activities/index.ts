@@ -46,7 +46,15 @@ export interface ActivityDependencies {
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
 const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 const RETRYABLE_STATUSES = new Set([408, 425, 429]);
-const MIN_HEARTBEAT_INTERVAL_MS = 1_000;
+
+/**
+ * How often an attempt reports that its worker is alive: at 40 % of the heartbeat timeout, well
+ * inside it (the SDK sends at most one per 80 % of it anyway). The workflow always sets a
+ * timeout; without one, nothing times out and the beats are harmless.
+ */
+function heartbeatIntervalMs(heartbeatTimeoutMs: number | undefined): number {
+  return Math.max(100, 0.4 * (heartbeatTimeoutMs ?? 30_000));
+}
 
 export function createActivities(deps: ActivityDependencies) {
   async function send(
@@ -62,10 +70,8 @@ export function createActivities(deps: ActivityDependencies) {
     const context = Context.current();
     const attempt = context.info.attempt;
     // Heartbeats only tell Temporal this worker is alive (cancels come through the cancel watch),
-    // and each is a server write: none at the start, since most calls end well inside a second,
-    // then one per 40 % of the timeout (the SDK sends at most one per 80 % of it anyway).
-    const beatEveryMs = Math.max(MIN_HEARTBEAT_INTERVAL_MS, 0.4 * (context.info.heartbeatTimeoutMs ?? 0));
-    const beat = setInterval(() => context.heartbeat({ attempt }), beatEveryMs);
+    // and each is a server write: none at the start, since most calls end well inside a second.
+    const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
     // A webhook goes out after the outcome is fixed; only a callback is cut off by a cancel.
     const watched = kind === 'callback' ? deps.cancelWatch?.watch(taskId) : undefined;
     const startedAt = performance.now();
@@ -191,7 +197,7 @@ function keepAliveWhileAwaiting(
 ): void {
   const { taskToken, heartbeatTimeoutMs } = context.info;
   const client = context.client;
-  const intervalMs = Math.max(500, Math.floor((heartbeatTimeoutMs ?? 10_000) * 0.4));
+  const intervalMs = heartbeatIntervalMs(heartbeatTimeoutMs);
   let ended = false;
   const reportCancelled = async (): Promise<void> => {
     await client.activity.reportCancellation(taskToken, { attempt, code: 'cancelled' } satisfies AttemptFailureDetails).catch(() => undefined);
