@@ -4,15 +4,18 @@
  * ApplicationFailures whose `nonRetryable` and `nextRetryDelay` encode the CONTRACT's classification.
  */
 import { CompleteAsyncError, Context, log } from '@temporalio/activity';
-import { ActivityCancelledError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import {
   ASYNC_ACCEPTED_STATUS,
+  ASYNC_COMPLETION_HEADER,
+  ASYNC_COMPLETION_VALUE,
   CallbackErrorType,
   callbackMessageId,
   webhookMessageId,
+  type AsyncCompletion,
   type AttemptFailureDetails,
+  type AwaitCompletionRequest,
   type CallbackOutcome,
   type CallbackRequest,
   type JsonValue,
@@ -32,9 +35,12 @@ import {
 } from './outgoing-request.js';
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
 import type { CancelWatch } from './cancel-watch.js';
+import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
+  /** Derives the `AsyncQueue-Task-Token` each callback request carries. */
+  taskTokens: TaskTokenKeys;
   /** Guarded HTTP dispatcher: keep-alive pools per origin, destination checks at connect time. */
   dispatcher: Dispatcher;
   maxResponseBytes: number;
@@ -66,9 +72,10 @@ export function createActivities(deps: ActivityDependencies) {
     extraHeaders: Record<string, string>,
     timeoutMs: number,
     maxResponseBytes: number,
-  ): Promise<{ attempt: number; response: OutgoingResponse }> {
+    attemptOffset = 0,
+  ): Promise<{ attempt: number; response: OutgoingResponse; elapsedMs: number }> {
     const context = Context.current();
-    const attempt = context.info.attempt;
+    const attempt = attemptOffset + context.info.attempt;
     // Heartbeats only tell Temporal this worker is alive (cancels come through the cancel watch),
     // and each is a server write: none at the start, since most calls end well inside a second.
     const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
@@ -90,7 +97,7 @@ export function createActivities(deps: ActivityDependencies) {
         },
       });
       recordCall(kind, startedAt, statusClass(response.statusCode));
-      return { attempt, response };
+      return { attempt, response, elapsedMs: performance.now() - startedAt };
     } catch (err) {
       recordCall(kind, startedAt, errorOutcome(err));
       if (watched?.signal.aborted === true && !context.cancellationSignal.aborted) {
@@ -109,27 +116,39 @@ export function createActivities(deps: ActivityDependencies) {
   return {
     async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
       const body = JSON.stringify(request.payload);
-      const { attempt, response } = await send(
+      const { attempt, response, elapsedMs } = await send(
         'callback',
         callbackMessageId(request.taskId),
         request.taskId,
         request.url,
         body,
-        request.taskToken !== undefined ? { ...request.headers, 'asyncqueue-task-token': request.taskToken } : request.headers,
+        { ...request.headers, [TASK_TOKEN_HEADER]: deps.taskTokens.tokenFor(request.taskId) },
         request.timeoutMs,
         deps.maxResponseBytes,
+        request.attemptOffset,
       );
       const status = response.statusCode;
-      if (status === ASYNC_ACCEPTED_STATUS && request.taskToken !== undefined) {
-        // The callee took the work and will report through /complete or /fail: the attempt stays
-        // open (Temporal's async completion) until then or until its timeout.
+      if (status === ASYNC_ACCEPTED_STATUS && asksForAsyncCompletion(response)) {
+        // The callee took the work and will report through /complete or /fail; the workflow
+        // awaits that in `awaitCompletion`, which holds nothing in this process.
         log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
-        keepAliveWhileAwaiting(Context.current(), attempt, Date.now() + request.timeoutMs, deps.cancelWatch?.watch(request.taskId));
-        throw new CompleteAsyncError();
+        return { kind: 'accepted', attempt, elapsedMs: Math.round(elapsedMs) };
       }
       if (status >= 200 && status < 300) {
+        const result = decodeResult(response) as JsonValue;
+        // What Temporal stores is the encoded result: invalid UTF-8 or control characters can
+        // make it several times the raw body, so the limit applies to that size.
+        const encodedBytes = Buffer.byteLength(JSON.stringify(result));
+        if (encodedBytes > deps.maxResponseBytes) {
+          throw failure(
+            CallbackErrorType.ResponseTooLarge,
+            new ResponseTooLargeError(deps.maxResponseBytes, encodedBytes),
+            { attempt, statusCode: status, code: 'response_too_large' },
+            true,
+          );
+        }
         log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
-        return { attempt, statusCode: status, result: decodeResult(response) as JsonValue };
+        return { kind: 'succeeded', attempt, statusCode: status, result };
       }
       const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
       const details: AttemptFailureDetails = {
@@ -179,59 +198,24 @@ export function createActivities(deps: ActivityDependencies) {
         ...retryDelay(response),
       });
     },
+
+    /**
+     * The wait for a callee that answered `202` + `AsyncQueue-Completion: async`. Completed
+     * asynchronously at once: the attempt stays open on the server alone, with no heartbeat and
+     * no worker slot, until the API completes or fails it by id (`/complete`, `/fail`), its
+     * start-to-close timeout (the attempt's `timeout`) fires, or a cancel ends the wait. So a
+     * worker restart, graceful or not, changes nothing for it.
+     */
+    async awaitCompletion(_request: AwaitCompletionRequest): Promise<AsyncCompletion> {
+      throw new CompleteAsyncError();
+    },
   };
 }
 
-/**
- * An attempt awaiting async completion has no function running to heartbeat for it, so the worker
- * heartbeats on its behalf: if this worker dies the heartbeats stop and Temporal retries the
- * attempt, as for any lost call. A cancel reaches it through the cancel watch within about a
- * second (`watched`), or else in the answer to a heartbeat, and is reported as cancellation.
- * The loop ends when the attempt is completed, failed, timed out or cancelled.
- */
-function keepAliveWhileAwaiting(
-  context: Context,
-  attempt: number,
-  deadline: number,
-  watched: { signal: AbortSignal; release(): void } | undefined,
-): void {
-  const { taskToken, heartbeatTimeoutMs } = context.info;
-  const client = context.client;
-  const intervalMs = heartbeatIntervalMs(heartbeatTimeoutMs);
-  let ended = false;
-  const reportCancelled = async (): Promise<void> => {
-    await client.activity.reportCancellation(taskToken, { attempt, code: 'cancelled' } satisfies AttemptFailureDetails).catch(() => undefined);
-  };
-  const end = (): void => {
-    ended = true;
-    watched?.release();
-  };
-  watched?.signal.addEventListener('abort', () => {
-    if (ended) return;
-    end();
-    void reportCancelled();
-  });
-  const beat = async (): Promise<void> => {
-    if (ended) return;
-    try {
-      if (Date.now() >= deadline) {
-        // The attempt's `timeout` covers the whole wait, as it would a slow synchronous answer.
-        const details: AttemptFailureDetails = { attempt, code: 'callback_timeout' };
-        const message = 'no /complete or /fail within the attempt timeout';
-        end();
-        await client.activity.fail(taskToken, ApplicationFailure.create({ type: CallbackErrorType.Timeout, message, details: [details] }));
-        return;
-      }
-      await client.activity.heartbeat(taskToken, { attempt, awaitingCompletion: true });
-    } catch (err) {
-      if (ended) return;
-      end();
-      if (err instanceof ActivityCancelledError) await reportCancelled();
-      return; // completed, failed, timed out (not found) or cancelled: nothing left to keep alive
-    }
-    setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
-  };
-  setTimeout(() => void beat(), Math.min(intervalMs, Math.max(0, deadline - Date.now()))).unref();
+function asksForAsyncCompletion(response: OutgoingResponse): boolean {
+  const value = response.headers[ASYNC_COMPLETION_HEADER];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first?.trim().toLowerCase() === ASYNC_COMPLETION_VALUE;
 }
 
 type CallKind = 'callback' | 'webhook';

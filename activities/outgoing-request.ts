@@ -31,8 +31,16 @@ export class RequestTimeoutError extends AsyncQueueError {
 
 export class ResponseTooLargeError extends AsyncQueueError {
   readonly code = 'response_too_large';
-  constructor(readonly limitBytes: number) {
-    super(`response body is larger than the ${limitBytes}-byte limit`);
+  constructor(
+    readonly limitBytes: number,
+    /** Set when the raw body fit but its encoding as the task's result does not. */
+    readonly encodedBytes?: number,
+  ) {
+    super(
+      encodedBytes === undefined
+        ? `response body is larger than the ${limitBytes}-byte limit`
+        : `response body encodes to ${encodedBytes} bytes as the task's result, over the ${limitBytes}-byte limit`,
+    );
   }
 }
 

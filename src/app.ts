@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
 import { AsyncQueueError, OverloadedError } from './errors.js';
 import { healthRoutes } from './routes/health.js';
+import { loadTaskTokenSecrets } from './server-secrets.js';
 import { taskRoutes } from './routes/tasks.js';
 import { temporalPlugin } from './temporal-plugin.js';
 import type { TemporalTarget } from './temporal-connection.js';
@@ -115,9 +116,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerApiDocs(app);
   await app.register(temporalPlugin, { config, target: options.target });
   await app.register(healthRoutes);
+  const taskTokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
   await app.register(taskRoutes, {
     guard,
     apiKeys,
+    taskTokens: taskTokens.keys,
     rateLimitPerMinute: config.rateLimitPerMinute,
     onTaskCreated: (delayed) => metrics.tasksCreated.inc({ delay: delayed ? 'yes' : 'no' }),
   });

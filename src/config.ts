@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
 import { parseAllowedDestinations } from './destination-guard.js';
+import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from './temporal-limits.js';
 import { DEFAULT_TASK_QUEUE, type TaskPolicy } from '../workflows/task-contract.js';
 
 export interface Config {
@@ -20,9 +21,13 @@ export interface Config {
   apiKeys: string[];
   /** Raw secrets; undefined means "generate one and keep it in the data folder". */
   signingSecrets: string[] | undefined;
+  /** Secrets task tokens are derived from (the first issues); undefined: generated, as above. */
+  taskTokenSecrets: string[] | undefined;
   allowPrivateNetworks: boolean;
   allowedDestinations: string[];
   bodyLimitBytes: number;
+  /** At most one progress signal per task per this interval, per API process. */
+  progressIntervalMs: number;
   /** Requests per minute per API key on /v1 (0 = no limit). */
   rateLimitPerMinute: number;
   /** Shed load with 503 when the event loop lags more than this (0 = never). */
@@ -77,6 +82,13 @@ export function loadConfig(env: Env = process.env): Config {
       );
     }
   }
+  const taskTokenSecrets = read.list('ASYNCQUEUE_TASK_TOKEN_SECRET');
+  if (taskTokenSecrets.some((secret) => secret.length < 32)) {
+    throw new ConfigError(
+      'ASYNCQUEUE_TASK_TOKEN_SECRET',
+      'each secret must be at least 32 characters (generate one with: openssl rand -base64 32)',
+    );
+  }
   const retryInitialIntervalMs = read.seconds('ASYNCQUEUE_RETRY_INITIAL_INTERVAL', 1, { min: 0.01 });
   const webhookRetryInitialIntervalMs = read.seconds('ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL', 5, { min: 0.01 });
   return {
@@ -88,12 +100,15 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(read.string('ASYNCQUEUE_DATA_DIR', 'data')),
     apiKeys,
     signingSecrets: signingSecrets.length > 0 ? signingSecrets : undefined,
+    taskTokenSecrets: taskTokenSecrets.length > 0 ? taskTokenSecrets : undefined,
     allowPrivateNetworks: read.boolean('ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS', false),
     allowedDestinations: parseAllowedDestinations(
       read.optional('ASYNCQUEUE_ALLOWED_DESTINATIONS'),
       'ASYNCQUEUE_ALLOWED_DESTINATIONS',
     ),
-    bodyLimitBytes: read.integer('ASYNCQUEUE_BODY_LIMIT_BYTES', 1024 * 1024, { min: 1024 }),
+    // A task's payload travels in its workflow input, which Temporal refuses above its payload limit.
+    bodyLimitBytes: read.integer('ASYNCQUEUE_BODY_LIMIT_BYTES', 1024 * 1024, { min: 1024, max: TEMPORAL_PAYLOAD_LIMIT_BYTES }),
+    progressIntervalMs: read.seconds('ASYNCQUEUE_PROGRESS_INTERVAL', 5, { min: 0.1, max: 3600 }),
     rateLimitPerMinute: read.integer('ASYNCQUEUE_RATE_LIMIT', 3000, { min: 0 }),
     maxEventLoopDelayMs: read.integer('ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS', 1000, { min: 0 }),
     requestTimeoutMs: read.seconds('ASYNCQUEUE_REQUEST_TIMEOUT', 30, { min: 1 }),

@@ -87,7 +87,31 @@ export class NotAwaitingCompletionError extends AsyncQueueError {
 export class TemporalUnavailableError extends AsyncQueueError {
   readonly code = 'temporal_unavailable';
   override readonly statusCode = 503;
-  override readonly retryAfterSeconds = 5;
+  override readonly retryAfterSeconds: number;
+  constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 5;
+  }
+}
+
+/** Temporal answered, but refused the call under its rate limits (RESOURCE_EXHAUSTED). */
+export class TemporalThrottledError extends AsyncQueueError {
+  readonly code = 'temporal_throttled';
+  override readonly statusCode = 503;
+  override readonly retryAfterSeconds = 1;
+}
+
+/** A value is larger than what Temporal stores (its payload size limit); the message names it. */
+export class PayloadTooLargeError extends AsyncQueueError {
+  readonly code = 'payload_too_large';
+  override readonly statusCode = 413;
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: ${message}`, options);
+  }
 }
 
 /** This caller sent more requests than its rate limit allows. */

@@ -8,7 +8,7 @@ import { DevServer, freePort } from './dev-server.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
 import { getRetentionDays, setRetention } from './retention.js';
 import { ensureSearchAttributes } from './search-attributes.js';
-import { loadSigningSecrets } from './signing-secret.js';
+import { loadSigningSecrets, loadTaskTokenSecrets } from './server-secrets.js';
 import { connectWorkerConnection, lazyClientConnection, type TemporalTarget } from './temporal-connection.js';
 import { createTaskWorker, stopWorker } from './worker.js';
 import { installWorkerRuntime } from './worker-runtime.js';
@@ -50,8 +50,9 @@ async function main(): Promise<void> {
   }
 
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
+  const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
   const connection = await connectWorkerConnection(target);
-  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys });
+  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys, taskTokens: tokens.keys });
   const workerRun = worker.run();
   const app = await buildApp({ config, target, workerMetricsUrl: `http://${metricsAddress}/metrics` });
   const apiUrl = await app.listen({ port: config.port, host: config.host });

@@ -2,13 +2,12 @@
  * Tasks on Temporal: create starts a workflow, read queries it, list searches visibility, cancel
  * signals it. The only module that talks to the Temporal client on behalf of the API.
  */
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   ActivityNotFoundError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
-  WorkflowNotFoundError,
-  isGrpcServiceError,
   type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
@@ -16,6 +15,8 @@ import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common'
 import proto, { type temporal } from '@temporalio/proto';
 import {
   ASYNC_ACCEPTED_STATUS,
+  AWAIT_COMPLETION_ACTIVITY,
+  CALLBACK_ACTIVITY,
   CallbackErrorType,
   TASK_FAILED_ERROR_TYPE,
   TASK_MEMO_KEY,
@@ -28,8 +29,10 @@ import {
   progressSignal,
   taskStateQuery,
   workflowIdForTask,
+  type AsyncCompletion,
   type JsonValue,
   type ProgressUpdate,
+  type TaskInput,
   type TaskMemo,
   type TaskPolicy,
   type TaskState,
@@ -38,21 +41,38 @@ import {
 import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { IdempotencyConflictError, requestHash, taskIdForKey } from './idempotency.js';
 import {
-  AsyncQueueError,
   NotAwaitingCompletionError,
+  PayloadTooLargeError,
   TaskAlreadyEndedError,
   TaskNotFoundError,
   TemporalUnavailableError,
-  UnauthorizedError,
   ValidationError,
 } from './errors.js';
+import { ProgressCoalescer } from './progress-coalescer.js';
+import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from './temporal-limits.js';
+import { TemporalAvailability } from './temporal-availability.js';
+import { translateTemporalError, type TranslateContext } from './temporal-errors.js';
+import { decodeCursor, encodeCursor } from './list-cursor.js';
+import { closedView, timestampToIso, withPendingActivities, type ClosedExecutionStatus, type TaskView } from './task-views.js';
 
-const { PendingActivityState } = proto.temporal.api.enums.v1;
+export type { TaskView } from './task-views.js';
+
+const { PendingActivityState, WorkflowExecutionStatus } = proto.temporal.api.enums.v1;
 /** Memo key of the creating request's hash, which tells an idempotent retry from a conflicting reuse. */
 const REQUEST_MEMO_KEY = 'request';
-/** gRPC status codes (the subset we translate). */
-const GrpcStatus = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
-type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+/**
+ * A workflow input over Temporal's payload limit is refused by the server; measured here first,
+ * on the encoded input, so the answer is a 413 naming the field.
+ */
+const INPUT_MARGIN_BYTES = 4 * 1024;
+/** Progress `data` is stored with every report the workflow receives: kept small (see progress-coalescer.ts). */
+export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
+/**
+ * A callee may call `/complete` a moment after its `202`, before the workflow has begun to
+ * await completion: for this long the API waits for the wait to begin.
+ */
+const AWAIT_BEGIN_TIMEOUT_MS = 5_000;
+const AWAIT_BEGIN_POLL_MS = 50;
 
 export interface NewTask {
   callbackUrl: string;
@@ -62,14 +82,6 @@ export interface NewTask {
   timeout: number;
   delay: number;
   headers: Record<string, string>;
-}
-
-/** What the API shows. Adds the live attempt details that only the server's pending-activity state knows. */
-export interface TaskView extends TaskState {
-  /** When `retrying`: when the next attempt starts. */
-  nextAttemptAt?: string;
-  /** When `retrying`: why the previous attempt failed. */
-  lastError?: { message: string };
 }
 
 export interface TaskListPage {
@@ -85,13 +97,36 @@ export interface TaskServiceOptions {
   rpcTimeoutMs: number;
   /** Authenticates list cursors; every API process of one deployment must use the same key. */
   cursorKey: Buffer;
+  /** At most one progress signal per task per this interval (progress-coalescer.ts). */
+  progressIntervalMs: number;
+  /** The largest `/complete` result, encoded: the same limit as a callback's answer. */
+  maxResultBytes: number;
+  onProgressDropped?: (taskId: string, err: unknown) => void;
 }
 
+type Handle = ReturnType<Client['workflow']['getHandle']>;
+
 export class TaskService {
+  private readonly availability: TemporalAvailability;
+  private readonly progress: ProgressCoalescer;
+
   constructor(
     private readonly client: Client,
     private readonly options: TaskServiceOptions,
-  ) {}
+  ) {
+    this.availability = new TemporalAvailability({
+      intervalMs: 1_000,
+      probe: () =>
+        client.connection.withDeadline(Date.now() + 1_000, () =>
+          client.workflowService.describeNamespace({ namespace: options.namespace }),
+        ),
+    });
+    this.progress = new ProgressCoalescer({
+      intervalMs: options.progressIntervalMs,
+      send: (taskId, update) => this.signalProgress(taskId, update),
+      onDeferredError: (taskId, err) => options.onProgressDropped?.(taskId, err),
+    });
+  }
 
   /**
    * Starts the task's workflow. With an idempotency key the id is derived from it, and a repeat of
@@ -103,7 +138,6 @@ export class TaskService {
   ): Promise<{ task: TaskView; created: boolean }> {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
     const hash = requestHash(task);
-    const taskToken = randomBytes(24).toString('base64url');
     const createdAt = new Date().toISOString();
     const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
     const memo: TaskMemo = {
@@ -119,11 +153,43 @@ export class TaskService {
       attempts: 0,
       ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     };
+    const input: TaskInput = {
+      id,
+      callbackUrl: task.callbackUrl,
+      payload: task.payload,
+      webhookUrl: task.webhookUrl,
+      retries: task.retries,
+      timeoutSeconds: task.timeout,
+      delaySeconds: task.delay,
+      headers: task.headers,
+      createdAt,
+      policy: this.options.policy,
+    };
+    const inputBytes = Buffer.byteLength(JSON.stringify(input));
+    if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
+      throw new PayloadTooLargeError(
+        'payload',
+        `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
+      );
+    }
     try {
-      await this.startWorkflow(id, task, memo, hash, taskToken);
+      await this.rpc(
+        () =>
+          this.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
+            taskQueue: this.options.taskQueue,
+            workflowId: workflowIdForTask(id),
+            // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            args: [input],
+            memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
+            typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
+            staticSummary: `POST ${new URL(task.callbackUrl).host}`,
+          }),
+        { sizeField: 'payload' },
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
-      const existing = await this.rpc(() => this.client.workflow.getHandle(workflowIdForTask(id)).describe(), id);
+      const existing = await this.describe(id);
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
       if (stored?.hash !== hash) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
@@ -131,49 +197,23 @@ export class TaskService {
     return { task: memo, created: true };
   }
 
-  private async startWorkflow(id: string, task: NewTask, memo: TaskMemo, hash: string, taskToken: string): Promise<void> {
-    const { createdAt } = memo;
-    await this.rpc(() =>
-      this.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
-        taskQueue: this.options.taskQueue,
-        workflowId: workflowIdForTask(id),
-        // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [
-          {
-            id,
-            callbackUrl: task.callbackUrl,
-            payload: task.payload,
-            webhookUrl: task.webhookUrl,
-            retries: task.retries,
-            timeoutSeconds: task.timeout,
-            delaySeconds: task.delay,
-            headers: task.headers,
-            createdAt,
-            policy: this.options.policy,
-            taskToken,
-          },
-        ],
-        // Only the token's digest is stored where lists and the UI show it.
-        memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash, tokenDigest: digestToken(taskToken) } },
-        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
-        staticSummary: `POST ${new URL(task.callbackUrl).host}`,
-      }),
-    );
-  }
-
   async get(id: string): Promise<TaskView> {
-    return this.read(id, { askWorker: true });
+    const view = await this.read(id, { askWorker: true });
+    // A report this process holds back is newer than what the workflow has.
+    const held = this.progress.latest(id);
+    if (held === undefined || isTerminal(view.status)) return view;
+    const { reportedAt, ...progress } = held;
+    return { ...view, progress: { ...progress, updatedAt: reportedAt ?? new Date().toISOString() } };
   }
 
   /**
    * The task's view. A running task's freshest state is the worker's (query); without
    * `askWorker`, or when no worker answers in time, it is what the server stores (memo and
-   * pending attempt). A finished task's comes from its result.
+   * pending attempt). A finished task's comes from its result, or its memo (task-views.ts).
    */
   private async read(id: string, { askWorker }: { askWorker: boolean }): Promise<TaskView> {
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
-    const description = await this.rpc(() => handle.describe(), id);
+    const description = await this.describe(id);
+    const memo = taskMemo(description);
     if (description.status.name === 'RUNNING') {
       const state = askWorker
         ? await this.queryState(id).catch((err: unknown) => {
@@ -181,14 +221,14 @@ export class TaskService {
             return undefined; // no worker answered in time: what the server stores is the best we have
           })
         : undefined;
-      return withPendingActivities(state ?? memoView(description), description.raw.pendingActivities ?? []);
+      return withPendingActivities(state ?? memo, description.raw.pendingActivities ?? []);
     }
-    return this.finalView(id, description);
+    return this.finalView(id, description, memo);
   }
 
   async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
     const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
-    if (query.status !== undefined) filters.push(`TaskStatus = '${indexedTaskStatus(query.status)}'`);
+    if (query.status !== undefined) filters.push(statusFilter(query.status));
     const response = await this.rpc(() =>
       this.client.workflowService.listWorkflowExecutions({
         namespace: this.options.namespace,
@@ -197,27 +237,36 @@ export class TaskService {
         nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
       }),
     ).catch((err: unknown) => {
-      if (query.cursor !== undefined && !(err instanceof TemporalUnavailableError)) {
+      if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
         throw new ValidationError('cursor', 'is not a cursor this service returned');
       }
       throw err;
     });
-    const views = await Promise.all(
-      (response.executions ?? []).map(async (execution) => {
-        const memo = decodeMemo(execution.memo?.fields?.[TASK_MEMO_KEY]);
-        if (memo === undefined) return undefined;
-        if (isTerminal(memo.status)) return memo as TaskView;
-        // Pending, running and retrying share one indexed value; the server's activity state tells them apart.
-        const handle = this.client.workflow.getHandle(workflowIdForTask(memo.id));
-        const description = await this.rpc(() => handle.describe()).catch(() => undefined);
-        return withPendingActivities(memo, description?.raw.pendingActivities ?? []);
-      }),
-    );
+    const views = await Promise.all((response.executions ?? []).map(async (execution) => this.listedView(execution)));
     const token = response.nextPageToken;
     return {
       tasks: views.filter((view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status)),
       nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
     };
+  }
+
+  private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskView | undefined> {
+    // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
+    const memo = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
+    if (memo === undefined) return undefined;
+    const closed = closedExecutionStatus(execution.status);
+    if (closed !== undefined) {
+      if (closed === 'Completed' || (closed === 'Failed' && memo.status === 'failed')) return memo;
+      return closedView(memo, {
+        execution: closed,
+        closedAt: timestampToIso(execution.closeTime),
+        indexedStatus: decodePayload<string>(execution.searchAttributes?.indexedFields?.[TASK_STATUS_SEARCH_ATTRIBUTE.name]),
+      });
+    }
+    if (isTerminal(memo.status)) return memo;
+    // Pending, running and retrying share one indexed value; the server's activity state tells them apart.
+    const description = await this.describe(memo.id).catch(() => undefined);
+    return withPendingActivities(memo, description?.raw.pendingActivities ?? []);
   }
 
   /**
@@ -229,9 +278,8 @@ export class TaskService {
   async cancel(id: string, reason: string | undefined): Promise<TaskView> {
     const view = await this.read(id, { askWorker: false });
     if (isTerminal(view.status)) throw new TaskAlreadyEndedError(id, view.status);
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
     const request = { attemptsStarted: view.attempts, ...(reason !== undefined ? { reason } : {}) };
-    await this.rpc(() => handle.signal(cancelTaskSignal, request), id).catch(
+    await this.rpc(() => this.handle(id).signal(cancelTaskSignal, request), { taskId: id, sizeField: 'reason' }).catch(
       (err: unknown) => {
         // The workflow closed between the read and the signal: the task ended on its own.
         if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
@@ -241,49 +289,48 @@ export class TaskService {
     return this.read(id, { askWorker: false });
   }
 
-  /** Throws UnauthorizedError unless `token` is the task's own `AsyncQueue-Task-Token`. */
-  async verifyTaskToken(id: string, token: string): Promise<void> {
-    const description = await this.rpc(() => this.client.workflow.getHandle(workflowIdForTask(id)).describe(), id);
-    const stored = (description.memo?.[REQUEST_MEMO_KEY] as { tokenDigest?: string } | undefined)?.tokenDigest;
-    const presented = Buffer.from(digestToken(token), 'base64url');
-    if (stored === undefined || !timingSafeEqual(Buffer.from(stored, 'base64url'), presented)) {
-      throw new UnauthorizedError('invalid AsyncQueue-Task-Token for this task');
-    }
-  }
-
   /** Records what the callee reports while it works; shown as `progress` until the task ends. */
   async reportProgress(id: string, update: ProgressUpdate): Promise<void> {
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
-    await this.rpc(() => handle.signal(progressSignal, update), id).catch((err: unknown) => {
+    if (update.data !== undefined) {
+      const bytes = Buffer.byteLength(JSON.stringify(update.data));
+      if (bytes > MAX_PROGRESS_DATA_BYTES) {
+        throw new PayloadTooLargeError('data', `encodes to ${bytes} bytes; progress data may be at most ${MAX_PROGRESS_DATA_BYTES}`);
+      }
+    }
+    await this.progress.report(id, { ...update, reportedAt: new Date().toISOString() });
+  }
+
+  private async signalProgress(id: string, update: ProgressUpdate): Promise<void> {
+    await this.rpc(() => this.handle(id).signal(progressSignal, update), { taskId: id, sizeField: 'data' }).catch((err: unknown) => {
       if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
       throw err;
     });
   }
 
   /**
-   * Ends the callback attempt that awaits async completion (its callback answered 202): with a
-   * result, as if the callback had answered 2xx; or with an error, retried unless `retryable` is
-   * false, as if it had answered 5xx / 4xx.
+   * Ends the callback attempt that awaits async completion (its callback answered `202` with
+   * `AsyncQueue-Completion: async`): with a result, as if the callback had answered 2xx; or with
+   * an error, retried unless `retryable` is false, as if it had answered 5xx / 4xx.
    */
   async completeAttempt(
     id: string,
     outcome: { result: JsonValue } | { error: { message: string; code?: string }; retryable: boolean },
   ): Promise<TaskView> {
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
-    const description = await this.rpc(() => handle.describe(), id);
-    const attempt = (description.raw.pendingActivities ?? []).find(
-      (activity) =>
-        activity.activityType?.name === 'callCallback' &&
-        activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-    );
-    if (description.status.name !== 'RUNNING' || attempt?.activityId == null) {
-      throw new NotAwaitingCompletionError(id);
+    if ('result' in outcome) {
+      const bytes = Buffer.byteLength(JSON.stringify(outcome.result));
+      if (bytes > this.options.maxResultBytes) {
+        throw new PayloadTooLargeError('result', `encodes to ${bytes} bytes; a result may be at most ${this.options.maxResultBytes}`);
+      }
     }
-    const activity = { workflowId: workflowIdForTask(id), runId: description.runId, activityId: attempt.activityId };
-    const number = attempt.attempt ?? 1;
+    const { activity, attempt, legacy } = await this.awaitingAttempt(id);
     await this.rpc(async () => {
       if ('result' in outcome) {
-        await this.client.activity.complete(activity, { attempt: number, statusCode: ASYNC_ACCEPTED_STATUS, result: outcome.result });
+        // Attempts awaited by a worker's keep-alive (before awaitCompletion existed) end as the
+        // callback activity itself, with its outcome.
+        const completion = legacy
+          ? { attempt, statusCode: ASYNC_ACCEPTED_STATUS, result: outcome.result }
+          : ({ result: outcome.result } satisfies AsyncCompletion);
+        await this.client.activity.complete(activity, completion);
       } else {
         await this.client.activity.fail(
           activity,
@@ -291,19 +338,52 @@ export class TaskService {
             type: CallbackErrorType.ReportedFailure,
             message: outcome.error.message,
             nonRetryable: !outcome.retryable,
-            details: [{ attempt: number, code: outcome.error.code ?? 'callback_reported_failure' }],
+            details: [{ attempt, code: outcome.error.code ?? 'callback_reported_failure' }],
           }),
         );
       }
-    }, id).catch((err: unknown) => {
+    }, { taskId: id, sizeField: 'result' }).catch((err: unknown) => {
       if (err instanceof ActivityNotFoundError) throw new NotAwaitingCompletionError(id);
       throw err;
     });
     return this.get(id);
   }
 
+  /** The attempt awaiting completion; waits briefly when the callee's `202` is still on its way. */
+  private async awaitingAttempt(
+    id: string,
+  ): Promise<{ activity: { workflowId: string; runId: string; activityId: string }; attempt: number; legacy: boolean }> {
+    const deadline = Date.now() + AWAIT_BEGIN_TIMEOUT_MS;
+    for (;;) {
+      const description = await this.describe(id);
+      const memo = taskMemo(description);
+      if (description.status.name !== 'RUNNING') throw new NotAwaitingCompletionError(id);
+      const pending = description.raw.pendingActivities ?? [];
+      const started = (name: string) =>
+        pending.find((activity) => activity.activityType?.name === name && activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+      const waiting = started(AWAIT_COMPLETION_ACTIVITY);
+      const call = started(CALLBACK_ACTIVITY);
+      const legacy = call !== undefined && decodePayload<{ awaitingCompletion?: boolean }>(call.heartbeatDetails?.payloads?.[0])?.awaitingCompletion === true;
+      const found = waiting ?? (legacy ? call : undefined);
+      if (found?.activityId != null) {
+        const activity = { workflowId: workflowIdForTask(id), runId: description.runId, activityId: found.activityId };
+        return { activity, attempt: legacy ? (found.attempt ?? 1) : memo.attempts, legacy };
+      }
+      // Not yet, perhaps: the call that answered 202 is still finishing, or the wait is being
+      // scheduled. But not before the first call, nor while a call waits to start or retry.
+      const waitsForCall = pending.some(
+        (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state !== PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+      );
+      if (memo.status === 'scheduled' || memo.status === 'retrying' || isTerminal(memo.status) || waitsForCall || Date.now() >= deadline) {
+        throw new NotAwaitingCompletionError(id);
+      }
+      await delay(AWAIT_BEGIN_POLL_MS);
+    }
+  }
+
   /** Temporal is reachable and answers for our namespace. */
   async ready(): Promise<boolean> {
+    if (!this.availability.available) return false;
     try {
       await this.rpc(() => this.client.workflowService.describeNamespace({ namespace: this.options.namespace }));
       return true;
@@ -312,145 +392,108 @@ export class TaskService {
     }
   }
 
+  /** Sends the progress reports held back, and stops probing Temporal. */
+  async close(): Promise<void> {
+    await this.progress.flush();
+    this.availability.close();
+  }
+
+  private handle(id: string, runId?: string): Handle {
+    return this.client.workflow.getHandle(workflowIdForTask(id), runId);
+  }
+
+  /** The task's workflow; TaskNotFoundError for an unknown id or another program's workflow. */
+  private async describe(id: string): Promise<WorkflowExecutionDescription> {
+    const description = await this.rpc(() => this.handle(id).describe(), { taskId: id });
+    if (description.type !== TASK_WORKFLOW_TYPE || description.memo?.[TASK_MEMO_KEY] === undefined) {
+      throw new TaskNotFoundError(id);
+    }
+    return description;
+  }
+
   private async queryState(id: string): Promise<TaskState> {
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id));
     return this.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
-      handle.query(taskStateQuery),
+      this.handle(id).query(taskStateQuery),
     );
   }
 
-  private async finalView(id: string, description: WorkflowExecutionDescription): Promise<TaskView> {
-    const handle = this.client.workflow.getHandle(workflowIdForTask(id), description.runId);
-    const memo = memoView(description);
-    try {
-      return await this.rpc(() => handle.result(), id);
-    } catch (err) {
-      if (err instanceof WorkflowFailedError) {
-        const cause = err.cause;
+  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskView> {
+    const closed = closedExecutionStatus(description.raw.workflowExecutionInfo?.status);
+    if (closed === 'Completed' || closed === 'Failed') {
+      try {
+        return await this.rpc(() => this.handle(id, description.runId).result(), { taskId: id });
+      } catch (err) {
+        const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === TASK_FAILED_ERROR_TYPE && cause.details?.[0]) {
           return cause.details[0] as TaskView;
         }
-        // Terminated, timed out or cancelled from outside AsyncQueue (the Temporal UI or CLI).
-        const cancelled = description.status.name === 'CANCELLED';
-        return {
-          ...memo,
-          status: cancelled ? 'cancelled' : 'failed',
-          updatedAt: description.closeTime?.toISOString() ?? memo.updatedAt,
-          error: {
-            code: cancelled ? 'cancelled' : 'workflow_' + description.status.name.toLowerCase(),
-            message: `the task's workflow was ${description.status.name.toLowerCase()} outside AsyncQueue`,
-          },
-        };
+        if (!(err instanceof WorkflowFailedError)) throw err;
       }
-      throw err;
     }
+    return closedView(memo, {
+      execution: closed ?? 'Terminated',
+      closedAt: description.closeTime?.toISOString(),
+      indexedStatus: description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE),
+    });
   }
 
-  /** Every Temporal call made for a request gets a deadline, so an outage becomes a quick 503. */
-  private async rpc<T>(call: () => Promise<T>, taskId?: string): Promise<T> {
+  /**
+   * Every Temporal call made for a request gets a deadline, so an outage becomes a quick 503; once
+   * one finds Temporal unreachable, the next ones answer 503 at once until it is back.
+   */
+  private async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}): Promise<T> {
+    this.availability.assertAvailable();
     try {
       return await this.client.connection.withDeadline(Date.now() + this.options.rpcTimeoutMs, call);
     } catch (err) {
-      throw translateError(err, taskId);
+      const translated = translateTemporalError(err, context);
+      if (translated instanceof TemporalUnavailableError) this.availability.reportUnreachable();
+      throw translated;
     }
   }
-}
-
-function translateError(err: unknown, taskId: string | undefined): unknown {
-  if (err instanceof AsyncQueueError) return err;
-  if (err instanceof WorkflowNotFoundError && taskId !== undefined) return new TaskNotFoundError(taskId);
-  if (err instanceof WorkflowExecutionAlreadyStartedError) return err;
-  let grpc: unknown = err;
-  for (let depth = 0; grpc !== undefined && !isGrpcServiceError(grpc) && depth < 4; depth++) {
-    grpc = (grpc as Error | undefined)?.cause;
-  }
-  if (isGrpcServiceError(grpc)) {
-    if (grpc.code === GrpcStatus.NOT_FOUND && taskId !== undefined) return new TaskNotFoundError(taskId);
-    // Unreachable, too slow, or shedding load (its rate limits): all say "retry shortly".
-    if (
-      grpc.code === GrpcStatus.UNAVAILABLE ||
-      grpc.code === GrpcStatus.DEADLINE_EXCEEDED ||
-      grpc.code === GrpcStatus.RESOURCE_EXHAUSTED
-    ) {
-      return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
-    }
-  }
-  return err;
-}
-
-function digestToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
-}
-
-function memoView(description: WorkflowExecutionDescription): TaskView {
-  const memo = description.memo?.[TASK_MEMO_KEY] as TaskMemo | undefined;
-  if (memo === undefined) throw new Error(`workflow ${description.workflowId} has no task memo`);
-  return memo;
-}
-
-function decodeMemo(payload: temporal.api.common.v1.IPayload | undefined): TaskMemo | undefined {
-  if (payload === undefined) return undefined;
-  return defaultPayloadConverter.fromPayload<TaskMemo>(payload as never);
 }
 
 /**
- * Cursors wrap Temporal's page token with a marker and a MAC: the server spends its whole deadline
- * retrying a token it cannot parse, so a made-up cursor must be refused here, as a 400.
+ * The visibility query for a status. The indexed `TaskStatus` is what the workflow last set; a
+ * workflow stopped from outside (terminated, timed out, cancelled by an older version) could not
+ * set it, so its execution status decides (task-views.ts, `closedView`).
  */
-const CURSOR_MARKER = Buffer.from('aq2:');
-const CURSOR_MAC_BYTES = 16;
-
-function cursorMac(key: Buffer, token: Uint8Array): Buffer {
-  return createHmac('sha256', key).update(token).digest().subarray(0, CURSOR_MAC_BYTES);
-}
-
-function encodeCursor(key: Buffer, token: Uint8Array): string {
-  return Buffer.concat([CURSOR_MARKER, token, cursorMac(key, token)]).toString('base64url');
-}
-
-function decodeCursor(key: Buffer, cursor: string): Uint8Array {
-  const bytes = Buffer.from(cursor, 'base64url');
-  const refuse = () => new ValidationError('cursor', 'is not a cursor this service returned');
-  if (bytes.length <= CURSOR_MARKER.length + CURSOR_MAC_BYTES) throw refuse();
-  if (!bytes.subarray(0, CURSOR_MARKER.length).equals(CURSOR_MARKER)) throw refuse();
-  const token = bytes.subarray(CURSOR_MARKER.length, bytes.length - CURSOR_MAC_BYTES);
-  if (!timingSafeEqual(cursorMac(key, token), bytes.subarray(bytes.length - CURSOR_MAC_BYTES))) throw refuse();
-  return token;
-}
-
-function timestampToIso(timestamp: temporal.api.workflow.v1.IPendingActivityInfo['scheduledTime']): string | undefined {
-  if (!timestamp) return undefined;
-  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
-  return new Date(millis).toISOString();
-}
-
-/**
- * Refines the workflow's own view with what only the server knows while an activity is pending:
- * whether the callback attempt has started (running) or waits for its retry (retrying), and how
- * many webhook attempts were made.
- */
-function withPendingActivities(view: TaskView, pending: PendingActivity[]): TaskView {
-  const refined: TaskView = { ...view };
-  for (const activity of pending) {
-    const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
-    const attempt = activity.attempt ?? 1;
-    const attemptsStarted = started ? attempt : attempt - 1;
-    const name = activity.activityType?.name;
-    if (name === 'callCallback' && !isTerminal(view.status)) {
-      refined.attempts = Math.max(view.attempts, attemptsStarted);
-      if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
-        refined.status = 'running';
-      } else if (attempt > 1) {
-        refined.status = 'retrying';
-        const next = timestampToIso(activity.nextAttemptScheduleTime) ?? timestampToIso(activity.scheduledTime);
-        if (next !== undefined) refined.nextAttemptAt = next;
-      } else {
-        refined.status = 'pending';
-      }
-      if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
-    } else if (name === 'deliverWebhook' && view.webhook !== undefined) {
-      refined.webhook = { ...view.webhook, attempts: Math.max(view.webhook.attempts, attemptsStarted) };
-    }
+function statusFilter(status: TaskStatus): string {
+  const stoppedOutside = `ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')`;
+  const unfinished = `TaskStatus IN ('scheduled', 'running')`;
+  switch (status) {
+    case 'scheduled':
+    case 'pending':
+    case 'running':
+    case 'retrying':
+      return `TaskStatus = '${indexedTaskStatus(status)}' AND ExecutionStatus = 'Running'`;
+    case 'succeeded':
+      return `TaskStatus = 'succeeded'`;
+    case 'failed':
+      return `(TaskStatus = 'failed' OR (${stoppedOutside} AND ${unfinished}))`;
+    case 'cancelled':
+      return `(TaskStatus = 'cancelled' OR (ExecutionStatus != 'Running' AND TaskStatus = 'cancelling') OR (ExecutionStatus = 'Canceled' AND ${unfinished}))`;
   }
-  return refined;
+}
+
+const CLOSED_STATUS_NAMES: Partial<Record<number, ClosedExecutionStatus>> = {
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED]: 'Completed',
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED]: 'Failed',
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED]: 'Canceled',
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED]: 'Terminated',
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT]: 'TimedOut',
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW]: 'ContinuedAsNew',
+};
+
+function closedExecutionStatus(status: number | null | undefined): ClosedExecutionStatus | undefined {
+  return status == null ? undefined : CLOSED_STATUS_NAMES[status];
+}
+
+function taskMemo(description: WorkflowExecutionDescription): TaskMemo {
+  return description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
+}
+
+function decodePayload<T>(payload: temporal.api.common.v1.IPayload | null | undefined): T | undefined {
+  if (payload == null) return undefined;
+  return defaultPayloadConverter.fromPayload<T>(payload as never);
 }

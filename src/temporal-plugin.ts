@@ -32,6 +32,9 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         policy: config.policy,
         queryTimeoutMs: config.queryTimeoutMs,
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
+        progressIntervalMs: config.progressIntervalMs,
+        maxResultBytes: config.maxResponseBytes,
+        onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),
         // Derived from what every API process of a deployment shares, so any of them accepts a
         // cursor another issued; rotating all API keys retires outstanding cursors.
         cursorKey: createHash('sha256')
@@ -40,6 +43,7 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
       }),
     );
     app.addHook('onClose', async () => {
+      await app.tasks.close();
       await connection.close();
     });
   },

@@ -2,7 +2,7 @@
 import { lowerProcessPriority } from './process-priority.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from './process-lifecycle.js';
 import { ensureSearchAttributes } from './search-attributes.js';
-import { loadSigningSecrets } from './signing-secret.js';
+import { loadSigningSecrets, loadTaskTokenSecrets } from './server-secrets.js';
 import { connectWorkerConnection, lazyClientConnection } from './temporal-connection.js';
 import { createTaskWorker, stopWorker } from './worker.js';
 import { installWorkerRuntime } from './worker-runtime.js';
@@ -28,8 +28,16 @@ async function main(): Promise<void> {
         'Every worker must sign with the same secret: set ASYNCQUEUE_SIGNING_SECRET when running more than one.\n',
     );
   }
+  const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
+  if (config.taskTokenSecrets === undefined) {
+    process.stderr.write(
+      `asyncqueue: ASYNCQUEUE_TASK_TOKEN_SECRET is unset; using the secret in ${tokens.source}. ` +
+        'The API checks the task tokens workers issue: set ASYNCQUEUE_TASK_TOKEN_SECRET to the same value for both ' +
+        'unless they share this data folder.\n',
+    );
+  }
   const connection = await connectWorkerConnection({});
-  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys });
+  const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys, taskTokens: tokens.keys });
   const run = worker.run();
   onShutdownSignal(async () => {
     // In-flight calls get the configured grace period; what is cut off Temporal retries elsewhere.

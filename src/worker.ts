@@ -8,6 +8,7 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { CancelWatch } from '../activities/cancel-watch.js';
 import { createActivities } from '../activities/index.js';
 import type { SigningKey } from '../activities/webhook-signature.js';
+import type { TaskTokenKeys } from '../activities/task-token.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
 import { USER_AGENT } from './version.js';
@@ -28,6 +29,7 @@ export interface TaskWorkerOptions {
   config: Config;
   connection: NativeConnection;
   signingKeys: readonly SigningKey[];
+  taskTokens: TaskTokenKeys;
   /** Tests replace DNS so that names resolve to loopback addresses. */
   guard?: DestinationGuard;
   /** A prebuilt bundle (tests share one); default: bundle `WORKFLOWS_PATH` at start. */
@@ -73,6 +75,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
       : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({
       signingKeys: options.signingKeys,
+      taskTokens: options.taskTokens,
       dispatcher,
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,

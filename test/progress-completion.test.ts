@@ -1,6 +1,7 @@
 /**
- * Progress reports and async completion: a callee that answers 202 keeps its attempt open and
- * finishes it later through the API, authenticated by the task token its request carried.
+ * Progress reports and async completion: a callee that answers 202 with `AsyncQueue-Completion:
+ * async` keeps its attempt open and finishes it later through the API, authenticated by the task
+ * token its request carried. A plain 202 is a success like any 2xx.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +24,8 @@ after(async () => {
 });
 
 const withKey = { authorization: `Bearer ${API_KEY}` };
+/** The callee's answer when it takes the work and reports the outcome later. */
+const accepted = (body: unknown = {}) => respondJson(202, body, { 'asyncqueue-completion': 'async' });
 
 /** The callee's side: calls back with the token its callback request carried, no API key. */
 function asCallee(token: string) {
@@ -69,7 +72,7 @@ describe('progress', () => {
 
 describe('async completion', () => {
   it('keeps a 202-answered attempt open until /complete, whose result becomes the task result', async () => {
-    receiver.always('/accept', respondJson(202, { accepted: true }));
+    receiver.always('/accept', accepted({ accepted: true }));
     const id = await harness.createTask({ callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 }, withKey);
     const [call] = await receiver.waitFor('/accept', 1);
     // Well past the heartbeat timeout (2 s here): the worker keeps the open attempt alive.
@@ -94,7 +97,7 @@ describe('async completion', () => {
 
   it('retries after a retryable /fail, and fails the task at once on a non-retryable one', async () => {
     const path = '/accept-then-ok';
-    receiver.script(path, respondJson(202, {}), respondJson(200, { second: true }));
+    receiver.script(path, accepted(), respondJson(200, { second: true }));
     const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 2 }, withKey);
     const [first] = await receiver.waitFor(path, 1);
     const token = String(first!.headers['asyncqueue-task-token']);
@@ -103,7 +106,7 @@ describe('async completion', () => {
     assert.equal(task.attempts, 2);
     assert.deepEqual(task.result, { second: true });
 
-    receiver.always('/accept-then-give-up', respondJson(202, {}));
+    receiver.always('/accept-then-give-up', accepted());
     const doomed = await harness.createTask({ callbackUrl: receiver.url('/accept-then-give-up'), retries: 5 }, withKey);
     const [call] = await receiver.waitFor('/accept-then-give-up', 1);
     const failed = await asCallee(String(call!.headers['asyncqueue-task-token']))(`/v1/tasks/${doomed}/fail`, {
@@ -120,7 +123,7 @@ describe('async completion', () => {
 
   it('times an open attempt out after `timeout` seconds and retries it', async () => {
     const path = '/accept-and-forget';
-    receiver.script(path, respondJson(202, {}), respondJson(200, { retried: true }));
+    receiver.script(path, accepted(), respondJson(200, { retried: true }));
     const id = await harness.createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 }, withKey);
     const task = await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded after the timeout', { headers: withKey });
     assert.equal(task.attempts, 2);
@@ -130,7 +133,7 @@ describe('async completion', () => {
   });
 
   it('still cancels an attempt that awaits completion', async () => {
-    receiver.always('/accept-then-cancel', respondJson(202, {}));
+    receiver.always('/accept-then-cancel', accepted());
     const id = await harness.createTask({ callbackUrl: receiver.url('/accept-then-cancel'), webhookUrl: receiver.url('/cancel-hook'), timeout: 60 }, withKey);
     await receiver.waitFor('/accept-then-cancel', 1);
     await harness.waitForTask(id, (t) => t.status === 'running', 'running', { headers: withKey });

@@ -74,8 +74,8 @@ export interface TaskInput {
   createdAt: string;
   policy: TaskPolicy;
   /**
-   * Sent to the callback as `AsyncQueue-Task-Token`: lets the callee report progress and complete
-   * the task without an API key. Absent in tasks created before tokens existed.
+   * Tasks created before tokens were derived (activities/task-token.ts) carried their token here,
+   * in clear in the history. No longer set, and ignored: the worker derives every task's token.
    */
   taskToken?: string;
 }
@@ -102,6 +102,11 @@ export interface ProgressUpdate {
   percent?: number;
   message?: string;
   data?: JsonValue;
+  /**
+   * When the callee reported it. The API coalesces reports (at most one signal per task per
+   * interval), so this can be earlier than the signal. Absent in older histories.
+   */
+  reportedAt?: string;
 }
 
 export interface TaskProgress extends ProgressUpdate {
@@ -124,14 +129,22 @@ export interface TaskState {
   error?: TaskError;
   webhook?: WebhookState;
   progress?: TaskProgress;
+  /**
+   * When `retrying` after an attempt that the callee failed or let time out while it awaited
+   * completion (the workflow's own backoff timer, which the server's pending-activity state does
+   * not show): when the next attempt starts, and why the previous one failed.
+   */
+  nextAttemptAt?: string;
+  lastError?: { message: string };
 }
 
 /**
- * Memo kept current by the workflow: the task's view without its `result` and `progress`, so
- * lists and reads of a task whose worker is away need no query (results can be large, progress
- * frequent; memo updates are history events).
+ * Memo kept current by the workflow at each status change: the task's view without its `result`
+ * and without `progress.data`, so lists and reads of a task whose worker is away need no query
+ * (results and progress data can be large, and every memo upsert is a history event and a
+ * visibility write that carries the whole memo).
  */
-export type TaskMemo = Omit<TaskState, 'result' | 'progress'>;
+export type TaskMemo = Omit<TaskState, 'result' | 'progress'> & { progress?: Omit<TaskProgress, 'data'> };
 export const TASK_MEMO_KEY = 'task';
 
 export interface CancelRequest {
@@ -167,10 +180,37 @@ export interface AttemptFailureDetails {
   code: string;
 }
 
-export interface CallbackOutcome {
+/** The callee answered 2xx (a 202 without `AsyncQueue-Completion: async` included). */
+export interface CallbackSucceeded {
+  /** Absent in histories recorded before the `accepted` outcome existed. */
+  kind?: 'succeeded';
   attempt: number;
   statusCode: number;
   result: JsonValue;
+}
+
+/**
+ * The callee answered `202` with `AsyncQueue-Completion: async`: it took the work and ends the
+ * attempt later through `/complete` or `/fail`. The workflow then waits for that in an
+ * `awaitCompletion` activity, which no worker holds, so nothing in any process keeps it alive.
+ */
+export interface CallbackAccepted {
+  kind: 'accepted';
+  attempt: number;
+  /** How long the call took: the attempt's `timeout` covers the call and the wait together. */
+  elapsedMs: number;
+}
+
+export type CallbackOutcome = CallbackSucceeded | CallbackAccepted;
+
+/** What `/complete` hands to the attempt that awaits completion. */
+export interface AsyncCompletion {
+  result: JsonValue;
+}
+
+export interface AwaitCompletionRequest {
+  taskId: string;
+  attempt: number;
 }
 
 export interface WebhookOutcome {
@@ -196,11 +236,27 @@ export interface CallbackRequest {
   payload: JsonValue;
   headers: Record<string, string>;
   timeoutMs: number;
+  /**
+   * Attempts already made before this activity was scheduled (attempts that awaited completion
+   * and then failed or timed out): `AsyncQueue-Attempt` counts on from there.
+   */
+  attemptOffset?: number;
+  /** Older histories carry the task's token here; the worker ignores it and derives the token. */
   taskToken?: string;
 }
 
-/** A callback answering this keeps its attempt open until `/complete` or `/fail` (or the timeout). */
+/**
+ * A `202` is a success like any 2xx, unless it carries `AsyncQueue-Completion: async`: then the
+ * callee has taken the work and ends the attempt later with `/complete` or `/fail`.
+ */
 export const ASYNC_ACCEPTED_STATUS = 202;
+export const ASYNC_COMPLETION_HEADER = 'asyncqueue-completion';
+export const ASYNC_COMPLETION_VALUE = 'async';
+
+/** Activity type names the API looks for in a task's pending activities. */
+export const CALLBACK_ACTIVITY = 'callCallback';
+export const AWAIT_COMPLETION_ACTIVITY = 'awaitCompletion';
+export const WEBHOOK_ACTIVITY = 'deliverWebhook';
 
 export interface WebhookRequest {
   taskId: string;

@@ -16,6 +16,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -45,6 +46,9 @@ type Activities = ReturnType<typeof createActivities>;
 /** Patch ids (see README, "Changing the workflow safely"). */
 const CANCEL_WINS_OVER_FAILURE = 'cancel-wins-over-failure';
 const MARK_CANCELLING = 'mark-cancelling';
+const TEMPORAL_CANCEL = 'temporal-cancel';
+
+const BACKOFF_COEFFICIENT = 2;
 
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
@@ -67,24 +71,45 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   let cancelRequest: CancelRequest | undefined;
   // Read through a function: TypeScript cannot see the signal handler assign it between awaits.
   const cancelled = (): CancelRequest | undefined => cancelRequest;
+  // A child of the root scope: a cancel request sent through Temporal (the UI's Cancel button,
+  // `temporal workflow cancel`) cancels it as the API's cancel signal does.
   const callbackScope = new CancellationScope();
+  let indexedStatus = indexedTaskStatus(state.status);
+  const index = (value: string): void => {
+    // Each upsert is a visibility write: only when the value the list filters on changes.
+    if (value === indexedStatus) return;
+    indexedStatus = value;
+    upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value }]);
+  };
 
-  setHandler(taskStateQuery, () => state);
-  setHandler(cancelTaskSignal, (request) => {
+  const requestCancel = (request: CancelRequest): void => {
     // Once the callback phase is over the outcome is fixed; a late cancel changes nothing.
     if (cancelRequest !== undefined || isTerminal(state.status)) return;
     cancelRequest = request;
     callbackScope.cancel();
     // Workers watch for this value to cut a held call off without waiting for its heartbeat
     // (activities/cancel-watch.ts). Patched: older histories have no such upsert.
-    if (patched(MARK_CANCELLING)) {
-      upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: CANCELLING_INDEXED_STATUS }]);
-    }
-  });
+    if (patched(MARK_CANCELLING)) index(CANCELLING_INDEXED_STATUS);
+  };
+
+  setHandler(taskStateQuery, () => state);
+  setHandler(cancelTaskSignal, requestCancel);
+  // A cancel request through Temporal ends the task as the API's cancel does (webhook included),
+  // and the workflow then ends Canceled. Patched: older histories took no action on one.
+  const rootScope = CancellationScope.current();
+  const handlesTemporalCancel = patched(TEMPORAL_CANCEL);
+  let cancelledThroughTemporal = false;
+  const onTemporalCancel = (): void => {
+    if (cancelledThroughTemporal) return;
+    cancelledThroughTemporal = true;
+    requestCancel({ reason: 'cancel requested through Temporal', attemptsStarted: state.attempts });
+  };
+  if (handlesTemporalCancel) rootScope.cancelRequested.catch(onTemporalCancel);
 
   setHandler(progressSignal, (update) => {
     if (isTerminal(state.status)) return;
-    state.progress = { ...update, updatedAt: new Date().toISOString() };
+    const { reportedAt, ...progress } = update;
+    state.progress = { ...progress, updatedAt: reportedAt ?? new Date().toISOString() };
     // The Temporal UI shows this as the workflow's current details.
     const percent = update.percent !== undefined ? `${update.percent}%` : '';
     setCurrentDetails(`**Progress** ${percent} ${update.message ?? ''}`.trim());
@@ -93,60 +118,45 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   const setStatus = (status: TaskStatus): void => {
     state.status = status;
     state.updatedAt = new Date().toISOString(); // workflow time: deterministic on replay
-    upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(status) }]);
+    if (status !== 'retrying') {
+      delete state.nextAttemptAt;
+      delete state.lastError;
+    }
+    // An accepted cancel keeps `cancelling` indexed until the task ends.
+    if (indexedStatus !== CANCELLING_INDEXED_STATUS || isTerminal(status)) index(indexedTaskStatus(status));
     publishMemo(state);
   };
 
-  if (input.delaySeconds > 0) {
-    await condition(() => cancelled() !== undefined, input.delaySeconds * 1000);
-  }
-
-  if (cancelled() === undefined) {
-    if (state.status === 'scheduled') setStatus('pending');
-    const { callCallback } = proxyActivities<Activities>({
-      startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
-      heartbeatTimeout: input.policy.heartbeatTimeoutMs,
-      // The webhook must not go out while the aborted request could still be in flight.
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: {
-        maximumAttempts: input.retries + 1,
-        initialInterval: input.policy.retryInitialIntervalMs,
-        maximumInterval: input.policy.retryMaximumIntervalMs,
-        backoffCoefficient: 2,
-      },
-    });
-    try {
-      const outcome = await callbackScope.run(() =>
-        callCallback({
-          taskId: input.id,
-          url: input.callbackUrl,
-          payload: input.payload,
-          headers: input.headers,
-          timeoutMs: input.timeoutSeconds * 1000,
-          ...(input.taskToken !== undefined ? { taskToken: input.taskToken } : {}),
-        }),
-      );
+  try {
+    if (input.delaySeconds > 0) {
+      await condition(() => cancelled() !== undefined, input.delaySeconds * 1000);
+    }
+    if (cancelled() === undefined) {
+      if (state.status === 'scheduled') setStatus('pending');
+      const outcome = await callbackScope.run(() => runCallback(input, state, setStatus));
       state.attempts = outcome.attempt;
       state.result = outcome.result;
       setStatus('succeeded');
-    } catch (err) {
-      const request = cancelled();
-      // Once a cancel is accepted, the task ends cancelled even when the cut-off attempt resolves
-      // as a failure (its worker died: the heartbeat times out instead of confirming the cancel).
-      // Patched: histories recorded before this fix took the `failed` path and must replay so.
-      const cancelWins =
-        request !== undefined && (isCancellation(err) || (err instanceof ActivityFailure && patched(CANCEL_WINS_OVER_FAILURE)));
-      if (request !== undefined && cancelWins) {
-        // A call cut off mid-flight names its attempt; one cancelled while waiting to retry does
-        // not, and then the count the API saw when it sent the cancel is the best there is.
-        state.attempts = Math.max(state.attempts, attemptFromFailure(err) ?? 0, request.attemptsStarted ?? 0);
-      } else if (err instanceof ActivityFailure) {
-        state.attempts = attemptFromFailure(err) ?? input.retries + 1;
-        state.error = taskErrorFromFailure(err);
-        setStatus('failed');
-      } else {
-        throw err;
-      }
+    }
+  } catch (err) {
+    // The cancel may surface here before the cancelRequested handler ran.
+    if (handlesTemporalCancel && isCancellation(err) && rootScope.consideredCancelled) onTemporalCancel();
+    const request = cancelled();
+    // Once a cancel is accepted, the task ends cancelled even when the cut-off attempt resolves
+    // as a failure (its worker died: the heartbeat times out instead of confirming the cancel).
+    // Patched: histories recorded before this fix took the `failed` path and must replay so.
+    const cancelWins =
+      request !== undefined && (isCancellation(err) || (err instanceof ActivityFailure && patched(CANCEL_WINS_OVER_FAILURE)));
+    if (request !== undefined && cancelWins) {
+      // A call cut off mid-flight names its attempt; one cancelled while waiting to retry does
+      // not, and then the count the API saw when it sent the cancel is the best there is.
+      state.attempts = Math.max(state.attempts, attemptFromFailure(err) ?? 0, request.attemptsStarted ?? 0);
+    } else if (err instanceof ActivityFailure) {
+      state.attempts = attemptFromFailure(err) ?? Math.max(state.attempts, input.retries + 1);
+      state.error = taskErrorFromFailure(err);
+      setStatus('failed');
+    } else {
+      throw err;
     }
   }
 
@@ -162,7 +172,9 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
   });
 
   if (input.webhookUrl !== null) {
-    await deliverWebhook(input, input.webhookUrl, state);
+    const url = input.webhookUrl;
+    // After a cancel through Temporal the root scope is cancelled; the webhook must still go out.
+    await CancellationScope.nonCancellable(() => deliverWebhook(input, url, state));
     publishMemo(state);
   }
 
@@ -175,7 +187,86 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
       details: [state],
     });
   }
+  if (cancelledThroughTemporal) {
+    // Ends the workflow as Canceled, as the operator asked; the memo holds the final view.
+    throw new CancelledFailure('cancel requested through Temporal');
+  }
   return state;
+}
+
+/**
+ * The callback phase: attempts under Temporal's retry policy, until one succeeds or the policy
+ * gives up. An attempt the callee accepted for async completion is then awaited in an activity
+ * no worker holds; when the callee fails it (retryable) or lets it time out, this schedules the
+ * remaining attempts after the same backoff the retry policy would have used.
+ */
+async function runCallback(
+  input: TaskInput,
+  state: TaskState,
+  setStatus: (status: TaskStatus) => void,
+): Promise<{ attempt: number; result: TaskState['result'] }> {
+  const { policy } = input;
+  const maximumAttempts = input.retries + 1;
+  let attemptsMade = 0;
+  for (;;) {
+    const { callCallback } = proxyActivities<Activities>({
+      startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
+      heartbeatTimeout: policy.heartbeatTimeoutMs,
+      // The webhook must not go out while the aborted request could still be in flight.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: {
+        maximumAttempts: maximumAttempts - attemptsMade,
+        initialInterval: policy.retryInitialIntervalMs,
+        maximumInterval: policy.retryMaximumIntervalMs,
+        backoffCoefficient: BACKOFF_COEFFICIENT,
+      },
+    });
+    const outcome = await callCallback({
+      taskId: input.id,
+      url: input.callbackUrl,
+      payload: input.payload,
+      headers: input.headers,
+      timeoutMs: input.timeoutSeconds * 1000,
+      ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
+    });
+    if (outcome.kind !== 'accepted') return outcome;
+
+    state.attempts = outcome.attempt;
+    setStatus('running');
+    const { awaitCompletion } = proxyActivities<Activities>({
+      // The attempt's `timeout` covers the call and the wait, as it would one slow answer.
+      startToCloseTimeout: Math.max(1_000, input.timeoutSeconds * 1000 - outcome.elapsedMs),
+      // Nothing runs for it: no heartbeats, no retries; the callee's answer or the timeout ends it.
+      retry: { maximumAttempts: 1 },
+      // Nothing to abort: a cancel ends the wait at once.
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
+    });
+    try {
+      const completion = await awaitCompletion({ taskId: input.id, attempt: outcome.attempt });
+      return { attempt: outcome.attempt, result: completion.result };
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || !retryableAsyncFailure(err) || outcome.attempt >= maximumAttempts) {
+        throw err;
+      }
+      attemptsMade = outcome.attempt;
+      const backoffMs = Math.min(
+        policy.retryInitialIntervalMs * BACKOFF_COEFFICIENT ** (attemptsMade - 1),
+        policy.retryMaximumIntervalMs,
+      );
+      state.nextAttemptAt = new Date(Date.now() + backoffMs).toISOString();
+      state.lastError = { message: (err.cause ?? err).message };
+      setStatus('retrying');
+      await sleep(backoffMs);
+      setStatus('pending');
+    }
+  }
+}
+
+/** A `/fail` with `retryable: false` is final; a timeout or any other failure may heal. */
+function retryableAsyncFailure(err: ActivityFailure): boolean {
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) return !cause.nonRetryable;
+  return cause instanceof TimeoutFailure;
 }
 
 async function deliverWebhook(input: TaskInput, url: string, state: TaskState): Promise<void> {
@@ -219,8 +310,13 @@ async function deliverWebhook(input: TaskInput, url: string, state: TaskState): 
 }
 
 function publishMemo(state: TaskState): void {
-  const { result: _result, ...memo } = state;
-  upsertMemo({ [TASK_MEMO_KEY]: memo satisfies TaskMemo });
+  const { result: _result, progress, ...rest } = state;
+  let memo: TaskMemo = rest;
+  if (progress !== undefined) {
+    const { data: _data, ...summary } = progress;
+    memo = { ...rest, progress: summary };
+  }
+  upsertMemo({ [TASK_MEMO_KEY]: memo });
 }
 
 function failureDetails(err: unknown): AttemptFailureDetails | undefined {

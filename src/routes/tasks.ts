@@ -18,17 +18,22 @@ import {
 } from '../api-schemas.js';
 import type { DestinationGuard } from '../destination-guard.js';
 import type { ApiKeyVerifier } from '../auth.js';
-import { RateLimitedError } from '../errors.js';
+import { RateLimitedError, UnauthorizedError } from '../errors.js';
+import { TASK_TOKEN_HEADER, type TaskTokenKeys } from '../../activities/task-token.js';
 import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../idempotency.js';
 import { checkDepth, newTaskFromRequest } from '../task-input.js';
 import type { JsonValue } from '../../workflows/task-contract.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who is calling: a non-secret id of the API key used (scopes idempotency keys). */
+    /**
+     * Who is calling: a non-secret id of the API key used (scopes idempotency keys and rate
+     * limits), `task:<id>` for a callee with its task's token, `ip:<address>` until credentials
+     * check out.
+     */
     caller: string;
-    /** `AsyncQueue-Task-Token`, on the routes a callee may call without an API key. */
-    taskToken: string | undefined;
+    /** Credentials were missing or wrong: answered 401 once the rate limit has counted the request. */
+    authError: UnauthorizedError | undefined;
   }
   interface FastifyContextConfig {
     /** The route also accepts the task's own token instead of an API key. */
@@ -36,11 +41,10 @@ declare module 'fastify' {
   }
 }
 
-const TASK_TOKEN_HEADER = 'asyncqueue-task-token';
-
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
   apiKeys: ApiKeyVerifier;
+  taskTokens: TaskTokenKeys;
   rateLimitPerMinute: number;
   /** Counts new tasks (not idempotent repeats) for /metrics. */
   onTaskCreated: (delayed: boolean) => void;
@@ -50,31 +54,44 @@ const security = [{ apiKey: [] }];
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
-  const { guard, apiKeys } = options;
+  const { guard, apiKeys, taskTokens } = options;
   app.decorateRequest('caller', '');
-  app.decorateRequest('taskToken', undefined);
+  app.decorateRequest('authError', undefined);
+  // Credentials are checked first, with no Temporal call: a task token is an HMAC of the task id
+  // (activities/task-token.ts), so a wrong one is told apart without learning whether the task
+  // exists, and a wrong token or key is a 401 for any id.
   app.addHook('onRequest', async (request) => {
     const token = request.headers[TASK_TOKEN_HEADER];
     if (request.routeOptions.config.acceptsTaskToken && typeof token === 'string' && token !== '') {
-      // Checked against the task itself once its id is known (in the handler).
-      request.taskToken = token;
-      request.caller = 'task-token';
+      const { id } = request.params as { id?: string };
+      if (id !== undefined && taskTokens.verify(id, token)) {
+        request.caller = `task:${id}`;
+        return;
+      }
+      request.caller = `ip:${request.ip}`;
+      request.authError = new UnauthorizedError('invalid AsyncQueue-Task-Token for this task');
       return;
     }
-    request.caller = apiKeys.verify(request);
+    try {
+      request.caller = apiKeys.verify(request);
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+      request.caller = `ip:${request.ip}`;
+      request.authError = err;
+    }
   });
-
-  /** A callee's token must belong to the task it names. */
-  const authorizeTaskToken = async (request: { taskToken: string | undefined }, id: string): Promise<void> => {
-    if (request.taskToken !== undefined) await app.tasks.verifyTaskToken(id, request.taskToken);
-  };
+  // Instance-level preParsing hooks run after every onRequest hook, the rate limit's included.
+  app.addHook('preParsing', async (request) => {
+    if (request.authError !== undefined) throw request.authError;
+  });
   if (options.rateLimitPerMinute > 0) {
-    // Per caller (API key), counted after authentication so a bad key cannot spend a tenant's
-    // budget. The count is per API process: N processes allow N times the limit.
+    // Per caller: an API key, or a task (its callee, once the token checked out), or else the
+    // client's address, so that requests with bad credentials cannot spend anyone else's budget.
+    // The count is per API process: N processes allow N times the limit.
     await app.register(rateLimit, {
       max: options.rateLimitPerMinute,
       timeWindow: 60_000,
-      hook: 'preValidation',
+      hook: 'onRequest',
       keyGenerator: (request) => (request.caller === 'anonymous' ? `ip:${request.ip}` : request.caller),
       errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
     });
@@ -175,7 +192,6 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
     async (request, reply) => {
       const { id } = request.params;
-      await authorizeTaskToken(request, id);
       const { percent, message, data } = request.body;
       await app.tasks.reportProgress(id, {
         ...(percent !== undefined ? { percent } : {}),
@@ -204,7 +220,6 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
     async (request, reply) => {
       const { id } = request.params;
-      await authorizeTaskToken(request, id);
       const result = checkDepth('result', request.body.result) as JsonValue;
       const view = await app.tasks.completeAttempt(id, { result });
       request.log.info({ taskId: id }, 'callback completed asynchronously');
@@ -230,7 +245,6 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
     async (request, reply) => {
       const { id } = request.params;
-      await authorizeTaskToken(request, id);
       const view = await app.tasks.completeAttempt(id, {
         error: request.body.error,
         retryable: request.body.retryable ?? true,

@@ -14,13 +14,15 @@ import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { DevServer, freePort } from '../../src/dev-server.js';
 import type { DestinationGuard } from '../../src/destination-guard.js';
-import { loadSigningSecrets } from '../../src/signing-secret.js';
+import { loadSigningSecrets, loadTaskTokenSecrets } from '../../src/server-secrets.js';
 import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker } from '../../src/worker.js';
 import { installWorkerRuntime } from '../../src/worker-runtime.js';
 import { eventually } from './eventually.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */
 export const TEST_SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+/** Fixed too, so worker processes a test spawns issue task tokens this file's API accepts. */
+export const TEST_TASK_TOKEN_SECRET = 'test-task-token-secret-0123456789abcdef';
 
 /** Short retry and heartbeat settings: time-based behaviour is tested in seconds, not minutes. */
 const TEST_ENV: Record<string, string> = {
@@ -28,6 +30,7 @@ const TEST_ENV: Record<string, string> = {
   LOG_LEVEL: 'warn',
   ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
   ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+  ASYNCQUEUE_TASK_TOKEN_SECRET: TEST_TASK_TOKEN_SECRET,
   ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '0.2',
   ASYNCQUEUE_RETRY_MAX_INTERVAL: '1',
   ASYNCQUEUE_HEARTBEAT_TIMEOUT: '2',
@@ -122,6 +125,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const target = { embeddedAddress: address };
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
+  const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
   const nativeConnection = await NativeConnection.connect({ address });
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
@@ -134,6 +138,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       config,
       connection: nativeConnection,
       signingKeys: secrets.keys,
+      taskTokens: tokens.keys,
       workflowBundle: await workflowBundle(),
       ...(options.guard !== undefined ? { guard: options.guard } : {}),
     });
