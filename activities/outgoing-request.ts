@@ -126,15 +126,70 @@ function describeNetworkError(err: Error): string {
   return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
 }
 
-/** `Retry-After` as milliseconds from now: delta-seconds or an HTTP date; undefined when absent or malformed. */
+/**
+ * `Retry-After` (RFC 9110 §10.2.3) as milliseconds from now, or undefined when it should not steer
+ * the retry: absent, malformed, or asking for no wait at all.
+ *
+ * Only the two forms the RFC defines count: delta-seconds (`^\d+$`) and an HTTP-date (§5.6.7:
+ * IMF-fixdate, or the obsolete RFC 850 and asctime forms, which recipients must accept). Anything
+ * else is ignored rather than guessed at: `Date.parse` reads "1.5" as a date in 2001, which made a
+ * "wait a second and a half" end the task.
+ *
+ * Zero, or a date that is not in the future, yields undefined too, so the retry policy's own
+ * backoff applies. Temporal reads a `nextRetryDelay` of 0 as "no further retry" (the attempt ends
+ * with retry state TIMEOUT: the task failed with retries left), and a tiny positive delay would let
+ * a callee that always answers `Retry-After: 0` spend every retry in one burst; the backoff is
+ * the floor that protects it.
+ */
 export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
   const raw = Array.isArray(value) ? value[0] : value;
   if (raw === undefined) return undefined;
   const trimmed = raw.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  const delayMs = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : parseHttpDate(trimmed, now) - now;
+  return delayMs > 0 ? delayMs : undefined; // NaN (not a date) fails this too
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** `Sun, 06 Nov 1994 08:49:37 GMT` */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+/** `Sunday, 06-Nov-94 08:49:37 GMT` */
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+/** `Sun Nov  6 08:49:37 1994` (a single-digit day is space-padded) */
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ( \\d|\\d{2}) ${TIME} (\\d{4})$`);
+
+/** An HTTP-date (RFC 9110 §5.6.7, case-sensitive as it says) as epoch milliseconds; NaN otherwise. */
+function parseHttpDate(text: string, now: number): number {
+  let match = IMF_FIXDATE.exec(text);
+  if (match !== null) return utc(match[3]!, match[2]!, match[1]!, match[4]!, match[5]!, match[6]!);
+  match = RFC850_DATE.exec(text);
+  if (match !== null) {
+    // A two-digit year is the most recent one with those digits that is not more than 50 years
+    // ahead (§5.6.7).
+    const thisYear = new Date(now).getUTCFullYear();
+    let year = thisYear - (thisYear % 100) + Number(match[3]);
+    if (year > thisYear + 50) year -= 100;
+    return utc(String(year), match[2]!, match[1]!, match[4]!, match[5]!, match[6]!);
+  }
+  match = ASCTIME_DATE.exec(text);
+  if (match !== null) return utc(match[6]!, match[1]!, match[2]!, match[3]!, match[4]!, match[5]!);
+  return Number.NaN;
+}
+
+function utc(year: string, month: string, day: string, hour: string, minute: string, second: string): number {
+  const [y, d, h, min, s] = [Number(year), Number(day), Number(hour), Number(minute), Number(second)];
+  const m = MONTHS.indexOf(month);
+  // setUTCFullYear, not Date.UTC: that one reads years 0-99 as 1900-1999.
+  const date = new Date(0);
+  date.setUTCFullYear(y, m + 1, 0);
+  const daysInMonth = date.getUTCDate();
+  // 60 is a leap second (RFC 5322 §3.3), which Date counts as the next minute's first.
+  if (d < 1 || d > daysInMonth || h > 23 || min > 59 || s > 60) return Number.NaN;
+  date.setUTCFullYear(y, m, d);
+  return date.setUTCHours(h, min, s, 0);
 }
 
 /** The response body as the task's result: parsed when JSON, text otherwise, null when empty. */

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { parseRetryAfter } from '../activities/outgoing-request.js';
 import { TASK_STATUS_SEARCH_ATTRIBUTE } from '../workflows/task-contract.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -162,14 +163,29 @@ describe('retries', () => {
     const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
     const retrying = await harness.waitForTask(id, (task) => task.status === 'retrying', 'retrying');
     assert.equal(retrying.attempts, 1);
-    assert.ok(retrying.nextAttemptAt === undefined || !Number.isNaN(Date.parse(retrying.nextAttemptAt)));
+    assert.equal(typeof retrying.nextAttemptAt, 'string', JSON.stringify(retrying));
+    const nextAttemptAt = Date.parse(retrying.nextAttemptAt);
+    const [first] = receiver.to(path);
+    // Temporal schedules the retry 3 s after it recorded the failure, which is after the receiver
+    // answered; only load can push it further.
+    const ahead = nextAttemptAt - first!.receivedAt;
+    assert.ok(ahead >= 3_000 && ahead < 3_000 + 2_000, `next attempt announced ${ahead} ms after the first`);
     assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    const [, second] = receiver.to(path);
+    assert.ok(second!.receivedAt >= nextAttemptAt, `the second attempt came ${nextAttemptAt - second!.receivedAt} ms early`);
   });
 
   it('honours Retry-After in seconds and as an HTTP date', async () => {
-    for (const [path, retryAfter] of [
-      ['/retry-after-seconds', () => '2'],
-      ['/retry-after-date', () => new Date(Date.now() + 2_000).toUTCString()],
+    // A date only has whole seconds: this one is the start of the second at least 2 s ahead, so
+    // the retry is due at exactly `dueAt`, 2-3 s after the answer (the backoff alone is 0.2 s).
+    let dueAt = 0;
+    const dateTwoSecondsAhead = (): string => {
+      dueAt = Math.ceil((Date.now() + 2_000) / 1_000) * 1_000;
+      return new Date(dueAt).toUTCString();
+    };
+    for (const [path, retryAfter, due] of [
+      ['/retry-after-seconds', () => '2', (first: number) => first + 2_000],
+      ['/retry-after-date', dateTwoSecondsAhead, () => dueAt],
     ] as const) {
       receiver.script(
         path,
@@ -182,9 +198,95 @@ describe('retries', () => {
       const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
       assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
       const [first, second] = receiver.to(path);
-      const gap = second!.receivedAt - first!.receivedAt;
-      // The configured backoff is 0.2 s; only Retry-After explains a gap of about two seconds.
-      assert.ok(gap >= 1_000, `${path}: second attempt came after ${gap} ms`);
+      // Never before the time the header asked for (the worker reads the answer after the
+      // receiver sent it), and not much later either: a retry timer plus a dispatch, under load.
+      const lateMs = second!.receivedAt - due(first!.receivedAt);
+      assert.ok(lateMs >= 0 && lateMs < 2_000, `${path}: second attempt came ${lateMs} ms after the time asked for`);
+    }
+  });
+
+  it('ignores a Retry-After that is neither delta-seconds nor an HTTP date, or asks for no wait', async () => {
+    // Each callee has exactly one retry left: a Retry-After read as "no delay" (Temporal ends the
+    // retries on a zero next-retry delay) or mistaken for a date fails the task instead.
+    const cases = [
+      ['/retry-after-fraction', '1.5'],
+      ['/retry-after-zero', '0'],
+      ['/retry-after-past-date', 'Sun, 06 Nov 1994 08:49:37 GMT'],
+    ] as const;
+    const ids = await Promise.all(
+      cases.map(([path, retryAfter]) => {
+        receiver.script(path, respondJson(503, { busy: true }, { 'retry-after': retryAfter }), respondJson(200, { ok: path }));
+        return harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
+      }),
+    );
+    for (const [index, id] of ids.entries()) {
+      const [path, retryAfter] = cases[index]!;
+      const view = await harness.waitForEnd(id);
+      assert.equal(view.status, 'succeeded', `Retry-After: ${retryAfter} → ${JSON.stringify(view)}`);
+      assert.equal(view.attempts, 2);
+      assert.deepEqual(view.result, { ok: path });
+    }
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.UTC(2026, 10, 28, 11, 0, 0); // Sat, 28 Nov 2026 11:00:00 GMT
+
+  it('reads delta-seconds', () => {
+    assert.equal(parseRetryAfter('120', now), 120_000);
+    assert.equal(parseRetryAfter(' 3 ', now), 3_000);
+    assert.equal(parseRetryAfter(['5', '7'], now), 5_000);
+    assert.equal(parseRetryAfter('0086400', now), 86_400_000);
+  });
+
+  it('reads the three HTTP-date forms of RFC 9110', () => {
+    assert.equal(parseRetryAfter('Sat, 28 Nov 2026 11:00:05 GMT', now), 5_000); // IMF-fixdate
+    assert.equal(parseRetryAfter('Saturday, 28-Nov-26 11:00:05 GMT', now), 5_000); // RFC 850
+    assert.equal(parseRetryAfter('Sat Nov 28 11:00:05 2026', now), 5_000); // asctime
+    assert.equal(parseRetryAfter('Sun Dec  6 11:00:00 2026', now), 8 * 86_400_000); // asctime, space-padded day
+    assert.equal(parseRetryAfter('Tue, 01 Dec 2026 00:00:00 GMT', now), Date.UTC(2026, 11, 1) - now);
+    assert.equal(parseRetryAfter('Sat, 28 Nov 2026 11:00:60 GMT', now), 60_000); // a leap second
+    assert.equal(parseRetryAfter(new Date(now + 42_000).toUTCString(), now), 42_000);
+  });
+
+  it('reads a two-digit RFC 850 year as at most 50 years ahead', () => {
+    assert.equal(parseRetryAfter('Saturday, 01-Jan-76 00:00:00 GMT', now), Date.UTC(2076, 0, 1) - now);
+    assert.equal(parseRetryAfter('Sunday, 06-Nov-94 08:49:37 GMT', now), undefined); // 1994, not 2094
+  });
+
+  it('gives undefined for no wait: zero, now, or a date in the past', () => {
+    for (const value of ['0', '000', new Date(now).toUTCString(), 'Sat, 28 Nov 2026 10:59:59 GMT', 'Sun, 06 Nov 1994 08:49:37 GMT']) {
+      assert.equal(parseRetryAfter(value, now), undefined, value);
+    }
+  });
+
+  it('ignores anything else, including what Date.parse would accept', () => {
+    for (const value of [
+      undefined,
+      '',
+      '1.5',
+      '-1',
+      '+3',
+      '1e3',
+      '0x10',
+      '3 s',
+      'soon',
+      '2026-11-28T11:00:05Z',
+      '2026-11-29',
+      'Sun Nov 29 2026 11:00:05 GMT+0000',
+      '29 Nov 2026 11:00:05 GMT',
+      'Sun, 29 Nov 2026 11:00:05 UTC',
+      'Sun, 29 Nov 2026 11:00:05 +0000',
+      'sun, 29 nov 2026 11:00:05 gmt',
+      'Sun, 29 Nov 2026 11:00 GMT',
+      'Sun,  29 Nov 2026 11:00:05 GMT',
+      'Mon, 31 Nov 2026 11:00:05 GMT',
+      'Sun, 29 Nov 2026 24:00:00 GMT',
+      'Sun, 29 Nov 2026 11:60:00 GMT',
+      'Sunday, 29-Nov-2026 11:00:05 GMT',
+      'Sun Nov 29 11:00:05 2026 GMT',
+    ]) {
+      assert.equal(parseRetryAfter(value, now), undefined, String(value));
     }
   });
 });
