@@ -83,6 +83,19 @@ export class NotAwaitingCompletionError extends AsyncQueueError {
   }
 }
 
+/**
+ * `/complete` or `/fail` arrived while the attempt's wait for completion is still being set up
+ * (after the callee's `202`, before the workflow took it in: seconds when a worker died mid-way).
+ */
+export class CompletionNotReadyError extends AsyncQueueError {
+  readonly code = 'completion_not_ready';
+  override readonly statusCode = 503;
+  override readonly retryAfterSeconds = 1;
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} is not awaiting completion yet; retry shortly`);
+  }
+}
+
 /** Temporal could not be reached in time; the request can be retried. */
 export class TemporalUnavailableError extends AsyncQueueError {
   readonly code = 'temporal_unavailable';

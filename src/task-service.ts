@@ -41,6 +41,7 @@ import {
 import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { IdempotencyConflictError, requestHash, taskIdForKey } from './idempotency.js';
 import {
+  CompletionNotReadyError,
   NotAwaitingCompletionError,
   PayloadTooLargeError,
   TaskAlreadyEndedError,
@@ -69,7 +70,7 @@ const INPUT_MARGIN_BYTES = 4 * 1024;
 export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
 /**
  * A callee may call `/complete` a moment after its `202`, before the workflow has begun to
- * await completion: for this long the API waits for the wait to begin.
+ * await completion: for this long the API waits for the wait to begin, then answers 503.
  */
 const AWAIT_BEGIN_TIMEOUT_MS = 5_000;
 const AWAIT_BEGIN_POLL_MS = 50;
@@ -374,9 +375,12 @@ export class TaskService {
       const waitsForCall = pending.some(
         (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state !== PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
       );
-      if (memo.status === 'scheduled' || memo.status === 'retrying' || isTerminal(memo.status) || waitsForCall || Date.now() >= deadline) {
+      if (memo.status === 'scheduled' || memo.status === 'retrying' || isTerminal(memo.status) || waitsForCall) {
         throw new NotAwaitingCompletionError(id);
       }
+      // Still beginning: a worker died mid-way and Temporal hands its work on after the workflow
+      // task timeout (10 s by default). Not a 409: the callee should try again in a moment.
+      if (Date.now() >= deadline) throw new CompletionNotReadyError(id);
       await delay(AWAIT_BEGIN_POLL_MS);
     }
   }
