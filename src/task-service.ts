@@ -434,11 +434,32 @@ export class TaskService {
         if (!(err instanceof WorkflowFailedError)) throw err;
       }
     }
-    return closedView(memo, {
+    const view = closedView(memo, {
       execution: closed ?? 'Terminated',
       closedAt: description.closeTime?.toISOString(),
       indexedStatus: description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE),
     });
+    if (view.status !== 'succeeded') return view;
+    // Stopped while delivering the webhook: the memo has no result, the callback's completion has.
+    const result = await this.resultFromHistory(id, description.runId);
+    return result === undefined ? view : { ...view, result };
+  }
+
+  private async resultFromHistory(id: string, runId: string): Promise<JsonValue | undefined> {
+    const history = await this.rpc(() => this.handle(id, runId).fetchHistory(), { taskId: id });
+    const names = new Map<string, string>();
+    let result: JsonValue | undefined;
+    for (const event of history.events ?? []) {
+      const scheduled = event.activityTaskScheduledEventAttributes;
+      if (scheduled?.activityType?.name != null) names.set(String(event.eventId), scheduled.activityType.name);
+      const completed = event.activityTaskCompletedEventAttributes;
+      if (completed == null) continue;
+      const name = names.get(String(completed.scheduledEventId));
+      if (name !== CALLBACK_ACTIVITY && name !== AWAIT_COMPLETION_ACTIVITY) continue;
+      const value = decodePayload<{ result?: JsonValue; kind?: string }>(completed.result?.payloads?.[0]);
+      if (value !== undefined && value.kind !== 'accepted' && 'result' in value) result = value.result;
+    }
+    return result;
   }
 
   /**
