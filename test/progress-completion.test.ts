@@ -6,14 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Receiver, respondJson } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 const API_KEY = 'progress-test-key-123456';
+const PROGRESS_INTERVAL_S = 1;
 let harness: Harness;
 let receiver: Receiver;
 
 before(async () => {
-  harness = await startHarness({ env: { ASYNCQUEUE_API_KEYS: API_KEY } });
+  harness = await startHarness({ env: { ASYNCQUEUE_API_KEYS: API_KEY, ASYNCQUEUE_PROGRESS_INTERVAL: String(PROGRESS_INTERVAL_S) } });
   receiver = await Receiver.start();
 });
 
@@ -70,15 +72,60 @@ describe('progress', () => {
   });
 });
 
+describe('progress, coalesced', () => {
+  it('sends a burst as few signals, shows the newest report at once, and delivers it to the workflow', async () => {
+    receiver.always('/chatty', () => undefined);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/chatty'), timeout: 60 }, withKey);
+    const [call] = await receiver.waitFor('/chatty', 1);
+    const report = asCallee(String(call!.headers['asyncqueue-task-token']));
+    const startedAt = Date.now();
+    for (let percent = 1; percent <= 100; percent++) {
+      const answer = await report(`/v1/tasks/${id}/progress`, { percent, message: `step ${percent}` });
+      assert.equal(answer.status, 202);
+    }
+    const elapsedS = (Date.now() - startedAt) / 1000;
+    // The newest report is readable at once, though the workflow has not received it yet.
+    assert.equal((await harness.task(id, withKey)).progress.percent, 100);
+
+    const handle = harness.client.workflow.getHandle(`task-${id}`);
+    await eventually(async () => ((await handle.query<{ progress?: { percent?: number } }>('taskState')).progress?.percent === 100 ? true : undefined), {
+      what: 'the held-back report to reach the workflow',
+    });
+    const signals = ((await handle.fetchHistory()).events ?? []).filter(
+      (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'progress',
+    );
+    // The first at once, then at most one per interval: far fewer than the 100 reports.
+    const bound = 2 + Math.ceil(elapsedS / PROGRESS_INTERVAL_S);
+    assert.ok(signals.length <= bound, `${signals.length} progress signals for 100 reports in ${elapsedS} s (bound ${bound})`);
+    assert.ok(signals.length >= 2, 'the newest report was delivered after the first');
+    await harness.api('POST', `/v1/tasks/${id}/cancel`, {}, withKey);
+  });
+
+  it('keeps progress data out of the memo, and refuses data over 4 KiB naming the field', async () => {
+    receiver.always('/with-data', accepted());
+    const id = await harness.createTask({ callbackUrl: receiver.url('/with-data'), timeout: 60 }, withKey);
+    const [call] = await receiver.waitFor('/with-data', 1);
+    const callee = asCallee(String(call!.headers['asyncqueue-task-token']));
+    assert.equal((await callee(`/v1/tasks/${id}/progress`, { percent: 10, data: { secretish: 'x'.repeat(100) } })).status, 202);
+    const tooBig = await callee(`/v1/tasks/${id}/progress`, { data: 'x'.repeat(5000) });
+    assert.equal(tooBig.status, 413);
+    assert.match(tooBig.body.error.message, /^data:/);
+    assert.equal((await callee(`/v1/tasks/${id}/complete`, { result: 'ok' })).status, 202);
+    await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded', { headers: withKey });
+    const memo = (await harness.client.workflow.getHandle(`task-${id}`).describe()).memo?.task as { progress?: Record<string, unknown> };
+    assert.equal(memo.progress?.percent, 10);
+    assert.ok(!('data' in (memo.progress ?? {})), 'progress.data is in the memo');
+  });
+});
+
 describe('async completion', () => {
   it('keeps a 202-answered attempt open until /complete, whose result becomes the task result', async () => {
     receiver.always('/accept', accepted({ accepted: true }));
     const id = await harness.createTask({ callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 }, withKey);
     const [call] = await receiver.waitFor('/accept', 1);
-    // Well past the heartbeat timeout (2 s here): the worker keeps the open attempt alive.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const waiting = await harness.task(id, withKey);
-    assert.equal(waiting.status, 'running');
+    // The attempt is open on the server, awaited with no heartbeat to lapse (async-completion.test.ts).
+    const waiting = await harness.waitForTask(id, (t) => t.status === 'running', 'running', { headers: withKey });
+    assert.equal(waiting.attempts, 1);
     assert.equal(receiver.to('/accept').length, 1);
 
     const token = String(call!.headers['asyncqueue-task-token']);
