@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually } from './support/eventually.js';
 import { Writable } from 'node:stream';
 import { buildApp } from '../src/app.js';
 import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+import { terminateRunning, visibilityCaughtUp } from './support/cleanup.js';
 
 const KEYS = ['first-key-0123456789', 'second-key-9876543210'];
 let harness: Harness;
@@ -20,6 +20,7 @@ before(async () => {
 });
 
 after(async () => {
+  await terminateRunning(harness); // no worker: what this file started would run for ever
   await harness.close();
   await stopOwnServer();
 });
@@ -37,7 +38,9 @@ async function rejected(body: unknown, field: string, status = 400) {
   );
 }
 
+/** Workflows started on this file's task queue, counted once visibility has caught up with now. */
 async function workflowsStarted(): Promise<number> {
+  await visibilityCaughtUp(harness);
   const { count } = await harness.client.workflow.count(`TaskQueue = '${harness.config.taskQueue}'`);
   return count;
 }
@@ -191,8 +194,6 @@ describe('create', () => {
     assert.equal(task.body.delay, 0);
     assert.equal(task.body.webhookUrl, null);
     assert.equal(task.body.attempts, 0);
-    // Visibility is eventually consistent: wait for the count to settle, then insist on exactly one.
-    await eventually(async () => ((await workflowsStarted()) >= 1 ? true : undefined));
     assert.equal(await workflowsStarted(), 1);
     const cancel = await harness.api('POST', `/v1/tasks/${response.body.id}/cancel`, undefined, auth());
     assert.equal(cancel.status, 202);
