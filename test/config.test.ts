@@ -60,5 +60,13 @@ describe('configuration', () => {
     rejects({ ASYNCQUEUE_MAX_RESPONSE_BYTES: '99999999' }, 'ASYNCQUEUE_MAX_RESPONSE_BYTES');
     rejects({ ASYNCQUEUE_HEARTBEAT_TIMEOUT: 'soon' }, 'ASYNCQUEUE_HEARTBEAT_TIMEOUT');
     rejects({ ASYNCQUEUE_WORKER_NICE: '20' }, 'ASYNCQUEUE_WORKER_NICE');
+    rejects({ ASYNCQUEUE_TASK_TOKEN_SECRET: 'too-short' }, 'ASYNCQUEUE_TASK_TOKEN_SECRET');
+    rejects({ ASYNCQUEUE_PROGRESS_INTERVAL: '0' }, 'ASYNCQUEUE_PROGRESS_INTERVAL');
+  });
+
+  it("refuses a body limit above Temporal's payload limit, which would make big creates fail", () => {
+    rejects({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(2 * 1024 * 1024 + 1) }, 'ASYNCQUEUE_BODY_LIMIT_BYTES');
+    rejects({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(8 * 1024 * 1024) }, 'ASYNCQUEUE_BODY_LIMIT_BYTES');
+    assert.equal(loadConfig({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(2 * 1024 * 1024) }).bodyLimitBytes, 2 * 1024 * 1024);
   });
 });
