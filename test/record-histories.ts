@@ -20,12 +20,19 @@ async function main(): Promise<void> {
     throw new Error('usage: npm run record-histories -- <label>   (e.g. v3; lower-case letters, digits, dashes)');
   }
   const harness = await startHarness();
+  // Heartbeats 24 s apart: a cancel reaches the held call through the cancel watch, which fails
+  // the attempt (non-retryable) rather than confirming a cancellation: the `cancel-wins-over-failure`
+  // branch of the workflow.
+  const slowBeats = await startHarness({ env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '60' } });
   const receiver = await Receiver.start();
   receiver.script('/flaky', respondJson(503, {}), respondJson(200, { reportUrl: 'https://files.example/r.pdf' }));
   receiver.always('/broken', respondJson(500, { error: 'down' }));
   receiver.always('/hold', () => undefined);
   receiver.script('/hook', respondJson(500, {}), respondJson(200, {}));
-  receiver.always('/accept', respondJson(202, {}));
+  const acceptAsync = respondJson(202, {}, { 'asyncqueue-completion': 'async' });
+  receiver.always('/accept', acceptAsync);
+  receiver.script('/accept-fail-then-ok', acceptAsync, respondJson(200, { second: true }));
+  receiver.always('/plain-202', respondJson(202, { queued: true }));
 
   const scenarios: Record<string, Record<string, unknown>> = {
     'succeeded-after-retry-with-webhook-retry': {
@@ -39,22 +46,37 @@ async function main(): Promise<void> {
     'cancelled-during-delay': { callbackUrl: receiver.url('/never'), delay: 600 },
     'delayed-then-succeeded': { callbackUrl: receiver.url('/ok'), delay: 1 },
     'progress-then-async-completion': { callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
+    'async-failed-then-retried': { callbackUrl: receiver.url('/accept-fail-then-ok'), retries: 2, timeout: 60 },
+    'plain-202-succeeded': { callbackUrl: receiver.url('/plain-202'), webhookUrl: receiver.url('/hook-ok') },
+    'cancelled-through-temporal-in-flight': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
+    'cancelled-by-watch-cancel-wins-over-failure': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
   };
+  const holds = () => receiver.to('/hold').length;
   try {
     for (const [name, body] of Object.entries(scenarios)) {
-      const created = await harness.api('POST', '/v1/tasks', body);
+      const api = name === 'cancelled-by-watch-cancel-wins-over-failure' ? slowBeats : harness;
+      const heldBefore = holds();
+      const created = await api.api('POST', '/v1/tasks', body);
       const id = created.body.id as string;
+      const completeAsync = async (path: string, outcome: Record<string, unknown>, progress?: Record<string, unknown>) => {
+        const call = await eventually(async () => receiver.to(path).find((c) => c.headers['asyncqueue-task-id'] === id), { what: `${name} called` });
+        const token = { 'asyncqueue-task-token': String(call.headers['asyncqueue-task-token']) };
+        if (progress !== undefined) await api.api('POST', `/v1/tasks/${id}/progress`, progress, token);
+        const endpoint = 'result' in outcome ? 'complete' : 'fail';
+        await eventually(async () => ((await api.api('POST', `/v1/tasks/${id}/${endpoint}`, outcome, token)).status === 202 ? true : undefined), {
+          what: `${name} ${endpoint}`,
+        });
+      };
       if (name === 'progress-then-async-completion') {
-        const [call] = await receiver.waitFor('/accept', 1);
-        const token = { 'asyncqueue-task-token': String(call!.headers['asyncqueue-task-token']) };
-        await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 50, message: 'half way' }, token);
-        await harness.api('POST', `/v1/tasks/${id}/complete`, { result: { done: true } }, token);
+        await completeAsync('/accept', { result: { done: true } }, { percent: 50, message: 'half way' });
       }
+      if (name === 'async-failed-then-retried') await completeAsync('/accept-fail-then-ok', { error: { message: 'renderer crashed' } });
       if (name.startsWith('cancelled')) {
-        if (name === 'cancelled-in-flight') await receiver.waitFor('/hold', 1);
-        await harness.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'recorded scenario' });
+        if (name !== 'cancelled-during-delay') await eventually(async () => (holds() > heldBefore ? true : undefined), { what: `${name} held` });
+        if (name === 'cancelled-through-temporal-in-flight') await api.client.workflow.getHandle(`task-${id}`).cancel();
+        else await api.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'recorded scenario' });
       }
-      const handle = harness.client.workflow.getHandle(`task-${id}`);
+      const handle = api.client.workflow.getHandle(`task-${id}`);
       await eventually(async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true), {
         timeoutMs: 30_000,
         what: `${name} to close`,
@@ -64,6 +86,7 @@ async function main(): Promise<void> {
       process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
     }
   } finally {
+    await slowBeats.close();
     await harness.close();
     await receiver.close();
     await stopOwnServer();

@@ -36,4 +36,22 @@ describe('workflow code', () => {
     }
     assert.equal(replayed, files.length);
   });
+
+  it('has a recorded history for each branch that is easy to break: a cancel winning over a failed attempt, a Temporal cancel, an async retry', async () => {
+    const types = async (file: string): Promise<string[]> =>
+      (JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as { events: { eventType: string }[] }).events.map((event) =>
+        event.eventType.replace('EVENT_TYPE_', ''),
+      );
+    // The cut-off attempt fails (the cancel watch aborted it) after the cancel was accepted, and the
+    // workflow still completes: replaying it needs the `cancel-wins-over-failure` branch.
+    const cancelWins = await types('v4-cancelled-by-watch-cancel-wins-over-failure.json');
+    assert.ok(cancelWins.indexOf('ACTIVITY_TASK_FAILED') > cancelWins.indexOf('ACTIVITY_TASK_CANCEL_REQUESTED'));
+    assert.equal(cancelWins.at(-1), 'WORKFLOW_EXECUTION_COMPLETED');
+    const temporalCancel = await types('v4-cancelled-through-temporal-in-flight.json');
+    assert.ok(temporalCancel.includes('WORKFLOW_EXECUTION_CANCEL_REQUESTED'));
+    assert.equal(temporalCancel.at(-1), 'WORKFLOW_EXECUTION_CANCELED');
+    const asyncRetry = await types('v4-async-failed-then-retried.json');
+    assert.ok(asyncRetry.includes('TIMER_STARTED'), 'the backoff after a failed async attempt');
+    assert.equal(asyncRetry.filter((type) => type === 'ACTIVITY_TASK_SCHEDULED').length, 3);
+  });
 });
