@@ -226,3 +226,26 @@ describe('a deploy while attempts await completion', () => {
     }
   });
 });
+
+describe('the SDK and async completion', () => {
+  it('retries /complete answered 503 completion_not_ready, and only that 503', async () => {
+    const { AsyncQueue, AsyncQueueApiError } = await import('../src/client/index.js');
+    const answers = [
+      { status: 503, code: 'completion_not_ready' },
+      { status: 200, code: '' },
+    ];
+    const seen: string[] = [];
+    const fakeFetch = (async (url: string) => {
+      seen.push(url);
+      const next = answers.shift() ?? { status: 503, code: 'temporal_unavailable' };
+      const body = next.status === 200 ? { id: 't', status: 'succeeded' } : { error: { code: next.code, message: 'x' } };
+      return new Response(JSON.stringify(body), { status: next.status, headers: { 'content-type': 'application/json', 'retry-after': '0' } });
+    }) as typeof fetch;
+    const aq = new AsyncQueue({ baseUrl: 'http://127.0.0.1:1', fetch: fakeFetch });
+    assert.equal((await aq.tasks.complete('t', 1, { taskToken: 'aqt1_x' })).status, 'succeeded');
+    assert.equal(seen.length, 2);
+    // A 503 that may have changed something (the deadline ran out mid-call) is not repeated.
+    await assert.rejects(aq.tasks.complete('t', 1, { taskToken: 'aqt1_x' }), (err: unknown) => err instanceof AsyncQueueApiError && err.code === 'temporal_unavailable');
+    assert.equal(seen.length, 3);
+  });
+});

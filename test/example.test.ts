@@ -54,6 +54,26 @@ describe('the report-generation example', () => {
     assert.match(page, /pollJobStatus/);
   });
 
+  it('runs a background report through async completion: 202 + AsyncQueue-Completion: async, then /complete', async () => {
+    const response = await fetch(`${appUrl}/api/generate-report`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ dateRange: '2026-Q4', format: 'csv', background: true }),
+    });
+    const { jobId } = (await response.json()) as { jobId: string };
+    const job = await eventually(async () => {
+      const current = (await (await fetch(`${appUrl}/api/jobs/${jobId}`)).json()) as { status: string; reportUrl?: string; taskId: string };
+      return current.status === 'completed' ? current : undefined;
+    }, { what: 'the background job to complete' });
+    assert.equal(job.reportUrl, `${appUrl}/reports/${jobId}.csv`);
+    const task = await harness.task(job.taskId);
+    assert.equal(task.attempts, 1);
+    assert.equal(task.result.reportUrl, job.reportUrl);
+    // The attempt was awaited on the server: the callback answered at once, the result came later.
+    const events = (await harness.client.workflow.getHandle(`task-${job.taskId}`).fetchHistory()).events ?? [];
+    assert.ok(events.some((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'awaitCompletion'));
+  });
+
   it('refuses calls that are not signed by AsyncQueue', async () => {
     const forged = await fetch(`${appUrl}/api/on-report-ready`, {
       method: 'POST',

@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { AsyncQueue, fastifyReceiver, type TaskEvent } from 'asyncqueue/client';
+import { ASYNC_COMPLETION_HEADERS, AsyncQueue, fastifyReceiver, type TaskEvent } from 'asyncqueue/client';
 
 interface Job {
   id: string;
   taskId?: string;
   status: 'pending' | 'processing' | 'completed' | 'failed';
-  params: { dateRange: string; format: string };
+  params: { dateRange: string; format: string; background: boolean };
   reportUrl?: string;
   pageCount?: number;
   error?: string;
@@ -38,9 +38,14 @@ export async function createReportApp(options: ReportAppOptions): Promise<Fastif
   const jobs = new Map<string, Job>(); // stands in for the app's database
 
   // Step 2: offload the call and answer at once with a job id.
-  app.post<{ Body: { dateRange?: string; format?: string } }>('/api/generate-report', async (request) => {
+  app.post<{ Body: { dateRange?: string; format?: string; background?: boolean } }>('/api/generate-report', async (request) => {
     const jobId = randomUUID();
-    const params = { dateRange: request.body?.dateRange ?? 'last-30-days', format: request.body?.format ?? 'pdf' };
+    const params = {
+      dateRange: request.body?.dateRange ?? 'last-30-days',
+      format: request.body?.format ?? 'pdf',
+      // A report too long to hold one HTTP request open for: taken, then completed later.
+      background: request.body?.background === true,
+    };
     jobs.set(jobId, { id: jobId, status: 'pending', params });
     const task = await aq.tasks.create(
       {
@@ -60,21 +65,34 @@ export async function createReportApp(options: ReportAppOptions): Promise<Fastif
   await app.register(async (scope) => {
     await scope.register(fastifyReceiver({ secret: options.signingSecret }));
 
-    // Step 3: the slow work, with a progress report on the way.
-    scope.post<{ Body: { jobId: string; dateRange: string; format: string } }>('/api/run-report', async (request) => {
-      const { jobId, format } = request.body;
-      const job = jobs.get(jobId);
-      if (job) job.status = 'processing';
-      const taskToken = request.headers['asyncqueue-task-token'];
-      const taskId = request.asyncQueue?.taskId;
-      const seconds = options.reportSeconds ?? 2;
-      await sleep((seconds * 1000) / 2);
-      if (typeof taskToken === 'string' && taskId !== undefined) {
-        await aq.tasks.reportProgress(taskId, { percent: 50, message: 'rendering' }, { taskToken });
-      }
-      await sleep((seconds * 1000) / 2);
-      return { jobId, reportUrl: `${options.publicUrl}/reports/${jobId}.${format}`, pageCount: 12 };
-    });
+    // Step 3: the slow work, with a progress report on the way. Answered with the result (any 2xx,
+    // a plain 202 included), or, for a background job, at once with 202 + AsyncQueue-Completion:
+    // async, and completed later with the task token the request carried.
+    scope.post<{ Body: { jobId: string; dateRange: string; format: string; background?: boolean } }>(
+      '/api/run-report',
+      async (request, reply) => {
+        const { jobId, format } = request.body;
+        const job = jobs.get(jobId);
+        if (job) job.status = 'processing';
+        const taskToken = request.headers['asyncqueue-task-token'];
+        const taskId = request.asyncQueue?.taskId;
+        const render = async () => {
+          const seconds = options.reportSeconds ?? 2;
+          await sleep((seconds * 1000) / 2);
+          if (typeof taskToken === 'string' && taskId !== undefined) {
+            await aq.tasks.reportProgress(taskId, { percent: 50, message: 'rendering' }, { taskToken });
+          }
+          await sleep((seconds * 1000) / 2);
+          return { jobId, reportUrl: `${options.publicUrl}/reports/${jobId}.${format}`, pageCount: 12 };
+        };
+        if (request.body.background !== true || typeof taskToken !== 'string' || taskId === undefined) return render();
+        void render().then(
+          (report) => aq.tasks.complete(taskId, report, { taskToken }),
+          (err: unknown) => aq.tasks.fail(taskId, { message: String(err) }, { taskToken }),
+        );
+        return reply.code(202).headers(ASYNC_COMPLETION_HEADERS).send({ accepted: true });
+      },
+    );
 
     // Step 4: the result arrives; delivery is at least once, so this is idempotent.
     scope.post('/api/on-report-ready', async (request) => {

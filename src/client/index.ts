@@ -20,6 +20,17 @@ export * from './errors.js';
 export * from './types.js';
 export { verifyRequest, fastifyReceiver, expressReceiver } from './receiver.js';
 
+/**
+ * Headers a callback answers `202` with to take the work and finish the attempt later through
+ * `aq.tasks.complete` or `aq.tasks.fail` (async completion). A `202` without them is a success
+ * like any 2xx, and its body is the task's result.
+ *
+ *   reply.code(202).headers(ASYNC_COMPLETION_HEADERS).send({ accepted: true });
+ */
+export const ASYNC_COMPLETION_HEADERS: Readonly<Record<'AsyncQueue-Completion', 'async'>> = Object.freeze({
+  'AsyncQueue-Completion': 'async',
+});
+
 export interface AsyncQueueOptions {
   /** Where the API listens, e.g. `http://127.0.0.1:3000`. */
   baseUrl: string;
@@ -115,16 +126,24 @@ class Tasks {
     });
   }
 
-  /** Finishes an attempt whose callback answered 202, with the task's result. */
+  /**
+   * Finishes an attempt whose callback answered `202` with `AsyncQueue-Completion: async`
+   * (ASYNC_COMPLETION_HEADERS), with the task's result. 409 when no attempt awaits completion;
+   * 503 (retried here) in the moment before the wait has begun.
+   */
   complete(id: string, result: unknown, options: CalleeOptions = {}): Promise<Task> {
     return this.http.request<Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/complete`, {
       body: { result },
       headers: calleeHeaders(options),
       retry: false, // a lost answer is ambiguous: the caller decides whether to read the task
+      retryCodes: NOT_READY_CODES,
     });
   }
 
-  /** Fails an attempt whose callback answered 202; retried unless `retryable` is false. */
+  /**
+   * Fails an attempt whose callback answered `202` with `AsyncQueue-Completion: async`; the task
+   * retries it like a 5xx unless `retryable` is false.
+   */
   fail(
     id: string,
     error: { message: string; code?: string },
@@ -134,6 +153,7 @@ class Tasks {
       body: { error, ...(options.retryable !== undefined ? { retryable: options.retryable } : {}) },
       headers: calleeHeaders(options),
       retry: false,
+      retryCodes: NOT_READY_CODES,
     });
   }
 
@@ -189,7 +209,12 @@ interface RequestOptions {
   headers?: Record<string, string>;
   /** The request may be repeated: retry network errors, 429 and 503. */
   retry: boolean;
+  /** Error codes that say the server did nothing, so even a request that may not be repeated is retried. */
+  retryCodes?: readonly string[];
 }
+
+/** `/complete` or `/fail` in the moment before the attempt's wait has begun: nothing happened yet. */
+const NOT_READY_CODES = ['completion_not_ready'] as const;
 
 class HttpClient {
   private readonly baseUrl: string;
@@ -201,14 +226,14 @@ class HttpClient {
   }
 
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
-    const attempts = options.retry ? (this.options.maxRetries ?? 3) + 1 : 1;
+    const attempts = options.retry || options.retryCodes !== undefined ? (this.options.maxRetries ?? 3) + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once<T>(method, path, options);
       } catch (err) {
-        const retryable =
-          err instanceof AsyncQueueConnectionError ||
-          (err instanceof AsyncQueueApiError && (err.status === 429 || err.status === 503));
+        const retryable = options.retry
+          ? err instanceof AsyncQueueConnectionError || (err instanceof AsyncQueueApiError && (err.status === 429 || err.status === 503))
+          : err instanceof AsyncQueueApiError && (options.retryCodes ?? []).includes(err.code);
         if (!retryable || attempt >= attempts) throw err;
         const asked = err instanceof AsyncQueueApiError ? err.retryAfterSeconds : undefined;
         // Exponential backoff with jitter, or what the server asked for (capped at 30 s).
