@@ -9,6 +9,12 @@ async function main(): Promise<void> {
   if (config.temporalAddress === undefined) {
     throw new Error('TEMPORAL_ADDRESS is required for `npm run api` (use `npm start` for the embedded dev server)');
   }
+  if (config.taskTokenSecrets === undefined) {
+    process.stderr.write(
+      'asyncqueue: ASYNCQUEUE_TASK_TOKEN_SECRET is unset; using the secret kept in the data folder. The API checks the ' +
+        'task tokens workers issue: set ASYNCQUEUE_TASK_TOKEN_SECRET to the same value for both unless they share that folder.\n',
+    );
+  }
   const app = await buildApp({ config, target: {} });
   const connection = lazyClientConnection({});
   try {

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
       `  Temporal:       ${devServer?.address ?? config.temporalAddress}, namespace ${config.temporalNamespace}`,
       `  Temporal UI:    ${devServer?.uiUrl ?? 'see your Temporal cluster'}`,
       `  Signing secret: ${secrets.source}`,
+      `  Token secret:   ${tokens.source}`,
       `  Retention:      finished tasks stay readable for ${retention}`,
       `Press Ctrl-C to stop.`,
       '',
