@@ -9,21 +9,32 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import { DevServer, freePort } from '../src/dev-server.js';
+import { workflowIdForTask } from '../workflows/task-contract.js';
 import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { runEntry, type Started } from './support/processes.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+import { terminateRunning } from './support/cleanup.js';
 
 let receiver: Receiver;
 const spawned: Started[] = [];
+/** For the API processes' task queues, which no worker polls: their tasks are terminated after. */
+let connection: Connection;
+let client: Client;
+const workerlessQueues: string[] = [];
 
 before(async () => {
   receiver = await Receiver.start();
+  connection = await Connection.connect({ address: await temporalAddress() });
+  client = new Client({ connection });
 });
 
 after(async () => {
   await Promise.all(spawned.map((process) => process.stop('SIGKILL')));
+  for (const taskQueue of workerlessQueues) await terminateRunning({ client, config: { taskQueue } });
+  await connection.close();
   await receiver.close();
   await stopOwnServer();
 });
@@ -90,7 +101,9 @@ describe('worker killed with calls in flight', () => {
       const recoveryMs = retriedAt - killedAt;
       const heartbeatTimeoutMs = harness.config.policy.heartbeatTimeoutMs;
       process.stdout.write(`# recovery after kill -9: ${recoveryMs} ms (heartbeat timeout ${heartbeatTimeoutMs} ms)\n`);
-      assert.ok(recoveryMs <= heartbeatTimeoutMs + 5_000, `calls were retried ${recoveryMs} ms after the kill`);
+      // README: retried "after ASYNCQUEUE_HEARTBEAT_TIMEOUT without a heartbeat"; then a backoff
+      // and a dispatch, with a margin for a loaded box.
+      assert.ok(recoveryMs <= heartbeatTimeoutMs + 3_000, `calls were retried ${recoveryMs} ms after the kill`);
 
       for (const [index, view] of views.entries()) {
         assert.equal(view.status, 'succeeded');
@@ -178,7 +191,9 @@ describe('worker stopped with SIGTERM', () => {
       await receiver.waitFor('/cut-off', 1);
       const stoppingAt = Date.now();
       assert.equal(await worker.stop('SIGTERM'), 0, worker.output());
-      assert.ok(Date.now() - stoppingAt < 8_000, 'the grace period bounded the shutdown');
+      // README: in-flight calls get ASYNCQUEUE_WORKER_SHUTDOWN_GRACE (1 s here), then are cut off.
+      const stoppedMs = Date.now() - stoppingAt;
+      assert.ok(stoppedMs < 1_000 + 2_000, `the worker exited ${stoppedMs} ms after SIGTERM, with a 1 s grace`);
 
       await harness.startWorker();
       const view = await harness.waitForEnd(created.body.id, { timeoutMs: 60_000 });
@@ -194,6 +209,7 @@ describe('API', () => {
   it('finishes in-flight requests on SIGTERM, then stops accepting', async () => {
     const port = await freePort();
     const queue = `api-shutdown-${randomUUID()}`;
+    workerlessQueues.push(queue);
     const api = runEntry('api-main', {
       TEMPORAL_ADDRESS: await temporalAddress(),
       ASYNCQUEUE_TASK_QUEUE: queue,
@@ -213,12 +229,15 @@ describe('API', () => {
       })
     ).json()) as { id: string };
 
-    // No worker polls this queue, so the read waits for its query to time out: a slow request.
-    const inFlight = fetch(`${baseUrl}/v1/tasks/${created.id}`);
+    // No worker polls this queue, so the read waits for its query to time out (2 s): a slow request.
+    const inFlight = fetch(`${baseUrl}/v1/tasks/${created.id}`).then((response) => ({ response, answeredAt: Date.now() }));
     await new Promise((resolve) => setTimeout(resolve, 300));
+    const terminatedAt = Date.now();
     api.child.kill('SIGTERM');
-    const response = await inFlight;
+    const { response, answeredAt } = await inFlight;
     assert.equal(response.status, 200);
+    // Sent before the SIGTERM and answered after it: the request was in flight when it came.
+    assert.ok(answeredAt > terminatedAt, `answered ${terminatedAt - answeredAt} ms before the SIGTERM`);
     assert.equal(((await response.json()) as { status: string }).status, 'pending');
     const stoppedAt = Date.now();
     assert.equal(await api.exited, 0, api.output());
@@ -228,9 +247,11 @@ describe('API', () => {
 
   it('killed in the middle of creates: clients retrying with Idempotency-Key get one task per key', async () => {
     const port = await freePort();
+    const taskQueue = `api-crash-${randomUUID()}`;
+    workerlessQueues.push(taskQueue);
     const env = {
       TEMPORAL_ADDRESS: await temporalAddress(),
-      ASYNCQUEUE_TASK_QUEUE: `api-crash-${randomUUID()}`,
+      ASYNCQUEUE_TASK_QUEUE: taskQueue,
       ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
       PORT: String(port),
       LOG_LEVEL: 'warn',
@@ -246,30 +267,52 @@ describe('API', () => {
     const keys = Array.from({ length: 40 }, (_, i) => `crash-order-${i}`);
     const ids = new Map<string, Set<string>>();
 
+    // Which requests are out (sent, no answer yet), and which of those the kill cut off.
+    const outstanding = new Map<number, string>();
+    let answered = 0;
+    let sent = 0;
+    let outAtKill = new Map<number, string>();
+    const cutOff = new Set<string>();
+
     // A client that retries with its key until it gets an answer, as the README advises.
     const createWithRetries = async (key: string): Promise<void> => {
       for (let attempt = 0; attempt < 200; attempt++) {
+        const serial = sent++;
+        outstanding.set(serial, key);
         try {
           const response = await fetch(`${baseUrl}/v1/tasks`, {
             method: 'POST',
             headers: { 'content-type': 'application/json', 'idempotency-key': key },
             body: JSON.stringify({ callbackUrl: receiver.url('/crash-create'), payload: { key } }),
           });
+          answered++;
           if (response.status === 202 || response.status === 200) {
             const { id } = (await response.json()) as { id: string };
             ids.set(key, (ids.get(key) ?? new Set()).add(id));
             return;
           }
-        } catch {
-          // connection refused or reset: the API is down; try again shortly
+        } catch (err) {
+          // Refused: the API is down. Anything else for a request out at the kill (reset, "other
+          // side closed"): the connection was open and the kill cut the request off unanswered.
+          const code = (err as { cause?: { code?: unknown } }).cause?.code;
+          if (outAtKill.has(serial) && code !== 'ECONNREFUSED') cutOff.add(key);
+        } finally {
+          outstanding.delete(serial);
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       throw new Error(`no answer for ${key}`);
     };
 
-    const clients = Promise.all(keys.map((key, index) => new Promise((r) => setTimeout(r, index * 20)).then(() => createWithRetries(key))));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Every client at once; the kill comes once the API has answered a few and many are out.
+    const clients = Promise.all(keys.map((key) => createWithRetries(key)));
+    await eventually(async () => (answered >= 5 && outstanding.size >= 5 ? true : undefined), {
+      intervalMs: 1,
+      timeoutMs: 30_000,
+      what: 'creates in flight',
+    });
+    outAtKill = new Map(outstanding);
+    const killedAt = Date.now();
     api.child.kill('SIGKILL');
     await api.exited;
     api = await startApi();
@@ -278,8 +321,21 @@ describe('API', () => {
     await Promise.all(keys.map((key) => createWithRetries(key)));
     await api.stop();
 
+    // The kill really came in the middle: requests were out, and some got no answer at all.
+    assert.ok(outAtKill.size >= 5, `${outAtKill.size} requests out at the kill`);
+    assert.ok(cutOff.size >= 1, `none of the ${outAtKill.size} requests out at the kill was cut off`);
     for (const key of keys) assert.equal(ids.get(key)?.size, 1, `${key} → ${[...(ids.get(key) ?? [])].join(', ')}`);
     assert.equal(new Set([...ids.values()].map((set) => [...set][0])).size, keys.length);
+    // The case the keys are for: the workflow was started before the kill, its answer never came.
+    let startedUnanswered = 0;
+    for (const key of cutOff) {
+      const [id] = ids.get(key) ?? [];
+      const { startTime } = await client.workflow.getHandle(workflowIdForTask(id!)).describe();
+      if (startTime.getTime() <= killedAt) startedUnanswered++;
+    }
+    process.stdout.write(
+      `# API killed with ${outAtKill.size} creates out: ${cutOff.size} cut off, ${startedUnanswered} of them started unanswered\n`,
+    );
   });
 });
 
@@ -344,15 +400,18 @@ describe('Temporal server down and killed', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('answers 503 quickly and reports not ready while Temporal is unreachable, and recovers by itself', async () => {
+  /** How long the first create took to answer 503 once Temporal was gone (checked on its own below). */
+  let firstUnavailableMs: number | undefined;
+
+  it('answers 503 and reports not ready while Temporal is unreachable, and recovers by itself', async () => {
     await server.stop();
     const started = Date.now();
     const create = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/while-down') });
-    const tookMs = Date.now() - started;
+    firstUnavailableMs = Date.now() - started;
     assert.equal(create.status, 503);
     assert.equal(create.body.error.code, 'temporal_unavailable');
     assert.ok(create.headers.get('retry-after'));
-    assert.ok(tookMs < 6_000, `503 after ${tookMs} ms`);
+    process.stdout.write(`# create while Temporal is down: 503 after ${firstUnavailableMs} ms (RPC timeout 2 s)\n`);
     assert.equal((await harness.api('GET', '/readyz')).status, 503);
 
     server = await startServer();
@@ -364,6 +423,19 @@ describe('Temporal server down and killed', () => {
     assert.equal(again.status, 202);
     assert.equal((await harness.waitForEnd(again.body.id, { timeoutMs: 60_000 })).status, 'succeeded');
   });
+
+  // TODO until fixed: it takes 2.9-3.7 s with a 2 s timeout. connection.withDeadline does not bound
+  // the Temporal client's retries of UNAVAILABLE: a backoff that ends past the deadline is slept
+  // out in full before the call fails ("Deadline exceeded after 0.000s").
+  it(
+    'answered that first 503 within ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT, as the README promises',
+    { todo: 'the RPC deadline does not bound the client retry backoff' },
+    () => {
+      assert.ok(firstUnavailableMs !== undefined, 'the test above measured it');
+      const promisedMs = harness.config.temporalRpcTimeoutMs;
+      assert.ok(firstUnavailableMs < promisedMs + 500, `503 after ${firstUnavailableMs} ms; the RPC timeout is ${promisedMs} ms`);
+    },
+  );
 
   it('loses nothing when killed with tasks scheduled, running, retrying and awaiting webhook delivery', async () => {
     receiver.always('/kill-running', hangFirstAttempt);
