@@ -392,3 +392,68 @@ describe('createDispatcher', () => {
     assert.throws(() => guard().createDispatcher({ connect: (_opts, cb) => cb(new Error('x'), null) }), TypeError);
   });
 });
+
+describe('createDispatcher to an IPv6 literal', () => {
+  let server: http.Server | undefined;
+  let port = 0;
+  let connections = 0;
+  let unavailable: string | undefined;
+  const agents: Agent[] = [];
+
+  before(async () => {
+    const candidate = http.createServer((_req, res) => res.end('reached over IPv6'));
+    candidate.on('connection', () => {
+      connections += 1;
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        candidate.once('error', reject);
+        candidate.listen(0, '::1', resolve);
+      });
+      server = candidate;
+      port = (server.address() as AddressInfo).port;
+    } catch (error) {
+      unavailable = `IPv6 loopback is unavailable here (${(error as { code?: string }).code ?? String(error)})`;
+    }
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((a) => a.close()));
+    if (server === undefined) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+  });
+
+  function dispatcher(g: DestinationGuard): Agent {
+    const agent = g.createDispatcher();
+    agents.push(agent);
+    return agent;
+  }
+
+  const url = (): string => `http://[::1]:${port}/`;
+
+  it('reaches a receiver on [::1] when private networks are allowed', async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable);
+    const res = await request(url(), { dispatcher: dispatcher(guard({ allowPrivateNetworks: true })) });
+    assert.equal(await res.body.text(), 'reached over IPv6');
+  });
+
+  it('reaches it when ::1 is allow-listed', async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable);
+    const res = await request(url(), { dispatcher: dispatcher(guard({ allowedDestinations: ['::1'] })) });
+    assert.equal(await res.body.text(), 'reached over IPv6');
+  });
+
+  it('refuses it otherwise, before connecting', async (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable);
+    const before = connections;
+    await assert.rejects(request(url(), { dispatcher: dispatcher(guard()) }), (error: unknown) => {
+      assert.ok(isBlocked(error), `expected destination_blocked, got ${String(error)}`);
+      return true;
+    });
+    await assert.rejects(request(url(), { dispatcher: dispatcher(guard({ allowedDestinations: ['127.0.0.1'] })) }), (error: unknown) =>
+      isBlocked(error),
+    );
+    assert.equal(connections, before, 'the server must not see a connection');
+  });
+});

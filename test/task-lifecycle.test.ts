@@ -111,6 +111,24 @@ describe('the seed flow', () => {
   });
 });
 
+describe('IPv6', () => {
+  it('calls a callback at an IPv6 literal, [::1], through the guarded connector', async (t) => {
+    const v6 = await Receiver.start('::1').catch((err: unknown) => err as Error);
+    if (v6 instanceof Error) return t.skip(`IPv6 loopback is unavailable here (${String(v6)})`);
+    try {
+      v6.script('/v6', respondJson(200, { over: 'ipv6' }));
+      assert.match(v6.url('/v6'), /^http:\/\/\[::1\]:\d+\/v6$/);
+      const id = await harness.createTask({ callbackUrl: v6.url('/v6'), retries: 0 });
+      const view = await harness.waitForEnd(id);
+      assert.equal(view.status, 'succeeded', JSON.stringify(view));
+      assert.deepEqual(view.result, { over: 'ipv6' });
+      assert.equal(v6.to('/v6').length, 1);
+    } finally {
+      await v6.close();
+    }
+  });
+});
+
 describe('retries', () => {
   it('retries 5xx and network-level failures, then succeeds, with attempt headers and one webhook-id', async () => {
     const path = '/flaky';

@@ -34,20 +34,23 @@ export class Receiver {
     private readonly host: string,
   ) {}
 
-  /** Listens on a free port of `host`, a loopback address (the whole 127.0.0.0/8 works on Linux). */
+  /** Listens on a free port of `host`, a loopback address (the whole 127.0.0.0/8 works on Linux, and `::1`). */
   static async start(host = '127.0.0.1', port = 0): Promise<Receiver> {
     let receiver: Receiver | undefined;
     const server = createServer((request, response) => {
       void receiver?.handle(request, response);
     });
     receiver = new Receiver(server, host);
-    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject); // e.g. EADDRNOTAVAIL for ::1 on a host without IPv6
+      server.listen(port, host, resolve);
+    });
     return receiver;
   }
 
   get origin(): string {
     const { port } = this.server.address() as AddressInfo;
-    return `http://${this.host}:${port}`;
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${port}`;
   }
 
   url(path: string): string {
