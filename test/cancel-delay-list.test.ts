@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CALLBACK_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
+import { workflowIdForTask } from '../workflows/task-contract.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { terminateRunning, visibilityCaughtUp } from './support/cleanup.js';
+import { callbackAttemptsOnceClosed } from './support/history.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -27,25 +28,6 @@ after(async () => {
 
 /** README: "an in-flight callback request is aborted within about two seconds"; a loaded CI box gets 1.5 s more. */
 const CANCEL_WITHIN_MS = 3_500;
-
-/**
- * The callback attempts a task's workflow made, read from its history once it has closed, when no
- * attempt can start any more. Each scheduled callback activity records the attempt it ended on.
- */
-async function callbackAttemptsOnceClosed(on: Harness, id: string): Promise<number> {
-  const handle = on.client.workflow.getHandle(workflowIdForTask(id));
-  await eventually(async () => ((await handle.describe()).status.name !== 'RUNNING' ? true : undefined), {
-    what: `the workflow of ${id} to close`,
-  });
-  const callbacks = new Set<string>();
-  let attempts = 0;
-  for (const event of (await handle.fetchHistory()).events ?? []) {
-    if (event.activityTaskScheduledEventAttributes?.activityType?.name === CALLBACK_ACTIVITY) callbacks.add(String(event.eventId));
-    const started = event.activityTaskStartedEventAttributes;
-    if (started && callbacks.has(String(started.scheduledEventId))) attempts += started.attempt ?? 1;
-  }
-  return attempts;
-}
 
 /** Holds every request to `path` open, as a slow report would; returns when AsyncQueue hung up. */
 function holdOpen(path: string): () => number | undefined {
