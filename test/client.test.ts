@@ -22,6 +22,8 @@ import {
 import { ExitCode, runCli } from '../src/cli.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { terminateRunning } from './support/cleanup.js';
+import { eventually } from './support/eventually.js';
 
 const API_KEY = 'client-test-key-0123456789';
 let harness: Harness;
@@ -35,6 +37,7 @@ before(async () => {
 });
 
 after(async () => {
+  await terminateRunning(harness); // the delayed tasks the wait-timeout checks leave
   await harness.close();
   await receiver.close();
   await stopOwnServer();
@@ -64,8 +67,12 @@ describe('client SDK', () => {
     const page = await aq.tasks.list({ limit: 1 });
     assert.equal(page.tasks.length, 1);
     assert.ok(page.nextCursor);
+    // Every page, one task each, until this test's three came by (other files fill the namespace too).
     const seen = new Set<string>();
-    for await (const task of aq.tasks.list({ limit: 1 })) seen.add(task.id);
+    for await (const task of aq.tasks.list({ limit: 1 })) {
+      seen.add(task.id);
+      if ([...ids].every((id) => seen.has(id))) break;
+    }
     for (const id of ids) assert.ok(seen.has(id), `${id} was iterated`);
   });
 
@@ -149,11 +156,7 @@ describe('receiver helpers', () => {
       webhookUrl: `http://127.0.0.1:${port}/api/on-report-ready`,
     });
     await aq.tasks.wait(id, { timeoutMs: 20_000, intervalMs: 100 });
-    const delivered = await (async () => {
-      for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      return received[0];
-    })();
-    assert.ok(delivered);
+    const delivered = await eventually(async () => received[0], { what: 'the webhook at the Fastify receiver' });
     assert.equal((delivered.body as TaskEvent).taskId, id);
     assert.equal((delivered.body as TaskEvent).type, 'task.succeeded');
     assert.equal(delivered.messageId, `msg_${id}_webhook`);
