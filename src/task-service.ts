@@ -468,12 +468,23 @@ export class TaskService {
    */
   private async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}): Promise<T> {
     this.availability.assertAvailable();
+    const { rpcTimeoutMs } = this.options;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await this.client.connection.withDeadline(Date.now() + this.options.rpcTimeoutMs, call);
+      const attempt = this.client.connection.withDeadline(Date.now() + rpcTimeoutMs, call);
+      // The client's own retries can outlast the gRPC deadline by a second or more (measured:
+      // 2.9–3.7 s for a 2 s deadline with Temporal down), so the deadline is also kept here.
+      const deadline = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new TemporalUnavailableError(`Temporal did not answer within ${rpcTimeoutMs / 1000} s; retry shortly`)), rpcTimeoutMs);
+      });
+      attempt.catch(() => undefined); // a late failure of a call already answered 503
+      return await Promise.race([attempt, deadline]);
     } catch (err) {
       const translated = translateTemporalError(err, context);
       if (translated instanceof TemporalUnavailableError) this.availability.reportUnreachable();
       throw translated;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
