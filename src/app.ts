@@ -2,7 +2,9 @@
  * The API as a Fastify app. `api-main.ts` and `main.ts` only listen and shut down; the tests build
  * the same app and drive it over real sockets.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { STATUS_CODES, maxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import ajvFormats from 'ajv-formats';
@@ -21,6 +23,12 @@ import type { TemporalTarget } from './temporal-connection.js';
 
 const OVERLOAD_RETRY_AFTER_SECONDS = 2;
 const TASK_URL = /^\/v1\/tasks\/([^/?#]{1,64})/;
+/**
+ * The router answers a longer path parameter 414 before any route runs (find-my-way's default is
+ * 100). As long as the whole request head may be, so that a parameter's length is judged by its
+ * schema alone (an id over 64 characters is a 400 naming `id`), and a longer URL is Node's 431.
+ */
+const MAX_PARAM_LENGTH = maxHeaderSize;
 
 export interface AppOptions {
   config: Config;
@@ -42,6 +50,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return logger.child(taskId !== undefined ? { ...bindings, taskId } : bindings, childOptions);
     },
     bodyLimit: config.bodyLimitBytes,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's and the HTTP parser's own answers (400 for bad percent-encoding; 408, 431)
+    // carry the same error body as every other answer, as the OpenAPI document says.
+    frameworkErrors: (error, _request, reply) => {
+      const { statusCode, code, message } = describeFrameworkError(error);
+      void (reply as FastifyReply).code(statusCode).send({ error: { code, message } });
+    },
+    clientErrorHandler: answerClientError,
     // A payload is the app's JSON, delivered as sent: `__proto__` and `constructor` keys are data.
     // JSON.parse makes them own properties, so no prototype is touched; the validator refuses them
     // where the schema has fixed fields.
@@ -87,7 +103,28 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
     const retryAfter = error instanceof AsyncQueueError ? error.retryAfterSeconds : undefined;
     if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfter));
+    // RFC 9110: a 401 names the scheme that would be accepted.
+    if (statusCode === 401) void reply.header('www-authenticate', 'Bearer');
     return reply.code(statusCode).send({ error: { code, message: statusCode >= 500 && statusCode !== 503 ? 'internal error' : message } });
+  });
+  // A known path asked with a method it does not have (TRACE, DELETE, …) is a 405 naming the ones
+  // it has (RFC 9110), not a 404: the router alone cannot tell the two apart.
+  const routes: Array<{ path: RegExp; methods: string[] }> = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    routes.push({ path: routePattern(route.url), methods });
+  });
+  // Answered on arrival, before a body is read: a QUERY without Content-Type or a TRACE with an odd
+  // one is still a 405, not a 400 or 415 about a body no route would take.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allowed = [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
+    if (allowed.length === 0 || allowed.includes(request.method)) return;
+    return reply
+      .code(405)
+      .header('allow', allowed.join(', '))
+      .send({ error: { code: 'method_not_allowed', message: `${request.method} is not allowed here; use ${allowed.join(', ')}` } });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url}` } }),
@@ -128,7 +165,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 }
 
 function validatorFor(options: AjvOptions) {
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, ...options });
+  // verbose: an issue carries its schema, so a 400 can use the schema's own `errorMessage`.
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, verbose: true, ...options });
   (ajvFormats as unknown as (ajv: Ajv) => void)(ajv);
   return ajv;
 }
@@ -138,6 +176,51 @@ interface ValidationIssue {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** Set when a key failed `propertyNames`. */
+  propertyName?: string;
+  parentSchema?: { errorMessage?: unknown };
+}
+
+/** `/v1/tasks/:id/cancel` → a regex for the concrete paths the router would match to it. */
+function routePattern(url: string): RegExp {
+  const source = url
+    .split(/(:[A-Za-z0-9_]+|\*)/)
+    .map((part) => (part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+function describeFrameworkError(error: FastifyError): { statusCode: number; code: string; message: string } {
+  switch (error.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH': // cannot happen while MAX_PARAM_LENGTH is the header limit
+      return { statusCode: 414, code: 'uri_too_long', message: `path: a segment is longer than ${MAX_PARAM_LENGTH} characters` };
+    case 'FST_ERR_BAD_URL':
+      return { statusCode: 400, code: 'invalid_request', message: 'path: is not valid percent-encoding' };
+    default:
+      return { statusCode: 500, code: 'internal_error', message: 'internal error' };
+  }
+}
+
+/**
+ * Requests Node's HTTP parser refuses never reach Fastify's handlers; Fastify's default answer has
+ * another body than the rest of the API.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [statusCode, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', `headers: the request line and headers are larger than ${maxHeaderSize} bytes`]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'request: did not arrive in time']
+        : [400, 'bad_request', `request: is not valid HTTP (${error.code ?? 'parse error'})`];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 /** Maps any error reaching Fastify onto the CONTRACT's `{ error: { code, message } }`. */
@@ -173,6 +256,16 @@ function validationMessage(issue: ValidationIssue, part: string | undefined): st
     .split('/')
     .filter((segment) => segment !== '')
     .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
+  // Request headers by the name people write: Idempotency-Key, not idempotency-key.
+  if (part === 'headers' && path[0] !== undefined) {
+    path[0] = path[0].replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
+  }
+  if (issue.propertyName !== undefined) path.push(issue.propertyName);
+  // A pattern says what it wants better in the schema's words than as a regular expression.
+  const custom = issue.parentSchema?.errorMessage;
+  if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
+    return `${path.join('.')}: ${custom}`;
+  }
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
     return `${[...path, issue.params.missingProperty].join('.')}: is required`;
   }

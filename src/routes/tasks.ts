@@ -10,11 +10,14 @@ import {
   CreateTaskBody,
   CreateTaskHeaders,
   CreatedTaskSchema,
+  ErrorResponses,
   ErrorSchema,
   ListTasksQuery,
+  TaskLocationHeader,
   TaskListSchema,
   TaskParams,
   TaskViewSchema,
+  documented,
 } from '../api-schemas.js';
 import type { DestinationGuard } from '../destination-guard.js';
 import type { ApiKeyVerifier } from '../auth.js';
@@ -51,7 +54,17 @@ export interface TaskRoutesOptions {
 }
 
 const security = [{ apiKey: [] }];
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema };
+const errors = {
+  400: ErrorResponses.badRequest,
+  401: ErrorResponses.unauthorized,
+  429: ErrorResponses.rateLimited,
+  503: ErrorResponses.unavailable,
+};
+/** Routes with a body: it may be too large or not JSON. */
+const bodyErrors = { 413: ErrorResponses.payloadTooLarge, 415: ErrorResponses.unsupportedMediaType };
+/** Routes with a task id in the path. */
+const taskErrors = { 404: ErrorResponses.notFound };
+const conflict = (description: string) => ({ 409: documented(ErrorSchema, description) });
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
   const { guard, apiKeys, taskTokens } = options;
@@ -110,11 +123,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         body: CreateTaskBody,
         headers: CreateTaskHeaders,
         response: {
-          202: CreatedTaskSchema,
-          200: TaskViewSchema,
-          409: ErrorSchema,
-          413: ErrorSchema,
-          415: ErrorSchema,
+          202: documented(CreatedTaskSchema, 'The task was created; its workflow has started', TaskLocationHeader),
+          200: documented(TaskViewSchema, 'An idempotent repeat: the task the same key and body created', TaskLocationHeader),
+          ...conflict('The Idempotency-Key was used for a different request'),
+          ...bodyErrors,
           ...errors,
         },
       },
@@ -146,7 +158,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         tags: ['tasks'],
         security,
         querystring: ListTasksQuery,
-        response: { 200: TaskListSchema, ...errors },
+        response: { 200: documented(TaskListSchema, 'One page of tasks'), ...errors },
       },
     },
     async (request) => {
@@ -167,7 +179,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         tags: ['tasks'],
         security,
         params: TaskParams,
-        response: { 200: TaskViewSchema, 404: ErrorSchema, ...errors },
+        response: { 200: documented(TaskViewSchema, 'The task view'), ...taskErrors, ...errors },
       },
     },
     async (request) => app.tasks.get(request.params.id),
@@ -187,7 +199,13 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         security: [...security, { taskToken: [] }],
         params: TaskParams,
         body: ProgressBody,
-        response: { 202: AcceptedSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+        response: {
+          202: documented(AcceptedSchema, 'Progress recorded'),
+          ...conflict('The task has already ended'),
+          ...taskErrors,
+          ...bodyErrors,
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
@@ -215,7 +233,14 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         security: [...security, { taskToken: [] }],
         params: TaskParams,
         body: CompleteBody,
-        response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+        response: {
+          202: documented(TaskViewSchema, 'The attempt has ended; the task view'),
+          ...conflict('No callback attempt of the task awaits completion'),
+          ...taskErrors,
+          ...bodyErrors,
+          ...errors,
+          503: ErrorResponses.completionUnavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -240,7 +265,14 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         security: [...security, { taskToken: [] }],
         params: TaskParams,
         body: FailBody,
-        response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+        response: {
+          202: documented(TaskViewSchema, 'The attempt has ended; the task view'),
+          ...conflict('No callback attempt of the task awaits completion'),
+          ...taskErrors,
+          ...bodyErrors,
+          ...errors,
+          503: ErrorResponses.completionUnavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -264,7 +296,13 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         security,
         params: TaskParams,
         body: CancelTaskBody,
-        response: { 202: TaskViewSchema, 404: ErrorSchema, 409: ErrorSchema, ...errors },
+        response: {
+          202: documented(TaskViewSchema, 'Cancel requested; the task view'),
+          ...conflict('The task has already ended'),
+          ...taskErrors,
+          ...bodyErrors,
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
