@@ -27,6 +27,8 @@ export interface DestinationGuardOptions {
   allowedDestinations: readonly string[];
   /** Default: `dns.promises.lookup(host, { all: true, verbatim: true })`. */
   resolve?: Resolver;
+  /** How long `checkUrl` waits for `resolve` before it lets the URL through (default 1 s). */
+  checkTimeoutMs?: number;
 }
 
 type IPAddress = ipaddr.IPv4 | ipaddr.IPv6;
@@ -94,10 +96,12 @@ export class DestinationGuard {
   readonly #allowedHosts: ReadonlySet<string>;
   readonly #allowedRanges: readonly AllowedRange[];
   readonly #resolve: Resolver;
+  readonly #checkTimeoutMs: number;
 
   constructor(options: DestinationGuardOptions) {
     this.#allowPrivateNetworks = options.allowPrivateNetworks;
     this.#resolve = options.resolve ?? defaultResolver;
+    this.#checkTimeoutMs = options.checkTimeoutMs ?? 1_000;
     const hosts = new Set<string>();
     const ranges: AllowedRange[] = [];
     for (const raw of options.allowedDestinations) {
@@ -132,10 +136,14 @@ export class DestinationGuard {
 
     let addresses: Array<{ address: string }>;
     try {
-      addresses = await this.#resolve(url.hostname);
+      addresses = await withTimeout(this.#resolve(url.hostname), this.#checkTimeoutMs);
     } catch {
       // A name that does not resolve yet may exist by the time the task runs. Refusing here would
       // add nothing: the connect-time lookup in createDispatcher vets whatever it resolves to then.
+      // Nor may a slow resolver hold the create, which answers in milliseconds: one that drops
+      // queries under a burst of creates answers only after its own timeout (glibc: 5 s per try),
+      // and the lookups queue behind each other in libuv's four threads. So a lookup that takes
+      // longer than checkTimeoutMs counts as "does not resolve yet".
       return;
     }
     this.#assertSomeAllowed(host, addresses);
@@ -249,6 +257,15 @@ export class DestinationGuard {
     }
     return classify(ip);
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function blocked(host: string, what: string): DestinationBlockedError {
