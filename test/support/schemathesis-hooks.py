@@ -1,0 +1,41 @@
+"""Schemathesis hooks for test/openapi-fuzz.test.ts (loaded through SCHEMATHESIS_HOOKS).
+
+They change only requests Schemathesis means to be valid, where the document allows what only
+the deployment can judge, so that positive_data_acceptance judges the rest of the request:
+
+- A list cursor is authenticated (src/list-cursor.ts): only a value the API issued as `nextCursor`
+  is valid, and JSON Schema can say its alphabet but not its MAC. A made-up one is dropped.
+- Whether a callback may go to a literal IP address is the destination policy's to say
+  (ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS, ASYNCQUEUE_ALLOWED_DESTINATIONS), and this run sends nothing
+  off loopback. Such a host becomes a name, which the run's guard resolves to 127.0.0.1.
+
+Made-up cursors and addresses in requests meant to be invalid stay, and must be refused; tampered
+cursors and special addresses are test/api-property.test.ts's to send.
+"""
+
+import re
+
+import schemathesis
+
+# The document's URL pattern admits dotted-quad IPv4 and [IPv6] hosts as addresses, every other
+# host as a name.
+LITERAL_HOST = re.compile(r"^(https?://)(\[[^\]/?#]*\]|[0-9.]+)(?=[:/?]|$)", re.IGNORECASE)
+
+
+def _positive(case):
+    return case.meta is not None and case.meta.generation.mode.is_positive
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _positive(case):
+        return case
+    method = case.method.upper()
+    if method == "GET" and case.path == "/v1/tasks" and isinstance(case.query, dict):
+        case.query.pop("cursor", None)
+    if method == "POST" and case.path == "/v1/tasks" and isinstance(case.body, dict):
+        for field in ("callbackUrl", "webhookUrl"):
+            url = case.body.get(field)
+            if isinstance(url, str):
+                case.body[field] = LITERAL_HOST.sub(r"\1ip-literal.example", url, count=1)
+    return case
