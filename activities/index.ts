@@ -10,19 +10,23 @@ import {
   ASYNC_ACCEPTED_STATUS,
   ASYNC_COMPLETION_HEADER,
   ASYNC_COMPLETION_VALUE,
+  CALLBACK_ACTIVITY,
   CallbackErrorType,
+  HOLDER_QUEUE_MARK,
   callbackMessageId,
   webhookMessageId,
+  workflowIdForTask,
   type AsyncCompletion,
   type AttemptFailureDetails,
   type AwaitCompletionRequest,
+  type HeldCallRequest,
   type CallbackOutcome,
   type CallbackRequest,
   type JsonValue,
   type WebhookOutcome,
   type WebhookRequest,
 } from '../workflows/task-contract.js';
-import { DestinationBlockedError } from '../src/errors.js';
+import { DestinationBlockedError } from './errors.js';
 import {
   NetworkError,
   RequestAbortedError,
@@ -34,7 +38,7 @@ import {
   type OutgoingResponse,
 } from './outgoing-request.js';
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
-import type { CancelWatch } from './cancel-watch.js';
+import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
 
 export interface ActivityDependencies {
@@ -45,8 +49,8 @@ export interface ActivityDependencies {
   dispatcher: Dispatcher;
   maxResponseBytes: number;
   userAgent: string;
-  /** Brings cancels to held callback calls between heartbeats; absent: heartbeats alone do. */
-  cancelWatch?: CancelWatch;
+  /** The callback calls this worker holds, for a cancel to cut off at once (`abortHeldCall`). */
+  heldCalls: HeldCalls;
 }
 
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
@@ -80,7 +84,7 @@ export function createActivities(deps: ActivityDependencies) {
     // and each is a server write: none at the start, since most calls end well inside a second.
     const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
     // A webhook goes out after the outcome is fixed; only a callback is cut off by a cancel.
-    const watched = kind === 'callback' ? deps.cancelWatch?.watch(taskId) : undefined;
+    const watched = kind === 'callback' ? deps.heldCalls.hold(taskId) : undefined;
     const startedAt = performance.now();
     try {
       const response = await postJson(url, body, {
@@ -101,7 +105,7 @@ export function createActivities(deps: ActivityDependencies) {
     } catch (err) {
       recordCall(kind, startedAt, errorOutcome(err));
       if (watched?.signal.aborted === true && !context.cancellationSignal.aborted) {
-        // Cut off by the cancel watch before the SDK heard of the cancel: the SDK would report a
+        // Cut off by `abortHeldCall` before the SDK heard of the cancel: the SDK would report a
         // CancelledFailure as a retryable failure, so say it is final; the workflow, which
         // accepted the cancel, ends the task as cancelled.
         throw failure(CallbackErrorType.CancelRequested, err as Error, { attempt, code: 'cancelled' }, true);
@@ -209,8 +213,31 @@ export function createActivities(deps: ActivityDependencies) {
     async awaitCompletion(_request: AwaitCompletionRequest): Promise<AsyncCompletion> {
       throw new CompleteAsyncError();
     },
+
+    /**
+     * Local activity of a task whose cancel was accepted while its call was in flight: which
+     * worker holds the call, as the server's pending-activity state says; its task queue, or
+     * null when no attempt is running (or its worker is not one of ours).
+     */
+    async locateHeldCall(request: HeldCallRequest): Promise<string | null> {
+      const description = await Context.current().client.workflow.getHandle(workflowIdForTask(request.taskId)).describe();
+      const call = (description.raw.pendingActivities ?? []).find(
+        (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state === PENDING_ACTIVITY_STARTED,
+      );
+      const holder = call?.lastWorkerIdentity ?? '';
+      log.info('cancel: locating the held call', { taskId: request.taskId, holder });
+      return holder.includes(HOLDER_QUEUE_MARK) ? holder : null;
+    },
+
+    /** Runs on the holding worker's own task queue: cuts the task's held calls off there. */
+    async abortHeldCall(request: HeldCallRequest): Promise<number> {
+      return deps.heldCalls.abort(request.taskId);
+    },
   };
 }
+
+/** `PendingActivityState.PENDING_ACTIVITY_STATE_STARTED` (temporal.api.enums.v1). */
+const PENDING_ACTIVITY_STARTED = 2;
 
 function asksForAsyncCompletion(response: OutgoingResponse): boolean {
   const value = response.headers[ASYNC_COMPLETION_HEADER];

@@ -3,7 +3,7 @@
  * Knows nothing about Temporal; the activities translate its errors into retry decisions.
  */
 import { request, type Dispatcher } from 'undici';
-import { AsyncQueueError, DestinationBlockedError } from '../src/errors.js';
+import { AsyncQueueError, DestinationBlockedError } from './errors.js';
 
 export interface OutgoingResponse {
   statusCode: number;

@@ -2,18 +2,8 @@
  * Errors as classes with stable codes. The API maps `statusCode` and `code` onto its error body;
  * tests assert on classes and codes, never on message text.
  */
-export abstract class AsyncQueueError extends Error {
-  abstract readonly code: string;
-  /** HTTP status the API answers with when this error reaches a client. */
-  readonly statusCode: number = 500;
-  /** Seconds after which a retry may succeed (sent as `Retry-After` on 429 and 503). */
-  readonly retryAfterSeconds: number | undefined = undefined;
-
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export { AsyncQueueError, DestinationBlockedError } from '../activities/errors.js';
+import { AsyncQueueError } from '../activities/errors.js';
 
 /** A configuration variable is missing or malformed; the message names the variable. */
 export class ConfigError extends AsyncQueueError {
@@ -35,18 +25,6 @@ export class ValidationError extends AsyncQueueError {
     message: string,
   ) {
     super(`${field}: ${message}`);
-  }
-}
-
-/** A callback or webhook URL points where the configuration does not allow requests to go. */
-export class DestinationBlockedError extends AsyncQueueError {
-  readonly code = 'destination_blocked';
-  override readonly statusCode = 400;
-  constructor(
-    readonly host: string,
-    message: string,
-  ) {
-    super(message);
   }
 }
 

@@ -2,26 +2,47 @@
  * The Temporal worker: runs task workflows and their callback/webhook activities. Stateless, so
  * any number of worker processes can poll the same task queue.
  */
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import { CancelWatch } from '../activities/cancel-watch.js';
+import { NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
+import { HeldCalls } from '../activities/held-calls.js';
 import { createActivities } from '../activities/index.js';
 import type { SigningKey } from '../activities/webhook-signature.js';
 import type { TaskTokenKeys } from '../activities/task-token.js';
 import type { Config } from './config.js';
 import { DestinationGuard } from './destination-guard.js';
 import { USER_AGENT } from './version.js';
-import { CANCELLING_INDEXED_STATUS, TASK_STATUS_SEARCH_ATTRIBUTE, WORKFLOW_ID_PREFIX } from '../workflows/task-contract.js';
+import { holderTaskQueue } from '../workflows/task-contract.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
 
-/** How often a worker holding calls asks which tasks are being cancelled (one query per worker). */
-const CANCEL_WATCH_INTERVAL_MS = 1_000;
+/**
+ * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks), and one
+ * on a task queue of its own, named as its identity, where a cancel's `abortHeldCall` reaches the
+ * calls this process holds (activities/held-calls.ts).
+ */
+export class TaskWorker {
+  constructor(
+    private readonly main: Worker,
+    private readonly holder: Worker,
+  ) {}
+
+  async run(): Promise<void> {
+    await Promise.all([this.main.run(), this.holder.run()]);
+  }
+
+  shutdown(): void {
+    for (const worker of [this.main, this.holder]) if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+
+  getState(): State {
+    return this.main.getState();
+  }
+}
 
 /** Stops polling and lets in-flight calls finish within the grace time; safe to call twice. */
-export async function stopWorker(worker: Worker, running: Promise<void>): Promise<void> {
-  if (worker.getState() === 'RUNNING') worker.shutdown();
+export async function stopWorker(worker: TaskWorker, running: Promise<void>): Promise<void> {
+  worker.shutdown();
   await running;
 }
 
@@ -36,7 +57,7 @@ export interface TaskWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-export async function createTaskWorker(options: TaskWorkerOptions): Promise<Worker> {
+export async function createTaskWorker(options: TaskWorkerOptions): Promise<TaskWorker> {
   const { config } = options;
   const guard =
     options.guard ??
@@ -52,38 +73,39 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Work
     keepAliveTimeout: 30_000,
     connections: config.worker.maxConcurrentActivities,
   });
-  const client = new Client({ connection: options.connection, namespace: config.temporalNamespace });
-  const query = `${TASK_STATUS_SEARCH_ATTRIBUTE.name} = '${CANCELLING_INDEXED_STATUS}' AND ExecutionStatus = 'Running'`;
-  const cancelWatch = new CancelWatch({
-    intervalMs: CANCEL_WATCH_INTERVAL_MS,
-    cancelling: () =>
-      options.connection.withDeadline(Date.now() + CANCEL_WATCH_INTERVAL_MS * 5, async () => {
-        const ids = new Set<string>();
-        for await (const execution of client.workflow.list({ query })) {
-          if (execution.workflowId.startsWith(WORKFLOW_ID_PREFIX)) ids.add(execution.workflowId.slice(WORKFLOW_ID_PREFIX.length));
-        }
-        return ids;
-      }),
-    onError: (err) => Runtime.instance().logger.warn('cancel watch: could not list cancelling tasks', { error: String(err) }),
+  const heldCalls = new HeldCalls();
+  const activities = createActivities({
+    signingKeys: options.signingKeys,
+    taskTokens: options.taskTokens,
+    dispatcher,
+    maxResponseBytes: config.maxResponseBytes,
+    userAgent: USER_AGENT,
+    heldCalls,
   });
-  const worker = await Worker.create({
+  // The identity the server records as the holder of each call this worker starts is the name
+  // of the task queue where that call can be cut off.
+  const identity = holderTaskQueue(config.taskQueue, randomUUID());
+  const main = await Worker.create({
     connection: options.connection,
     namespace: config.temporalNamespace,
     taskQueue: config.taskQueue,
+    identity,
     ...(options.workflowBundle !== undefined
       ? { workflowBundle: options.workflowBundle }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({
-      signingKeys: options.signingKeys,
-      taskTokens: options.taskTokens,
-      dispatcher,
-      maxResponseBytes: config.maxResponseBytes,
-      userAgent: USER_AGENT,
-      cancelWatch,
-    }),
+    activities,
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });
-  return worker;
+  const holder = await Worker.create({
+    connection: options.connection,
+    namespace: config.temporalNamespace,
+    taskQueue: identity,
+    identity,
+    activities: { abortHeldCall: activities.abortHeldCall },
+    maxConcurrentActivityTaskExecutions: 100,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+  });
+  return new TaskWorker(main, holder);
 }

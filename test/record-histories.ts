@@ -20,9 +20,9 @@ async function main(): Promise<void> {
     throw new Error('usage: npm run record-histories -- <label>   (e.g. v3; lower-case letters, digits, dashes)');
   }
   const harness = await startHarness();
-  // Heartbeats 24 s apart: a cancel reaches the held call through the cancel watch, which fails
-  // the attempt (non-retryable) rather than confirming a cancellation: the `cancel-wins-over-failure`
-  // branch of the workflow.
+  // Heartbeats 24 s apart: a cancel reaches the held call through the workflow's cut-off
+  // (abortHeldCall on the holding worker), which fails the attempt (non-retryable) rather than
+  // confirming a cancellation: the `cancel-wins-over-failure` branch of the workflow.
   const slowBeats = await startHarness({ env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '60' } });
   const receiver = await Receiver.start();
   receiver.script('/flaky', respondJson(503, {}), respondJson(200, { reportUrl: 'https://files.example/r.pdf' }));
@@ -49,12 +49,12 @@ async function main(): Promise<void> {
     'async-failed-then-retried': { callbackUrl: receiver.url('/accept-fail-then-ok'), retries: 2, timeout: 60 },
     'plain-202-succeeded': { callbackUrl: receiver.url('/plain-202'), webhookUrl: receiver.url('/hook-ok') },
     'cancelled-through-temporal-in-flight': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
-    'cancelled-by-watch-cancel-wins-over-failure': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
+    'cancelled-by-cut-off-cancel-wins-over-failure': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
   };
   const holds = () => receiver.to('/hold').length;
   try {
     for (const [name, body] of Object.entries(scenarios)) {
-      const api = name === 'cancelled-by-watch-cancel-wins-over-failure' ? slowBeats : harness;
+      const api = name === 'cancelled-by-cut-off-cancel-wins-over-failure' ? slowBeats : harness;
       const heldBefore = holds();
       const created = await api.api('POST', '/v1/tasks', body);
       const id = created.body.id as string;

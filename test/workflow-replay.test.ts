@@ -42,9 +42,9 @@ describe('workflow code', () => {
       (JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as { events: { eventType: string }[] }).events.map((event) =>
         event.eventType.replace('EVENT_TYPE_', ''),
       );
-    // The cut-off attempt fails (the cancel watch aborted it) after the cancel was accepted, and the
+    // The cut-off attempt fails (abortHeldCall aborted it) after the cancel was accepted, and the
     // workflow still completes: replaying it needs the `cancel-wins-over-failure` branch.
-    const cancelWins = await types('v4-cancelled-by-watch-cancel-wins-over-failure.json');
+    const cancelWins = await types('v4-cancelled-by-cut-off-cancel-wins-over-failure.json');
     assert.ok(cancelWins.indexOf('ACTIVITY_TASK_FAILED') > cancelWins.indexOf('ACTIVITY_TASK_CANCEL_REQUESTED'));
     assert.equal(cancelWins.at(-1), 'WORKFLOW_EXECUTION_COMPLETED');
     const temporalCancel = await types('v4-cancelled-through-temporal-in-flight.json');

@@ -43,7 +43,7 @@ export function indexedTaskStatus(status: TaskStatus): string {
 
 /**
  * The `TaskStatus` value from an accepted cancel until the task ends (as `cancelled`, or as the
- * outcome an already finished call fixed): workers look for it to cut held calls off at once.
+ * outcome an already finished call fixed): operators and the list see that a cancel is under way.
  */
 export const CANCELLING_INDEXED_STATUS = 'cancelling';
 
@@ -169,7 +169,7 @@ export const CallbackErrorType = {
   DestinationBlocked: 'DestinationBlocked',
   /** The callee reported failure through `POST /v1/tasks/{id}/fail`. */
   ReportedFailure: 'CallbackReportedFailure',
-  /** The worker's cancel watch cut the call off (activities/cancel-watch.ts). */
+  /** The worker cut the call off on the task's cancel (activities/held-calls.ts). */
   CancelRequested: 'CallbackCancelRequested',
 } as const;
 
@@ -252,6 +252,20 @@ export interface CallbackRequest {
 export const ASYNC_ACCEPTED_STATUS = 202;
 export const ASYNC_COMPLETION_HEADER = 'asyncqueue-completion';
 export const ASYNC_COMPLETION_VALUE = 'async';
+
+/**
+ * Each worker polls a task queue of its own besides the shared one, named as its worker identity,
+ * so that the server's pending-activity state (`lastWorkerIdentity`) says where to send the
+ * `abortHeldCall` of a cancel (activities/held-calls.ts).
+ */
+export const HOLDER_QUEUE_MARK = '-holder-';
+export function holderTaskQueue(taskQueue: string, workerId: string): string {
+  return `${taskQueue}${HOLDER_QUEUE_MARK}${workerId}`;
+}
+
+export interface HeldCallRequest {
+  taskId: string;
+}
 
 /** Activity type names the API looks for in a task's pending activities. */
 export const CALLBACK_ACTIVITY = 'callCallback';

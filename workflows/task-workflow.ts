@@ -14,6 +14,7 @@ import {
   metricMeter,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -47,6 +48,7 @@ type Activities = ReturnType<typeof createActivities>;
 const CANCEL_WINS_OVER_FAILURE = 'cancel-wins-over-failure';
 const MARK_CANCELLING = 'mark-cancelling';
 const TEMPORAL_CANCEL = 'temporal-cancel';
+const CUT_OFF_HELD_CALL = 'cut-off-held-call';
 
 const BACKOFF_COEFFICIENT = 2;
 
@@ -82,29 +84,38 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value }]);
   };
 
+  /** Whether a callback request may be in flight (the `callCallback` activity is scheduled). */
+  const phase = { callInFlight: false };
   const requestCancel = (request: CancelRequest): void => {
     // Once the callback phase is over the outcome is fixed; a late cancel changes nothing.
     if (cancelRequest !== undefined || isTerminal(state.status)) return;
     cancelRequest = request;
     callbackScope.cancel();
-    // Workers watch for this value to cut a held call off without waiting for its heartbeat
-    // (activities/cancel-watch.ts). Patched: older histories have no such upsert.
+    // Shows in the UI and the list that a cancel is under way. Patched: older histories have none.
     if (patched(MARK_CANCELLING)) index(CANCELLING_INDEXED_STATUS);
+    // Temporal tells the call of the cancel at its next heartbeat, seconds away: the worker
+    // holding it is told at once (activities/held-calls.ts). Not awaited: the workflow goes on
+    // as soon as the call ends, and a holder that died is Temporal's heartbeat timeout to find.
+    // Patched: older histories did not do it.
+    if (phase.callInFlight && patched(CUT_OFF_HELD_CALL)) {
+      void CancellationScope.nonCancellable(() => cutOffHeldCall(input.id)).catch(() => undefined);
+    }
   };
 
   setHandler(taskStateQuery, () => state);
   setHandler(cancelTaskSignal, requestCancel);
   // A cancel request through Temporal ends the task as the API's cancel does (webhook included),
-  // and the workflow then ends Canceled. Patched: older histories took no action on one.
+  // and the workflow then ends Canceled. Patched, when the request arrives: older histories took
+  // no action on one. (Asked only then: each patch a workflow meets costs a marker and a
+  // search-attribute upsert, so none is asked for on every task's path.)
   const rootScope = CancellationScope.current();
-  const handlesTemporalCancel = patched(TEMPORAL_CANCEL);
   let cancelledThroughTemporal = false;
   const onTemporalCancel = (): void => {
-    if (cancelledThroughTemporal) return;
+    if (cancelledThroughTemporal || !patched(TEMPORAL_CANCEL)) return;
     cancelledThroughTemporal = true;
     requestCancel({ reason: 'cancel requested through Temporal', attemptsStarted: state.attempts });
   };
-  if (handlesTemporalCancel) rootScope.cancelRequested.catch(onTemporalCancel);
+  rootScope.cancelRequested.catch(onTemporalCancel);
 
   setHandler(progressSignal, (update) => {
     if (isTerminal(state.status)) return;
@@ -133,14 +144,14 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     }
     if (cancelled() === undefined) {
       if (state.status === 'scheduled') setStatus('pending');
-      const outcome = await callbackScope.run(() => runCallback(input, state, setStatus));
+      const outcome = await callbackScope.run(() => runCallback(input, state, setStatus, phase));
       state.attempts = outcome.attempt;
       state.result = outcome.result;
       setStatus('succeeded');
     }
   } catch (err) {
     // The cancel may surface here before the cancelRequested handler ran.
-    if (handlesTemporalCancel && isCancellation(err) && rootScope.consideredCancelled) onTemporalCancel();
+    if (isCancellation(err) && rootScope.consideredCancelled) onTemporalCancel();
     const request = cancelled();
     // Once a cancel is accepted, the task ends cancelled even when the cut-off attempt resolves
     // as a failure (its worker died: the heartbeat times out instead of confirming the cancel).
@@ -204,6 +215,7 @@ async function runCallback(
   input: TaskInput,
   state: TaskState,
   setStatus: (status: TaskStatus) => void,
+  phase: { callInFlight: boolean },
 ): Promise<{ attempt: number; result: TaskState['result'] }> {
   const { policy } = input;
   const maximumAttempts = input.retries + 1;
@@ -221,6 +233,7 @@ async function runCallback(
         backoffCoefficient: BACKOFF_COEFFICIENT,
       },
     });
+    phase.callInFlight = true;
     const outcome = await callCallback({
       taskId: input.id,
       url: input.callbackUrl,
@@ -228,6 +241,8 @@ async function runCallback(
       headers: input.headers,
       timeoutMs: input.timeoutSeconds * 1000,
       ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
+    }).finally(() => {
+      phase.callInFlight = false;
     });
     if (outcome.kind !== 'accepted') return outcome;
 
@@ -260,6 +275,23 @@ async function runCallback(
       setStatus('pending');
     }
   }
+}
+
+/** Finds the worker holding the task's call and has it cut the call off. */
+async function cutOffHeldCall(taskId: string): Promise<void> {
+  const { locateHeldCall } = proxyLocalActivities<Activities>({
+    startToCloseTimeout: 5_000,
+    retry: { maximumAttempts: 2 },
+  });
+  const holder = await locateHeldCall({ taskId });
+  if (holder === null) return;
+  const { abortHeldCall } = proxyActivities<Activities>({
+    taskQueue: holder,
+    // A holder that died never takes it; its call is found by the heartbeat timeout instead.
+    scheduleToCloseTimeout: 10_000,
+    retry: { maximumAttempts: 1 },
+  });
+  await abortHeldCall({ taskId });
 }
 
 /** A `/fail` with `retryable: false` is final; a timeout or any other failure may heal. */

@@ -8,14 +8,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { DevServer, freePort } from '../../src/dev-server.js';
 import type { DestinationGuard } from '../../src/destination-guard.js';
 import { loadSigningSecrets, loadTaskTokenSecrets } from '../../src/server-secrets.js';
-import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker } from '../../src/worker.js';
+import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker, type TaskWorker } from '../../src/worker.js';
 import { installWorkerRuntime } from '../../src/worker-runtime.js';
 import { eventually } from './eventually.js';
 
@@ -130,7 +130,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
 
-  let worker: Worker | undefined;
+  let worker: TaskWorker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async (): Promise<void> => {
     if (worker !== undefined) return;
