@@ -313,7 +313,7 @@ export function documented<T extends TSchema>(schema: T, description: string, he
   return { ...schema, description, ...(headers !== undefined ? { headers } : {}) };
 }
 
-const retryAfter: ResponseHeader = { type: 'integer', minimum: 1, required: true, description: 'seconds to wait before retrying' };
+export const retryAfter: ResponseHeader = { type: 'integer', minimum: 1, required: true, description: 'seconds to wait before retrying' };
 
 /**
  * Error answers of the task routes. 408 and 431, which the HTTP server gives before any route

@@ -74,6 +74,8 @@ export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
  */
 const AWAIT_BEGIN_TIMEOUT_MS = 5_000;
 const AWAIT_BEGIN_POLL_MS = 50;
+/** Started, workflow task scheduled, started, completed: the call is scheduled with the next event. */
+const FIRST_SCHEDULE_EVENTS = 4;
 
 export interface NewTask {
   callbackUrl: string;
@@ -375,7 +377,10 @@ export class TaskService {
       const waitsForCall = pending.some(
         (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state !== PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
       );
-      if (memo.status === 'scheduled' || memo.status === 'retrying' || isTerminal(memo.status) || waitsForCall) {
+      // No activity pending and none ever scheduled (the first workflow task schedules the call):
+      // a task that has not been called yet cannot await its completion.
+      const neverCalled = pending.length === 0 && memo.attempts === 0 && description.historyLength <= FIRST_SCHEDULE_EVENTS;
+      if (memo.status === 'scheduled' || memo.status === 'retrying' || isTerminal(memo.status) || waitsForCall || neverCalled) {
         throw new NotAwaitingCompletionError(id);
       }
       // Still beginning: a worker died mid-way and Temporal hands its work on after the workflow

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { runEntry, type Started } from './support/processes.js';
+import { TaskTokenKeys } from '../activities/task-token.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 let harness: Harness;
@@ -223,6 +224,24 @@ describe('a deploy while attempts await completion', () => {
       await worker.stop('SIGTERM');
     } finally {
       await local.close();
+    }
+  });
+});
+
+describe('a /complete that cannot be for an attempt', () => {
+  it('answers 409 at once for a task not called yet (no worker has run it)', async () => {
+    const idle = await startHarness({ withoutWorker: true });
+    try {
+      const id = await idle.createTask({ callbackUrl: receiver.url('/never') });
+      const token = TaskTokenKeys.fromSecrets([TEST_TASK_TOKEN_SECRET])!.tokenFor(id);
+      const startedAt = Date.now();
+      const answer = await idle.api('POST', `/v1/tasks/${id}/complete`, { result: 1 }, { 'asyncqueue-task-token': token });
+      assert.equal(answer.status, 409, JSON.stringify(answer.body));
+      assert.equal(answer.body.error.code, 'not_awaiting_completion');
+      assert.ok(Date.now() - startedAt < 2_000, 'answered without waiting for a wait to begin');
+      await idle.client.workflow.getHandle(`task-${id}`).terminate('test over');
+    } finally {
+      await idle.close();
     }
   });
 });

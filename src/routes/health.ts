@@ -1,6 +1,6 @@
 /** Liveness (`/healthz`: the process answers) and readiness (`/readyz`: Temporal answers too). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { HealthSchema } from '../api-schemas.js';
+import { HealthSchema, documented, retryAfter } from '../api-schemas.js';
 
 /** Health checks answer even when the API sheds load: an overloaded process is not a dead one. */
 const exemptFromLoadShedding = { pressureHandler: () => undefined };
@@ -13,7 +13,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   const readiness = {
-    schema: { summary: 'Readiness: Temporal is reachable', tags: ['health'], response: { 200: HealthSchema, 503: HealthSchema } },
+    schema: { summary: 'Readiness: Temporal is reachable', tags: ['health'], response: { 200: HealthSchema, 503: documented(HealthSchema, 'Temporal is not reachable', { 'retry-after': retryAfter }) } },
     config: exemptFromLoadShedding,
   };
   app.get('/readyz', readiness, async (_request, reply) => {
