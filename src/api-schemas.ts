@@ -325,7 +325,10 @@ export const ErrorResponses = {
     'www-authenticate': { type: 'string', required: true, description: 'the scheme to authenticate with: Bearer' },
   }),
   notFound: documented(ErrorSchema, 'No task has this id'),
-  payloadTooLarge: documented(ErrorSchema, 'The body is larger than ASYNCQUEUE_BODY_LIMIT_BYTES'),
+  payloadTooLarge: documented(
+    ErrorSchema,
+    'The body is larger than ASYNCQUEUE_BODY_LIMIT_BYTES, or a value in it encodes larger than Temporal stores or the limit for it allows (the message names the field: payload, result, data)',
+  ),
   unsupportedMediaType: documented(ErrorSchema, 'The body is not application/json'),
   rateLimited: documented(ErrorSchema, "The caller's rate limit (ASYNCQUEUE_RATE_LIMIT a minute) is spent", {
     'retry-after': retryAfter,

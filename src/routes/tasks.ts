@@ -194,7 +194,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         description:
           'For the callback server while it works: shown as `progress` in the task view and as the workflow\'s ' +
           'current details in the Temporal UI. Authenticated by an API key or the `AsyncQueue-Task-Token` the ' +
-          'callback request carried.',
+          'callback request carried. Coalesced: the first report of a task reaches its workflow at once, then at most ' +
+          'one per ASYNCQUEUE_PROGRESS_INTERVAL, the newest (reads show the newest at once). `data` may encode to at ' +
+          'most 4 KiB (413).',
         tags: ['tasks'],
         security: [...security, { taskToken: [] }],
         params: TaskParams,
@@ -227,8 +229,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       schema: {
         summary: 'Complete an accepted callback',
         description:
-          'For a callback that answered `202 Accepted`: ends its attempt with `result`, as a 2xx answer would. ' +
-          '409 when no attempt is in progress.',
+          'For a callback that answered `202` with the header `AsyncQueue-Completion: async` (a plain `202` is a ' +
+          'success like any 2xx): ends its attempt with `result`, as a 2xx answer would. 409 when no attempt awaits ' +
+          'completion; 413 for a result over ASYNCQUEUE_MAX_RESPONSE_BYTES once encoded.',
         tags: ['tasks'],
         security: [...security, { taskToken: [] }],
         params: TaskParams,
@@ -259,8 +262,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       schema: {
         summary: 'Fail an accepted callback',
         description:
-          'For a callback that answered `202 Accepted`: ends its attempt with an error. Retried like a 5xx while ' +
-          'retries remain, unless `retryable` is false.',
+          'For a callback that answered `202` with the header `AsyncQueue-Completion: async`: ends its attempt with ' +
+          'an error. Retried like a 5xx while retries remain, unless `retryable` is false.',
         tags: ['tasks'],
         security: [...security, { taskToken: [] }],
         params: TaskParams,
