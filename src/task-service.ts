@@ -112,6 +112,7 @@ type Handle = ReturnType<Client['workflow']['getHandle']>;
 export class TaskService {
   private readonly availability: TemporalAvailability;
   private readonly progress: ProgressCoalescer;
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly client: Client,
@@ -401,10 +402,14 @@ export class TaskService {
     }
   }
 
-  /** Sends the progress reports held back, and stops probing Temporal. */
+  /**
+   * Sends the progress reports held back, stops probing Temporal, and waits for calls that outlived
+   * their request's deadline, so that none is left to retry on a closed connection.
+   */
   async close(): Promise<void> {
     await this.progress.flush();
     this.availability.close();
+    await Promise.allSettled([...this.inFlight]);
   }
 
   private handle(id: string, runId?: string): Handle {
@@ -474,15 +479,21 @@ export class TaskService {
   private async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}): Promise<T> {
     this.availability.assertAvailable();
     const { rpcTimeoutMs } = this.options;
+    const { connection } = this.client;
     let timer: NodeJS.Timeout | undefined;
+    const abort = new AbortController();
+    const attempt = connection.withAbortSignal(abort.signal, () => connection.withDeadline(Date.now() + rpcTimeoutMs, call));
+    this.inFlight.add(attempt);
     try {
-      const attempt = this.client.connection.withDeadline(Date.now() + rpcTimeoutMs, call);
       // The client's own retries can outlast the gRPC deadline by a second or more (measured:
-      // 2.9–3.7 s for a 2 s deadline with Temporal down), so the deadline is also kept here.
+      // 2.9–3.7 s for a 2 s deadline with Temporal down), so the deadline is also kept here, and
+      // the call is aborted when it passes.
       const deadline = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new TemporalUnavailableError(`Temporal did not answer within ${rpcTimeoutMs / 1000} s; retry shortly`)), rpcTimeoutMs);
+        timer = setTimeout(() => {
+          abort.abort();
+          reject(new TemporalUnavailableError(`Temporal did not answer within ${rpcTimeoutMs / 1000} s; retry shortly`));
+        }, rpcTimeoutMs);
       });
-      attempt.catch(() => undefined); // a late failure of a call already answered 503
       return await Promise.race([attempt, deadline]);
     } catch (err) {
       const translated = translateTemporalError(err, context);
@@ -490,6 +501,11 @@ export class TaskService {
       throw translated;
     } finally {
       clearTimeout(timer);
+      // Settled or not, the request is answered; close() still waits for the call to end.
+      void attempt.then(
+        () => this.inFlight.delete(attempt),
+        () => this.inFlight.delete(attempt),
+      );
     }
   }
 }
