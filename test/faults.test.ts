@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DevServer, freePort } from '../src/dev-server.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { Receiver, respondJson, type Responder } from './support/receiver.js';
+import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { runEntry, type Started } from './support/processes.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
@@ -378,7 +379,7 @@ describe('webhook receiver down', () => {
   });
 });
 
-describe('Temporal server down and killed', () => {
+describe('Temporal server down and killed', onDevServerOnly('stops and kills a Temporal server of its own'), () => {
   let dataDir: string;
   let server: DevServer;
   let port: number;

@@ -15,6 +15,7 @@ import { getRetentionDays, setRetention } from '../src/retention.js';
 import { ensureSearchAttributes } from '../src/search-attributes.js';
 import { runEntry } from './support/processes.js';
 import { Receiver } from './support/receiver.js';
+import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, stopOwnServer, temporalAddress } from './support/harness.js';
 
@@ -95,7 +96,7 @@ describe('npm run api + npm run worker', () => {
   });
 });
 
-describe('retention', () => {
+describe('retention', onDevServerOnly("sets the embedded server's retention, as npm start does"), () => {
   it('is set on the embedded server and read back', async () => {
     const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default' });
     const connection = await Connection.connect({ address: server.address });
@@ -109,7 +110,7 @@ describe('retention', () => {
   });
 });
 
-describe('search attributes on a cluster', () => {
+describe('search attributes on a cluster', onDevServerOnly('needs a server started without TaskStatus'), () => {
   it('are registered when missing, and left alone when present', async () => {
     const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default', registerSearchAttributes: false });
     const connection = await Connection.connect({ address: server.address });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DevServer, freePort } from '../src/dev-server.js';
 import { Receiver, respondJson } from './support/receiver.js';
+import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, type Harness } from './support/harness.js';
 
@@ -37,7 +38,7 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-describe('Temporal unreachable', () => {
+describe('Temporal unreachable', onDevServerOnly('stops and restarts a Temporal server of its own'), () => {
   it('answers 503 with Retry-After within a second once it knows, and recovers by itself', async () => {
     const before = await harness.createTask({ callbackUrl: receiver.url('/ok') });
     await harness.waitForEnd(before);

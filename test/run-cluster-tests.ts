@@ -1,0 +1,89 @@
+/**
+ * `npm run test:cluster`: the whole suite against the production engine — a fresh Temporal cluster
+ * on PostgreSQL (tools/cluster: one process per service, 8 history shards) in a temporary data
+ * folder, never `npm run cluster`'s — then stops it. Files run as in `npm test` (run-tests.ts),
+ * with ASYNCQUEUE_TEST_ENGINE=cluster: tests that need a dev server of their own skip themselves
+ * (test/support/engine.ts). Pass file names to run just those. The cluster's logs are kept when a
+ * test fails, and their folder printed.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster } from '../tools/cluster/cluster.js';
+
+const testDir = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The suite's lists poll visibility from up to three files at once. Temporal's default for a
+ * namespace is 10 visibility requests/s per frontend; the dev server (`temporal server
+ * start-dev`) allows 100, and the cluster under test does the same, so both engines throttle
+ * alike. A production namespace keeps its own setting (deploy/temporal-dynamicconfig.yaml).
+ */
+const TEST_DYNAMIC_CONFIG = { 'frontend.namespaceRPS.visibility': 100 };
+
+function engine(cluster: Cluster): string {
+  return (
+    `Temporal ${cluster.serverVersion} on ${cluster.postgresVersion}, ${cluster.historyShards} history shards, ` +
+    `${cluster.services.join(', ')} as separate processes`
+  );
+}
+
+async function main(): Promise<number> {
+  const requested = process.argv.slice(2);
+  const files =
+    requested.length > 0
+      ? requested
+      : (await readdir(testDir)).filter((name) => name.endsWith('.test.js')).sort().map((name) => path.join(testDir, name));
+
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-cluster-'));
+  process.stdout.write(`Starting a Temporal cluster on PostgreSQL for the tests (data in ${dataDir})…\n`);
+  const started = Date.now();
+  const cluster = await startCluster({
+    dataDir,
+    uiPort: null,
+    frontendPort: 0,
+    postgresPort: 0,
+    dynamicConfig: TEST_DYNAMIC_CONFIG,
+    log: (line) => process.stdout.write(`  ${line}\n`),
+  }).catch(async (err: unknown) => {
+    process.stderr.write(`the cluster did not start; its logs are in ${path.join(dataDir, 'logs')}\n`);
+    throw err;
+  });
+  process.stdout.write(`Cluster at ${cluster.address} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${engine(cluster)}\n`);
+
+  let code = 1;
+  try {
+    code = await new Promise<number>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '3'}`, ...files],
+        {
+          stdio: 'inherit',
+          env: { ...process.env, ASYNCQUEUE_TEST_TEMPORAL_ADDRESS: cluster.address, ASYNCQUEUE_TEST_ENGINE: 'cluster' },
+        },
+      );
+      // Ctrl-C reaches the test runner too (same process group); stop the cluster once it ends.
+      for (const name of ['SIGINT', 'SIGTERM'] as const) process.on(name, () => child.kill(name));
+      child.once('error', reject);
+      child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+    });
+    return code;
+  } finally {
+    const failed = await Promise.race([cluster.failed, Promise.resolve(undefined)]);
+    await cluster.stop();
+    process.stdout.write(`The suite ran on the production engine: ${engine(cluster)}.\n`);
+    if (failed !== undefined) process.stderr.write(`During the run: ${failed.message}\n`);
+    if (code === 0 && failed === undefined) await rm(dataDir, { recursive: true, force: true });
+    else process.stdout.write(`Cluster logs kept in ${cluster.logDir}\n`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,14 @@
+/**
+ * Which Temporal the suite runs against: the in-memory dev server (`npm test`) or the
+ * production-shaped PostgreSQL cluster (`npm run test:cluster`, ASYNCQUEUE_TEST_ENGINE=cluster).
+ * A test that needs the dev server itself (it starts, stops or kills its own) says why and is
+ * skipped on the cluster, where `npm test` has already run it.
+ */
+export type TestEngine = 'dev-server' | 'cluster';
+
+export const TEST_ENGINE: TestEngine = process.env.ASYNCQUEUE_TEST_ENGINE === 'cluster' ? 'cluster' : 'dev-server';
+
+/** `describe`/`it` options: skipped with `reason` on the cluster, run on the dev server. */
+export function onDevServerOnly(reason: string): { skip?: string } {
+  return TEST_ENGINE === 'cluster' ? { skip: `dev server only: ${reason}` } : {};
+}
