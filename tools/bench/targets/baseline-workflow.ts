@@ -2,12 +2,13 @@
  * The benchmark's baseline workflow: the same shape as `taskWorkflow` (two activities in sequence
  * with the same kind of timeouts and retry policies, the TaskStatus search attribute and the task
  * memo upserted as the task's status changes) but with no-op activities and no API in front.
- * `tools/bench.ts` runs it on its own task queue with an in-process worker to measure what the
- * Temporal server on this machine can do by itself, so AsyncQueue's limit can be stated as a share
- * of the engine's. Bundled through `workflowsPath` (dist/tools/bench-workflows/baseline.js).
+ * The benchmark (baseline.ts beside this file) runs it on its own task queue with an in-process
+ * worker to measure what the Temporal server on this machine can do by itself, so AsyncQueue's
+ * limit can be stated as a share of the engine's. Bundled through `workflowsPath`
+ * (dist/tools/bench/targets/baseline-workflow.js), so it imports only deterministic modules.
  */
 import { ActivityCancellationType, proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../../workflows/task-contract.js';
+import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../../../workflows/task-contract.js';
 
 export interface BaselineInput {
   id: string;

@@ -1,0 +1,159 @@
+/**
+ * The benchmark's command line (see main.ts for what each phase measures): every option is checked
+ * here, once, with a message that names it, and turned into the sizes and budgets of the run.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../src/config.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The policy the API gives a task by default: the baseline workflow uses the same numbers. */
+export const DEFAULT_POLICY = loadConfig({}).policy;
+
+export type Phase = 'asyncqueue' | 'baseline' | 'concurrency';
+
+export interface ConcurrencySpec {
+  n: number;
+  /** Callback origins (receiver ports) the held calls are spread over. */
+  origins: number;
+  holdMs: number;
+  /** Longest arrival phase: calls are held until every one arrived, arrivals stall, or this. */
+  arrivalCapMs: number;
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  big: boolean;
+  out: string;
+  rates: number[];
+  stepMs: number;
+  /** Longest wait after a step's load for its tasks to finish before the next step. */
+  drainMaxMs: number;
+  /** Bisection steps between the last sustainable and the first failing rate. */
+  refineSteps: number;
+  /** Length of the step at 80 % of the limit, in ramp steps (0: none; the nearest ramp step stands in). */
+  targetLoadStepFactor: number;
+  /** Each ramp stops starting steps once it has run this long. */
+  rampBudgetMs: number;
+  /** After the last step of a ramp: how long leftover tasks may take before they count as stuck. */
+  finalDrainMs: number;
+  concurrency: ConcurrencySpec[];
+  skip: Set<Phase>;
+  /** Whole-run budget (--quick: under two minutes); ramps shorten themselves to fit. */
+  deadlineMs: number;
+  /** Where the API and worker write V8 CPU profiles (--cpu-prof DIR); undefined: no profiling. */
+  cpuProfileDir: string | undefined;
+  /** Scale-out runs: how many API and worker processes the AsyncQueue ramp uses. */
+  apis: number;
+  workers: number;
+  /** How long each ramp callback takes to answer (0: at once); slow callbacks make call slots the limit. */
+  callbackMs: number;
+  /** ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS per worker; undefined: enough for the held-call runs. */
+  workerSlots: number | undefined;
+  /** ASYNCQUEUE_WORKER_NICE of the worker processes (0: same priority as the API). */
+  workerNice: number;
+  /** ASYNCQUEUE_HEARTBEAT_TIMEOUT for AsyncQueue, and the baseline's activities' heartbeat timeout. */
+  heartbeatTimeoutMs: number;
+}
+
+const USAGE =
+  'usage: node dist/tools/bench/main.js [--quick] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000]';
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      big: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      rates: { type: 'string' },
+      'step-seconds': { type: 'string' },
+      skip: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      apis: { type: 'string' },
+      workers: { type: 'string' },
+      'callback-ms': { type: 'string' },
+      'worker-slots': { type: 'string' },
+      'worker-nice': { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
+      held: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const big = values.big ?? false;
+  // Fine steps where a 2-core machine's limit lies; coarser beyond.
+  const rates = (values.rates ?? (quick ? '10,20,30,40,60,80' : '10,15,20,25,30,35,40,50,60,80,100,120,160,200'))
+    .split(',')
+    .map((item) => Number(item.trim()));
+  if (rates.length === 0 || rates.some((rate) => !Number.isFinite(rate) || rate <= 0 || rate > 5000)) {
+    throw new Error(`--rates must be positive numbers up to 5000\n${USAGE}`);
+  }
+  const stepSeconds = Number(values['step-seconds'] ?? (quick ? 8 : 20));
+  if (!Number.isFinite(stepSeconds) || stepSeconds < 1 || stepSeconds > 600) throw new Error(`--step-seconds must be 1..600\n${USAGE}`);
+  const skip = new Set<Phase>();
+  for (const item of (values.skip ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    if (item !== 'asyncqueue' && item !== 'baseline' && item !== 'concurrency') throw new Error(`--skip: unknown phase "${item}"\n${USAGE}`);
+    skip.add(item);
+  }
+  const count = (name: string, raw: string | undefined, fallback: number, max: number): number => {
+    const value = Number(raw ?? fallback);
+    if (!Number.isInteger(value) || value < (name === 'callback-ms' || name === 'worker-nice' ? 0 : 1) || value > max) {
+      throw new Error(`--${name} must be an integer up to ${max}\n${USAGE}`);
+    }
+    return value;
+  };
+  const apis = count('apis', values.apis, 1, 16);
+  const workers = count('workers', values.workers, 1, 16);
+  const callbackMs = count('callback-ms', values['callback-ms'], 0, 60_000);
+  const workerSlots = values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
+  const workerNice = count('worker-nice', values['worker-nice'], 0, 19);
+  const heartbeatTimeoutMs = count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
+  // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
+  if (workers > 1) skip.add('concurrency');
+  const holdMs = quick ? 10_000 : 30_000;
+  const arrivalCapMs = quick ? 15_000 : 120_000;
+  const held = values.held?.split(',').map((item) => Number(item.trim()));
+  if (held !== undefined && held.some((n) => !Number.isInteger(n) || n < 1 || n > 20_000)) throw new Error(`--held must list call counts up to 20000\n${USAGE}`);
+  const concurrency: ConcurrencySpec[] = held !== undefined
+    // One origin per 200 calls, as the default sizes spread them.
+    ? held.map((n) => ({ n, origins: Math.max(1, Math.round(n / 200)), holdMs, arrivalCapMs: n > 1000 ? 240_000 : arrivalCapMs }))
+    : quick
+    ? [{ n: 100, origins: 1, holdMs, arrivalCapMs }]
+    : [
+        { n: 100, origins: 1, holdMs, arrivalCapMs },
+        // One app endpoint (the common case) and the same load spread over 8 origins: the worker
+        // keeps one keep-alive pool per origin, so the two can differ.
+        { n: 1000, origins: 1, holdMs, arrivalCapMs },
+        { n: 1000, origins: 8, holdMs, arrivalCapMs },
+        ...(big ? [{ n: 5000, origins: 25, holdMs, arrivalCapMs: 240_000 }] : []),
+      ];
+  return {
+    quick,
+    big,
+    out: path.resolve(values.out ?? path.join(REPO_ROOT, 'bench-results')),
+    rates,
+    stepMs: stepSeconds * 1000,
+    drainMaxMs: quick ? 4_000 : 45_000,
+    refineSteps: quick ? 0 : 2,
+    targetLoadStepFactor: quick ? 0 : 3,
+    rampBudgetMs: quick ? 30_000 : 360_000,
+    finalDrainMs: quick ? 5_000 : 90_000,
+    deadlineMs: quick ? 108_000 : Number.POSITIVE_INFINITY,
+    concurrency,
+    skip,
+    cpuProfileDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
+    apis,
+    workers,
+    callbackMs,
+    workerSlots,
+    workerNice,
+    heartbeatTimeoutMs,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * What the benchmark's processes use, read from /proc: CPU seconds (utime + stime) and resident
+ * memory of each tracked process (API, worker, Temporal server, the bench itself), sampled every
+ * 250 ms so a measurement window also knows each one's peak RSS; and the whole machine's busy CPU,
+ * so load from processes not tracked shows. Linux only, like the benchmark.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { now } from './clock.js';
+import { round } from './distribution.js';
+
+/** Clock ticks per second of /proc's CPU times. */
+export const CLK_TCK = await readClkTck();
+
+async function readClkTck(): Promise<number> {
+  try {
+    const { stdout } = await promisify(execFile)('getconf', ['CLK_TCK']);
+    const value = Number(stdout.trim());
+    return Number.isFinite(value) && value > 0 ? value : 100;
+  } catch {
+    return 100;
+  }
+}
+
+export interface ProcReading {
+  /** utime + stime, clock ticks. */
+  ticks: number;
+  rssKb: number;
+  hwmKb: number;
+}
+
+export function readProc(pid: number): ProcReading | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): rest[0] is field 3 (state), so
+    // utime (field 14) is rest[11] and stime (field 15) is rest[12].
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(rest[11]) + Number(rest[12]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string): number => {
+      const match = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+      return match ? Number(match[1]) : 0;
+    };
+    return { ticks, rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** All CPUs together: busy and total ticks since boot (/proc/stat's first line). */
+function readMachineTicks(): { busy: number; total: number } {
+  const first = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = first.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((sum, x) => sum + (Number.isFinite(x) ? x : 0), 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+export interface ProcUsage {
+  pid: number;
+  cpuSec: number;
+  /** Of one core: 100 % = one core fully busy. */
+  cpuPct: number;
+  peakRssMb: number;
+  endRssMb: number;
+}
+
+export interface ResourceUsage {
+  seconds: number;
+  procs: Record<string, ProcUsage>;
+  /** Every CPU of the machine: busy CPU-seconds, and those not spent by the tracked processes. */
+  machineBusyCpuSec: number;
+  otherCpuSec: number;
+}
+
+export class Sampler {
+  private readonly procs = new Map<string, number>();
+  private readonly windows = new Set<{ peak: Map<string, number> }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor() {
+    this.timer = setInterval(() => this.tick(), 250);
+    this.timer.unref();
+  }
+
+  track(name: string, pid: number | undefined): void {
+    if (pid !== undefined) this.procs.set(name, pid);
+  }
+
+  untrack(name: string): void {
+    this.procs.delete(name);
+  }
+
+  pid(name: string): number | undefined {
+    return this.procs.get(name);
+  }
+
+  tracked(): Array<[string, number]> {
+    return [...this.procs.entries()];
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Starts measuring the tracked processes; `close()` returns what they used since. */
+  open(): { close(): ResourceUsage } {
+    const startedAt = now();
+    const machineStart = readMachineTicks();
+    const start = new Map<string, { pid: number; reading: ProcReading }>();
+    for (const [name, pid] of this.procs) {
+      const reading = readProc(pid);
+      if (reading !== undefined) start.set(name, { pid, reading });
+    }
+    const window = { peak: new Map<string, number>([...start].map(([name, s]) => [name, s.reading.rssKb])) };
+    this.windows.add(window);
+    return {
+      close: (): ResourceUsage => {
+        this.windows.delete(window);
+        this.tick([window]);
+        const seconds = (now() - startedAt) / 1000;
+        const procs: Record<string, ProcUsage> = {};
+        let ours = 0;
+        for (const [name, { pid, reading }] of start) {
+          const end = readProc(pid);
+          if (end === undefined) continue;
+          const cpuSec = (end.ticks - reading.ticks) / CLK_TCK;
+          ours += cpuSec;
+          procs[name] = {
+            pid,
+            cpuSec: round(cpuSec, 2) ?? 0,
+            cpuPct: round((100 * cpuSec) / Math.max(seconds, 0.001), 0) ?? 0,
+            peakRssMb: round(Math.max(window.peak.get(name) ?? 0, end.rssKb) / 1024, 0) ?? 0,
+            endRssMb: round(end.rssKb / 1024, 0) ?? 0,
+          };
+        }
+        const machineEnd = readMachineTicks();
+        const machineBusy = (machineEnd.busy - machineStart.busy) / CLK_TCK;
+        return {
+          seconds: round(seconds, 1) ?? 0,
+          procs,
+          machineBusyCpuSec: round(machineBusy, 1) ?? 0,
+          otherCpuSec: round(Math.max(0, machineBusy - ours), 1) ?? 0,
+        };
+      },
+    };
+  }
+
+  private tick(windows: Iterable<{ peak: Map<string, number> }> = this.windows): void {
+    const list = [...windows];
+    if (list.length === 0) return;
+    for (const [name, pid] of this.procs) {
+      const reading = readProc(pid);
+      if (reading === undefined) continue;
+      for (const window of list) {
+        if (!window.peak.has(name)) continue;
+        window.peak.set(name, Math.max(window.peak.get(name) ?? 0, reading.rssKb));
+      }
+    }
+  }
+}
+
+/** Sampler and report name of the i-th (0-based) API or worker process: api, api-2, api-3… */
+export function processName(kind: 'api' | 'worker', index: number): string {
+  return index === 0 ? kind : `${kind}-${index + 1}`;
+}

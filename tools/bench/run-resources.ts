@@ -1,0 +1,69 @@
+/**
+ * Everything the benchmark starts, in one place, so that the normal end, Ctrl-C and a crash all
+ * tear down the same way and no child process or Temporal server outlives the run.
+ */
+import { rm } from 'node:fs/promises';
+import type { Connection } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { DevServer } from '../../src/dev-server.js';
+import type { Started } from '../shared/processes.js';
+import { teardownStep } from '../shared/teardown.js';
+import type { ApiClient } from './api-client.js';
+import { stopChild } from './children.js';
+import { log } from './clock.js';
+import type { Endpoint } from './receivers.js';
+
+/** Filled in as the run starts things; read by the teardown. */
+export const resources: {
+  server?: DevServer;
+  apis: Started[];
+  workers: Started[];
+  endpoints: Endpoint[];
+  apiClients: ApiClient[];
+  baselineWorker?: { worker: Worker; running: Promise<void> };
+  nativeConnection?: NativeConnection;
+  clientConnection?: Connection;
+  tmpDir?: string;
+  serverStopped?: boolean;
+} = { apis: [], workers: [], endpoints: [], apiClients: [] };
+let cleaning: Promise<void> | undefined;
+
+export function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    const step = (what: string, action: () => Promise<unknown>): Promise<void> => teardownStep(log, what, action);
+    const r = resources;
+    await step('API', () => Promise.all(r.apis.map(stopChild)));
+    await step('worker', () => Promise.all(r.workers.map(stopChild)));
+    if (r.baselineWorker !== undefined) {
+      const { worker, running } = r.baselineWorker;
+      await step('baseline worker', async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      });
+    }
+    if (r.nativeConnection !== undefined) await step('worker connection', () => r.nativeConnection!.close());
+    if (r.clientConnection !== undefined) await step('client connection', () => r.clientConnection!.close());
+    await step('HTTP pools', () => Promise.all(r.apiClients.map((client) => client.close())));
+    await step('receivers', () => Promise.all(r.endpoints.map((endpoint) => endpoint.close())));
+    if (r.server !== undefined) {
+      await step('Temporal dev server', () => r.server!.stop());
+      r.serverStopped = true;
+    }
+    if (r.tmpDir !== undefined) await step('temp folder', () => rm(r.tmpDir!, { recursive: true, force: true }));
+  })();
+  return cleaning;
+}
+
+/** Last resort on an abnormal exit: no child outlives the bench. */
+process.on('exit', () => {
+  const alive = (s: Started | undefined): number | undefined =>
+    s !== undefined && s.child.exitCode === null && s.child.signalCode === null ? s.child.pid : undefined;
+  for (const pid of [...resources.apis.map(alive), ...resources.workers.map(alive), resources.serverStopped ? undefined : resources.server?.pid]) {
+    if (pid === undefined) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
