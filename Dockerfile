@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # AsyncQueue image: one image, two production entry points.
-#   API:    node dist/src/api-main.js     (the default CMD)
-#   Worker: node dist/src/worker-main.js  (docker-compose.yml overrides the command)
+#   API:    node dist/src/api/main.js     (the default CMD)
+#   Worker: node dist/src/worker/main.js  (docker-compose.yml overrides the command)
 #
 # Debian (glibc), not Alpine: the Temporal worker's native bridge (@temporalio/core-bridge)
 # ships prebuilt binaries for glibc only.
@@ -23,7 +23,12 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# The published package is the light client SDK, so the server's dependencies are its optional
+# peer dependencies (and dev dependencies of this repository); the image installs them as locked.
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm install --no-save --omit=dev --no-audit --no-fund \
+      $(node -p "Object.entries(require('./package.json').peerDependencies).map(([name, range]) => name + '@' + range).join(' ')") \
+ && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
 # ASYNCQUEUE_DATA_DIR must be writable by the unprivileged user. In the compose topology every
@@ -36,4 +41,4 @@ ENV HOST=0.0.0.0 \
 
 USER node
 EXPOSE 3000
-CMD ["node", "dist/src/api-main.js"]
+CMD ["node", "dist/src/api/main.js"]

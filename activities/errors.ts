@@ -29,3 +29,13 @@ export class DestinationBlockedError extends AsyncQueueError {
   }
 }
 
+/** A configuration variable is missing or malformed; the message names the variable. */
+export class ConfigError extends AsyncQueueError {
+  readonly code = 'invalid_config';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}

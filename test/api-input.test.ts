@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Writable } from 'node:stream';
-import { buildApp } from '../src/app.js';
+import { buildApp } from '../src/api/app.js';
 import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
 import { terminateRunning, visibilityCaughtUp } from './support/cleanup.js';
 

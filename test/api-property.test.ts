@@ -28,9 +28,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CreateTaskBody, CreateTaskHeaders, ListTasksQuery } from '../src/api-schemas.js';
-import { DestinationGuard } from '../src/destination-guard.js';
-import { MAX_PAYLOAD_DEPTH } from '../src/task-input.js';
+import { CreateTaskBody, CreateTaskHeaders, ListTasksQuery } from '../src/api/schemas.js';
+import { DestinationGuard } from '../activities/destination-guard.js';
+import { MAX_PAYLOAD_DEPTH } from '../src/api/tasks/task-input.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
-import { runEntry, type Started } from './support/processes.js';
+import { runEntry, type Started } from '../src/dev/entry-points.js';
 import { TaskTokenKeys } from '../activities/task-token.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 

@@ -19,7 +19,7 @@ import {
   type Task,
   type TaskEvent,
 } from '../src/client/index.js';
-import { ExitCode, runCli } from '../src/cli.js';
+import { ExitCode, runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { terminateRunning } from './support/cleanup.js';

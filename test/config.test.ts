@@ -1,8 +1,8 @@
 /** Configuration is validated once at boot, and every error names the variable to fix. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
-import { ConfigError } from '../src/errors.js';
+import { loadConfig } from '../src/shared/config.js';
+import { ConfigError } from '../src/shared/errors.js';
 
 function rejects(env: Record<string, string>, variable: string): void {
   assert.throws(

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { ConfigError, DestinationBlockedError } from '../src/errors.js';
-import { DestinationGuard, parseAllowedDestinations, type Resolver } from '../src/destination-guard.js';
+import { ConfigError, DestinationBlockedError } from '../src/shared/errors.js';
+import { DestinationGuard, parseAllowedDestinations, type Resolver } from '../activities/destination-guard.js';
 
 // Tests only ever talk to loopback: public addresses appear solely as resolver answers that are
 // checked, never as connection targets.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createReportApp } from '../examples/report-generation/app.js';
-import { freePort } from '../src/dev-server.js';
+import { freePort } from '../src/dev/dev-server.js';
 import { eventually } from './support/eventually.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 

@@ -25,8 +25,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { DestinationGuard } from '../src/destination-guard.js';
-import { DestinationBlockedError } from '../src/errors.js';
+import { DestinationGuard } from '../activities/destination-guard.js';
+import { DestinationBlockedError } from '../src/shared/errors.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

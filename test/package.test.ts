@@ -48,6 +48,24 @@ after(async () => {
 });
 
 describe('the packed package', () => {
+  it('installs light: the client, the CLI and what they need, none of the server', async () => {
+    const installed = JSON.parse(
+      (await run('npm', ['ls', '--all', '--json', '--omit=dev'], { cwd: project })).stdout,
+    ) as { dependencies?: Record<string, { dependencies?: Record<string, unknown> }> };
+    const names = new Set<string>();
+    const walk = (deps: Record<string, { dependencies?: Record<string, unknown> }> | undefined): void => {
+      for (const [name, info] of Object.entries(deps ?? {})) {
+        names.add(name);
+        walk(info.dependencies as never);
+      }
+    };
+    walk(installed.dependencies);
+    for (const server of ['fastify', '@temporalio/worker', '@temporalio/core-bridge', '@temporalio/client', 'undici', 'pino', 'prom-client']) {
+      assert.ok(!names.has(server), `installing the client pulled in ${server}`);
+    }
+    assert.ok(names.has('standardwebhooks'), [...names].join(', '));
+  });
+
   it('imports asyncqueue/client as ESM, with types, and talks to the service', async () => {
     const source = `
 import { AsyncQueue, AsyncQueueApiError, verifyRequest, type Task } from 'asyncqueue/client';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DevServer } from '../src/dev-server.js';
+import { DevServer } from '../src/dev/dev-server.js';
 
 const testDir = path.dirname(fileURLToPath(import.meta.url));
 

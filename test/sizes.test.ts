@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PayloadTooLargeError } from '../src/errors.js';
-import { translateTemporalError } from '../src/temporal-errors.js';
+import { PayloadTooLargeError } from '../src/shared/errors.js';
+import { translateTemporalError } from '../src/api/temporal/translate-errors.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 

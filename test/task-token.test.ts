@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildApp } from '../src/app.js';
-import { freePort } from '../src/dev-server.js';
+import { buildApp } from '../src/api/app.js';
+import { freePort } from '../src/dev/dev-server.js';
 import { TaskTokenKeys } from '../activities/task-token.js';
 import { Receiver } from './support/receiver.js';
 import { TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DevServer, freePort } from '../src/dev-server.js';
+import { DevServer, freePort } from '../src/dev/dev-server.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';

@@ -14,21 +14,8 @@ export function workflowIdForTask(taskId: string): string {
   return `${WORKFLOW_ID_PREFIX}${taskId}`;
 }
 
-export const TASK_STATUSES = [
-  'scheduled',
-  'pending',
-  'running',
-  'retrying',
-  'succeeded',
-  'failed',
-  'cancelled',
-] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
-
-export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
-export function isTerminal(status: TaskStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
-}
+export { TASK_STATUSES, TERMINAL_STATUSES, isTerminal, type TaskStatus } from './task-status.js';
+import type { TaskStatus } from './task-status.js';
 
 /**
  * `TaskStatus` search attribute (Keyword). The workflow keeps it current for the phases it sees

@@ -11,7 +11,7 @@ import type {
   TaskListSchema,
   TaskStatusSchema,
   TaskViewSchema,
-} from '../api-schemas.js';
+} from '../api/schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;

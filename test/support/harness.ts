@@ -10,13 +10,13 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, type AppOptions } from '../../src/app.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import { DevServer, freePort } from '../../src/dev-server.js';
-import type { DestinationGuard } from '../../src/destination-guard.js';
-import { loadSigningSecrets, loadTaskTokenSecrets } from '../../src/server-secrets.js';
-import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker, type TaskWorker } from '../../src/worker.js';
-import { installWorkerRuntime } from '../../src/worker-runtime.js';
+import { buildApp, type AppOptions } from '../../src/api/app.js';
+import { loadConfig, type Config } from '../../src/shared/config.js';
+import { DevServer, freePort } from '../../src/dev/dev-server.js';
+import type { DestinationGuard } from '../../activities/destination-guard.js';
+import { loadSigningSecrets, loadTaskTokenSecrets } from '../../src/shared/server-secrets.js';
+import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker, type TaskWorker } from '../../src/worker/task-worker.js';
+import { installWorkerRuntime } from '../../src/worker/runtime.js';
 import { eventually } from './eventually.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */

@@ -1,5 +1,5 @@
 /** The API and worker child processes of the AsyncQueue phase: readiness, output, stopping. */
-import type { Started } from '../shared/processes.js';
+import type { Started } from '../../src/dev/entry-points.js';
 import { sleep, within } from '../shared/timing.js';
 
 /** SIGTERM (the graceful path the product promises), SIGKILL after 10 s. */

@@ -45,7 +45,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DevServer } from '../../src/dev-server.js';
+import { DevServer } from '../../src/dev/dev-server.js';
 import { runTool } from '../shared/run-tool.js';
 import { runAsyncQueuePhase } from './asyncqueue-phase.js';
 import { log, now, T0 } from './clock.js';

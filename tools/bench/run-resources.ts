@@ -5,8 +5,8 @@
 import { rm } from 'node:fs/promises';
 import type { Connection } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import type { DevServer } from '../../src/dev-server.js';
-import type { Started } from '../shared/processes.js';
+import type { DevServer } from '../../src/dev/dev-server.js';
+import type { Started } from '../../src/dev/entry-points.js';
 import { teardownStep } from '../shared/teardown.js';
 import type { ApiClient } from './api-client.js';
 import { stopChild } from './children.js';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
-import { ensureSearchAttributes } from '../../src/search-attributes.js';
+import { ensureSearchAttributes } from '../../src/shared/search-attributes.js';
 import { TASK_STATUS_SEARCH_ATTRIBUTE } from '../../workflows/task-contract.js';
 import { waitFor } from './processes.js';
 

@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AsyncQueueError } from '../../src/errors.js';
+import { AsyncQueueError } from '../../src/shared/errors.js';
 
 export class ClusterError extends AsyncQueueError {
   readonly code = 'cluster_failed';

@@ -3,7 +3,7 @@
  * cancelled, nothing stuck, every outcome the one its kind must reach, every webhook delivered and
  * signed, no Idempotency-Key broken, no unexpected API error — and the verdict is PASS only then.
  */
-import type { TaskView } from '../../src/task-service.js';
+import type { TaskView } from '../../src/api/tasks/task-service.js';
 import { latencyPercentiles } from '../shared/latency.js';
 import { apiAnswers, apiErrors } from './api-client.js';
 import { faults } from './faults.js';

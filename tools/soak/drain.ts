@@ -1,5 +1,5 @@
 /** After the load: every created task read until it has ended and its webhook settled. */
-import type { TaskView } from '../../src/task-service.js';
+import type { TaskView } from '../../src/api/tasks/task-service.js';
 import { sleep } from '../shared/timing.js';
 import { log } from './run-log.js';
 import type { Running } from './setup.js';

@@ -1,5 +1,5 @@
 /** The soak's calls on the task endpoints: create (idempotently), cancel, read, list. */
-import type { TaskView } from '../../src/task-service.js';
+import type { TaskView } from '../../src/api/tasks/task-service.js';
 import { isRecord } from '../shared/json-values.js';
 import { callApi, withRetries } from './api-client.js';
 import type { SoakTask } from './task-mix.js';

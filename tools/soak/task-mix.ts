@@ -2,7 +2,7 @@
  * The soak's task mix: six kinds of task, each with the callback behaviour it asks the receiver
  * for and the ending it must reach whatever faults hit it, drawn by weight from the seeded stream.
  */
-import type { TaskView } from '../../src/task-service.js';
+import type { TaskView } from '../../src/api/tasks/task-service.js';
 import type { Rng } from './seeded-random.js';
 
 export type Kind = 'succeeding' | 'failing' | 'flaky' | 'slow' | 'cancelled' | 'delayed';

@@ -1,5 +1,5 @@
 /** The soak's Temporal dev server, which it crashes on purpose and brings back on the same data. */
-import { DevServer, freePort } from '../../src/dev-server.js';
+import { DevServer, freePort } from '../../src/dev/dev-server.js';
 import { sleep } from '../shared/timing.js';
 import { recordFault } from './faults.js';
 import { log } from './run-log.js';

@@ -1,5 +1,5 @@
 /** The soak's worker processes, real children so that they can be stopped and killed for real. */
-import { runEntry, type Started } from '../shared/processes.js';
+import { runEntry, type Started } from '../../src/dev/entry-points.js';
 import { within } from '../shared/timing.js';
 import { recordFault } from './faults.js';
 import { log } from './run-log.js';

@@ -3,9 +3,9 @@
  * (`api-main`, `worker-main`), creates sent round-robin over the API processes, and a task's end
  * observed as its webhook reaching the bench's receiver.
  */
-import { freePort } from '../../../src/dev-server.js';
+import { freePort } from '../../../src/dev/dev-server.js';
 import { isRecord } from '../../shared/json-values.js';
-import { runEntry, type Started } from '../../shared/processes.js';
+import { runEntry, type Started } from '../../../src/dev/entry-points.js';
 import { sleep } from '../../shared/timing.js';
 import { ApiClient, apiErrorText } from '../api-client.js';
 import { waitForApi } from '../children.js';

@@ -1,0 +1,51 @@
+/**
+ * The Temporal client as a named Fastify decorator (`app.tasks`). Routes never build their own
+ * connections; the connection closes with the app.
+ */
+import { createHash } from 'node:crypto';
+import fp from 'fastify-plugin';
+import { Client } from '@temporalio/client';
+import type { Config } from '../../shared/config.js';
+import { TaskService } from '../tasks/task-service.js';
+import { lazyClientConnection, type TemporalTarget } from '../../shared/temporal-connection.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tasks: TaskService;
+  }
+}
+
+export interface TemporalPluginOptions {
+  config: Config;
+  target: TemporalTarget;
+}
+
+export const temporalPlugin = fp<TemporalPluginOptions>(
+  async (app, { config, target }) => {
+    const connection = lazyClientConnection(target);
+    const client = new Client({ connection, namespace: config.temporalNamespace });
+    app.decorate(
+      'tasks',
+      new TaskService(client, {
+        namespace: config.temporalNamespace,
+        taskQueue: config.taskQueue,
+        policy: config.policy,
+        queryTimeoutMs: config.queryTimeoutMs,
+        rpcTimeoutMs: config.temporalRpcTimeoutMs,
+        progressIntervalMs: config.progressIntervalMs,
+        maxResultBytes: config.maxResponseBytes,
+        onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),
+        // Derived from what every API process of a deployment shares, so any of them accepts a
+        // cursor another issued; rotating all API keys retires outstanding cursors.
+        cursorKey: createHash('sha256')
+          .update(['asyncqueue-cursor-v1', config.temporalNamespace, ...[...config.apiKeys].sort()].join('\n'))
+          .digest(),
+      }),
+    );
+    app.addHook('onClose', async () => {
+      await app.tasks.close();
+      await connection.close();
+    });
+  },
+  { name: 'temporal' },
+);

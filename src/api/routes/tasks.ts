@@ -1,0 +1,129 @@
+/** `/v1/tasks` for apps (API key): create, read, list, cancel (CONTRACT). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { DestinationGuard } from '../../../activities/destination-guard.js';
+import {
+  CancelTaskBody,
+  CreateTaskBody,
+  CreateTaskHeaders,
+  CreatedTaskSchema,
+  ListTasksQuery,
+  TaskLocationHeader,
+  TaskListSchema,
+  TaskParams,
+  TaskViewSchema,
+  documented,
+} from '../schemas.js';
+import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../tasks/idempotency.js';
+import { newTaskFromRequest } from '../tasks/task-input.js';
+import { bodyErrors, conflict, errors, security, taskErrors } from './route-schemas.js';
+
+export interface TaskRoutesOptions {
+  guard: DestinationGuard;
+  /** Counts new tasks (not idempotent repeats) for /metrics. */
+  onTaskCreated: (delayed: boolean) => void;
+}
+
+export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, options) => {
+  const { guard } = options;
+  app.post(
+    '/v1/tasks',
+    {
+      schema: {
+        summary: 'Create a task',
+        description:
+          'Starts one workflow that calls `callbackUrl` with `payload` and delivers the outcome to `webhookUrl`. ' +
+          'Answers at once. With `Idempotency-Key`, a repeat of the same request returns the existing task (200).',
+        tags: ['tasks'],
+        security,
+        body: CreateTaskBody,
+        headers: CreateTaskHeaders,
+        response: {
+          202: documented(CreatedTaskSchema, 'The task was created; its workflow has started', TaskLocationHeader),
+          200: documented(TaskViewSchema, 'An idempotent repeat: the task the same key and body created', TaskLocationHeader),
+          ...conflict('The Idempotency-Key was used for a different request'),
+          ...bodyErrors,
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = readIdempotencyKey(request.headers[IDEMPOTENCY_HEADER]);
+      const task = await newTaskFromRequest(request.body, guard);
+      const { task: view, created } = await app.tasks.create(
+        task,
+        key !== undefined ? { caller: request.caller, key } : undefined,
+      );
+      void reply.header('location', `/v1/tasks/${view.id}`);
+      if (!created) {
+        request.log.info({ taskId: view.id }, 'idempotent repeat: existing task returned');
+        return reply.code(200).send(view);
+      }
+      options.onTaskCreated(view.delay > 0);
+      request.log.info({ taskId: view.id }, 'task created');
+      return reply.code(202).send({ id: view.id, status: view.status, createdAt: view.createdAt });
+    },
+  );
+
+  app.get(
+    '/v1/tasks',
+    {
+      schema: {
+        summary: 'List tasks',
+        description: 'Tasks in progress first, then ended tasks, the most recently ended first; pages by `cursor`.',
+        tags: ['tasks'],
+        security,
+        querystring: ListTasksQuery,
+        response: { 200: documented(TaskListSchema, 'One page of tasks'), ...errors },
+      },
+    },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      return app.tasks.list({
+        limit: limit ?? 20,
+        ...(status !== undefined ? { status } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+    },
+  );
+
+  app.get(
+    '/v1/tasks/:id',
+    {
+      schema: {
+        summary: 'Read a task',
+        tags: ['tasks'],
+        security,
+        params: TaskParams,
+        response: { 200: documented(TaskViewSchema, 'The task view'), ...taskErrors, ...errors },
+      },
+    },
+    async (request) => app.tasks.get(request.params.id),
+  );
+
+  app.post(
+    '/v1/tasks/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a task',
+        description: 'Aborts an in-flight callback, starts no further attempt and sends `task.cancelled` to the webhook.',
+        tags: ['tasks'],
+        security,
+        params: TaskParams,
+        body: CancelTaskBody,
+        response: {
+          202: documented(TaskViewSchema, 'Cancel requested; the task view'),
+          ...conflict('The task has already ended'),
+          ...taskErrors,
+          ...bodyErrors,
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const reason = request.body?.reason;
+      const view = await app.tasks.cancel(request.params.id, reason);
+      request.log.info({ taskId: view.id }, 'task cancel requested');
+      return reply.code(202).send(view);
+    },
+  );
+};

@@ -1,0 +1,349 @@
+/**
+ * TypeBox schemas for every body, parameter, query and response of the API. Fastify validates and
+ * serializes with them, and the same schemas describe the API to its clients.
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import type { TaskStatus } from '../../workflows/task-status.js';
+
+export const MAX_RETRIES = 100;
+export const MAX_TIMEOUT_SECONDS = 86_400;
+/** A task queue for slow calls, not a scheduler: a year is a generous upper bound for `delay`. */
+export const MAX_DELAY_SECONDS = 365 * 86_400;
+export const MAX_HEADERS = 50;
+
+/**
+ * `errorMessage` (the ajv-errors convention; plain Ajv ignores it) replaces Ajv's "must match
+ * pattern …" in the 400 the API answers, after the field's name (app.ts). In the document it is an
+ * annotation.
+ */
+const says = (errorMessage: string) => ({ errorMessage });
+
+/** Either case for every letter: JSON Schema's patterns (ECMA-262) have no `i` flag. */
+const anyCase = (text: string): string =>
+  text.replace(/[a-z]/gi, (letter) => `[${letter.toUpperCase()}${letter.toLowerCase()}]`);
+
+/** A dotted-quad IPv4 address; the other spellings URL parsers take (0x7f.1, 127.1, 2130706433) are refused. */
+const IPV4 = '(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+const H16 = '[0-9A-Fa-f]{1,4}';
+const LS32 = `(?:${H16}:${H16}|${IPV4})`;
+/** RFC 3986's IPv6address. */
+const IPV6 = [
+  `(?:${H16}:){6}${LS32}`,
+  `::(?:${H16}:){5}${LS32}`,
+  `(?:${H16})?::(?:${H16}:){4}${LS32}`,
+  `(?:(?:${H16}:){0,1}${H16})?::(?:${H16}:){3}${LS32}`,
+  `(?:(?:${H16}:){0,2}${H16})?::(?:${H16}:){2}${LS32}`,
+  `(?:(?:${H16}:){0,3}${H16})?::${H16}:${LS32}`,
+  `(?:(?:${H16}:){0,4}${H16})?::${LS32}`,
+  `(?:(?:${H16}:){0,5}${H16})?::${H16}`,
+  `(?:(?:${H16}:){0,6}${H16})?::`,
+].join('|');
+const LABEL = '[A-Za-z0-9_-]+';
+/**
+ * A host name whose last label is not a number: URL parsers read such a host as an IPv4 address
+ * (`a.1` fails, `1.2.3` is 1.2.0.3). Only negative lookaheads: generators such as Hypothesis's
+ * cannot draw strings for a positive one.
+ */
+const NAME = `(?:${LABEL}\\.)*(?!(?:[0-9]+|0[Xx][0-9A-Fa-f]*)\\.?(?:[:/?]|$))${LABEL}\\.?`;
+/** At most 253 characters of host, as DNS allows. */
+const HOST_LENGTH = '(?![^:/?#]{254})';
+const PORT = '(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+
+/**
+ * An absolute http(s) URI (RFC 3986: ASCII, percent-encoded) with a host, an optional port, and
+ * no credentials or fragment. Where it may point (no private networks unless allowed; a host name
+ * must not resolve only to blocked addresses) is the deployment's to say: checked at create, and
+ * again when connecting (destination-guard.ts).
+ */
+const HttpUrl = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  format: 'uri',
+  pattern: `^${anyCase('http')}[Ss]?://${HOST_LENGTH}(?:${IPV4}|\\[(?:${IPV6})\\]|${NAME})(?::${PORT}?)?(?:[/?][^#]*)?$`,
+  description:
+    'absolute http(s) URL (RFC 3986, so IDNs in punycode), without user:password@ or #fragment; a destination ' +
+    'on a private, loopback or link-local network is refused unless ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS or ' +
+    'ASYNCQUEUE_ALLOWED_DESTINATIONS allows it (400 naming the field)',
+  ...says('must be an absolute http or https URL, without credentials or #fragment'),
+});
+
+/** Header names task-input.ts refuses: the transport's own, and AsyncQueue's signature and bookkeeping. */
+const RESERVED_HEADER_NAMES = [
+  'host',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+];
+const RESERVED_HEADER_PREFIXES = ['content-', 'webhook-', 'asyncqueue-'];
+const CallbackHeaderName = Type.String({
+  minLength: 1,
+  pattern:
+    `^(?!(?:${RESERVED_HEADER_NAMES.map(anyCase).join('|')})$|${RESERVED_HEADER_PREFIXES.map(anyCase).join('|')})` +
+    "[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+  ...says(
+    'is not a header a task may set: an HTTP token, not host, content-*, hop-by-hop, webhook-* or asyncqueue-*',
+  ),
+});
+/** Visible ASCII, spaces and tabs: no CR, LF or NUL can end up on the wire. */
+const CallbackHeaderValue = Type.String({
+  maxLength: 8192,
+  pattern: '^[\\t\\x20-\\x7e]*$',
+  ...says('must be printable ASCII (tabs allowed; no CR, LF or NUL)'),
+});
+
+export const CreateTaskBody = Type.Object(
+  {
+    callbackUrl: HttpUrl,
+    payload: Type.Optional(Type.Unknown({ description: 'any JSON; the body of the callback request' })),
+    webhookUrl: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_RETRIES, default: 3 })),
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TIMEOUT_SECONDS, default: 30 })),
+    delay: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DELAY_SECONDS, default: 0 })),
+    headers: Type.Optional(
+      Type.Record(Type.String(), CallbackHeaderValue, {
+        propertyNames: CallbackHeaderName,
+        maxProperties: MAX_HEADERS,
+        default: {},
+        description: 'extra headers for the callback request; each name at most once, in any case',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        callbackUrl: 'https://your-app.com/api/run-report',
+        payload: { jobId: '5f1c2a', dateRange: { from: '2026-01-01', to: '2026-03-31' }, format: 'pdf' },
+        webhookUrl: 'https://your-app.com/api/on-report-ready',
+        retries: 3,
+        timeout: 120,
+      },
+    ],
+  },
+);
+export type CreateTaskBody = Static<typeof CreateTaskBody>;
+
+export const CreateTaskHeaders = Type.Object({
+  // The same rule as readIdempotencyKey (idempotency.ts), so that the document says what it checks.
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7e]+$',
+      description:
+        '1–255 visible ASCII characters. Repeat a create safely: the same key and body return the existing ' +
+        'task (200); the same key with another body is a 409.',
+      ...says('must be 1–255 visible ASCII characters'),
+    }),
+  ),
+});
+
+export const TaskStatusSchema = Type.Union([
+  Type.Literal('scheduled'),
+  Type.Literal('pending'),
+  Type.Literal('running'),
+  Type.Literal('retrying'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('cancelled'),
+]);
+// The schema and the contract's list must name the same statuses.
+const _sameStatuses: Static<typeof TaskStatusSchema> extends TaskStatus
+  ? TaskStatus extends Static<typeof TaskStatusSchema>
+    ? true
+    : never
+  : never = true;
+void _sameStatuses; // a compile-time check only
+
+const TaskErrorSchema = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  statusCode: Type.Optional(Type.Integer()),
+});
+
+const WebhookStateSchema = Type.Object({
+  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+  attempts: Type.Integer(),
+  statusCode: Type.Optional(Type.Integer()),
+  error: Type.Optional(Type.String()),
+  deliveredAt: Type.Optional(Type.String()),
+});
+
+export const TaskViewSchema = Type.Object(
+  {
+  id: Type.String(),
+  status: TaskStatusSchema,
+  callbackUrl: Type.String(),
+  webhookUrl: Type.Union([Type.String(), Type.Null()]),
+  retries: Type.Integer(),
+  timeout: Type.Integer(),
+  delay: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  attempts: Type.Integer({ description: 'callback attempts started' }),
+  result: Type.Optional(Type.Unknown({ description: "when succeeded: the callback's response body" })),
+  error: Type.Optional(TaskErrorSchema),
+  webhook: Type.Optional(WebhookStateSchema),
+  nextAttemptAt: Type.Optional(Type.String()),
+  lastError: Type.Optional(Type.Object({ message: Type.String() })),
+  progress: Type.Optional(
+    Type.Object({
+      percent: Type.Optional(Type.Number()),
+      message: Type.Optional(Type.String()),
+      data: Type.Optional(Type.Unknown()),
+      updatedAt: Type.String(),
+    }),
+  ),
+  },
+  {
+    examples: [
+      {
+        id: '0b9d6f4e-8a1c-4f0e-9d55-3f2b7f1e9c21',
+        status: 'succeeded',
+        callbackUrl: 'https://your-app.com/api/run-report',
+        webhookUrl: 'https://your-app.com/api/on-report-ready',
+        retries: 3,
+        timeout: 120,
+        delay: 0,
+        createdAt: '2026-11-28T10:00:00.000Z',
+        updatedAt: '2026-11-28T10:00:42.000Z',
+        attempts: 1,
+        result: { jobId: '5f1c2a', reportUrl: 'https://files.your-app.com/5f1c2a.pdf', pageCount: 12 },
+        webhook: { status: 'delivered', attempts: 1, statusCode: 200, deliveredAt: '2026-11-28T10:00:42.300Z' },
+      },
+    ],
+  },
+);
+
+export const CreatedTaskSchema = Type.Object({
+  id: Type.String(),
+  status: TaskStatusSchema,
+  createdAt: Type.String(),
+});
+
+export const TaskParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'the task id a create returned' }),
+});
+
+export const ListTasksQuery = Type.Object(
+  {
+    status: Type.Optional(TaskStatusSchema),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description:
+          "the previous page's `nextCursor`, unchanged, with the same `status`. Opaque and authenticated: a " +
+          'value this service did not issue is a 400.',
+        ...says('is not a cursor this service returned'),
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListTasksQuery = Static<typeof ListTasksQuery>;
+
+export const TaskListSchema = Type.Object({
+  tasks: Type.Array(TaskViewSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** Optional (CONTRACT): a request without a body reaches the validator as `null`; api-docs.ts says so. */
+export const CancelTaskBody = Type.Union([
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+
+export const ProgressBody = Type.Object(
+  {
+    percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    message: Type.Optional(Type.String({ maxLength: 1000 })),
+    data: Type.Optional(Type.Unknown({ description: 'any JSON, shown in the task view' })),
+  },
+  { additionalProperties: false, examples: [{ percent: 40, message: 'rendering page 5 of 12' }] },
+);
+
+export const CompleteBody = Type.Object(
+  { result: Type.Unknown({ description: "the task's result, as a 2xx callback body would be" }) },
+  { additionalProperties: false },
+);
+
+export const FailBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        message: Type.String({ minLength: 1, maxLength: 2000 }),
+        code: Type.Optional(Type.String({ pattern: '^[a-z0-9_]{1,64}$' })),
+      },
+      { additionalProperties: false },
+    ),
+    retryable: Type.Optional(Type.Boolean({ default: true, description: 'false fails the task at once' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AcceptedSchema = Type.Object({ accepted: Type.Boolean() });
+
+export const ErrorSchema = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
+  { examples: [{ error: { code: 'invalid_request', message: 'retries: must be <= 100' } }] },
+);
+
+export const HealthSchema = Type.Object({ status: Type.String() });
+
+/** A response header in the document; api-docs.ts turns `required` into the header object's own. */
+export interface ResponseHeader {
+  type: 'string' | 'integer';
+  description: string;
+  required?: boolean;
+  minimum?: number;
+}
+
+/** `schema` as the response for one status: @fastify/swagger reads its description and headers. */
+export function documented<T extends TSchema>(schema: T, description: string, headers?: Record<string, ResponseHeader>): T {
+  return { ...schema, description, ...(headers !== undefined ? { headers } : {}) };
+}
+
+export const retryAfter: ResponseHeader = { type: 'integer', minimum: 1, required: true, description: 'seconds to wait before retrying' };
+
+/**
+ * Error answers of the task routes. 408 and 431, which the HTTP server gives before any route
+ * runs, api-docs.ts adds to every operation.
+ */
+export const ErrorResponses = {
+  badRequest: documented(ErrorSchema, 'Invalid input: `error.message` starts with the field it is about'),
+  unauthorized: documented(ErrorSchema, 'Missing or wrong API key (or task token, where one is accepted)', {
+    'www-authenticate': { type: 'string', required: true, description: 'the scheme to authenticate with: Bearer' },
+  }),
+  notFound: documented(ErrorSchema, 'No task has this id'),
+  payloadTooLarge: documented(
+    ErrorSchema,
+    'The body is larger than ASYNCQUEUE_BODY_LIMIT_BYTES, or a value in it encodes larger than Temporal stores or the limit for it allows (the message names the field: payload, result, data)',
+  ),
+  unsupportedMediaType: documented(ErrorSchema, 'The body is not application/json'),
+  rateLimited: documented(ErrorSchema, "The caller's rate limit (ASYNCQUEUE_RATE_LIMIT a minute) is spent", {
+    'retry-after': retryAfter,
+  }),
+  unavailable: documented(ErrorSchema, 'Temporal is unreachable, or the API is shedding load', {
+    'retry-after': retryAfter,
+  }),
+  completionUnavailable: documented(
+    ErrorSchema,
+    'Temporal is unreachable, the API is shedding load, or the attempt has not begun to await completion yet ' +
+      '(`completion_not_ready`: its callback is still answering, or a worker is taking it over): retry after Retry-After',
+    { 'retry-after': retryAfter },
+  ),
+};
+
+export const TaskLocationHeader: Record<string, ResponseHeader> = {
+  location: { type: 'string', required: true, description: "the task's URL: /v1/tasks/{id}" },
+};

@@ -1,0 +1,27 @@
+/**
+ * List cursors wrap Temporal's page token with a marker and a MAC: the server spends its whole
+ * deadline retrying a token it cannot parse, so a made-up cursor must be refused here, as a 400.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ValidationError } from '../../shared/errors.js';
+
+const CURSOR_MARKER = Buffer.from('aq2:');
+const CURSOR_MAC_BYTES = 16;
+
+function cursorMac(key: Buffer, token: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(token).digest().subarray(0, CURSOR_MAC_BYTES);
+}
+
+export function encodeCursor(key: Buffer, token: Uint8Array): string {
+  return Buffer.concat([CURSOR_MARKER, token, cursorMac(key, token)]).toString('base64url');
+}
+
+export function decodeCursor(key: Buffer, cursor: string): Uint8Array {
+  const bytes = Buffer.from(cursor, 'base64url');
+  const refuse = () => new ValidationError('cursor', 'is not a cursor this service returned');
+  if (bytes.length <= CURSOR_MARKER.length + CURSOR_MAC_BYTES) throw refuse();
+  if (!bytes.subarray(0, CURSOR_MARKER.length).equals(CURSOR_MARKER)) throw refuse();
+  const token = bytes.subarray(CURSOR_MARKER.length, bytes.length - CURSOR_MAC_BYTES);
+  if (!timingSafeEqual(cursorMac(key, token), bytes.subarray(bytes.length - CURSOR_MAC_BYTES))) throw refuse();
+  return token;
+}

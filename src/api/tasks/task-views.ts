@@ -1,0 +1,106 @@
+/**
+ * How a task's view is made from what Temporal stores: the workflow's memo, its pending
+ * activities while it runs, and its execution status once it has closed. GET and the list use the
+ * same functions, so a task reads the same in both however its workflow ended.
+ */
+import proto, { type temporal } from '@temporalio/proto';
+import {
+  AWAIT_COMPLETION_ACTIVITY,
+  CALLBACK_ACTIVITY,
+  CANCELLING_INDEXED_STATUS,
+  WEBHOOK_ACTIVITY,
+  isTerminal,
+  type TaskMemo,
+  type TaskState,
+  type TaskStatus,
+} from '../../../workflows/task-contract.js';
+
+const { PendingActivityState } = proto.temporal.api.enums.v1;
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
+/** What the API shows. Adds the live attempt details that only the server's pending-activity state knows. */
+export interface TaskView extends TaskState {
+  /** When `retrying`: when the next attempt starts. */
+  nextAttemptAt?: string;
+  /** When `retrying`: why the previous attempt failed. */
+  lastError?: { message: string };
+}
+
+/**
+ * How a closed workflow ended, in the words of visibility's `ExecutionStatus` (the names the
+ * Temporal UI and `temporal workflow list` use).
+ */
+export type ClosedExecutionStatus = 'Completed' | 'Failed' | 'Canceled' | 'Terminated' | 'TimedOut' | 'ContinuedAsNew';
+
+/**
+ * The view of a task whose workflow has closed, from its memo, when the workflow's result does
+ * not hold it: the workflow was terminated or timed out (through the Temporal UI or CLI, or a
+ * workflow timeout), or cancelled through Temporal.
+ *
+ * - An outcome the workflow had fixed stands: a task that had succeeded, failed or been cancelled
+ *   keeps that status; only the webhook it was still delivering is marked failed.
+ * - A task stopped before its outcome was fixed is `failed` with code `terminated` or
+ *   `timed_out`: no result exists and the callee may or may not have done the work, which is
+ *   what `failed` tells an app (replay it, or look). A task whose cancel had been accepted is
+ *   `cancelled`: the cancel was already promised to the app.
+ */
+export function closedView(
+  memo: TaskMemo,
+  closed: { execution: ClosedExecutionStatus; closedAt: string | undefined; indexedStatus: string | undefined },
+): TaskView {
+  const { execution, closedAt } = closed;
+  const view: TaskView = { ...memo };
+  const how = execution === 'TimedOut' ? 'timed_out' : execution === 'Canceled' ? 'cancelled' : 'terminated';
+  const message = `the task's workflow was ${how.replace('_', ' ')} outside AsyncQueue`;
+  if (view.webhook?.status === 'pending') view.webhook = { ...view.webhook, status: 'failed', error: message };
+  if (isTerminal(memo.status)) return view;
+  const cancelAccepted = closed.indexedStatus === CANCELLING_INDEXED_STATUS;
+  const status: TaskStatus = how === 'cancelled' || cancelAccepted ? 'cancelled' : 'failed';
+  return {
+    ...view,
+    status,
+    updatedAt: closedAt ?? memo.updatedAt,
+    error: { code: status === 'cancelled' ? 'cancelled' : how, message },
+  };
+}
+
+/**
+ * Refines the workflow's own view with what only the server knows while an activity is pending:
+ * whether the callback attempt has started (running) or waits for its retry (retrying), and how
+ * many webhook attempts were made.
+ */
+export function withPendingActivities(view: TaskView, pending: readonly PendingActivity[]): TaskView {
+  const refined: TaskView = { ...view };
+  for (const activity of pending) {
+    const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+    const attempt = activity.attempt ?? 1;
+    const attemptsStarted = started ? attempt : attempt - 1;
+    const name = activity.activityType?.name;
+    if (name === CALLBACK_ACTIVITY && !isTerminal(view.status)) {
+      // The workflow counts the attempts made before this activity was scheduled (attempts that
+      // awaited completion); the server counts this activity's own.
+      refined.attempts = view.attempts + attemptsStarted;
+      if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
+        refined.status = 'running';
+      } else if (attempt > 1) {
+        refined.status = 'retrying';
+        const next = timestampToIso(activity.nextAttemptScheduleTime) ?? timestampToIso(activity.scheduledTime);
+        if (next !== undefined) refined.nextAttemptAt = next;
+      } else {
+        refined.status = 'pending';
+      }
+      if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
+    } else if (name === AWAIT_COMPLETION_ACTIVITY && !isTerminal(view.status)) {
+      refined.status = 'running';
+    } else if (name === WEBHOOK_ACTIVITY && view.webhook !== undefined) {
+      refined.webhook = { ...view.webhook, attempts: Math.max(view.webhook.attempts, attemptsStarted) };
+    }
+  }
+  return refined;
+}
+
+export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {
+  if (!timestamp) return undefined;
+  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return new Date(millis).toISOString();
+}

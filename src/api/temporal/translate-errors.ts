@@ -1,0 +1,53 @@
+/**
+ * Temporal client errors, translated into the API's own (errors.ts): an unknown workflow is an
+ * unknown task, an unreachable or slow server a 503, a throttled one a 503 that says so, and a
+ * value over Temporal's size limits a 413 naming the field that carried it.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, isGrpcServiceError } from '@temporalio/client';
+import {
+  AsyncQueueError,
+  PayloadTooLargeError,
+  TaskNotFoundError,
+  TemporalThrottledError,
+  TemporalUnavailableError,
+} from '../../shared/errors.js';
+
+/** gRPC status codes (the subset we translate). */
+const GrpcStatus = { INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
+
+/** Temporal's words for a payload, memo or request over its limits ("Blob data size exceeds limit.", …). */
+const SIZE_LIMIT_MESSAGE = /size|too large|exceeds? (the )?limit/i;
+
+export interface TranslateContext {
+  /** The task the call was about: NOT_FOUND means this task is unknown. */
+  taskId?: string;
+  /** The request field whose value the call carried, named when Temporal finds it too large. */
+  sizeField?: string;
+}
+
+export function translateTemporalError(err: unknown, context: TranslateContext = {}): unknown {
+  if (err instanceof AsyncQueueError) return err;
+  if (err instanceof WorkflowNotFoundError && context.taskId !== undefined) return new TaskNotFoundError(context.taskId);
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return err;
+  let grpc: unknown = err;
+  for (let depth = 0; grpc !== undefined && !isGrpcServiceError(grpc) && depth < 4; depth++) {
+    grpc = (grpc as Error | undefined)?.cause;
+  }
+  if (!isGrpcServiceError(grpc)) return err;
+  switch (grpc.code) {
+    case GrpcStatus.NOT_FOUND:
+      return context.taskId !== undefined ? new TaskNotFoundError(context.taskId) : err;
+    case GrpcStatus.UNAVAILABLE:
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return new TemporalThrottledError('Temporal is throttling requests (its rate limits); retry shortly', { cause: err });
+    case GrpcStatus.INVALID_ARGUMENT:
+      if (SIZE_LIMIT_MESSAGE.test(grpc.details ?? grpc.message)) {
+        return new PayloadTooLargeError(context.sizeField ?? 'body', `is larger than Temporal accepts (${grpc.details ?? grpc.message})`, { cause: err });
+      }
+      return err;
+    default:
+      return err;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The Temporal worker: runs task workflows and their callback/webhook activities. Stateless, so
+ * any number of worker processes can poll the same task queue.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
+import { HeldCalls } from '../../activities/held-calls.js';
+import { createActivities } from '../../activities/index.js';
+import type { SigningKey } from '../../activities/webhook-signature.js';
+import type { TaskTokenKeys } from '../../activities/task-token.js';
+import type { Config } from '../shared/config.js';
+import { DestinationGuard } from '../../activities/destination-guard.js';
+import { USER_AGENT } from '../shared/version.js';
+import { holderTaskQueue } from '../../workflows/task-contract.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
+
+/**
+ * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks), and one
+ * on a task queue of its own, named as its identity, where a cancel's `abortHeldCall` reaches the
+ * calls this process holds (activities/held-calls.ts).
+ */
+export class TaskWorker {
+  constructor(
+    private readonly main: Worker,
+    private readonly holder: Worker,
+  ) {}
+
+  async run(): Promise<void> {
+    await Promise.all([this.main.run(), this.holder.run()]);
+  }
+
+  shutdown(): void {
+    for (const worker of [this.main, this.holder]) if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+
+  getState(): State {
+    return this.main.getState();
+  }
+}
+
+/** Stops polling and lets in-flight calls finish within the grace time; safe to call twice. */
+export async function stopWorker(worker: TaskWorker, running: Promise<void>): Promise<void> {
+  worker.shutdown();
+  await running;
+}
+
+export interface TaskWorkerOptions {
+  config: Config;
+  connection: NativeConnection;
+  signingKeys: readonly SigningKey[];
+  taskTokens: TaskTokenKeys;
+  /** Tests replace DNS so that names resolve to loopback addresses. */
+  guard?: DestinationGuard;
+  /** A prebuilt bundle (tests share one); default: bundle `WORKFLOWS_PATH` at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function createTaskWorker(options: TaskWorkerOptions): Promise<TaskWorker> {
+  const { config } = options;
+  const guard =
+    options.guard ??
+    new DestinationGuard({
+      allowPrivateNetworks: config.allowPrivateNetworks,
+      allowedDestinations: config.allowedDestinations,
+    });
+  // One keep-alive pool per origin for the life of the worker: callbacks to the same app reuse
+  // sockets. As many connections per origin as the worker holds calls: most apps have one callback
+  // origin, and a smaller pool would queue calls inside the HTTP client with their timeout running
+  // (the benchmark saw 1000 held calls to one origin capped at 256).
+  const dispatcher = guard.createDispatcher({
+    keepAliveTimeout: 30_000,
+    connections: config.worker.maxConcurrentActivities,
+  });
+  const heldCalls = new HeldCalls();
+  const activities = createActivities({
+    signingKeys: options.signingKeys,
+    taskTokens: options.taskTokens,
+    dispatcher,
+    maxResponseBytes: config.maxResponseBytes,
+    userAgent: USER_AGENT,
+    heldCalls,
+  });
+  // The identity the server records as the holder of each call this worker starts is the name
+  // of the task queue where that call can be cut off.
+  const identity = holderTaskQueue(config.taskQueue, randomUUID());
+  const main = await Worker.create({
+    connection: options.connection,
+    namespace: config.temporalNamespace,
+    taskQueue: config.taskQueue,
+    identity,
+    ...(options.workflowBundle !== undefined
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH }),
+    activities,
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    maxCachedWorkflows: config.worker.maxCachedWorkflows,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+  });
+  const holder = await Worker.create({
+    connection: options.connection,
+    namespace: config.temporalNamespace,
+    taskQueue: identity,
+    identity,
+    activities: { abortHeldCall: activities.abortHeldCall },
+    maxConcurrentActivityTaskExecutions: 100,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+  });
+  return new TaskWorker(main, holder);
+}
