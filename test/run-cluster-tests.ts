@@ -35,7 +35,10 @@ async function main(): Promise<number> {
   const files =
     requested.length > 0
       ? requested
-      : (await readdir(testDir)).filter((name) => name.endsWith('.test.js')).sort().map((name) => path.join(testDir, name));
+      : (await readdir(testDir))
+          .filter((name) => name.endsWith('.test.js'))
+          .sort()
+          .map((name) => path.join(testDir, name));
 
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-cluster-'));
   process.stdout.write(`Starting a Temporal cluster on PostgreSQL for the tests (data in ${dataDir})…\n`);

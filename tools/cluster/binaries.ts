@@ -46,7 +46,8 @@ async function script(args: string[]): Promise<string> {
     child.once('error', reject);
     child.once('exit', resolve);
   });
-  if (code !== 0) throw new ClusterError(`scripts/temporal-server.sh ${args.join(' ')} failed (exit code ${code}); its messages are above`);
+  if (code !== 0)
+    throw new ClusterError(`scripts/temporal-server.sh ${args.join(' ')} failed (exit code ${code}); its messages are above`);
   return stdout;
 }
 

@@ -83,7 +83,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
   const record = () =>
     folder.recordProcesses(
-      [postgres?.process, ...(temporal?.processes ?? starting), ui].flatMap((p) => (p === undefined ? [] : [{ name: p.name, pid: p.pid }])),
+      [postgres?.process, ...(temporal?.processes ?? starting), ui].flatMap((p) =>
+        p === undefined ? [] : [{ name: p.name, pid: p.pid }],
+      ),
     );
 
   try {
@@ -123,7 +125,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       password,
       log,
     });
-    log(`databases ready: ${Object.entries(schemaVersions).map(([db, v]) => `${db} (schema ${v})`).join(', ')}`);
+    log(
+      `databases ready: ${Object.entries(schemaVersions)
+        .map(([db, v]) => `${db} (schema ${v})`)
+        .join(', ')}`,
+    );
 
     const config = await prepareServerConfig(binaries.server, folder.temporalConfigDir, {
       ip: IP,

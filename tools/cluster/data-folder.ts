@@ -104,7 +104,10 @@ export class DataFolder {
     // Temporal and the UI first, then PostgreSQL with a fast shutdown (SIGINT: it ends the sessions
     // still open instead of waiting for them), as a normal stop does.
     const database = alive.filter((p) => p.name === 'PostgreSQL');
-    await stopAll(alive.filter((p) => p.name !== 'PostgreSQL'), 'SIGTERM');
+    await stopAll(
+      alive.filter((p) => p.name !== 'PostgreSQL'),
+      'SIGTERM',
+    );
     await stopAll(database, 'SIGINT');
   }
 }

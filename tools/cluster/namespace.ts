@@ -57,20 +57,28 @@ async function registerNamespace(connection: Connection, namespace: string, rete
 async function probe(connection: Connection, namespace: string, signal: AbortSignal | undefined): Promise<void> {
   const client = new Client({ connection, namespace });
   const workflowId = `asyncqueue-cluster-probe-${randomUUID()}`;
-  await waitFor(`a workflow with TaskStatus set could not be started in ${namespace}`, async () => {
-    await client.workflow.start('asyncqueueClusterProbe', {
-      taskQueue: 'asyncqueue-cluster-probe',
-      workflowId,
-      typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: 'probe' }],
-    });
-    return true;
-  }, { signal });
+  await waitFor(
+    `a workflow with TaskStatus set could not be started in ${namespace}`,
+    async () => {
+      await client.workflow.start('asyncqueueClusterProbe', {
+        taskQueue: 'asyncqueue-cluster-probe',
+        workflowId,
+        typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: 'probe' }],
+      });
+      return true;
+    },
+    { signal },
+  );
   try {
-    await waitFor(`a TaskStatus query did not find the probe workflow in ${namespace}`, async () => {
-      const query = `WorkflowId = '${workflowId}' AND TaskStatus = 'probe'`;
-      for await (const found of client.workflow.list({ query })) if (found.workflowId === workflowId) return true;
-      return false;
-    }, { signal });
+    await waitFor(
+      `a TaskStatus query did not find the probe workflow in ${namespace}`,
+      async () => {
+        const query = `WorkflowId = '${workflowId}' AND TaskStatus = 'probe'`;
+        for await (const found of client.workflow.list({ query })) if (found.workflowId === workflowId) return true;
+        return false;
+      },
+      { signal },
+    );
   } finally {
     await client.workflow.getHandle(workflowId).terminate('cluster setup probe');
   }

@@ -83,10 +83,16 @@ class PortAllocator {
  * The ports for this start: each requested one (it must be free), else the one the previous start
  * used (when still free), else a free one.
  */
-export async function choosePorts(ip: string, requested: RequestedPorts, previous: ClusterPorts | undefined): Promise<ClusterPorts> {
+export async function choosePorts(
+  ip: string,
+  requested: RequestedPorts,
+  previous: ClusterPorts | undefined,
+): Promise<ClusterPorts> {
   const ports = new PortAllocator(ip);
   const pick = (what: string, asked: number | undefined, before: number | undefined) =>
-    asked !== undefined && asked !== 0 ? ports.pick(what, asked, { requested: true }) : ports.pick(what, before, { requested: false });
+    asked !== undefined && asked !== 0
+      ? ports.pick(what, asked, { requested: true })
+      : ports.pick(what, before, { requested: false });
 
   const postgres = await pick('PostgreSQL', requested.postgres, previous?.postgres);
   const services = {} as Record<TemporalService, ServicePorts>;

@@ -49,7 +49,13 @@ export async function startPostgres(options: PostgresOptions): Promise<Postgres>
   const process_ = await ManagedProcess.start({
     name: 'PostgreSQL',
     command: path.join(bin, 'postgres'),
-    args: ['-D', options.dataDir, '-p', String(options.port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])],
+    args: [
+      '-D',
+      options.dataDir,
+      '-p',
+      String(options.port),
+      ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    ],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' },
     logFile: options.logFile,
     runAs,
@@ -58,7 +64,9 @@ export async function startPostgres(options: PostgresOptions): Promise<Postgres>
     `PostgreSQL did not accept connections on 127.0.0.1:${options.port}`,
     async () => {
       // pg_isready exits 0 only once the server accepts connections (not while it recovers).
-      await run('pg_isready', path.join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(options.port)], { timeoutMs: 5000 });
+      await run('pg_isready', path.join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(options.port)], {
+        timeoutMs: 5000,
+      });
       return true;
     },
     { timeoutMs: 60_000, alive: [process_], signal: options.signal },
@@ -89,14 +97,7 @@ async function initdb(bin: string, options: PostgresOptions, runAs: RunAs | unde
     await run(
       'initdb',
       path.join(bin, 'initdb'),
-      [
-        '-D', options.dataDir,
-        '-U', POSTGRES_USER,
-        `--pwfile=${pwfile}`,
-        '--auth=scram-sha-256',
-        '--encoding=UTF8',
-        '--locale=C',
-      ],
+      ['-D', options.dataDir, '-U', POSTGRES_USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
       { runAs, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' } },
     );
   } catch (err) {
@@ -129,7 +130,8 @@ async function postgresBinaries(install: boolean, log: (line: string) => void): 
   await run('apt-get update', 'apt-get', ['update'], { env, timeoutMs: 10 * 60_000 });
   await run('apt-get install postgresql', 'apt-get', ['install', '-y', 'postgresql'], { env, timeoutMs: 15 * 60_000 });
   const installed = await findBinaries();
-  if (installed === undefined) throw new ClusterError('apt-get installed postgresql, but no initdb was found under /usr/lib/postgresql');
+  if (installed === undefined)
+    throw new ClusterError('apt-get installed postgresql, but no initdb was found under /usr/lib/postgresql');
   return installed;
 }
 

@@ -28,14 +28,24 @@ export async function migrateDatabases(options: SchemaOptions): Promise<Record<s
   const versions: Record<string, string> = {};
   for (const database of DATABASES) {
     const sql = (what: string, args: string[]) =>
-      run(`temporal-sql-tool ${what} (${database.name})`, options.sqlTool, [
-        '--plugin', 'postgres12',
-        '--endpoint', '127.0.0.1',
-        '--port', String(options.port),
-        '--user', options.user,
-        '--database', database.name,
-        ...args,
-      ], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SQL_PASSWORD: options.password } });
+      run(
+        `temporal-sql-tool ${what} (${database.name})`,
+        options.sqlTool,
+        [
+          '--plugin',
+          'postgres12',
+          '--endpoint',
+          '127.0.0.1',
+          '--port',
+          String(options.port),
+          '--user',
+          options.user,
+          '--database',
+          database.name,
+          ...args,
+        ],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SQL_PASSWORD: options.password } },
+      );
 
     await sql('create-database', ['create-database']); // succeeds when it exists already
     await sql('setup-schema', ['setup-schema', '-v', '0.0']);

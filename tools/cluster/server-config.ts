@@ -1,5 +1,5 @@
 /**
- * Fills deploy/temporal-server.yaml for one service process. The file is a template the server
+ * Fills deploy/temporal-server.yaml.tmpl for one service process. The file is a template the server
  * renders itself from environment variables (the same file docker-compose.yml mounts), so filling
  * it means: copy it where the server looks for it, and give each process the variables. The
  * dynamic config is deploy/temporal-dynamicconfig.yaml, with the caller's extra keys appended in
@@ -13,7 +13,7 @@ import type { ClusterPorts, TemporalService } from './ports.js';
 import { ClusterError, run } from './processes.js';
 
 const DEPLOY_DIR = fileURLToPath(new URL('../../../deploy/', import.meta.url));
-export const SERVER_CONFIG_TEMPLATE = path.join(DEPLOY_DIR, 'temporal-server.yaml');
+export const SERVER_CONFIG_TEMPLATE = path.join(DEPLOY_DIR, 'temporal-server.yaml.tmpl');
 export const DYNAMIC_CONFIG = path.join(DEPLOY_DIR, 'temporal-dynamicconfig.yaml');
 
 /** The server loads `<config dir>/<environment>.yaml`. */
@@ -70,7 +70,7 @@ export async function prepareServerConfig(serverBin: string, configDir: string, 
     globalArgs: ['--root', '/', '--config', configDir, '--env', ENVIRONMENT, '--allow-no-auth'],
     env: (service) => ({ ...shared, PROMETHEUS_ENDPOINT: `${input.ip}:${ports.services[service].metrics}` }),
   };
-  const rendered = await run('rendering deploy/temporal-server.yaml', serverBin, [...config.globalArgs, 'render-config'], {
+  const rendered = await run('rendering deploy/temporal-server.yaml.tmpl', serverBin, [...config.globalArgs, 'render-config'], {
     env: config.env('frontend'),
   });
   // For whoever wants to see what the services run with (the server masks the password).

@@ -43,11 +43,15 @@ export async function startUi(options: UiOptions): Promise<{ process: ManagedPro
     logFile: options.logFile,
   });
   try {
-    await waitFor(`the Temporal UI did not answer on ${url}`, async () => (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok, {
-      timeoutMs: 30_000,
-      alive: [process_],
-      signal: options.signal,
-    });
+    await waitFor(
+      `the Temporal UI did not answer on ${url}`,
+      async () => (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok,
+      {
+        timeoutMs: 30_000,
+        alive: [process_],
+        signal: options.signal,
+      },
+    );
   } catch (err) {
     await process_.stop();
     throw err;
