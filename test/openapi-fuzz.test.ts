@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { DestinationGuard } from '../activities/destination-guard.js';
 import { DestinationBlockedError } from '../src/shared/errors.js';
+import { terminateRunning } from './support/cleanup.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -73,19 +74,17 @@ let workDir: string;
 before(async () => {
   harness = await startHarness({
     guard: new LoopbackOnlyGuard(),
+    // No worker: the run judges the API's answers, and a callback it made could reach another
+    // test file's live receiver (Schemathesis reuses URLs it read from the namespace-wide list;
+    // every name resolves to 127.0.0.1), which the cluster run caught. Reads then use what the
+    // server stores, after a short query timeout.
+    withoutWorker: true,
     env: {
+      ASYNCQUEUE_QUERY_TIMEOUT: '0.2',
       ASYNCQUEUE_API_KEYS: API_KEY,
       ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false',
       // 429s would only cut the run short; the limiter is tested in overload.test.ts.
       ASYNCQUEUE_RATE_LIMIT: '0',
-      // Generated tasks ask for up to 100 retries and hours of webhook deliveries, all against a
-      // closed port. With the harness's sub-second backoff they would keep the worker and Temporal
-      // busy with thousands of attempts and slow the very answers under test; one attempt each,
-      // then a wait past the end of the run, keeps the load what the requests make.
-      ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '300',
-      ASYNCQUEUE_RETRY_MAX_INTERVAL: '600',
-      ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: '300',
-      ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL: '600',
     },
   });
   // Schemathesis writes its reports and example database where it runs: not in the repository.
@@ -93,6 +92,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (harness !== undefined) await terminateRunning(harness, 'fuzz run over');
   await harness?.close();
   await stopOwnServer();
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
