@@ -22,23 +22,23 @@ let port: number;
 
 const startServer = () => DevServer.start({ port, uiPort: null, namespace: 'default', dbFile: path.join(dataDir, 'temporal.db') });
 
-before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-outage-'));
-  port = await freePort();
-  server = await startServer();
-  harness = await startHarness({ temporalAddress: server.address, env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: String(RPC_TIMEOUT_S) } });
-  receiver = await Receiver.start();
-  receiver.always('/ok', respondJson(200, { ok: true }));
-});
-
-after(async () => {
-  await harness.close();
-  await receiver.close();
-  await server.stop();
-  await rm(dataDir, { recursive: true, force: true });
-});
-
 describe('Temporal unreachable', onDevServerOnly('stops and restarts a Temporal server of its own'), () => {
+  before(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-outage-'));
+    port = await freePort();
+    server = await startServer();
+    harness = await startHarness({ temporalAddress: server.address, env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: String(RPC_TIMEOUT_S) } });
+    receiver = await Receiver.start();
+    receiver.always('/ok', respondJson(200, { ok: true }));
+  });
+
+  after(async () => {
+    await harness.close();
+    await receiver.close();
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
   it('answers 503 with Retry-After within a second once it knows, and recovers by itself', async () => {
     const before = await harness.createTask({ callbackUrl: receiver.url('/ok') });
     await harness.waitForEnd(before);
