@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
 import { HeldCalls } from '../../activities/held-calls.js';
 import { createActivities } from '../../activities/index.js';
 import type { SigningKey } from '../../activities/webhook-signature.js';
