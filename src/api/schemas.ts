@@ -68,7 +68,7 @@ const HttpUrl = Type.String({
 });
 
 /** Header names task-input.ts refuses: the transport's own, and AsyncQueue's signature and bookkeeping. */
-const RESERVED_HEADER_NAMES = [
+export const RESERVED_HEADER_NAMES = [
   'host',
   'transfer-encoding',
   'connection',
@@ -81,7 +81,8 @@ const RESERVED_HEADER_NAMES = [
   'proxy-authenticate',
   'proxy-connection',
 ];
-const RESERVED_HEADER_PREFIXES = ['content-', 'webhook-', 'asyncqueue-'];
+// content-*: the body is AsyncQueue's JSON (a Content-Encoding: gzip would make it unreadable).
+export const RESERVED_HEADER_PREFIXES = ['content-', 'webhook-', 'asyncqueue-'];
 const CallbackHeaderName = Type.String({
   minLength: 1,
   pattern:

@@ -2,7 +2,7 @@
  * Checks on a create request that JSON Schema cannot express: what a URL may point at and which
  * headers a caller may set. Every failure names the field.
  */
-import type { CreateTaskBody } from '../schemas.js';
+import { RESERVED_HEADER_NAMES, RESERVED_HEADER_PREFIXES, type CreateTaskBody } from '../schemas.js';
 import { DestinationBlockedError, ValidationError } from '../../shared/errors.js';
 import type { DestinationGuard } from '../../../activities/destination-guard.js';
 import type { NewTask } from './task-service.js';
@@ -12,22 +12,8 @@ const MAX_HOST_LENGTH = 253;
 /** Deeper JSON than this serves no API call and could exhaust the stack of a serializer downstream. */
 export const MAX_PAYLOAD_DEPTH = 64;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Headers that belong to the transport or to AsyncQueue's own signature and bookkeeping. */
-const RESERVED_HEADERS = new Set([
-  'host',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'proxy-connection',
-]);
-// content-*: the body is AsyncQueue's JSON (a Content-Encoding: gzip would make it unreadable).
-const RESERVED_PREFIXES = ['content-', 'webhook-', 'asyncqueue-'];
+/** Headers that belong to the transport or to AsyncQueue's own signature and bookkeeping (schemas.ts). */
+const RESERVED_HEADERS = new Set(RESERVED_HEADER_NAMES);
 
 export async function newTaskFromRequest(body: CreateTaskBody, guard: DestinationGuard): Promise<NewTask> {
   // Both names are looked up at once: a create waits for one DNS answer, not two in a row.
@@ -92,7 +78,7 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
     const field = `headers.${name}`;
     const lower = name.toLowerCase();
     if (!HEADER_NAME.test(name)) throw new ValidationError(field, 'is not a valid HTTP header name');
-    if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((prefix) => lower.startsWith(prefix))) {
+    if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix))) {
       throw new ValidationError(field, 'is set by AsyncQueue or the transport and cannot be overridden');
     }
     if (/[\r\n\0]/.test(value)) throw new ValidationError(field, 'must not contain CR, LF or NUL characters');
