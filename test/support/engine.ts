@@ -12,3 +12,11 @@ export const TEST_ENGINE: TestEngine = process.env.ASYNCQUEUE_TEST_ENGINE === 'c
 export function onDevServerOnly(reason: string): { skip?: string } {
   return TEST_ENGINE === 'cluster' ? { skip: `dev server only: ${reason}` } : {};
 }
+
+/**
+ * `describe`/`it` options: run only on the cluster (`npm run test:cluster`), skipped with `reason`
+ * in `npm test` — e.g. a file that starts, kills and restarts a cluster of its own.
+ */
+export function onClusterOnly(reason: string): { skip?: string } {
+  return TEST_ENGINE === 'cluster' ? {} : { skip: `cluster only (npm run test:cluster): ${reason}` };
+}

@@ -8,12 +8,17 @@ import path from 'node:path';
 import { serverBinaries, uiBinary } from './binaries.js';
 import { DataFolder } from './data-folder.js';
 import { setUpNamespace } from './namespace.js';
-import { choosePorts, TEMPORAL_SERVICES, type ClusterPorts } from './ports.js';
+import { choosePorts, TEMPORAL_SERVICES, type ClusterPorts, type TemporalService } from './ports.js';
 import { POSTGRES_USER, startPostgres, stopPostgres, type Postgres } from './postgres.js';
-import { ClusterError, type ManagedProcess } from './processes.js';
+import { ClusterError, type Exit, type ManagedProcess } from './processes.js';
 import { migrateDatabases } from './schema.js';
 import { dynamicConfigFile, prepareServerConfig, type DynamicConfigValue } from './server-config.js';
-import { startTemporalServices, stopTemporalServices, type TemporalServices } from './temporal-services.js';
+import {
+  restartTemporalService,
+  startTemporalServices,
+  stopTemporalServices,
+  type TemporalServices,
+} from './temporal-services.js';
 import { startUi } from './ui.js';
 
 export interface ClusterOptions {
@@ -58,6 +63,19 @@ export interface Cluster {
   /** Settles when one of the cluster's processes exits on its own, saying which and why. */
   failed: Promise<ClusterError>;
   stop(): Promise<void>;
+  /**
+   * Fault injection (test/cluster-faults.test.ts): sends `signal` to one Temporal service's process
+   * or PostgreSQL's (`'SIGKILL'` is `kill -9`; PostgreSQL's fast shutdown is `'SIGINT'`) and waits
+   * for it to exit. An exit asked for is not a failure.
+   */
+  kill(service: TemporalService | 'postgres', signal: NodeJS.Signals): Promise<Exit>;
+  /**
+   * Starts a killed process again, as it was started, on the same ports and data; resolves once
+   * it is back (a Temporal service has joined, the frontend serves, PostgreSQL accepts connections).
+   */
+  restart(service: TemporalService | 'postgres'): Promise<void>;
+  /** `kill('postgres', 'SIGINT')` (fast shutdown, data kept), then `restart('postgres')`. */
+  restartPostgres(): Promise<void>;
 }
 
 const DEFAULT_SHARDS = 8;
@@ -74,6 +92,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const starting: ManagedProcess[] = [];
   let ui: ManagedProcess | undefined;
   let stopping = false;
+  /** Processes stopped on purpose by kill() or restartPostgres(): their exits are not failures. */
+  const intended = new Set<ManagedProcess>();
+  let reportFailure: (err: ClusterError) => void = () => undefined;
+  const failed = new Promise<ClusterError>((resolve) => (reportFailure = resolve));
+  const watch = (p: ManagedProcess) =>
+    void p.exited.then(async () => {
+      if (stopping || intended.has(p)) return;
+      reportFailure(new ClusterError(`${p.name} ${p.describeExit()} (log: ${p.spec.logFile}):\n${await p.tail()}`));
+    });
   const stopAll = async () => {
     stopping = true;
     await ui?.stop('SIGTERM', 5000);
@@ -107,15 +134,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await folder.writeState({ serverVersion: binaries.version, historyShards, ports });
 
     const password = await folder.postgresPassword();
-    postgres = await startPostgres({
+    const postgresOptions = {
       dataDir: folder.postgresDir,
       port: ports.postgres,
       password,
       logFile: path.join(folder.logDir, 'postgres.log'),
       settings: options.postgresSettings ?? {},
       log,
-      signal: options.signal,
-    });
+    };
+    postgres = await startPostgres({ ...postgresOptions, signal: options.signal });
     await record();
     const schemaVersions = await migrateDatabases({
       sqlTool: binaries.sql,
@@ -181,13 +208,28 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       }
     }
 
-    const processes = [postgres.process, ...temporal.processes, ...(ui === undefined ? [] : [ui])];
-    const failed = Promise.race(
-      processes.map(async (p) => {
-        await p.exited;
-        return p;
-      }),
-    ).then(async (p) => new ClusterError(`${p.name} ${p.describeExit()} (log: ${p.spec.logFile}):\n${await p.tail()}`));
+    for (const p of [postgres.process, ...temporal.processes, ...(ui === undefined ? [] : [ui])]) watch(p);
+    const services = temporal;
+    const serviceProcess = (service: TemporalService) => {
+      const p = services.processes.find((candidate) => candidate.name === `temporal ${service}`);
+      if (p === undefined) throw new ClusterError(`no temporal ${service} process in this cluster`);
+      return p;
+    };
+    const kill: Cluster['kill'] = async (service, signal) => {
+      const p = service === 'postgres' ? postgres!.process : serviceProcess(service);
+      intended.add(p);
+      return p.kill(signal);
+    };
+    const restart: Cluster['restart'] = async (service) => {
+      if (service === 'postgres') {
+        if (postgres!.process.running) throw new ClusterError('PostgreSQL is still running; kill it first');
+        postgres = await startPostgres(postgresOptions);
+        watch(postgres.process);
+      } else {
+        watch(await restartTemporalService(services, service, { ip: IP, ports: ports.services }));
+      }
+      await record();
+    };
     let stopped: Promise<void> | undefined;
     return {
       address,
@@ -204,6 +246,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       // Only exits nobody asked for: a stop() in progress is not a failure.
       failed: failed.then((err) => (stopping ? new Promise<never>(() => undefined) : err)),
       stop: () => (stopped ??= stopAll()),
+      kill,
+      restart,
+      async restartPostgres() {
+        await kill('postgres', 'SIGINT');
+        await restart('postgres');
+      },
     };
   } catch (err) {
     await stopAll().catch(() => undefined);

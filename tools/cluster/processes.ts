@@ -97,6 +97,13 @@ export class ManagedProcess {
     return text.trimEnd().split('\n').slice(-lines).map(shorten).join('\n');
   }
 
+  /** Sends `signal` (e.g. SIGKILL, as `kill -9` does) and waits for the exit; nothing else. */
+  async kill(signal: NodeJS.Signals): Promise<Exit> {
+    if (this.exit !== undefined) return this.exit;
+    this.child.kill(signal);
+    return this.exited;
+  }
+
   /** Sends `signal`, then SIGKILL when it has not exited after `graceMs`. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<Exit> {
     if (this.exit !== undefined) return this.exit;

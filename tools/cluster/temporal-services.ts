@@ -9,7 +9,7 @@ import { createConnection } from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TEMPORAL_SERVICES, type ServicePorts, type TemporalService } from './ports.js';
-import { ManagedProcess, waitFor } from './processes.js';
+import { ClusterError, ManagedProcess, waitFor } from './processes.js';
 import type { ServerConfig } from './server-config.js';
 
 export interface TemporalServices {
@@ -67,6 +67,43 @@ export async function startTemporalServices(options: {
     throw err;
   }
   return { processes, frontendAddress: options.frontendAddress };
+}
+
+/**
+ * Starts one service again with the spec it was started with (its previous log kept as
+ * `*.previous.log`), in its place in `services.processes`, and waits until it has joined (its
+ * membership port accepts) and, for the frontend, serves. The old process must have exited.
+ */
+export async function restartTemporalService(
+  services: TemporalServices,
+  service: TemporalService,
+  options: { ip: string; ports: Record<TemporalService, ServicePorts>; timeoutMs?: number },
+): Promise<ManagedProcess> {
+  const index = services.processes.findIndex((p) => p.name === `temporal ${service}`);
+  const old = services.processes[index];
+  if (old === undefined) throw new ClusterError(`no temporal ${service} process in this cluster`);
+  if (old.running) throw new ClusterError(`temporal ${service} is still running (pid ${old.pid}); kill it first`);
+  const started = await ManagedProcess.start(old.spec);
+  services.processes[index] = started;
+  const port = options.ports[service].membership;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  await waitFor(`temporal ${service} did not listen on ${options.ip}:${port}`, () => accepts(options.ip, port), {
+    timeoutMs,
+    intervalMs: 100,
+    alive: [started],
+  });
+  if (service === 'frontend') {
+    await waitFor(
+      `the Temporal frontend did not serve on ${services.frontendAddress}`,
+      () => frontendServing(services.frontendAddress),
+      {
+        timeoutMs,
+        intervalMs: 200,
+        alive: [started],
+      },
+    );
+  }
+  return started;
 }
 
 /** SIGTERM to all of them at once (each drains on its own), SIGKILL for any still up after 20 s. */
