@@ -10,9 +10,14 @@
  * - `createDispatcher` at connect time, which is the check that actually protects: it vets the
  *   very addresses the socket connects to, so a name that resolves differently later (DNS
  *   rebinding) cannot get through.
+ *
+ * node:net's BlockList matches addresses against the allow-list's ranges. ipaddr.js does what
+ * BlockList cannot: name the special-purpose range an address is in (loopback, private, NAT64, …),
+ * pull the IPv4 address out of the IPv6 forms that embed one, and turn an address into the text
+ * BlockList reads; net.isIP, in front of it, refuses the legacy IPv4 spellings (0x7f.1, 127.1).
  */
 import dns from 'node:dns';
-import net from 'node:net';
+import net, { BlockList } from 'node:net';
 import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
@@ -94,7 +99,10 @@ export function parseAllowedDestinations(raw: string | undefined, variable: stri
 export class DestinationGuard {
   readonly #allowPrivateNetworks: boolean;
   readonly #allowedHosts: ReadonlySet<string>;
-  readonly #allowedRanges: readonly AllowedRange[];
+  // One list per family: BlockList would also match an IPv4 address against an IPv6 range that
+  // covers ::ffff:0:0/96 (::/0, say), which an entry written for IPv6 must not allow.
+  readonly #allowedIPv4 = new BlockList();
+  readonly #allowedIPv6 = new BlockList();
   readonly #resolve: Resolver;
   readonly #checkTimeoutMs: number;
 
@@ -103,17 +111,34 @@ export class DestinationGuard {
     this.#resolve = options.resolve ?? defaultResolver;
     this.#checkTimeoutMs = options.checkTimeoutMs ?? 1_000;
     const hosts = new Set<string>();
-    const ranges: AllowedRange[] = [];
     for (const raw of options.allowedDestinations) {
       const parsed = parseAllowEntry(raw.trim());
       if (typeof parsed === 'string') {
         throw new ConfigError('allowedDestinations', `"${raw}" ${parsed}`);
       }
       if (parsed.kind === 'host') hosts.add(parsed.host);
-      else ranges.push(parsed.range);
+      else this.#allowRange(parsed.range);
     }
     this.#allowedHosts = hosts;
-    this.#allowedRanges = ranges;
+  }
+
+  #allowRange({ network, prefix }: AllowedRange): void {
+    const family = network.kind();
+    const list = family === 'ipv4' ? this.#allowedIPv4 : this.#allowedIPv6;
+    const address = withoutZone(network);
+    if (prefix === (family === 'ipv4' ? 32 : 128)) list.addAddress(address, family);
+    else list.addSubnet(address, prefix, family);
+  }
+
+  /**
+   * BlockList matches a socket's view of the address: ::ffff:a.b.c.d against the IPv4 ranges
+   * (which it does itself), any other IPv6 address against the IPv6 ones.
+   */
+  #inAllowedRange(ip: IPAddress): boolean {
+    if (ip.kind() === 'ipv4') return this.#allowedIPv4.check(ip.toString(), 'ipv4');
+    const v6 = ip as ipaddr.IPv6;
+    const list = v6.isIPv4MappedAddress() ? this.#allowedIPv4 : this.#allowedIPv6;
+    return list.check(withoutZone(v6), 'ipv6');
   }
 
   /** true when a literal IP address may be contacted (hostname given = the name it came from, for hostname allow-list entries). */
@@ -251,10 +276,7 @@ export class DestinationGuard {
     if (ip === undefined) return 'not a valid IP address';
     if (this.#allowPrivateNetworks) return undefined;
     if (hostname !== undefined && this.#allowedHosts.has(normalizeHost(hostname))) return undefined;
-    const comparable = unmapIPv4(ip);
-    if (this.#allowedRanges.some((r) => comparable.kind() === r.network.kind() && comparable.match(r.network, r.prefix))) {
-      return undefined;
-    }
+    if (this.#inAllowedRange(ip)) return undefined;
     return classify(ip);
   }
 }
@@ -315,9 +337,9 @@ function describeRange(range: string): string {
   return RANGE_DESCRIPTIONS[range] ?? `a special-purpose address (${range})`;
 }
 
-/** A socket to ::ffff:a.b.c.d reaches a.b.c.d, so allow-list ranges compare the IPv4 form. */
-function unmapIPv4(ip: IPAddress): IPAddress {
-  return ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress() ? (ip as ipaddr.IPv6).toIPv4Address() : ip;
+/** The address as BlockList reads it; a zone (fe80::1%eth0) does not change which range it is in. */
+function withoutZone(ip: IPAddress): string {
+  return ip.kind() === 'ipv4' ? ip.toString() : new ipaddr.IPv6((ip as ipaddr.IPv6).parts).toString();
 }
 
 /**

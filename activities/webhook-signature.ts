@@ -1,29 +1,29 @@
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com): every outgoing request carries
- * `webhook-id`, `webhook-timestamp` and `webhook-signature`, the last being
- * `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, so any Standard Webhooks library verifies it.
+ * `webhook-id`, `webhook-timestamp` and `webhook-signature`. The `standardwebhooks` library makes
+ * each signature (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`), so any Standard
+ * Webhooks library verifies it; this module adds the secrets' checks and one signature per secret.
  */
-import { createHmac } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
 
 const SECRET_PREFIX = 'whsec_';
 
-/** A decoded signing key. Several keys sign at once so receivers can rotate without downtime. */
+/** A checked signing secret. Several keys sign at once so receivers can rotate without downtime. */
 export class SigningKey {
-  private constructor(private readonly key: Buffer) {}
+  private constructor(private readonly webhook: Webhook) {}
 
   /** Accepts `whsec_<base64>` (the Standard Webhooks form) and returns undefined for anything else. */
   static parse(secret: string): SigningKey | undefined {
     if (!secret.startsWith(SECRET_PREFIX)) return undefined;
     const encoded = secret.slice(SECRET_PREFIX.length);
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) return undefined;
-    const key = Buffer.from(encoded, 'base64');
     // Fewer than 24 bytes (192 bits) is too weak for HMAC-SHA256 signing keys.
-    return key.length >= 24 ? new SigningKey(key) : undefined;
+    if (Buffer.from(encoded, 'base64').length < 24) return undefined;
+    return new SigningKey(new Webhook(secret));
   }
 
-  sign(messageId: string, timestamp: number, body: string): string {
-    const mac = createHmac('sha256', this.key).update(`${messageId}.${timestamp}.${body}`).digest('base64');
-    return `v1,${mac}`;
+  sign(messageId: string, timestamp: Date, body: string): string {
+    return this.webhook.sign(messageId, timestamp, body);
   }
 }
 
@@ -40,10 +40,10 @@ export function signatureHeaders(
   body: string,
   now: Date = new Date(),
 ): SignatureHeaders {
-  const timestamp = Math.floor(now.getTime() / 1000);
   return {
     'webhook-id': messageId,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': keys.map((key) => key.sign(messageId, timestamp, body)).join(' '),
+    'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+    // The Standard Webhooks header form for several signatures: space-separated.
+    'webhook-signature': keys.map((key) => key.sign(messageId, now, body)).join(' '),
   };
 }

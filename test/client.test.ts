@@ -132,6 +132,76 @@ describe('client SDK', () => {
   });
 });
 
+describe('client retries', () => {
+  /** A fetch that answers from a script (then 200) and counts the calls. */
+  function scripted(answers: Array<number | 'network' | { status: number; retryAfter: string }>) {
+    let calls = 0;
+    const fetch = (async () => {
+      const next = answers[calls++];
+      if (next === 'network') throw new TypeError('fetch failed');
+      const { status, retryAfter } = typeof next === 'object' ? next : { status: next ?? 200, retryAfter: undefined };
+      const body = status === 200 ? { id: 't', status: 'succeeded' } : { error: { code: `code_${status}`, message: 'x' } };
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
+      return new Response(JSON.stringify(body), { status, headers });
+    }) as typeof globalThis.fetch;
+    return { fetch, calls: () => calls };
+  }
+  const sdk = (fetch: typeof globalThis.fetch, maxRetries?: number) =>
+    new AsyncQueue({ baseUrl: 'http://127.0.0.1:1', fetch, ...(maxRetries !== undefined ? { maxRetries } : {}) });
+
+  it('retries network errors, 429 and 503 with backoff, and stops after maxRetries', async () => {
+    const flaky = scripted(['network', 429, 503]);
+    const startedAt = Date.now();
+    assert.equal((await sdk(flaky.fetch).tasks.get('t')).status, 'succeeded');
+    assert.equal(flaky.calls(), 4);
+    assert.ok(Date.now() - startedAt >= 250 + 500 + 1000, 'exponential backoff between the attempts');
+
+    const down = scripted([503, 503, 503]);
+    const failed = await sdk(down.fetch, 2)
+      .tasks.get('t')
+      .catch((err: unknown) => err);
+    assert.ok(failed instanceof AsyncQueueApiError && failed.status === 503);
+    assert.equal(down.calls(), 3, 'maxRetries 2: three attempts');
+
+    const once = scripted([503]);
+    await assert.rejects(sdk(once.fetch, 0).tasks.get('t'), AsyncQueueApiError);
+    assert.equal(once.calls(), 1);
+  });
+
+  it('does not retry other errors', async () => {
+    for (const status of [400, 404, 409, 500]) {
+      const answer = scripted([status]);
+      await assert.rejects(
+        sdk(answer.fetch).tasks.get('t'),
+        (err: unknown) => err instanceof AsyncQueueApiError && err.status === status,
+      );
+      assert.equal(answer.calls(), 1, String(status));
+    }
+  });
+
+  it('waits what Retry-After asks instead of the backoff, and counts those attempts too', async () => {
+    const asked = scripted([
+      { status: 503, retryAfter: '0' },
+      { status: 429, retryAfter: '0' },
+      { status: 503, retryAfter: '0' },
+    ]);
+    const startedAt = Date.now();
+    assert.equal((await sdk(asked.fetch).tasks.get('t')).status, 'succeeded');
+    assert.equal(asked.calls(), 4);
+    assert.ok(Date.now() - startedAt < 250, 'no backoff on top of Retry-After: 0');
+
+    const always = scripted(Array.from({ length: 10 }, () => ({ status: 503, retryAfter: '0' })));
+    await assert.rejects(sdk(always.fetch).tasks.get('t'), AsyncQueueApiError);
+    assert.equal(always.calls(), 4, 'Retry-After does not add attempts');
+
+    const second = scripted([{ status: 503, retryAfter: '1' }]);
+    const before = Date.now();
+    await sdk(second.fetch).tasks.get('t');
+    assert.ok(Date.now() - before >= 990, 'Retry-After: 1 waits a second');
+  });
+});
+
 describe('receiver helpers', () => {
   let app: FastifyInstance;
   const received: Array<{ body: unknown; messageId: string | undefined }> = [];

@@ -1,5 +1,8 @@
 /** Configuration is validated once at boot, and every error names the variable to fix. */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/shared/config.js';
 import { ConfigError } from '../src/shared/errors.js';
@@ -68,5 +71,88 @@ describe('configuration', () => {
     rejects({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(2 * 1024 * 1024 + 1) }, 'ASYNCQUEUE_BODY_LIMIT_BYTES');
     rejects({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(8 * 1024 * 1024) }, 'ASYNCQUEUE_BODY_LIMIT_BYTES');
     assert.equal(loadConfig({ ASYNCQUEUE_BODY_LIMIT_BYTES: String(2 * 1024 * 1024) }).bodyLimitBytes, 2 * 1024 * 1024);
+  });
+
+  it('reads booleans as true/1/yes and false/0/no in any case, and a blank value as unset', () => {
+    for (const yes of ['true', 'TRUE', '1', 'yes', ' Yes ']) {
+      assert.equal(loadConfig({ ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: yes }).allowPrivateNetworks, true, yes);
+    }
+    for (const no of ['false', 'False', '0', 'no', 'NO']) {
+      assert.equal(loadConfig({ ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: no }).allowPrivateNetworks, false, no);
+    }
+    rejects({ ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'constructor' }, 'ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS');
+    const blank = loadConfig({ PORT: '  ', ASYNCQUEUE_API_KEYS: ' , ', ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: '' });
+    assert.equal(blank.port, 3000);
+    assert.deepEqual(blank.apiKeys, []);
+    assert.equal(blank.allowPrivateNetworks, false);
+  });
+
+  it('reads numbers spelled in digits only, and durations in seconds as milliseconds', () => {
+    for (const odd of ['1e3', '0x10', 'Infinity', '-0', '8080.0', '1 2']) rejects({ PORT: odd }, 'PORT');
+    for (const odd of ['Infinity', '.5', '5.', '1e1', 'NaN'])
+      rejects({ ASYNCQUEUE_HEARTBEAT_TIMEOUT: odd }, 'ASYNCQUEUE_HEARTBEAT_TIMEOUT');
+    const config = loadConfig({ PORT: ' 8080 ', ASYNCQUEUE_HEARTBEAT_TIMEOUT: '1.5', ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '0' });
+    assert.equal(config.port, 8080);
+    assert.equal(config.policy.heartbeatTimeoutMs, 1500);
+    assert.equal(config.worker.shutdownGraceMs, 0);
+    assert.equal(config.policy.retryMaximumIntervalMs, 300_000);
+    assert.equal(config.logLevel, 'info');
+    rejects({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
+    rejects({ ASYNCQUEUE_WORKER_METRICS_ADDRESS: '9464' }, 'ASYNCQUEUE_WORKER_METRICS_ADDRESS');
+    assert.equal(loadConfig({ ASYNCQUEUE_WORKER_METRICS_ADDRESS: '0.0.0.0:9464' }).workerMetricsAddress, '0.0.0.0:9464');
+  });
+
+  it('refuses a retry maximum below its initial interval, the default maximum too', () => {
+    rejects({ ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '600' }, 'ASYNCQUEUE_RETRY_MAX_INTERVAL');
+    rejects(
+      { ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: '2', ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL: '1' },
+      'ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL',
+    );
+    const equal = loadConfig({ ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '2', ASYNCQUEUE_RETRY_MAX_INTERVAL: '2' }).policy;
+    assert.equal(equal.retryMaximumIntervalMs, equal.retryInitialIntervalMs);
+  });
+
+  it('reads lists of secrets, and never echoes a secret into its message', () => {
+    const first = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const second = 'whsec_dGhpcy1pcy1hLXNlY29uZC10ZXN0LXNlY3JldC0xMjM0NTY=';
+    const config = loadConfig({
+      ASYNCQUEUE_SIGNING_SECRET: ` ${first} , ${second} ,`,
+      ASYNCQUEUE_TASK_TOKEN_SECRET: 'x'.repeat(32),
+    });
+    assert.deepEqual(config.signingSecrets, [first, second]);
+    assert.deepEqual(config.taskTokenSecrets, ['x'.repeat(32)]);
+    for (const [variable, value] of [
+      ['ASYNCQUEUE_SIGNING_SECRET', `${first},whsec_leaked-value`],
+      ['ASYNCQUEUE_TASK_TOKEN_SECRET', `${'x'.repeat(32)},leaked-value`],
+    ] as const) {
+      rejects({ [variable]: value }, variable);
+      assert.throws(
+        () => loadConfig({ [variable]: value }),
+        (err: unknown) => err instanceof Error && !err.message.includes('leaked'),
+      );
+    }
+  });
+
+  it('reads only the env it is given: neither process.env nor a .env file', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-config-'));
+    const cwd = process.cwd();
+    const saved = { HOST: process.env.HOST, ASYNCQUEUE_RATE_LIMIT: process.env.ASYNCQUEUE_RATE_LIMIT };
+    Object.assign(process.env, { HOST: '127.0.0.1', ASYNCQUEUE_RATE_LIMIT: '7' });
+    try {
+      await writeFile(path.join(dir, '.env'), 'PORT=4321\nLOG_LEVEL=debug\n');
+      process.chdir(dir);
+      const config = loadConfig({});
+      assert.equal(config.port, 3000);
+      assert.equal(config.logLevel, 'info');
+      assert.equal(config.rateLimitPerMinute, 3000);
+      assert.equal(loadConfig().rateLimitPerMinute, 7, 'without an env, process.env is the env');
+    } finally {
+      process.chdir(cwd);
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
 import { ConfigError, DestinationBlockedError } from '../src/shared/errors.js';
 import { DestinationGuard, parseAllowedDestinations, type Resolver } from '../activities/destination-guard.js';
 
@@ -114,6 +114,26 @@ describe('isAddressAllowed', () => {
     const g = guard({ allowedDestinations: ['::ffff:192.168.0.0/112'] });
     assert.equal(g.isAddressAllowed('192.168.5.5'), true);
     assert.equal(g.isAddressAllowed('10.0.0.1'), false);
+  });
+
+  it('keeps IPv6 ranges to IPv6: ::/0 admits neither IPv4 nor IPv4-mapped addresses', () => {
+    // node:net's BlockList alone would match 10.0.0.1 against ::/0 (as ::ffff:10.0.0.1).
+    const g = guard({ allowedDestinations: ['::/0'] });
+    assert.equal(g.isAddressAllowed('fd00::1'), true);
+    assert.equal(g.isAddressAllowed('::1'), true);
+    assert.equal(g.isAddressAllowed('10.0.0.1'), false);
+    assert.equal(g.isAddressAllowed('::ffff:10.0.0.1'), false);
+    const v4 = guard({ allowedDestinations: ['0.0.0.0/0'] });
+    assert.equal(v4.isAddressAllowed('10.0.0.1'), true);
+    assert.equal(v4.isAddressAllowed('::ffff:a00:1'), true);
+    assert.equal(v4.isAddressAllowed('fd00::1'), false);
+    assert.equal(v4.isAddressAllowed('::a00:1'), false, 'the deprecated IPv4-compatible form is not a mapped address');
+  });
+
+  it('matches a zoned link-local address by its address', () => {
+    const g = guard({ allowedDestinations: ['fe80::/10'] });
+    assert.equal(g.isAddressAllowed('fe80::1%eth0'), true);
+    assert.equal(guard().isAddressAllowed('fe80::1%eth0'), false);
   });
 
   it('allows any address for an allow-listed hostname, case-insensitively', () => {

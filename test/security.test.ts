@@ -3,9 +3,13 @@
  * check (DNS rebinding), hostile JSON, and exact Unicode round trips — end to end on a real server.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { DestinationGuard } from '../activities/destination-guard.js';
+import { SigningKey, signatureHeaders } from '../activities/webhook-signature.js';
+import { isSameRequest, legacyRequestHash, requestHash } from '../src/api/tasks/idempotency.js';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -120,6 +124,54 @@ describe('idempotent create', () => {
   });
 });
 
+describe('the request hash', () => {
+  it('is the same for the same meaning, whatever the key order, and differs for another value', () => {
+    const task = {
+      callbackUrl: 'https://app.test/run',
+      payload: { b: [1, { y: 2, x: 1 }], a: 'é' },
+      webhookUrl: null,
+      retries: 3,
+    };
+    const reordered = {
+      retries: 3,
+      webhookUrl: null,
+      payload: { a: 'é', b: [1, { x: 1, y: 2 }] },
+      callbackUrl: 'https://app.test/run',
+    };
+    assert.equal(requestHash(task), requestHash(reordered));
+    assert.notEqual(requestHash(task), requestHash({ ...task, retries: 4 }));
+    assert.notEqual(requestHash(task), requestHash({ ...task, payload: { ...task.payload, b: [{ y: 2, x: 1 }, 1] } }));
+  });
+
+  it('did not change with RFC 8785: it equals the legacy hash for any parsed JSON', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const parsed: unknown = JSON.parse(JSON.stringify(value));
+        assert.equal(requestHash(parsed), legacyRequestHash(parsed));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('accepts the legacy hash stored by an older task, where the two would differ', () => {
+    // An undefined property: dropped by RFC 8785, null in the legacy form.
+    const task = { callbackUrl: 'https://app.test/run', webhookUrl: undefined };
+    assert.notEqual(requestHash(task), legacyRequestHash(task));
+    assert.equal(isSameRequest(requestHash(task), task), true);
+    assert.equal(isSameRequest(legacyRequestHash(task), task), true);
+    assert.equal(isSameRequest(legacyRequestHash({ ...task, retries: 5 }), task), false);
+    assert.equal(isSameRequest(undefined, task), false);
+  });
+
+  it('hashes a payload with a lone surrogate, which RFC 8785 refuses, and tells such payloads apart', () => {
+    const hash = requestHash({ payload: '\ud800' });
+    assert.equal(hash, requestHash({ payload: '\ud800' }));
+    assert.notEqual(hash, requestHash({ payload: '\ud801' }));
+    assert.notEqual(hash, requestHash({ payload: '\\ud800' }));
+    assert.notEqual(hash, requestHash({ payload: '\ufffd' }));
+  });
+});
+
 describe('signatures', () => {
   it('signs with every configured secret, so receivers can rotate', async () => {
     const created = await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/signed') }, auth());
@@ -136,6 +188,23 @@ describe('signatures', () => {
         call!.headers as Record<string, string>,
       ),
     );
+  });
+});
+
+describe('signature headers', () => {
+  it('carry one Standard Webhooks signature per secret, the HMAC the previous signer made', () => {
+    const keys = [FIRST_SECRET, SECOND_SECRET].map((secret) => SigningKey.parse(secret)!);
+    const body = JSON.stringify({ text: 'Grüße \ud800', n: 1 });
+    const now = new Date(1_790_000_000_123);
+    const headers = signatureHeaders(keys, 'msg_1', body, now);
+    assert.equal(headers['webhook-timestamp'], '1790000000');
+    const expected = [FIRST_SECRET, SECOND_SECRET].map((secret) => {
+      const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+      return `v1,${createHmac('sha256', key).update(`msg_1.1790000000.${body}`).digest('base64')}`;
+    });
+    assert.equal(headers['webhook-signature'], expected.join(' '));
+    assert.equal(SigningKey.parse('whsec_c2hvcnQ='), undefined, 'fewer than 24 bytes');
+    assert.equal(SigningKey.parse('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'), undefined, 'no whsec_ prefix');
   });
 });
 

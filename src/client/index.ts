@@ -4,8 +4,10 @@
  *   const aq = new AsyncQueue({ baseUrl: 'https://queue.internal', apiKey: process.env.AQ_KEY });
  *   const { id } = await aq.tasks.create({ callbackUrl, payload, webhookUrl, retries: 3, timeout: 120 });
  *
- * Requests use the platform's fetch; the receiver helpers build on the `standardwebhooks` library.
+ * Requests use the platform's fetch and are retried with `p-retry`; the receiver helpers build on
+ * the `standardwebhooks` library.
  */
+import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
 import {
   TERMINAL_STATUSES,
@@ -226,21 +228,26 @@ class HttpClient {
   }
 
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
-    const attempts = options.retry || options.retryCodes !== undefined ? (this.options.maxRetries ?? 3) + 1 : 1;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.once<T>(method, path, options);
-      } catch (err) {
-        const retryable = options.retry
-          ? err instanceof AsyncQueueConnectionError || (err instanceof AsyncQueueApiError && (err.status === 429 || err.status === 503))
-          : err instanceof AsyncQueueApiError && (options.retryCodes ?? []).includes(err.code);
-        if (!retryable || attempt >= attempts) throw err;
-        const asked = err instanceof AsyncQueueApiError ? err.retryAfterSeconds : undefined;
-        // Exponential backoff with jitter, or what the server asked for (capped at 30 s).
-        const backoff = Math.min(250 * 2 ** (attempt - 1), 5_000) * (0.5 + Math.random());
-        await sleep(asked !== undefined ? Math.min(asked * 1000, 30_000) : backoff);
-      }
-    }
+    const repeatable = options.retry || options.retryCodes !== undefined;
+    const attempts = repeatable ? (this.options.maxRetries ?? 3) + 1 : 1;
+    return pRetry(() => this.once<T>(method, path, options), {
+      retries: attempts - 1,
+      // Exponential backoff with jitter: 250-500 ms, then 0.5-1 s, 1-2 s, … up to 5 s.
+      minTimeout: 250,
+      factor: 2,
+      maxTimeout: 5_000,
+      randomize: true,
+      // A retry the server timed (Retry-After) waits what it asked instead (capped at 30 s).
+      // p-retry has no per-attempt delay, so such a failure consumes none of its retries (which
+      // would add the backoff); the attempt limit is then kept by attemptNumber, in shouldRetry.
+      shouldConsumeRetry: ({ error }) => retryAfterMs(error) === undefined,
+      shouldRetry: async ({ error, attemptNumber }) => {
+        if (attemptNumber >= attempts || !isRetryable(error, options)) return false;
+        const asked = retryAfterMs(error);
+        if (asked !== undefined) await sleep(asked);
+        return true;
+      },
+    });
   }
 
   private async once<T>(method: string, path: string, options: RequestOptions): Promise<T> {
@@ -271,6 +278,17 @@ class HttpClient {
       Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
     );
   }
+}
+
+function isRetryable(err: Error, options: RequestOptions): boolean {
+  if (!options.retry) return err instanceof AsyncQueueApiError && (options.retryCodes ?? []).includes(err.code);
+  if (err instanceof AsyncQueueConnectionError) return true;
+  return err instanceof AsyncQueueApiError && (err.status === 429 || err.status === 503);
+}
+
+function retryAfterMs(err: Error): number | undefined {
+  const asked = err instanceof AsyncQueueApiError ? err.retryAfterSeconds : undefined;
+  return asked === undefined ? undefined : Math.min(asked * 1000, 30_000);
 }
 
 function safeJson(text: string): unknown {

@@ -5,6 +5,7 @@
  * request, kept in the workflow's memo, tells a retry (same body) from a misuse (another body).
  */
 import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { AsyncQueueError, ValidationError } from '../../shared/errors.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -37,17 +38,55 @@ export function taskIdForKey(caller: string, key: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Hash of a request's meaning: key order inside objects does not matter, values do. */
+/**
+ * Hash of a request's meaning: key order inside objects does not matter, values do. Over the
+ * request's RFC 8785 (JCS) canonical JSON; RFC 8785 covers I-JSON only, and canonicalize refuses a
+ * lone surrogate ("\ud800"), which JSON.parse lets into a payload and AsyncQueue delivers as sent:
+ * such a request is hashed over the legacy serialisation, which escapes it.
+ */
 export function requestHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('base64url');
+  return sha256(jcs(value) ?? legacyCanonicalJson(value));
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+/**
+ * Whether `stored`, the hash kept in the memo of the task a key created, is this request's. A
+ * task created before requestHash used canonicalize keeps legacyRequestHash's hash for as long as
+ * it is retained, so that one is accepted too.
+ */
+export function isSameRequest(stored: string | undefined, value: unknown): boolean {
+  return stored !== undefined && (stored === requestHash(value) || stored === legacyRequestHash(value));
+}
+
+/**
+ * The hash before requestHash used canonicalize. The two agree on every request the API hashes
+ * (parsed JSON: no undefined, NaN or toJSON), so the upgrade changed no stored hash; isSameRequest
+ * accepts this one as well so that a retry of an older task can never become a 409 should they
+ * differ. It can go, with its use in isSameRequest, once every task created before the upgrade
+ * has passed its retention (ASYNCQUEUE_RETENTION_DAYS, or the cluster namespace's retention).
+ */
+export function legacyRequestHash(value: unknown): string {
+  return sha256(legacyCanonicalJson(value));
+}
+
+function jcs(value: unknown): string | undefined {
+  try {
+    return canonicalize(value) ?? 'null';
+  } catch {
+    return undefined; // not I-JSON
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/** Sorted keys, JSON.stringify for the rest (ES2019's is well-formed: it escapes lone surrogates). */
+function legacyCanonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(legacyCanonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.keys(value)
       .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+      .map((key) => `${JSON.stringify(key)}:${legacyCanonicalJson((value as Record<string, unknown>)[key])}`);
     return `{${entries.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
