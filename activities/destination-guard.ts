@@ -381,7 +381,7 @@ function parseAllowEntry(entry: string): AllowEntry | string {
     };
   }
 
-  const host = normalizeHost(/^[\x00-\x7f]*$/.test(entry) ? entry : domainToASCII(entry));
+  const host = normalizeHost(isAscii(entry) ? entry : domainToASCII(entry));
   if (host === '' || host.length > 253 || !host.split('.').every((label) => HOSTNAME_LABEL.test(label))) {
     return 'is not a valid hostname, IP address or CIDR range';
   }
@@ -422,4 +422,10 @@ function normalizeHost(host: string): string {
 
 function stripBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** Only ASCII code points: a name already in its punycode (or plain) form. */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }

@@ -31,7 +31,7 @@ import { PayloadTooLargeError, TaskAlreadyEndedError, TaskNotFoundError, Tempora
 import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from '../../shared/temporal-limits.js';
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
-import { IdempotencyConflictError, requestHash, taskIdForKey } from './idempotency.js';
+import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } from './idempotency.js';
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
@@ -160,7 +160,7 @@ export class TaskService {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
       const existing = await this.calls.describe(id);
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
-      if (stored?.hash !== hash) throw new IdempotencyConflictError(id);
+      if (!isSameRequest(stored?.hash, task)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
     return { task: memo, created: true };
