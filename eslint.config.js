@@ -24,7 +24,15 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': [
         'error',
         // node:test's describe/it return promises the runner itself tracks.
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
@@ -43,7 +51,11 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'workflow code is deterministic: no Node built-ins, no I/O' })),
           patterns: [
-            { group: ['../activities/*', '../src/*'], message: 'workflows import activities as types only, and nothing from src/', allowTypeImports: true },
+            {
+              group: ['../activities/*', '../src/*'],
+              message: 'workflows import activities as types only, and nothing from src/',
+              allowTypeImports: true,
+            },
             noTestImports,
           ],
         },
@@ -53,15 +65,50 @@ export default tseslint.config(
   { files: ['src/**/*.ts', 'tools/**/*.ts', 'examples/**/*.ts'], rules: { 'no-restricted-imports': restrict() } },
   // Tests read JSON answers and assert on their shape: the bodies are `any` on purpose.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
-  { files: ['activities/**/*.ts'], rules: { 'no-restricted-imports': restrict({ group: ['../src/*'], message: 'activities import nothing from src/' }) } },
-  { files: ['src/api/**/*.ts'], rules: { 'no-restricted-imports': restrict({ group: ['**/worker/*', '**/dev/*', '**/test/*'], message: 'the API and the worker never import each other' }) } },
-  { files: ['src/worker/**/*.ts'], rules: { 'no-restricted-imports': restrict({ group: ['**/api/*', '**/dev/*', '**/test/*'], message: 'the API and the worker never import each other' }) } },
+  {
+    files: ['activities/**/*.ts'],
+    rules: { 'no-restricted-imports': restrict({ group: ['../src/*'], message: 'activities import nothing from src/' }) },
+  },
+  {
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': restrict({
+        group: ['**/worker/*', '**/dev/*', '**/test/*'],
+        message: 'the API and the worker never import each other',
+      }),
+    },
+  },
+  {
+    files: ['src/worker/**/*.ts'],
+    rules: {
+      'no-restricted-imports': restrict({
+        group: ['**/api/*', '**/dev/*', '**/test/*'],
+        message: 'the API and the worker never import each other',
+      }),
+    },
+  },
   {
     files: ['src/client/**/*.ts', 'src/cli/**/*.ts'],
     rules: {
       'no-restricted-imports': restrict(
-        { group: ['**/api/*', '**/worker/*', '**/dev/*', '**/shared/*', '**/activities/*', '**/workflows/*', '!**/workflows/task-status.js'], message: 'the client SDK and the CLI load nothing server-side', allowTypeImports: true },
-        { group: ['fastify', '@temporalio/*', 'undici', 'pino'], message: 'the client SDK installs light: no server packages at run time', allowTypeImports: true },
+        {
+          group: [
+            '**/api/*',
+            '**/worker/*',
+            '**/dev/*',
+            '**/shared/*',
+            '**/activities/*',
+            '**/workflows/*',
+            '!**/workflows/task-status.js',
+          ],
+          message: 'the client SDK and the CLI load nothing server-side',
+          allowTypeImports: true,
+        },
+        {
+          group: ['fastify', '@temporalio/*', 'undici', 'pino'],
+          message: 'the client SDK installs light: no server packages at run time',
+          allowTypeImports: true,
+        },
       ),
     },
   },

@@ -43,9 +43,7 @@ interface AllowedRange {
   prefix: number;
 }
 
-type AllowEntry =
-  | { kind: 'host'; host: string; text: string }
-  | { kind: 'range'; range: AllowedRange; text: string };
+type AllowEntry = { kind: 'host'; host: string; text: string } | { kind: 'range'; range: AllowedRange; text: string };
 
 const ALLOW_PRIVATE_VARIABLE = 'ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS';
 const ALLOWED_DESTINATIONS_VARIABLE = 'ASYNCQUEUE_ALLOWED_DESTINATIONS';
@@ -243,7 +241,10 @@ export class DestinationGuard {
           if (error !== undefined) {
             callback(error, []);
           } else if (options.all === true) {
-            callback(null, allowed.map((r) => ({ address: r.address, family: net.isIP(r.address) })));
+            callback(
+              null,
+              allowed.map((r) => ({ address: r.address, family: net.isIP(r.address) })),
+            );
           } else {
             const first = allowed[0]!;
             callback(null, first.address, net.isIP(first.address));
@@ -315,8 +316,7 @@ function classify(ip: IPAddress): string | undefined {
 
 function embeddedIPv4(ip: ipaddr.IPv6): { form: string; ipv4: ipaddr.IPv4 } | undefined {
   const p = ip.parts;
-  const fromWords = (high: number, low: number): ipaddr.IPv4 =>
-    new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
+  const fromWords = (high: number, low: number): ipaddr.IPv4 => new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
   switch (ip.range()) {
     case 'ipv4Mapped':
       return { form: 'an IPv4-mapped address', ipv4: fromWords(p[6] ?? 0, p[7] ?? 0) };

@@ -90,7 +90,8 @@ export function createActivities(deps: ActivityDependencies) {
       const response = await postJson(url, body, {
         dispatcher: deps.dispatcher,
         timeoutMs,
-        signal: watched !== undefined ? AbortSignal.any([context.cancellationSignal, watched.signal]) : context.cancellationSignal,
+        signal:
+          watched !== undefined ? AbortSignal.any([context.cancellationSignal, watched.signal]) : context.cancellationSignal,
         maxResponseBytes,
         headers: {
           ...extraHeaders,

@@ -39,7 +39,11 @@ describe('API documentation', () => {
     assert.deepEqual(statuses('/v1/tasks', 'get'), withTransport(['200', ...taskErrors]));
     assert.deepEqual(statuses('/v1/tasks/{id}', 'get'), withTransport(['200', '404', ...taskErrors]));
     for (const action of ['cancel', 'progress', 'complete', 'fail']) {
-      assert.deepEqual(statuses(`/v1/tasks/{id}/${action}`, 'post'), withTransport(['202', '404', '409', ...bodyErrors, ...taskErrors]), action);
+      assert.deepEqual(
+        statuses(`/v1/tasks/{id}/${action}`, 'post'),
+        withTransport(['202', '404', '409', ...bodyErrors, ...taskErrors]),
+        action,
+      );
     }
     assert.deepEqual(statuses('/healthz', 'get'), withTransport(['200']));
     assert.deepEqual(statuses('/readyz', 'get'), withTransport(['200', '503']));
@@ -53,8 +57,13 @@ describe('API documentation', () => {
       document.paths[path][method].responses[status].headers?.[name];
     assert.deepEqual(header('/v1/tasks', 'post', '202', 'location')?.required, true);
     assert.deepEqual(header('/v1/tasks', 'post', '200', 'location')?.required, true);
-    assert.equal(header('/v1/tasks', 'post', '202', 'location')?.schema.required, undefined, 'required is the header’s, not its schema’s');
-    for (const status of ['429', '503']) assert.deepEqual(header('/v1/tasks/{id}', 'get', status, 'retry-after')?.schema.type, 'integer');
+    assert.equal(
+      header('/v1/tasks', 'post', '202', 'location')?.schema.required,
+      undefined,
+      'required is the header’s, not its schema’s',
+    );
+    for (const status of ['429', '503'])
+      assert.deepEqual(header('/v1/tasks/{id}', 'get', status, 'retry-after')?.schema.type, 'integer');
     assert.equal(header('/v1/tasks/{id}/fail', 'post', '401', 'www-authenticate')?.required, true);
 
     // The cancel body is optional (CONTRACT); the create body is not.
@@ -65,8 +74,13 @@ describe('API documentation', () => {
     const media = create.requestBody.content['application/json'];
     assert.deepEqual(media.schema.required, ['callbackUrl']);
     assert.equal(media.example.callbackUrl, 'https://your-app.com/api/run-report', 'the create body has an example');
-    const idempotencyKey = create.parameters.find((parameter: any) => parameter.in === 'header' && parameter.name === 'idempotency-key');
-    assert.deepEqual([idempotencyKey.schema.minLength, idempotencyKey.schema.maxLength, idempotencyKey.schema.pattern], [1, 255, '^[\\x21-\\x7e]+$']);
+    const idempotencyKey = create.parameters.find(
+      (parameter: any) => parameter.in === 'header' && parameter.name === 'idempotency-key',
+    );
+    assert.deepEqual(
+      [idempotencyKey.schema.minLength, idempotencyKey.schema.maxLength, idempotencyKey.schema.pattern],
+      [1, 255, '^[\\x21-\\x7e]+$'],
+    );
     const cursor = document.paths['/v1/tasks'].get.parameters.find((parameter: any) => parameter.name === 'cursor');
     assert.equal(cursor.schema.pattern, '^[A-Za-z0-9_-]+$');
     assert.equal(media.schema.properties.callbackUrl.format, 'uri');
@@ -97,7 +111,9 @@ describe('API documentation', () => {
     assert.equal(badEncoding.status, 400);
     assert.deepEqual(Object.keys(badEncoding.body.error).sort(), ['code', 'message']);
     // No 414 below the header limit: an id is judged by its schema, naming the field.
-    const longId = await harness.api('GET', `/v1/tasks/${'a'.repeat(5_000)}`, undefined, { authorization: 'Bearer docs-test-key-123' });
+    const longId = await harness.api('GET', `/v1/tasks/${'a'.repeat(5_000)}`, undefined, {
+      authorization: 'Bearer docs-test-key-123',
+    });
     assert.equal(longId.status, 400);
     assert.match(longId.body.error.message, /^id:/);
     const tooLarge = await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
@@ -114,12 +130,22 @@ describe('API documentation', () => {
 });
 
 /** fetch refuses TRACE; node:http does not. */
-function request(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; allow?: string; body: string }> {
+function request(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; allow?: string; body: string }> {
   return new Promise((resolve, reject) => {
     const outgoing = http.request(`${harness.baseUrl}${path}`, { method, headers }, (response) => {
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, ...(response.headers.allow !== undefined ? { allow: response.headers.allow } : {}), body }));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          ...(response.headers.allow !== undefined ? { allow: response.headers.allow } : {}),
+          body,
+        }),
+      );
     });
     outgoing.on('error', reject);
     outgoing.end();

@@ -14,7 +14,12 @@ let harness: Harness;
 
 before(async () => {
   harness = await startHarness({
-    env: { ASYNCQUEUE_API_KEYS: KEYS.join(','), ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false', ASYNCQUEUE_BODY_LIMIT_BYTES: '4096', ASYNCQUEUE_QUERY_TIMEOUT: '0.5' },
+    env: {
+      ASYNCQUEUE_API_KEYS: KEYS.join(','),
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false',
+      ASYNCQUEUE_BODY_LIMIT_BYTES: '4096',
+      ASYNCQUEUE_QUERY_TIMEOUT: '0.5',
+    },
     withoutWorker: true,
   });
 });
@@ -32,10 +37,7 @@ async function rejected(body: unknown, field: string, status = 400) {
   const response = await harness.api('POST', '/v1/tasks', body, auth());
   assert.equal(response.status, status, `${JSON.stringify(body)} → ${JSON.stringify(response.body)}`);
   assert.equal(typeof response.body.error.code, 'string');
-  assert.ok(
-    response.body.error.message.startsWith(`${field}:`),
-    `message should name ${field}: ${response.body.error.message}`,
-  );
+  assert.ok(response.body.error.message.startsWith(`${field}:`), `message should name ${field}: ${response.body.error.message}`);
 }
 
 /** Workflows started on this file's task queue, counted once visibility has caught up with now. */
@@ -81,7 +83,15 @@ describe('validation', () => {
     await rejected({ ...valid, headers: { 'x-ok': 'a\r\nInjected: 1' } }, 'headers.x-ok');
     await rejected({ ...valid, headers: { 'bad name': 'x' } }, 'headers.bad name');
     await rejected({ ...valid, headers: { 'x-name': 'Zoë' } }, 'headers.x-name');
-    for (const name of ['Host', 'content-length', 'Content-Encoding', 'Webhook-Signature', 'AsyncQueue-Attempt', 'Transfer-Encoding', 'Connection']) {
+    for (const name of [
+      'Host',
+      'content-length',
+      'Content-Encoding',
+      'Webhook-Signature',
+      'AsyncQueue-Attempt',
+      'Transfer-Encoding',
+      'Connection',
+    ]) {
       await rejected({ ...valid, headers: { [name]: 'x' } }, `headers.${name}`);
     }
     await rejected({ ...valid, headers: { 'x-n': 1 } }, 'headers.x-n');

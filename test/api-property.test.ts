@@ -33,7 +33,18 @@ import { DestinationGuard } from '../activities/destination-guard.js';
 import { MAX_PAYLOAD_DEPTH } from '../src/api/tasks/task-input.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { eventually } from './support/eventually.js';
-import { arbitraryFor, type Hooks, isPlainObject, join, type JsonSchema, KEY, recordParts, types, validates, violationsFor } from './support/schema-arbitraries.js';
+import {
+  arbitraryFor,
+  type Hooks,
+  isPlainObject,
+  join,
+  type JsonSchema,
+  KEY,
+  recordParts,
+  types,
+  validates,
+  violationsFor,
+} from './support/schema-arbitraries.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 const BODY_SCHEMA = JSON.parse(JSON.stringify(CreateTaskBody)) as JsonSchema;
@@ -101,8 +112,9 @@ const validUrl = fc
     path: fc.webPath(),
     query: fc.option(fc.webQueryParameters(), { nil: undefined }),
   })
-  .map(({ scheme, labels, domain, port, path, query }) =>
-    `${scheme}://${[...labels, domain].join('.')}${port === undefined ? '' : `:${port}`}${path}${query === undefined ? '' : `?${query}`}`,
+  .map(
+    ({ scheme, labels, domain, port, path, query }) =>
+      `${scheme}://${[...labels, domain].join('.')}${port === undefined ? '' : `:${port}`}${path}${query === undefined ? '' : `?${query}`}`,
   )
   .filter((url) => url.length <= 2048);
 
@@ -156,23 +168,42 @@ const SPECIAL_ADDRESS_URLS = [
 /** URLs the create-time checks must refuse. */
 const badUrl: fc.Arbitrary<string> = fc.oneof(
   // credentials
-  fc.tuple(validUrl, fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.option(fc.stringMatching(/^[a-z0-9]{1,8}$/))).map(([url, user, pass]) =>
-    url.replace('://', `://${user}${pass === null ? '' : `:${pass}`}@`),
-  ),
+  fc
+    .tuple(validUrl, fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.option(fc.stringMatching(/^[a-z0-9]{1,8}$/)))
+    .map(([url, user, pass]) => url.replace('://', `://${user}${pass === null ? '' : `:${pass}`}@`)),
   // a non-empty fragment
-  fc.tuple(validUrl, fc.webFragments().filter((f) => f !== '')).map(([url, fragment]) => `${url}#${fragment}`),
+  fc
+    .tuple(
+      validUrl,
+      fc.webFragments().filter((f) => f !== ''),
+    )
+    .map(([url, fragment]) => `${url}#${fragment}`),
   // other schemes
-  fc.tuple(fc.constantFrom('ftp', 'file', 'javascript', 'data', 'ws', 'wss', 'gopher', 'mailto', 'ldap', 'dict', 'x-custom'), validUrl).map(
-    ([scheme, url]) => url.replace(/^https?/, scheme),
-  ),
+  fc
+    .tuple(
+      fc.constantFrom('ftp', 'file', 'javascript', 'data', 'ws', 'wss', 'gopher', 'mailto', 'ldap', 'dict', 'x-custom'),
+      validUrl,
+    )
+    .map(([scheme, url]) => url.replace(/^https?/, scheme)),
   fc.constantFrom('javascript:alert(1)', 'data:text/plain,hi', 'file:///etc/passwd', 'mailto:a@example.com', 'about:blank'),
   fc.constantFrom(...SPECIAL_ADDRESS_URLS),
-  fc.tuple(fc.constantFrom('10', '127'), fc.nat(255), fc.nat(255), fc.nat(255)).map(([a, b, c, d]) => `http://${a}.${b}.${c}.${d}/`),
+  fc
+    .tuple(fc.constantFrom('10', '127'), fc.nat(255), fc.nat(255), fc.nat(255))
+    .map(([a, b, c, d]) => `http://${a}.${b}.${c}.${d}/`),
   fc.tuple(fc.nat(255), fc.nat(255)).map(([c, d]) => `https://192.168.${c}.${d}:8443/x`),
   // names the (fake) DNS resolves to private addresses only
   fc.tuple(hostLabel, fc.webPath()).map(([label, path]) => `https://${label}.internal.test${path}`),
   // not absolute URLs at all
-  fc.constantFrom('not a url', '/relative/path', 'example.com/x', '//example.com/x', 'http://', 'https://', 'http://[::1', 'http://exa mple.com/'),
+  fc.constantFrom(
+    'not a url',
+    '/relative/path',
+    'example.com/x',
+    '//example.com/x',
+    'http://',
+    'https://',
+    'http://[::1',
+    'http://exa mple.com/',
+  ),
   fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !URL.canParse(s)),
   // a host longer than DNS allows, and a URL longer than the schema allows
   fc.integer({ min: 126, max: 500 }).map((labels) => `https://${Array.from({ length: labels }, () => 'a').join('.')}.com/`),
@@ -182,14 +213,17 @@ const badUrl: fc.Arbitrary<string> = fc.oneof(
 /** Header names a caller may not send: reserved ones (any case) and ones that are not HTTP tokens. */
 const badHeaderName: fc.Arbitrary<string> = fc.oneof(
   fc.mixedCase(fc.constantFrom(...RESERVED_EXACT)),
-  fc.tuple(fc.constantFrom('content-', 'webhook-', 'asyncqueue-', 'Content-', 'Webhook-', 'AsyncQueue-'), headerName).map(([p, n]) => p + n),
+  fc
+    .tuple(fc.constantFrom('content-', 'webhook-', 'asyncqueue-', 'Content-', 'Webhook-', 'AsyncQueue-'), headerName)
+    .map(([p, n]) => p + n),
   fc.string({ maxLength: 24 }).filter((name) => !TOKEN.test(name) && !POISON_KEYS.has(name)),
   fc.constantFrom('', 'bad name', 'x:y', 'a\r\nb', 'ümlaut', 'x\u0000', '(comment)', 'a/b', 'a"b'),
 );
 
 /** The create request's own headers, from CreateTaskHeaders: the idempotency key. */
 const HEADERS_SCHEMA = JSON.parse(JSON.stringify(CreateTaskHeaders)) as JsonSchema;
-const IDEMPOTENCY_HEADER = Object.keys(HEADERS_SCHEMA.properties ?? {}).find((name) => /idempotency/i.test(name)) ?? 'idempotency-key';
+const IDEMPOTENCY_HEADER =
+  Object.keys(HEADERS_SCHEMA.properties ?? {}).find((name) => /idempotency/i.test(name)) ?? 'idempotency-key';
 /** How messages name it. */
 const IDEMPOTENCY_HEADER_NAME = 'Idempotency-Key';
 /** 1–255 visible ASCII characters; a counter keeps each run's keys unique (shrinking replays cases). */
@@ -200,7 +234,11 @@ const badIdempotencyKey: fc.Arbitrary<string> = fc.oneof(
   fc.constant(''),
   fc.stringMatching(/^[\x21-\x7e]{256,300}$/),
   fc
-    .tuple(fc.stringMatching(/^[\x21-\x7e]{1,10}$/), fc.constantFrom(' ', '\t', '\u00e9', '\u00ff', '\u0080'), fc.stringMatching(/^[\x21-\x7e]{1,10}$/))
+    .tuple(
+      fc.stringMatching(/^[\x21-\x7e]{1,10}$/),
+      fc.constantFrom(' ', '\t', '\u00e9', '\u00ff', '\u0080'),
+      fc.stringMatching(/^[\x21-\x7e]{1,10}$/),
+    )
     .map(([a, bad, b]) => a + bad + b),
 );
 
@@ -260,7 +298,13 @@ async function send(c: Case): Promise<Reply> {
   } catch {
     body = undefined;
   }
-  if (response.status === 202 && c.method === 'POST' && c.path === '/v1/tasks' && isPlainObject(body) && typeof body.id === 'string') {
+  if (
+    response.status === 202 &&
+    c.method === 'POST' &&
+    c.path === '/v1/tasks' &&
+    isPlainObject(body) &&
+    typeof body.id === 'string'
+  ) {
     accepted.push(body.id);
   }
   return { status: response.status, text, body };
@@ -313,14 +357,21 @@ function check(c: Case, reply: Reply): void {
     assert.ok(isPlainObject(error), `error shape\n${context}`);
     assert.equal(typeof error.code, 'string', `error.code\n${context}`);
     assert.equal(typeof error.message, 'string', `error.message\n${context}`);
-    assert.ok((ERROR_CODES[reply.status] ?? []).includes(error.code as string), `unexpected code for ${reply.status}\n${context}`);
+    assert.ok(
+      (ERROR_CODES[reply.status] ?? []).includes(error.code as string),
+      `unexpected code for ${reply.status}\n${context}`,
+    );
     if (reply.status === 400) {
       // Whatever the case, a 400 names some field first: "<field>: <what is wrong>".
       assert.ok((error.message as string).includes(': '), `a 400 must start with "<field>: "\n${context}`);
-      if (error.code === 'invalid_json') assert.ok((error.message as string).startsWith('body: '), `invalid JSON names the body\n${context}`);
+      if (error.code === 'invalid_json')
+        assert.ok((error.message as string).startsWith('body: '), `invalid JSON names the body\n${context}`);
     }
   }
-  assert.ok(c.expect.some((outcome) => matches(outcome, reply)), `unexpected answer\n${context}`);
+  assert.ok(
+    c.expect.some((outcome) => matches(outcome, reply)),
+    `unexpected answer\n${context}`,
+  );
 }
 
 async function run(c: Case): Promise<Reply> {
@@ -333,7 +384,8 @@ function containsPoison(value: unknown): boolean {
   if (Array.isArray(value)) return value.some(containsPoison);
   if (!isPlainObject(value)) return false;
   return Object.entries(value).some(
-    ([key, inner]) => key === '__proto__' || (key === 'constructor' && isPlainObject(inner) && 'prototype' in inner) || containsPoison(inner),
+    ([key, inner]) =>
+      key === '__proto__' || (key === 'constructor' && isPlainObject(inner) && 'prototype' in inner) || containsPoison(inner),
   );
 }
 
@@ -343,7 +395,8 @@ function containsPoison(value: unknown): boolean {
  */
 function createCase(what: string, body: unknown, expect: Outcome[], extra: Partial<Case> = {}): Case {
   const raw = extra.raw ?? JSON.stringify(body);
-  const json = extra.contentType === undefined || (extra.contentType !== null && /^application\/json\s*(;|$)/i.test(extra.contentType));
+  const json =
+    extra.contentType === undefined || (extra.contentType !== null && /^application\/json\s*(;|$)/i.test(extra.contentType));
   let outcome = expect;
   // `__proto__`/`constructor` keys are either data (then the schema judges them) or refused as a whole.
   if (json && extra.raw === undefined && containsPoison(body)) outcome = [...expect, { status: 400, field: 'body' }];
@@ -378,7 +431,9 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
   }
 
   // A value of the wrong JSON type or shape, for every field that constrains its value.
-  const constrained = BODY_FIELDS.filter(([, s]) => types(s) !== undefined || s.anyOf !== undefined || 'const' in s || s.enum !== undefined);
+  const constrained = BODY_FIELDS.filter(
+    ([, s]) => types(s) !== undefined || s.anyOf !== undefined || 'const' in s || s.enum !== undefined,
+  );
   arbitraries.push(
     fc.constantFrom(...constrained).chain(([field, schema]) =>
       fc
@@ -400,7 +455,10 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
   arbitraries.push(
     fc
       .tuple(
-        fc.oneof(fc.string({ maxLength: 24 }), fc.constantFrom('callbackURL', 'Retries', 'callback_url', 'id', 'status', 'webhookurl', 'headers ')),
+        fc.oneof(
+          fc.string({ maxLength: 24 }),
+          fc.constantFrom('callbackURL', 'Retries', 'callback_url', 'id', 'status', 'webhookurl', 'headers '),
+        ),
         fc.jsonValue({ maxDepth: 2 }),
       )
       .filter(([key]) => !(key in (BODY_SCHEMA.properties ?? {})) && !POISON_KEYS.has(key))
@@ -425,15 +483,30 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
       createCase(`${what} ${JSON.stringify(name)}`, withField(headerField, headers), rejectedAt(join(headerField, name)));
     pushWeighty(
       fc.oneof(
-        fc.tuple(badHeaderName, fc.string({ maxLength: 20 })).map(([name, value]) => headerCase('header name', name, plus(name, value))),
         fc
-          .tuple(headerName, fc.string({ maxLength: 10 }), fc.constantFrom('\r', '\n', '\r\n', '\0', '\r\nX-Injected: 1', '\n\n<html>'), fc.string({ maxLength: 10 }))
-          .map(([name, before, bad, after]) => headerCase('CR/LF/NUL in the value of header', name, plus(name, before + bad + after))),
+          .tuple(badHeaderName, fc.string({ maxLength: 20 }))
+          .map(([name, value]) => headerCase('header name', name, plus(name, value))),
         fc
-          .tuple(headerName, fc.jsonValue({ maxDepth: 1 }).filter((v) => typeof v !== 'string'))
+          .tuple(
+            headerName,
+            fc.string({ maxLength: 10 }),
+            fc.constantFrom('\r', '\n', '\r\n', '\0', '\r\nX-Injected: 1', '\n\n<html>'),
+            fc.string({ maxLength: 10 }),
+          )
+          .map(([name, before, bad, after]) =>
+            headerCase('CR/LF/NUL in the value of header', name, plus(name, before + bad + after)),
+          ),
+        fc
+          .tuple(
+            headerName,
+            fc.jsonValue({ maxDepth: 1 }).filter((v) => typeof v !== 'string'),
+          )
           .map(([name, value]) => headerCase('non-string value of header', name, plus(name, value))),
         fc
-          .tuple(headerName.filter((n) => n.toLowerCase() !== n.toUpperCase()), fc.string({ maxLength: 8 }))
+          .tuple(
+            headerName.filter((n) => n.toLowerCase() !== n.toUpperCase()),
+            fc.string({ maxLength: 8 }),
+          )
           .map(([name, value]) => {
             const twin = name === name.toLowerCase() ? name.toUpperCase() : name.toLowerCase();
             const headers = Object.fromEntries([
@@ -458,8 +531,19 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
   // A valid body without the right key: refused before anything else, and starts nothing.
   arbitraries.push(
     fc
-      .constantFrom<string | null>(null, 'Bearer wrong-key', `Basic ${Buffer.from(`x:${API_KEY}`).toString('base64')}`, 'Bearer', `Bearer ${API_KEY}x`, API_KEY)
-      .map((authorization) => ({ ...createCase('a valid body without a valid key', body, []), authorization, expect: [{ status: 401, code: 'unauthorized' }] })),
+      .constantFrom<string | null>(
+        null,
+        'Bearer wrong-key',
+        `Basic ${Buffer.from(`x:${API_KEY}`).toString('base64')}`,
+        'Bearer',
+        `Bearer ${API_KEY}x`,
+        API_KEY,
+      )
+      .map((authorization) => ({
+        ...createCase('a valid body without a valid key', body, []),
+        authorization,
+        expect: [{ status: 401, code: 'unauthorized' }],
+      })),
   );
 
   // A bad Idempotency-Key (CreateTaskHeaders): refused, naming the header.
@@ -474,7 +558,11 @@ function mutations(body: Record<string, unknown>): fc.Arbitrary<Case> {
   arbitraries.push(
     fc
       .integer({ min: BODY_LIMIT, max: BODY_LIMIT * 4 })
-      .map((size) => createCase(`a ${size}-byte payload`, { ...body, payload: { blob: 'x'.repeat(size) } }, [{ status: 413, code: 'payload_too_large' }])),
+      .map((size) =>
+        createCase(`a ${size}-byte payload`, { ...body, payload: { blob: 'x'.repeat(size) } }, [
+          { status: 413, code: 'payload_too_large' },
+        ]),
+      ),
   );
 
   return fc.oneof(...arbitraries.map((arbitrary) => ({ arbitrary, weight: weighty.has(arbitrary) ? 3 : 1 })));
@@ -489,7 +577,10 @@ function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
     fc.nat(json.length - 1).map((n) => malformed(`JSON cut at ${n}`, json.slice(0, n))),
     // junk inserted
     fc
-      .tuple(fc.nat(json.length), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', "'", '\u0000', 'NaN', 'undefined', '//'))
+      .tuple(
+        fc.nat(json.length),
+        fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', "'", '\u0000', 'NaN', 'undefined', '//'),
+      )
       .map(([at, junk]) => json.slice(0, at) + junk + json.slice(at))
       .filter((raw) => {
         try {
@@ -500,7 +591,20 @@ function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
         }
       })
       .map((raw) => malformed('junk in the JSON', raw)),
-    fc.constantFrom('{', '}', '[', 'nul', 'tru', '{"callbackUrl": ', "{'callbackUrl': 'https://a.example.com/'}", '\uFEFF{', '{"a":1}x', ' ').map((raw) => malformed('malformed JSON', raw)),
+    fc
+      .constantFrom(
+        '{',
+        '}',
+        '[',
+        'nul',
+        'tru',
+        '{"callbackUrl": ',
+        "{'callbackUrl': 'https://a.example.com/'}",
+        '\uFEFF{',
+        '{"a":1}x',
+        ' ',
+      )
+      .map((raw) => malformed('malformed JSON', raw)),
     // prototype-poisoning keys: refused as a whole (`body:`), or taken as data the schema then judges
     fc
       .constantFrom<[string, Outcome[]]>(
@@ -523,13 +627,21 @@ function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
         fc.oneof(fc.integer({ min: MAX_PAYLOAD_DEPTH - 2, max: MAX_PAYLOAD_DEPTH + 2 }), fc.integer({ min: 1, max: 30_000 })),
       )
       .map(([open, depth]) =>
-        createCase(`payload nested ${depth} deep`, undefined, depth <= MAX_PAYLOAD_DEPTH ? [{ status: 202 }] : rejectedAt('payload'), {
-          raw: `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"payload":${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}}`,
-        }),
+        createCase(
+          `payload nested ${depth} deep`,
+          undefined,
+          depth <= MAX_PAYLOAD_DEPTH ? [{ status: 202 }] : rejectedAt('payload'),
+          {
+            raw: `{"callbackUrl":${JSON.stringify(body.callbackUrl)},"payload":${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}}`,
+          },
+        ),
       ),
     // numbers JSON can write but no integer field can hold
     fc
-      .tuple(fc.constantFrom('retries', 'timeout', 'delay'), fc.constantFrom('1e400', '-1e400', '1.0000000000000001e2', '3.0e-400', '100000000000000000000000'))
+      .tuple(
+        fc.constantFrom('retries', 'timeout', 'delay'),
+        fc.constantFrom('1e400', '-1e400', '1.0000000000000001e2', '3.0e-400', '100000000000000000000000'),
+      )
       .map(([field, number]) =>
         createCase(
           `${field} = ${number}`,
@@ -554,10 +666,19 @@ function rawCases(body: Record<string, unknown>): fc.Arbitrary<Case> {
         '*/*',
         'application',
       )
-      .map((contentType) => createCase(`a valid body sent as ${contentType}`, body, [{ status: 415, code: 'unsupported_media_type' }], { contentType })),
+      .map((contentType) =>
+        createCase(`a valid body sent as ${contentType}`, body, [{ status: 415, code: 'unsupported_media_type' }], {
+          contentType,
+        }),
+      ),
     // JSON with parameters or odd casing is still JSON: what decides is the body (here without callbackUrl)
     fc
-      .constantFrom('application/json; charset=utf-8', 'application/json;charset=UTF-8', 'Application/JSON', 'application/json ; charset=utf-8')
+      .constantFrom(
+        'application/json; charset=utf-8',
+        'application/json;charset=UTF-8',
+        'Application/JSON',
+        'application/json ; charset=utf-8',
+      )
       .map((contentType) => {
         const { callbackUrl: _dropped, ...rest } = body;
         return createCase(`JSON without callbackUrl, as ${contentType}`, rest, rejectedAt('callbackUrl'), { contentType });
@@ -588,21 +709,27 @@ const paramsOf = (query: Record<string, unknown>): Array<[string, string]> =>
 /** Cursors derived from a real one (`real`, as issued by the API), changed in one way or another. */
 function tamperedCursors(real: Buffer): fc.Arbitrary<[string, string]> {
   return fc.oneof(
+    fc.tuple(fc.nat(real.length - 1), fc.integer({ min: 1, max: 255 })).map(([at, mask]): [string, string] => {
+      const bytes = Buffer.from(real);
+      bytes[at] = bytes[at]! ^ mask;
+      return [`byte ${at} of a real cursor changed`, bytes.toString('base64url')];
+    }),
     fc
-      .tuple(fc.nat(real.length - 1), fc.integer({ min: 1, max: 255 }))
-      .map(([at, mask]): [string, string] => {
-        const bytes = Buffer.from(real);
-        bytes[at] = bytes[at]! ^ mask;
-        return [`byte ${at} of a real cursor changed`, bytes.toString('base64url')];
-      }),
-    fc.nat(real.length - 1).map((n): [string, string] => [`a real cursor cut to ${n} bytes`, real.subarray(0, n).toString('base64url')]),
+      .nat(real.length - 1)
+      .map((n): [string, string] => [`a real cursor cut to ${n} bytes`, real.subarray(0, n).toString('base64url')]),
     fc
       .uint8Array({ minLength: 1, maxLength: 16 })
-      .map((extra): [string, string] => ['a real cursor with bytes appended', Buffer.concat([real, extra]).toString('base64url')]),
+      .map((extra): [string, string] => [
+        'a real cursor with bytes appended',
+        Buffer.concat([real, extra]).toString('base64url'),
+      ]),
     // its marker (the first 4 bytes) with a made-up token of any length
     fc
       .uint8Array({ minLength: 1, maxLength: 80 })
-      .map((bytes): [string, string] => ['a made-up token behind the marker', Buffer.concat([real.subarray(0, 4), bytes]).toString('base64url')]),
+      .map((bytes): [string, string] => [
+        'a made-up token behind the marker',
+        Buffer.concat([real.subarray(0, 4), bytes]).toString('base64url'),
+      ]),
   );
 }
 
@@ -622,13 +749,19 @@ function queryCasesFor(query: Record<string, unknown>, realCursor: Buffer): fc.A
         fc.constantFrom('', 'not-a-cursor', 'YXExOg', 'aq1:', '%%%'),
         fc.constant('x'.repeat(4_097)),
       )
-      .map((cursor) => listCase(`cursor=${clip(JSON.stringify(cursor), 60)}`, [...base, ['cursor', cursor]], rejectedAt('cursor'))),
+      .map((cursor) =>
+        listCase(`cursor=${clip(JSON.stringify(cursor), 60)}`, [...base, ['cursor', cursor]], rejectedAt('cursor')),
+      ),
     // A real cursor: taken (with these params or others, which may not fit it: then refused, naming it).
     fc
       .constantFrom(realCursor.toString('base64url'), realCursor.toString('base64'))
-      .map((cursor) => listCase(`a real cursor ${cursor}`, [...base, ['cursor', cursor]], [{ status: 200 }, ...rejectedAt('cursor')])),
+      .map((cursor) =>
+        listCase(`a real cursor ${cursor}`, [...base, ['cursor', cursor]], [{ status: 200 }, ...rejectedAt('cursor')]),
+      ),
     // A tampered or forged cursor: refused at once, naming the cursor (not a 503 after Temporal times out).
-    tamperedCursors(realCursor).map(([what, cursor]) => listCase(`${what}: ${clip(cursor, 80)}`, [...base, ['cursor', cursor]], rejectedAt('cursor'))),
+    tamperedCursors(realCursor).map(([what, cursor]) =>
+      listCase(`${what}: ${clip(cursor, 80)}`, [...base, ['cursor', cursor]], rejectedAt('cursor')),
+    ),
     fc
       .tuple(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 8 }))
       .filter(([name]) => !(name in (QUERY_SCHEMA.properties ?? {})) && !POISON_KEYS.has(name))
@@ -645,7 +778,8 @@ function queryCasesFor(query: Record<string, unknown>, realCursor: Buffer): fc.A
 
 async function workflowIds(): Promise<string[]> {
   const ids: string[] = [];
-  for await (const execution of harness.client.workflow.list({ query: `TaskQueue = '${harness.config.taskQueue}'` })) ids.push(execution.workflowId);
+  for await (const execution of harness.client.workflow.list({ query: `TaskQueue = '${harness.config.taskQueue}'` }))
+    ids.push(execution.workflowId);
   return ids;
 }
 
@@ -703,26 +837,48 @@ describe('create, from CreateTaskBody', () => {
     assert.equal(HEADER_FIELDS.length, 1, `header fields: ${HEADER_FIELDS.join()}`);
     const sent = new Map<string, Record<string, unknown>>();
     await fc.assert(
-      fc.asyncProperty(validBody, fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: idempotencyKey, weight: 1 }), validUrl, async (body, key, otherUrl) => {
-        const headers = key === null ? undefined : { [IDEMPOTENCY_HEADER]: key };
-        const first = createCase('a valid body', body, [{ status: 202 }], headers ? { headers } : {});
-        const reply = await run(first);
-        if (reply.status === 202) sent.set(reply.body.id as string, body);
-        if (headers === undefined) return;
-        // Same key, same body: the same task (200), nothing new started.
-        const again = await run({ ...first, what: 'the same body and Idempotency-Key again', expect: [{ status: 200 }] });
-        assert.equal(again.body.id, reply.body.id, 'an idempotent repeat answers with the same task');
-        // Same key, another body: a conflict, nothing started.
-        const other = { ...body, callbackUrl: `https://other-${keyCounter}.example.net/${new URL(otherUrl).pathname.slice(1)}` };
-        await run({ ...createCase('another body with a used Idempotency-Key', other, [{ status: 409, code: 'idempotency_key_reused' }]), headers });
-      }),
+      fc.asyncProperty(
+        validBody,
+        fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: idempotencyKey, weight: 1 }),
+        validUrl,
+        async (body, key, otherUrl) => {
+          const headers = key === null ? undefined : { [IDEMPOTENCY_HEADER]: key };
+          const first = createCase('a valid body', body, [{ status: 202 }], headers ? { headers } : {});
+          const reply = await run(first);
+          if (reply.status === 202) sent.set(reply.body.id as string, body);
+          if (headers === undefined) return;
+          // Same key, same body: the same task (200), nothing new started.
+          const again = await run({ ...first, what: 'the same body and Idempotency-Key again', expect: [{ status: 200 }] });
+          assert.equal(again.body.id, reply.body.id, 'an idempotent repeat answers with the same task');
+          // Same key, another body: a conflict, nothing started.
+          const other = {
+            ...body,
+            callbackUrl: `https://other-${keyCounter}.example.net/${new URL(otherUrl).pathname.slice(1)}`,
+          };
+          await run({
+            ...createCase('another body with a used Idempotency-Key', other, [{ status: 409, code: 'idempotency_key_reused' }]),
+            headers,
+          });
+        },
+      ),
       { numRuns: 30 },
     );
     // The list shows live tasks from their memo: every accepted task, with the values asked for.
     const seen = new Map<string, any>();
     let cursor: string | null = null;
     for (let page = 0; page < 20 && seen.size < sent.size; page++) {
-      const list: Reply = await send(listCase('list', cursor === null ? [['limit', '100']] : [['limit', '100'], ['cursor', cursor]], [{ status: 200 }]));
+      const list: Reply = await send(
+        listCase(
+          'list',
+          cursor === null
+            ? [['limit', '100']]
+            : [
+                ['limit', '100'],
+                ['cursor', cursor],
+              ],
+          [{ status: 200 }],
+        ),
+      );
       assert.equal(list.status, 200, list.text);
       for (const task of list.body.tasks) if (sent.has(task.id)) seen.set(task.id, task);
       cursor = list.body.nextCursor;
@@ -748,10 +904,16 @@ describe('create, from CreateTaskBody', () => {
     const fixed = { callbackUrl: 'https://fixed.example.com/run', headers: { 'X-Trace': 'abc' } };
     const examples: Array<[Case]> = [
       ...[...RESERVED_EXACT, 'content-disposition', 'Content-MD5', 'webhook-anything', 'ASYNCQUEUE-X'].map((name): [Case] => [
-        createCase(`reserved header ${name}`, { ...fixed, headers: { ...fixed.headers, [name]: 'x' } }, rejectedAt(`headers.${name}`)),
+        createCase(
+          `reserved header ${name}`,
+          { ...fixed, headers: { ...fixed.headers, [name]: 'x' } },
+          rejectedAt(`headers.${name}`),
+        ),
       ]),
       ...URL_FIELDS.flatMap((field) =>
-        SPECIAL_ADDRESS_URLS.map((url): [Case] => [createCase(`special address in ${field}`, { ...fixed, [field]: url }, rejectedAt(field))]),
+        SPECIAL_ADDRESS_URLS.map((url): [Case] => [
+          createCase(`special address in ${field}`, { ...fixed, [field]: url }, rejectedAt(field)),
+        ]),
       ),
     ];
     await fc.assert(
@@ -784,8 +946,20 @@ describe('list cursors and unknown params, from ListTasksQuery', () => {
     tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 1;
     const examples: Array<[Case]> = [
       [listCase('the last bit of a real cursor flipped', [['cursor', tampered.toString('base64url')]], rejectedAt('cursor'))],
-      [listCase('a made-up token behind the marker', [['cursor', Buffer.concat([realCursor.subarray(0, 4), Buffer.from('{"x":1}')]).toString('base64url')]], rejectedAt('cursor'))],
-      [listCase('a made-up token behind the marker', [['cursor', Buffer.concat([realCursor.subarray(0, 4), Buffer.from([0])]).toString('base64url')]], rejectedAt('cursor'))],
+      [
+        listCase(
+          'a made-up token behind the marker',
+          [['cursor', Buffer.concat([realCursor.subarray(0, 4), Buffer.from('{"x":1}')]).toString('base64url')]],
+          rejectedAt('cursor'),
+        ),
+      ],
+      [
+        listCase(
+          'a made-up token behind the marker',
+          [['cursor', Buffer.concat([realCursor.subarray(0, 4), Buffer.from([0])]).toString('base64url')]],
+          rejectedAt('cursor'),
+        ),
+      ],
     ];
     await fc.assert(
       fc.asyncProperty(queryCases(realCursor), async (c) => {

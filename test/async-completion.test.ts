@@ -61,7 +61,9 @@ async function awaitingCompletion(id: string): Promise<void> {
     async () => {
       const description = await harness.client.workflow.getHandle(`task-${id}`).describe();
       const pending = description.raw.pendingActivities ?? [];
-      return pending.some((activity) => activity.activityType?.name === 'awaitCompletion' && activity.state === 2) ? true : undefined;
+      return pending.some((activity) => activity.activityType?.name === 'awaitCompletion' && activity.state === 2)
+        ? true
+        : undefined;
     },
     { what: `task ${id} to await completion` },
   );
@@ -92,7 +94,9 @@ describe('the 202 rule', () => {
     assert.equal(wait.retryPolicy?.maximumAttempts, 1);
     assert.equal((await harness.task(id)).status, 'running');
     const [call] = receiver.to('/async-202');
-    const done = await asCallee(String(call!.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/complete`, { result: { ok: true } });
+    const done = await asCallee(String(call!.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/complete`, {
+      result: { ok: true },
+    });
     assert.equal(done.status, 202);
     const task = await harness.waitForEnd(id);
     assert.deepEqual(task.result, { ok: true });
@@ -104,9 +108,11 @@ describe('the 202 rule', () => {
       response.writeHead(202, { 'content-type': 'application/json', 'asyncqueue-completion': 'async' });
       response.end('{}');
       const id = String(received.headers['asyncqueue-task-id']);
-      void asCallee(String(received.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/complete`, { result: 'fast' }).then((answer) => {
-        eagerAnswers.push(answer.status);
-      });
+      void asCallee(String(received.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/complete`, { result: 'fast' }).then(
+        (answer) => {
+          eagerAnswers.push(answer.status);
+        },
+      );
     };
     const eagerAnswers: number[] = [];
     receiver.always('/eager', eager);
@@ -124,20 +130,27 @@ describe('the 202 rule', () => {
     const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 1 });
     await awaitingCompletion(id);
     const [first] = receiver.to(path);
-    const failed = await asCallee(String(first!.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/fail`, { error: { message: 'try again' } });
+    const failed = await asCallee(String(first!.headers['asyncqueue-task-token']))(`/v1/tasks/${id}/fail`, {
+      error: { message: 'try again' },
+    });
     assert.equal(failed.status, 202);
     const task = await harness.waitForEnd(id);
     assert.equal(task.status, 'succeeded');
     assert.equal(task.attempts, 2);
     const calls = receiver.to(path);
-    assert.deepEqual(calls.map((call) => call.headers['asyncqueue-attempt']), ['1', '2']);
+    assert.deepEqual(
+      calls.map((call) => call.headers['asyncqueue-attempt']),
+      ['1', '2'],
+    );
     const gap = calls[1]!.receivedAt - calls[0]!.receivedAt;
     assert.ok(gap >= harness.config.policy.retryInitialIntervalMs, `second attempt ${gap} ms after the first`);
   });
 
   it('holds many attempts awaiting completion at no cost to the worker or the server: no heartbeat at all', async () => {
     receiver.always('/many-async', acceptAsync());
-    const ids = await Promise.all(Array.from({ length: 20 }, () => harness.createTask({ callbackUrl: receiver.url('/many-async'), timeout: 120 })));
+    const ids = await Promise.all(
+      Array.from({ length: 20 }, () => harness.createTask({ callbackUrl: receiver.url('/many-async'), timeout: 120 })),
+    );
     await Promise.all(ids.map(awaitingCompletion));
     for (const id of ids) {
       const description = await harness.client.workflow.getHandle(`task-${id}`).describe();
@@ -206,9 +219,14 @@ describe('a deploy while attempts await completion', () => {
         // A callee retries a 503 (the crashed worker's workflow task is handed on after its timeout).
         const done = await eventually(
           async () => {
-            const answer = await local.api('POST', `/v1/tasks/${id}/complete`, { result: { id } }, {
-              'asyncqueue-task-token': String(calls[0]!.headers['asyncqueue-task-token']),
-            });
+            const answer = await local.api(
+              'POST',
+              `/v1/tasks/${id}/complete`,
+              { result: { id } },
+              {
+                'asyncqueue-task-token': String(calls[0]!.headers['asyncqueue-task-token']),
+              },
+            );
             if (answer.status === 503) assert.equal(answer.headers.get('retry-after'), '1');
             return answer.status === 503 ? undefined : answer;
           },
@@ -258,13 +276,19 @@ describe('the SDK and async completion', () => {
       seen.push(url);
       const next = answers.shift() ?? { status: 503, code: 'temporal_unavailable' };
       const body = next.status === 200 ? { id: 't', status: 'succeeded' } : { error: { code: next.code, message: 'x' } };
-      return new Response(JSON.stringify(body), { status: next.status, headers: { 'content-type': 'application/json', 'retry-after': '0' } });
+      return new Response(JSON.stringify(body), {
+        status: next.status,
+        headers: { 'content-type': 'application/json', 'retry-after': '0' },
+      });
     }) as typeof fetch;
     const aq = new AsyncQueue({ baseUrl: 'http://127.0.0.1:1', fetch: fakeFetch });
     assert.equal((await aq.tasks.complete('t', 1, { taskToken: 'aqt1_x' })).status, 'succeeded');
     assert.equal(seen.length, 2);
     // A 503 that may have changed something (the deadline ran out mid-call) is not repeated.
-    await assert.rejects(aq.tasks.complete('t', 1, { taskToken: 'aqt1_x' }), (err: unknown) => err instanceof AsyncQueueApiError && err.code === 'temporal_unavailable');
+    await assert.rejects(
+      aq.tasks.complete('t', 1, { taskToken: 'aqt1_x' }),
+      (err: unknown) => err instanceof AsyncQueueApiError && err.code === 'temporal_unavailable',
+    );
     assert.equal(seen.length, 3);
   });
 });

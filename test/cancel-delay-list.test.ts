@@ -58,7 +58,11 @@ describe('cancel', () => {
     assert.equal(response.status, 202);
     assert.equal(response.body.id, id);
 
-    const final = await harness.waitForTask(id, (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending', 'cancelled');
+    const final = await harness.waitForTask(
+      id,
+      (task) => task.status === 'cancelled' && task.webhook?.status !== 'pending',
+      'cancelled',
+    );
     const closedAt = connectionClosedAt();
     assert.ok(closedAt !== undefined, 'the receiver saw the connection close');
     assert.ok(closedAt - cancelledAt < CANCEL_WITHIN_MS, `the call was aborted ${closedAt - cancelledAt} ms after cancel`);
@@ -141,12 +145,19 @@ describe('cancel with a long heartbeat timeout', () => {
 
     const cancelledAt = Date.now();
     assert.equal((await slow.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'no time' })).status, 202);
-    const closedAt = await eventually(async () => connectionClosedAt(), { timeoutMs: 15_000, what: 'the held call to be cut off' });
+    const closedAt = await eventually(async () => connectionClosedAt(), {
+      timeoutMs: 15_000,
+      what: 'the held call to be cut off',
+    });
     const tookMs = closedAt - cancelledAt;
     process.stdout.write(`# cancel → held call cut off: ${tookMs} ms (heartbeat timeout 60 s)\n`);
     assert.ok(tookMs < CANCEL_WITHIN_MS, `the call was cut off ${tookMs} ms after the cancel`);
 
-    const final = await slow.waitForTask(id, (task) => task.status === 'cancelled' && task.webhook?.status === 'delivered', 'cancelled');
+    const final = await slow.waitForTask(
+      id,
+      (task) => task.status === 'cancelled' && task.webhook?.status === 'delivered',
+      'cancelled',
+    );
     assert.equal(final.error.code, 'cancelled');
     assert.equal(final.error.message, 'no time');
     assert.equal(final.attempts, 1);
@@ -235,7 +246,10 @@ describe('list', () => {
     const [failedRow] = await listed('&status=failed', [failed], 'failed');
     assert.equal(failedRow.error.statusCode, 400);
     assert.equal(failedRow.attempts, 1);
-    assert.deepEqual((await listed('&status=scheduled', [scheduled], 'scheduled')).map((task) => task.id), [scheduled]);
+    assert.deepEqual(
+      (await listed('&status=scheduled', [scheduled], 'scheduled')).map((task) => task.id),
+      [scheduled],
+    );
     assert.equal((await listed('&status=succeeded', succeeded, 'succeeded')).length, 3);
     // Every row of every page read had the status asked for, so none of ours was listed under a
     // status it does not have.
@@ -268,7 +282,11 @@ describe('list', () => {
         return closeTime.getTime();
       }),
     );
-    assert.deepEqual(closedAt, [...closedAt].sort((a, b) => b - a), `list order ${rows.map((task) => task.id).join(', ')}`);
+    assert.deepEqual(
+      closedAt,
+      [...closedAt].sort((a, b) => b - a),
+      `list order ${rows.map((task) => task.id).join(', ')}`,
+    );
 
     await harness.api('POST', `/v1/tasks/${scheduled}/cancel`);
   });

@@ -101,10 +101,9 @@ describe('client SDK', () => {
     );
     assert.ok(unauthorized instanceof AsyncQueueApiError && unauthorized.status === 401);
 
-    const timedOut = await aq.tasks.wait(
-      (await aq.tasks.create({ callbackUrl: receiver.url('/x'), delay: 600 })).id,
-      { timeoutMs: 300, intervalMs: 100 },
-    ).catch((err: unknown) => err);
+    const timedOut = await aq.tasks
+      .wait((await aq.tasks.create({ callbackUrl: receiver.url('/x'), delay: 600 })).id, { timeoutMs: 300, intervalMs: 100 })
+      .catch((err: unknown) => err);
     assert.ok(timedOut instanceof WaitTimeoutError && timedOut.lastStatus === 'scheduled');
   });
 
@@ -120,7 +119,10 @@ describe('client SDK', () => {
       return fetch(input, init);
     };
     const client = new AsyncQueue({ baseUrl: harness.baseUrl, apiKey: API_KEY, fetch: flaky });
-    const created = await client.tasks.create({ callbackUrl: receiver.url('/retried-create') }, { idempotencyKey: 'sdk-retry-1' });
+    const created = await client.tasks.create(
+      { callbackUrl: receiver.url('/retried-create') },
+      { idempotencyKey: 'sdk-retry-1' },
+    );
     assert.equal(calls, 2);
     const again = await aq.tasks.create({ callbackUrl: receiver.url('/retried-create') }, { idempotencyKey: 'sdk-retry-1' });
     assert.equal(again.id, created.id, 'the lost first request and the retry made one task');
@@ -209,7 +211,9 @@ describe('receiver helpers', () => {
   before(async () => {
     app = Fastify();
     await app.register(async (scope) => {
-      await scope.register(fastifyReceiver({ secret: ['whsec_b2xkLW9sZC1vbGQtb2xkLXNlY3JldC0xMjM0NTY3OA==', TEST_SIGNING_SECRET] }));
+      await scope.register(
+        fastifyReceiver({ secret: ['whsec_b2xkLW9sZC1vbGQtb2xkLXNlY3JldC0xMjM0NTY3OA==', TEST_SIGNING_SECRET] }),
+      );
       scope.post('/api/on-report-ready', async (request) => {
         received.push({ body: request.body, messageId: request.asyncQueue?.messageId });
         return { received: true };
@@ -291,16 +295,30 @@ describe('command line', () => {
   async function cli(...args: string[]) {
     const lines: string[] = [];
     const errors: string[] = [];
-    const code = await runCli(args, { ASYNCQUEUE_URL: harness.baseUrl, ASYNCQUEUE_API_KEY: API_KEY }, {
-      write: (text) => lines.push(text),
-      error: (text) => errors.push(text),
-    });
+    const code = await runCli(
+      args,
+      { ASYNCQUEUE_URL: harness.baseUrl, ASYNCQUEUE_API_KEY: API_KEY },
+      {
+        write: (text) => lines.push(text),
+        error: (text) => errors.push(text),
+      },
+    );
     return { code, stdout: lines.join('\n'), stderr: errors.join('\n') };
   }
 
   it('creates, reads, lists, waits and cancels, with exit codes scripts can rely on', async () => {
     receiver.always('/cli-fail', respondJson(422, { error: 'no' }));
-    const created = await cli('tasks', 'create', '--callback-url', receiver.url('/cli-ok'), '--payload', '{"n":1}', '--header', 'X-From: cli', '--json');
+    const created = await cli(
+      'tasks',
+      'create',
+      '--callback-url',
+      receiver.url('/cli-ok'),
+      '--payload',
+      '{"n":1}',
+      '--header',
+      'X-From: cli',
+      '--json',
+    );
     assert.equal(created.code, ExitCode.Ok, created.stderr);
     const { id } = JSON.parse(created.stdout) as { id: string };
     const waited = await cli('tasks', 'wait', id, '--interval', '0.1', '--json');
@@ -313,11 +331,18 @@ describe('command line', () => {
     const listed = await cli('tasks', 'list', '--status', 'succeeded', '--limit', '5', '--json');
     assert.ok((JSON.parse(listed.stdout) as { tasks: Task[] }).tasks.length > 0);
 
-    const failing = JSON.parse((await cli('tasks', 'create', '--callback-url', receiver.url('/cli-fail'), '--json')).stdout) as { id: string };
+    const failing = JSON.parse((await cli('tasks', 'create', '--callback-url', receiver.url('/cli-fail'), '--json')).stdout) as {
+      id: string;
+    };
     assert.equal((await cli('tasks', 'wait', failing.id, '--interval', '0.1')).code, ExitCode.TaskFailed);
 
-    const later = JSON.parse((await cli('tasks', 'create', '--callback-url', receiver.url('/cli-later'), '--delay', '600', '--json')).stdout) as { id: string };
-    assert.equal((await cli('tasks', 'wait', later.id, '--wait-timeout', '0.3', '--interval', '0.1')).code, ExitCode.WaitTimedOut);
+    const later = JSON.parse(
+      (await cli('tasks', 'create', '--callback-url', receiver.url('/cli-later'), '--delay', '600', '--json')).stdout,
+    ) as { id: string };
+    assert.equal(
+      (await cli('tasks', 'wait', later.id, '--wait-timeout', '0.3', '--interval', '0.1')).code,
+      ExitCode.WaitTimedOut,
+    );
     assert.equal((await cli('tasks', 'cancel', later.id, '--reason', 'cli')).code, ExitCode.Ok);
     assert.equal((await cli('tasks', 'wait', later.id, '--interval', '0.1')).code, ExitCode.TaskCancelled);
 

@@ -75,7 +75,14 @@ describe('isAddressAllowed', () => {
 
   it('allows public addresses, including their mapped and translated forms', () => {
     const g = guard();
-    for (const address of [PUBLIC_V4, '1.1.1.1', '2606:4700:4700::1111', '::ffff:93.184.216.34', '64:ff9b::5db8:d822', '2002:5db8:d822::1']) {
+    for (const address of [
+      PUBLIC_V4,
+      '1.1.1.1',
+      '2606:4700:4700::1111',
+      '::ffff:93.184.216.34',
+      '64:ff9b::5db8:d822',
+      '2002:5db8:d822::1',
+    ]) {
       assert.equal(g.isAddressAllowed(address), true, address);
     }
   });
@@ -250,10 +257,14 @@ describe('parseAllowedDestinations', () => {
   });
 
   it('parses hostnames, IPs and CIDR ranges', () => {
-    assert.deepEqual(
-      parseAllowedDestinations(' Internal.Example. , 10.0.0.5,10.1.0.0/16, ::1 , fd00::/8,[fe80::1]', VAR),
-      ['internal.example', '10.0.0.5', '10.1.0.0/16', '::1', 'fd00::/8', '[fe80::1]'],
-    );
+    assert.deepEqual(parseAllowedDestinations(' Internal.Example. , 10.0.0.5,10.1.0.0/16, ::1 , fd00::/8,[fe80::1]', VAR), [
+      'internal.example',
+      '10.0.0.5',
+      '10.1.0.0/16',
+      '::1',
+      'fd00::/8',
+      '[fe80::1]',
+    ]);
   });
 
   it('produces entries the guard accepts', () => {
@@ -471,8 +482,9 @@ describe('createDispatcher to an IPv6 literal', () => {
       assert.ok(isBlocked(error), `expected destination_blocked, got ${String(error)}`);
       return true;
     });
-    await assert.rejects(request(url(), { dispatcher: dispatcher(guard({ allowedDestinations: ['127.0.0.1'] })) }), (error: unknown) =>
-      isBlocked(error),
+    await assert.rejects(
+      request(url(), { dispatcher: dispatcher(guard({ allowedDestinations: ['127.0.0.1'] })) }),
+      (error: unknown) => isBlocked(error),
     );
     assert.equal(connections, before, 'the server must not see a connection');
   });

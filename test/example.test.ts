@@ -42,10 +42,13 @@ describe('the report-generation example', () => {
     assert.equal(status, 'pending');
     assert.ok(Date.now() - started < 1_000, 'the endpoint answers before the report is done');
 
-    const job = await eventually(async () => {
-      const current = (await (await fetch(`${appUrl}/api/jobs/${jobId}`)).json()) as { status: string; reportUrl?: string };
-      return current.status === 'completed' ? current : undefined;
-    }, { what: 'the job to complete' });
+    const job = await eventually(
+      async () => {
+        const current = (await (await fetch(`${appUrl}/api/jobs/${jobId}`)).json()) as { status: string; reportUrl?: string };
+        return current.status === 'completed' ? current : undefined;
+      },
+      { what: 'the job to complete' },
+    );
     assert.equal(job.reportUrl, `${appUrl}/reports/${jobId}.pdf`);
     assert.equal((await fetch(job.reportUrl!)).status, 200);
 
@@ -61,10 +64,17 @@ describe('the report-generation example', () => {
       body: JSON.stringify({ dateRange: '2026-Q4', format: 'csv', background: true }),
     });
     const { jobId } = (await response.json()) as { jobId: string };
-    const job = await eventually(async () => {
-      const current = (await (await fetch(`${appUrl}/api/jobs/${jobId}`)).json()) as { status: string; reportUrl?: string; taskId: string };
-      return current.status === 'completed' ? current : undefined;
-    }, { what: 'the background job to complete' });
+    const job = await eventually(
+      async () => {
+        const current = (await (await fetch(`${appUrl}/api/jobs/${jobId}`)).json()) as {
+          status: string;
+          reportUrl?: string;
+          taskId: string;
+        };
+        return current.status === 'completed' ? current : undefined;
+      },
+      { what: 'the background job to complete' },
+    );
     assert.equal(job.reportUrl, `${appUrl}/reports/${jobId}.csv`);
     const task = await harness.task(job.taskId);
     assert.equal(task.attempts, 1);

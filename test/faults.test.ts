@@ -111,7 +111,10 @@ describe('worker killed with calls in flight', () => {
         assert.equal(view.status, 'succeeded');
         assert.equal(view.attempts, 2);
         const calls = receiver.to('/worker-crash').filter((call) => call.headers['asyncqueue-task-id'] === ids[index]);
-        assert.deepEqual(calls.map((call) => call.headers['asyncqueue-attempt']), ['1', '2']);
+        assert.deepEqual(
+          calls.map((call) => call.headers['asyncqueue-attempt']),
+          ['1', '2'],
+        );
         assert.equal(calls[0]!.headers['webhook-id'], calls[1]!.headers['webhook-id'], 'the callee can deduplicate');
       }
       assert.equal(await second.stop(), 0);
@@ -354,10 +357,13 @@ describe('webhook receiver down', () => {
       });
       const id = created.body.id as string;
       // Connection refused for a while: the task has succeeded, its webhook is pending.
-      const during = await eventually(async () => {
-        const { body } = await harness.api('GET', `/v1/tasks/${id}`);
-        return body.status === 'succeeded' && body.webhook.attempts >= 2 ? body : undefined;
-      }, { what: 'webhook retries while refused' });
+      const during = await eventually(
+        async () => {
+          const { body } = await harness.api('GET', `/v1/tasks/${id}`);
+          return body.status === 'succeeded' && body.webhook.attempts >= 2 ? body : undefined;
+        },
+        { what: 'webhook retries while refused' },
+      );
       assert.equal(during.webhook.status, 'pending');
 
       const late = await Receiver.start('127.0.0.1', port);
@@ -430,14 +436,11 @@ describe('Temporal server down and killed', onDevServerOnly('stops and kills a T
 
   // The Temporal client's retries of UNAVAILABLE can outlast connection.withDeadline (2.9–3.7 s
   // for a 2 s timeout were measured), so the API keeps the deadline itself.
-  it(
-    'answered that first 503 within ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT, as the README promises',
-    () => {
-      assert.ok(firstUnavailableMs !== undefined, 'the test above measured it');
-      const promisedMs = harness.config.temporalRpcTimeoutMs;
-      assert.ok(firstUnavailableMs < promisedMs + 500, `503 after ${firstUnavailableMs} ms; the RPC timeout is ${promisedMs} ms`);
-    },
-  );
+  it('answered that first 503 within ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT, as the README promises', () => {
+    assert.ok(firstUnavailableMs !== undefined, 'the test above measured it');
+    const promisedMs = harness.config.temporalRpcTimeoutMs;
+    assert.ok(firstUnavailableMs < promisedMs + 500, `503 after ${firstUnavailableMs} ms; the RPC timeout is ${promisedMs} ms`);
+  });
 
   it('loses nothing when killed with tasks scheduled, running, retrying and awaiting webhook delivery', async () => {
     receiver.always('/kill-running', hangFirstAttempt);
@@ -458,7 +461,9 @@ describe('Temporal server down and killed', onDevServerOnly('stops and kills a T
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     server = await startServer();
 
-    const views = await Promise.all([scheduled, running, retrying, awaitingWebhook].map((id) => harness.waitForEnd(id, { timeoutMs: 90_000 })));
+    const views = await Promise.all(
+      [scheduled, running, retrying, awaitingWebhook].map((id) => harness.waitForEnd(id, { timeoutMs: 90_000 })),
+    );
     for (const view of views) assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.equal(receiver.to('/kill-scheduled').length, 1);
     assert.equal(views[3].webhook.status, 'delivered');

@@ -48,19 +48,26 @@ describe('metrics', () => {
     await runTask({ callbackUrl: receiver.url('/metered-fail') });
 
     assert.equal((await fetch(`${harness.baseUrl}/metrics`)).status, 401, 'the API key guards metrics too');
-    const text = await eventually(async () => {
-      const response = await fetch(`${harness.baseUrl}/metrics`, { headers: auth });
-      const body = await response.text();
-      return body.includes('asyncqueue_tasks_completed_total') ? body : undefined;
-    }, { what: 'worker metrics' });
+    const text = await eventually(
+      async () => {
+        const response = await fetch(`${harness.baseUrl}/metrics`, { headers: auth });
+        const body = await response.text();
+        return body.includes('asyncqueue_tasks_completed_total') ? body : undefined;
+      },
+      { what: 'worker metrics' },
+    );
 
     const sample = (pattern: RegExp): number => {
       const match = text.split('\n').find((line) => pattern.test(line));
       assert.ok(match, `no line matches ${pattern}`);
       return Number(match.trim().split(/\s+/).pop());
     };
-    assert.ok(sample(/^asyncqueue_http_request_duration_seconds_count\{method="POST",route="\/v1\/tasks",status_code="202"\}/) >= 2);
-    assert.ok(sample(/^asyncqueue_http_request_duration_seconds_count\{method="GET",route="\/v1\/tasks\/:id",status_code="200"\}/) >= 1);
+    assert.ok(
+      sample(/^asyncqueue_http_request_duration_seconds_count\{method="POST",route="\/v1\/tasks",status_code="202"\}/) >= 2,
+    );
+    assert.ok(
+      sample(/^asyncqueue_http_request_duration_seconds_count\{method="GET",route="\/v1\/tasks\/:id",status_code="200"\}/) >= 1,
+    );
     assert.ok(!text.includes(receiver.origin), 'no URLs or ids become label values');
     assert.equal(sample(/^asyncqueue_tasks_created_total\{delay="no"\}/), 2);
     assert.ok(sample(/^asyncqueue_tasks_completed_total\{.*status="succeeded"/) >= 1);
@@ -76,13 +83,19 @@ describe('metrics', () => {
 describe('logs', () => {
   it('carry the task id on every API line about a task', async () => {
     const id = await runTask({ callbackUrl: receiver.url('/logged') });
-    const about = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => JSON.stringify(line).includes(id));
+    const about = lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => JSON.stringify(line).includes(id));
     assert.ok(about.length >= 2, 'created and read lines');
     for (const line of about) assert.equal(line.taskId, id, JSON.stringify(line));
   });
 
   it('carry the task id on worker lines, derived from the workflow id', () => {
-    assert.deepEqual(logRecord({ meta: { workflowId: 'task-abc', attempt: 2 } }), { workflowId: 'task-abc', attempt: 2, taskId: 'abc' });
+    assert.deepEqual(logRecord({ meta: { workflowId: 'task-abc', attempt: 2 } }), {
+      workflowId: 'task-abc',
+      attempt: 2,
+      taskId: 'abc',
+    });
     assert.deepEqual(logRecord({ meta: { taskQueue: 'q' } }), { taskQueue: 'q' });
   });
 });

@@ -29,15 +29,11 @@ before(async () => {
   // --ignore-scripts: `prepack` would rebuild; the suite already built dist/.
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', project, '--json'], { cwd: repo });
   const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
-  await writeFile(
-    path.join(project, 'package.json'),
-    JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
-  );
-  await run(
-    'npm',
-    ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--omit=dev', path.join(project, filename)],
-    { cwd: project, timeout: 5 * 60_000 },
-  );
+  await writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--omit=dev', path.join(project, filename)], {
+    cwd: project,
+    timeout: 5 * 60_000,
+  });
 });
 
 after(async () => {
@@ -49,9 +45,9 @@ after(async () => {
 
 describe('the packed package', () => {
   it('installs light: the client, the CLI and what they need, none of the server', async () => {
-    const installed = JSON.parse(
-      (await run('npm', ['ls', '--all', '--json', '--omit=dev'], { cwd: project })).stdout,
-    ) as { dependencies?: Record<string, { dependencies?: Record<string, unknown> }> };
+    const installed = JSON.parse((await run('npm', ['ls', '--all', '--json', '--omit=dev'], { cwd: project })).stdout) as {
+      dependencies?: Record<string, { dependencies?: Record<string, unknown> }>;
+    };
     const names = new Set<string>();
     const walk = (deps: Record<string, { dependencies?: Record<string, unknown> }> | undefined): void => {
       for (const [name, info] of Object.entries(deps ?? {})) {
@@ -60,7 +56,15 @@ describe('the packed package', () => {
       }
     };
     walk(installed.dependencies);
-    for (const server of ['fastify', '@temporalio/worker', '@temporalio/core-bridge', '@temporalio/client', 'undici', 'pino', 'prom-client']) {
+    for (const server of [
+      'fastify',
+      '@temporalio/worker',
+      '@temporalio/core-bridge',
+      '@temporalio/client',
+      'undici',
+      'pino',
+      'prom-client',
+    ]) {
       assert.ok(!names.has(server), `installing the client pulled in ${server}`);
     }
     assert.ok(names.has('standardwebhooks'), [...names].join(', '));
@@ -86,7 +90,15 @@ console.log(JSON.stringify({ status: task.status, isError: new AsyncQueueApiErro
     await writeFile(
       path.join(project, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: [] , lib: ['ES2022', 'DOM'] },
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          skipLibCheck: false,
+          types: [],
+          lib: ['ES2022', 'DOM'],
+        },
         files: ['consumer.ts'],
       }),
     );

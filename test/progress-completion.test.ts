@@ -15,7 +15,9 @@ let harness: Harness;
 let receiver: Receiver;
 
 before(async () => {
-  harness = await startHarness({ env: { ASYNCQUEUE_API_KEYS: API_KEY, ASYNCQUEUE_PROGRESS_INTERVAL: String(PROGRESS_INTERVAL_S) } });
+  harness = await startHarness({
+    env: { ASYNCQUEUE_API_KEYS: API_KEY, ASYNCQUEUE_PROGRESS_INTERVAL: String(PROGRESS_INTERVAL_S) },
+  });
   receiver = await Receiver.start();
 });
 
@@ -88,9 +90,13 @@ describe('progress, coalesced', () => {
     assert.equal((await harness.task(id, withKey)).progress.percent, 100);
 
     const handle = harness.client.workflow.getHandle(`task-${id}`);
-    await eventually(async () => ((await handle.query<{ progress?: { percent?: number } }>('taskState')).progress?.percent === 100 ? true : undefined), {
-      what: 'the held-back report to reach the workflow',
-    });
+    await eventually(
+      async () =>
+        (await handle.query<{ progress?: { percent?: number } }>('taskState')).progress?.percent === 100 ? true : undefined,
+      {
+        what: 'the held-back report to reach the workflow',
+      },
+    );
     const signals = ((await handle.fetchHistory()).events ?? []).filter(
       (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'progress',
     );
@@ -112,7 +118,9 @@ describe('progress, coalesced', () => {
     assert.match(tooBig.body.error.message, /^data:/);
     assert.equal((await callee(`/v1/tasks/${id}/complete`, { result: 'ok' })).status, 202);
     await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded', { headers: withKey });
-    const memo = (await harness.client.workflow.getHandle(`task-${id}`).describe()).memo?.task as { progress?: Record<string, unknown> };
+    const memo = (await harness.client.workflow.getHandle(`task-${id}`).describe()).memo?.task as {
+      progress?: Record<string, unknown>;
+    };
     assert.equal(memo.progress?.percent, 10);
     assert.ok(!('data' in (memo.progress ?? {})), 'progress.data is in the memo');
   });
@@ -121,7 +129,10 @@ describe('progress, coalesced', () => {
 describe('async completion', () => {
   it('keeps a 202-answered attempt open until /complete, whose result becomes the task result', async () => {
     receiver.always('/accept', accepted({ accepted: true }));
-    const id = await harness.createTask({ callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 }, withKey);
+    const id = await harness.createTask(
+      { callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/accept-hook'), timeout: 60 },
+      withKey,
+    );
     const [call] = await receiver.waitFor('/accept', 1);
     // The attempt is open on the server, awaited with no heartbeat to lapse (async-completion.test.ts).
     const waiting = await harness.waitForTask(id, (t) => t.status === 'running', 'running', { headers: withKey });
@@ -131,7 +142,12 @@ describe('async completion', () => {
     const token = String(call!.headers['asyncqueue-task-token']);
     const done = await asCallee(token)(`/v1/tasks/${id}/complete`, { result: { reportUrl: 'https://files/r.pdf' } });
     assert.equal(done.status, 202);
-    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded' && t.webhook?.status === 'delivered', 'succeeded', { headers: withKey });
+    const task = await harness.waitForTask(
+      id,
+      (t) => t.status === 'succeeded' && t.webhook?.status === 'delivered',
+      'succeeded',
+      { headers: withKey },
+    );
     assert.deepEqual(task.result, { reportUrl: 'https://files/r.pdf' });
     assert.equal(task.attempts, 1);
     const [hook] = await receiver.waitFor('/accept-hook', 1);
@@ -172,7 +188,9 @@ describe('async completion', () => {
     const path = '/accept-and-forget';
     receiver.script(path, accepted(), respondJson(200, { retried: true }));
     const id = await harness.createTask({ callbackUrl: receiver.url(path), timeout: 1, retries: 1 }, withKey);
-    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded after the timeout', { headers: withKey });
+    const task = await harness.waitForTask(id, (t) => t.status === 'succeeded', 'succeeded after the timeout', {
+      headers: withKey,
+    });
     assert.equal(task.attempts, 2);
     const [first, second] = receiver.to(path);
     const gap = second!.receivedAt - first!.receivedAt;
@@ -181,7 +199,10 @@ describe('async completion', () => {
 
   it('still cancels an attempt that awaits completion', async () => {
     receiver.always('/accept-then-cancel', accepted());
-    const id = await harness.createTask({ callbackUrl: receiver.url('/accept-then-cancel'), webhookUrl: receiver.url('/cancel-hook'), timeout: 60 }, withKey);
+    const id = await harness.createTask(
+      { callbackUrl: receiver.url('/accept-then-cancel'), webhookUrl: receiver.url('/cancel-hook'), timeout: 60 },
+      withKey,
+    );
     await receiver.waitFor('/accept-then-cancel', 1);
     await harness.waitForTask(id, (t) => t.status === 'running', 'running', { headers: withKey });
     const cancelledAt = Date.now();

@@ -15,7 +15,10 @@ const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const LIMIT = 1024;
 
 type Middleware = ReturnType<typeof expressReceiver>;
-type Request = IncomingMessage & { body?: unknown; asyncQueue?: { messageId: string; taskId: string | undefined; attempt: number | undefined } };
+type Request = IncomingMessage & {
+  body?: unknown;
+  asyncQueue?: { messageId: string; taskId: string | undefined; attempt: number | undefined };
+};
 
 /** Reads the whole stream, as every body parser does before it sets `request.body`. */
 async function readAll(request: IncomingMessage): Promise<Buffer> {

@@ -41,15 +41,27 @@ async function main(): Promise<void> {
       webhookUrl: receiver.url('/hook'),
       retries: 2,
     },
-    'failed-after-retries-with-webhook': { callbackUrl: receiver.url('/broken'), webhookUrl: receiver.url('/hook-ok'), retries: 1 },
+    'failed-after-retries-with-webhook': {
+      callbackUrl: receiver.url('/broken'),
+      webhookUrl: receiver.url('/hook-ok'),
+      retries: 1,
+    },
     'cancelled-in-flight': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
     'cancelled-during-delay': { callbackUrl: receiver.url('/never'), delay: 600 },
     'delayed-then-succeeded': { callbackUrl: receiver.url('/ok'), delay: 1 },
     'progress-then-async-completion': { callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
     'async-failed-then-retried': { callbackUrl: receiver.url('/accept-fail-then-ok'), retries: 2, timeout: 60 },
     'plain-202-succeeded': { callbackUrl: receiver.url('/plain-202'), webhookUrl: receiver.url('/hook-ok') },
-    'cancelled-through-temporal-in-flight': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
-    'cancelled-by-cut-off-cancel-wins-over-failure': { callbackUrl: receiver.url('/hold'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
+    'cancelled-through-temporal-in-flight': {
+      callbackUrl: receiver.url('/hold'),
+      webhookUrl: receiver.url('/hook-ok'),
+      timeout: 60,
+    },
+    'cancelled-by-cut-off-cancel-wins-over-failure': {
+      callbackUrl: receiver.url('/hold'),
+      webhookUrl: receiver.url('/hook-ok'),
+      timeout: 60,
+    },
   };
   const holds = () => receiver.to('/hold').length;
   try {
@@ -59,20 +71,27 @@ async function main(): Promise<void> {
       const created = await api.api('POST', '/v1/tasks', body);
       const id = created.body.id as string;
       const completeAsync = async (path: string, outcome: Record<string, unknown>, progress?: Record<string, unknown>) => {
-        const call = await eventually(async () => receiver.to(path).find((c) => c.headers['asyncqueue-task-id'] === id), { what: `${name} called` });
+        const call = await eventually(async () => receiver.to(path).find((c) => c.headers['asyncqueue-task-id'] === id), {
+          what: `${name} called`,
+        });
         const token = { 'asyncqueue-task-token': String(call.headers['asyncqueue-task-token']) };
         if (progress !== undefined) await api.api('POST', `/v1/tasks/${id}/progress`, progress, token);
         const endpoint = 'result' in outcome ? 'complete' : 'fail';
-        await eventually(async () => ((await api.api('POST', `/v1/tasks/${id}/${endpoint}`, outcome, token)).status === 202 ? true : undefined), {
-          what: `${name} ${endpoint}`,
-        });
+        await eventually(
+          async () => ((await api.api('POST', `/v1/tasks/${id}/${endpoint}`, outcome, token)).status === 202 ? true : undefined),
+          {
+            what: `${name} ${endpoint}`,
+          },
+        );
       };
       if (name === 'progress-then-async-completion') {
         await completeAsync('/accept', { result: { done: true } }, { percent: 50, message: 'half way' });
       }
-      if (name === 'async-failed-then-retried') await completeAsync('/accept-fail-then-ok', { error: { message: 'renderer crashed' } });
+      if (name === 'async-failed-then-retried')
+        await completeAsync('/accept-fail-then-ok', { error: { message: 'renderer crashed' } });
       if (name.startsWith('cancelled')) {
-        if (name !== 'cancelled-during-delay') await eventually(async () => (holds() > heldBefore ? true : undefined), { what: `${name} held` });
+        if (name !== 'cancelled-during-delay')
+          await eventually(async () => (holds() > heldBefore ? true : undefined), { what: `${name} held` });
         if (name === 'cancelled-through-temporal-in-flight') await api.client.workflow.getHandle(`task-${id}`).cancel();
         else await api.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'recorded scenario' });
       }

@@ -16,7 +16,10 @@ async function main(): Promise<number> {
   const files =
     requested.length > 0
       ? requested
-      : (await readdir(testDir)).filter((name) => name.endsWith('.test.js')).sort().map((name) => path.join(testDir, name));
+      : (await readdir(testDir))
+          .filter((name) => name.endsWith('.test.js'))
+          .sort()
+          .map((name) => path.join(testDir, name));
 
   process.stdout.write('Starting an in-memory Temporal dev server for the tests…\n');
   const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default' });

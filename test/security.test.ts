@@ -26,7 +26,7 @@ before(async () => {
   receiver = await Receiver.start();
   // Names ending in .test resolve through this table; `rebind.test` answers a public address to the
   // create-time check and a blocked loopback address at connect time, as a rebinding attacker's DNS
-// would.
+  // would.
   const guard = new DestinationGuard({
     allowPrivateNetworks: false,
     allowedDestinations: ['127.0.0.1'],
@@ -59,10 +59,13 @@ after(async () => {
 const auth = (key = KEYS[0]!) => ({ authorization: `Bearer ${key}` });
 
 async function finalView(id: string) {
-  return eventually(async () => {
-    const { body } = await harness.api('GET', `/v1/tasks/${id}`, undefined, auth());
-    return ['succeeded', 'failed', 'cancelled'].includes(body.status) && body.webhook?.status !== 'pending' ? body : undefined;
-  }, { what: `task ${id} to end` });
+  return eventually(
+    async () => {
+      const { body } = await harness.api('GET', `/v1/tasks/${id}`, undefined, auth());
+      return ['succeeded', 'failed', 'cancelled'].includes(body.status) && body.webhook?.status !== 'pending' ? body : undefined;
+    },
+    { what: `task ${id} to end` },
+  );
 }
 
 async function workflowCount(query: string): Promise<number> {
@@ -227,7 +230,12 @@ describe('destinations', () => {
     const target = await Receiver.start('127.0.0.2');
     after(() => target.close());
     const port = new URL(target.origin).port;
-    const created = await harness.api('POST', '/v1/tasks', { callbackUrl: `http://rebind.test:${port}/rebound`, retries: 2 }, auth());
+    const created = await harness.api(
+      'POST',
+      '/v1/tasks',
+      { callbackUrl: `http://rebind.test:${port}/rebound`, retries: 2 },
+      auth(),
+    );
     assert.equal(created.status, 202, 'the create-time lookup saw a public address');
     const view = await finalView(created.body.id);
     assert.equal(view.status, 'failed');

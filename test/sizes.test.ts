@@ -58,7 +58,11 @@ describe('callback answers that grow when encoded', () => {
       response.writeHead(200, { 'content-type': 'application/octet-stream' });
       response.end(Buffer.alloc(1000 * 1024, 0xff)); // each byte becomes U+FFFD, three bytes in UTF-8
     });
-    const id = await harness.createTask({ callbackUrl: receiver.url('/binary'), webhookUrl: receiver.url('/binary-hook'), retries: 2 });
+    const id = await harness.createTask({
+      callbackUrl: receiver.url('/binary'),
+      webhookUrl: receiver.url('/binary-hook'),
+      retries: 2,
+    });
     const task = await harness.waitForEnd(id);
     assert.equal(task.status, 'failed');
     assert.equal(task.error.code, 'response_too_large');
@@ -90,7 +94,11 @@ describe('values sent to a running task', () => {
 describe("Temporal's own refusals", () => {
   it('maps INVALID_ARGUMENT about sizes, as the server words it, to a 413 naming the field', async () => {
     const refused = await harness.client.workflow
-      .start('taskWorkflow', { taskQueue: `nowhere-${Date.now()}`, workflowId: `oversize-${Date.now()}`, args: ['x'.repeat(2_200_000)] as never })
+      .start('taskWorkflow', {
+        taskQueue: `nowhere-${Date.now()}`,
+        workflowId: `oversize-${Date.now()}`,
+        args: ['x'.repeat(2_200_000)] as never,
+      })
       .then(
         () => undefined,
         (err: unknown) => err,

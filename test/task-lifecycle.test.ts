@@ -160,7 +160,11 @@ describe('retries', () => {
   it('reports retrying between attempts and fails once the retries are spent', async () => {
     const path = '/always-500';
     receiver.always(path, respondJson(500, { error: 'broken' }));
-    const id = await harness.createTask({ callbackUrl: receiver.url(path), retries: 2, webhookUrl: receiver.url('/always-500-hook') });
+    const id = await harness.createTask({
+      callbackUrl: receiver.url(path),
+      retries: 2,
+      webhookUrl: receiver.url('/always-500-hook'),
+    });
     const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'failed');
     assert.equal(view.attempts, 3);
@@ -274,7 +278,13 @@ describe('parseRetryAfter', () => {
   });
 
   it('gives undefined for no wait: zero, now, or a date in the past', () => {
-    for (const value of ['0', '000', new Date(now).toUTCString(), 'Sat, 28 Nov 2026 10:59:59 GMT', 'Sun, 06 Nov 1994 08:49:37 GMT']) {
+    for (const value of [
+      '0',
+      '000',
+      new Date(now).toUTCString(),
+      'Sat, 28 Nov 2026 10:59:59 GMT',
+      'Sun, 06 Nov 1994 08:49:37 GMT',
+    ]) {
       assert.equal(parseRetryAfter(value, now), undefined, value);
     }
   });

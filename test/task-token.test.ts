@@ -34,7 +34,10 @@ describe('task tokens', () => {
     const [call] = await receiver.waitFor('/hold', 1);
     const token = String(call!.headers['asyncqueue-task-token']);
     assert.equal(token, TaskTokenKeys.fromSecrets([TEST_TASK_TOKEN_SECRET])!.tokenFor(id));
-    assert.equal((await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 5 }, { 'asyncqueue-task-token': token })).status, 202);
+    assert.equal(
+      (await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 5 }, { 'asyncqueue-task-token': token })).status,
+      202,
+    );
 
     const history = JSON.stringify(await harness.client.workflow.getHandle(`task-${id}`).fetchHistory());
     const description = JSON.stringify(await harness.client.workflow.getHandle(`task-${id}`).describe());
@@ -46,7 +49,10 @@ describe('task tokens', () => {
 
   it('verifies with any configured secret, so the secret can rotate', () => {
     const old = TaskTokenKeys.fromSecrets(['an-old-secret-that-is-long-enough-123'])!;
-    const rotating = TaskTokenKeys.fromSecrets(['a-new-secret-that-is-long-enough-4567', 'an-old-secret-that-is-long-enough-123'])!;
+    const rotating = TaskTokenKeys.fromSecrets([
+      'a-new-secret-that-is-long-enough-4567',
+      'an-old-secret-that-is-long-enough-123',
+    ])!;
     assert.ok(rotating.verify('t1', old.tokenFor('t1')));
     assert.ok(rotating.verify('t1', rotating.tokenFor('t1')));
     assert.ok(!rotating.verify('t2', old.tokenFor('t1')), "another task's token");
@@ -63,7 +69,12 @@ describe('task tokens', () => {
     });
     try {
       const post = async (path: string, body: unknown) => {
-        const answer = await dead.inject({ method: 'POST', url: path, payload: body as object, headers: { 'asyncqueue-task-token': 'aqt1_junk' } });
+        const answer = await dead.inject({
+          method: 'POST',
+          url: path,
+          payload: body as object,
+          headers: { 'asyncqueue-task-token': 'aqt1_junk' },
+        });
         return { status: answer.statusCode, body: answer.json() as unknown };
       };
       const unknown = await post('/v1/tasks/no-such-task/progress', { percent: 1 });
@@ -93,8 +104,11 @@ describe('task tokens', () => {
     const token = String(call!.headers['asyncqueue-task-token']);
     const limit = 30;
     const junk = await Promise.all(
-      Array.from({ length: limit + 10 }, async () =>
-        (await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 1 }, { 'asyncqueue-task-token': 'aqt1_forged' })).status,
+      Array.from(
+        { length: limit + 10 },
+        async () =>
+          (await harness.api('POST', `/v1/tasks/${id}/progress`, { percent: 1 }, { 'asyncqueue-task-token': 'aqt1_forged' }))
+            .status,
       ),
     );
     assert.ok(junk.includes(429), 'the flood of bad tokens is limited');

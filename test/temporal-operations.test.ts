@@ -20,7 +20,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const workflowId of foreign) await harness.client.workflow.getHandle(workflowId).terminate('test over').catch(() => undefined);
+  for (const workflowId of foreign)
+    await harness.client.workflow
+      .getHandle(workflowId)
+      .terminate('test over')
+      .catch(() => undefined);
   await harness.close();
   await receiver.close();
   await stopOwnServer();
@@ -32,7 +36,11 @@ const handle = (id: string) => harness.client.workflow.getHandle(`task-${id}`);
 async function listed(status: string | undefined, id: string): Promise<any | undefined> {
   let cursor: string | undefined;
   do {
-    const query = new URLSearchParams({ limit: '100', ...(status !== undefined ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    const query = new URLSearchParams({
+      limit: '100',
+      ...(status !== undefined ? { status } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
     const page = await harness.api('GET', `/v1/tasks?${query}`);
     assert.equal(page.status, 200, JSON.stringify(page.body));
     const found = (page.body.tasks as any[]).find((task) => task.id === id);
@@ -53,7 +61,11 @@ describe('cancel through Temporal', () => {
     receiver.always('/held', (_received, response) => {
       response.once('close', () => (aborted = !response.writableFinished));
     });
-    const id = await harness.createTask({ callbackUrl: receiver.url('/held'), webhookUrl: receiver.url('/held-hook'), timeout: 60 });
+    const id = await harness.createTask({
+      callbackUrl: receiver.url('/held'),
+      webhookUrl: receiver.url('/held-hook'),
+      timeout: 60,
+    });
     await receiver.waitFor('/held', 1);
     await harness.waitForTask(id, (task) => task.status === 'running', 'running');
     await handle(id).cancel();
@@ -75,7 +87,11 @@ describe('cancel through Temporal', () => {
   });
 
   it('cancels a task waiting for its delay without calling the callback', async () => {
-    const id = await harness.createTask({ callbackUrl: receiver.url('/never'), webhookUrl: receiver.url('/delay-hook'), delay: 600 });
+    const id = await harness.createTask({
+      callbackUrl: receiver.url('/never'),
+      webhookUrl: receiver.url('/delay-hook'),
+      delay: 600,
+    });
     await handle(id).cancel();
     const task = await harness.waitForEnd(id);
     assert.equal(task.status, 'cancelled');
@@ -90,7 +106,11 @@ describe('cancel through Temporal', () => {
 describe('terminate and timeout through Temporal', () => {
   it('reads a terminated task as failed (terminated) in GET and in the list, and drops it from in-progress filters', async () => {
     receiver.always('/terminated', () => undefined);
-    const id = await harness.createTask({ callbackUrl: receiver.url('/terminated'), webhookUrl: receiver.url('/terminated-hook'), timeout: 60 });
+    const id = await harness.createTask({
+      callbackUrl: receiver.url('/terminated'),
+      webhookUrl: receiver.url('/terminated-hook'),
+      timeout: 60,
+    });
     await receiver.waitFor('/terminated', 1);
     await listedAs('running', id);
     await handle(id).terminate('operator pressed Terminate');
@@ -127,18 +147,41 @@ describe('terminate and timeout through Temporal', () => {
     const id = randomUUID();
     const createdAt = new Date().toISOString();
     const memo = {
-      id, status: 'scheduled', callbackUrl: receiver.url('/late'), webhookUrl: null, retries: 0, timeout: 30, delay: 600,
-      createdAt, updatedAt: createdAt, attempts: 0,
+      id,
+      status: 'scheduled',
+      callbackUrl: receiver.url('/late'),
+      webhookUrl: null,
+      retries: 0,
+      timeout: 30,
+      delay: 600,
+      createdAt,
+      updatedAt: createdAt,
+      attempts: 0,
     };
     await harness.client.workflow.start('taskWorkflow', {
       taskQueue: harness.config.taskQueue,
       workflowId: `task-${id}`,
       workflowExecutionTimeout: '1s',
-      args: [{ id, callbackUrl: memo.callbackUrl, payload: {}, webhookUrl: null, retries: 0, timeoutSeconds: 30, delaySeconds: 600, headers: {}, createdAt, policy: harness.config.policy }],
+      args: [
+        {
+          id,
+          callbackUrl: memo.callbackUrl,
+          payload: {},
+          webhookUrl: null,
+          retries: 0,
+          timeoutSeconds: 30,
+          delaySeconds: 600,
+          headers: {},
+          createdAt,
+          policy: harness.config.policy,
+        },
+      ],
       memo: { task: memo },
       typedSearchAttributes: [{ key: { name: 'TaskStatus', type: 'KEYWORD' }, value: 'scheduled' }] as never,
     });
-    await eventually(async () => ((await handle(id).describe()).status.name === 'TIMED_OUT' ? true : undefined), { what: 'the workflow to time out' });
+    await eventually(async () => ((await handle(id).describe()).status.name === 'TIMED_OUT' ? true : undefined), {
+      what: 'the workflow to time out',
+    });
     const task = await harness.task(id);
     assert.equal(task.status, 'failed');
     assert.equal(task.error.code, 'timed_out');
@@ -161,7 +204,11 @@ describe("another program's task-* workflow in the namespace", () => {
     // A task-* workflow of our own type but without the memo (started by hand) is skipped too.
     const bare = `bare-${randomUUID()}`;
     foreign.push(`task-${bare}`);
-    await harness.client.workflow.start('taskWorkflow', { taskQueue: `elsewhere-${randomUUID()}`, workflowId: `task-${bare}`, args: [] as never });
+    await harness.client.workflow.start('taskWorkflow', {
+      taskQueue: `elsewhere-${randomUUID()}`,
+      workflowId: `task-${bare}`,
+      args: [] as never,
+    });
     assert.equal((await harness.api('GET', `/v1/tasks/${bare}`)).status, 404);
     // Listed alongside real tasks, neither appears, and nothing fails.
     const real = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 600 });

@@ -20,14 +20,18 @@ let receiver: Receiver;
 let dataDir: string;
 let port: number;
 
-const startServer = () => DevServer.start({ port, uiPort: null, namespace: 'default', dbFile: path.join(dataDir, 'temporal.db') });
+const startServer = () =>
+  DevServer.start({ port, uiPort: null, namespace: 'default', dbFile: path.join(dataDir, 'temporal.db') });
 
 describe('Temporal unreachable', onDevServerOnly('stops and restarts a Temporal server of its own'), () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-outage-'));
     port = await freePort();
     server = await startServer();
-    harness = await startHarness({ temporalAddress: server.address, env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: String(RPC_TIMEOUT_S) } });
+    harness = await startHarness({
+      temporalAddress: server.address,
+      env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: String(RPC_TIMEOUT_S) },
+    });
     receiver = await Receiver.start();
     receiver.always('/ok', respondJson(200, { ok: true }));
   });

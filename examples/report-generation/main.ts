@@ -11,9 +11,13 @@ async function main(): Promise<void> {
   const secretFile = path.resolve(process.env.ASYNCQUEUE_DATA_DIR ?? 'data', 'signing-secret');
   const signingSecret =
     process.env.ASYNCQUEUE_SIGNING_SECRET?.split(',')[0] ??
-    (await readFile(secretFile, 'utf8').catch(() => {
-      throw new Error(`no signing secret: start AsyncQueue first (npm start writes ${secretFile}) or set ASYNCQUEUE_SIGNING_SECRET`);
-    })).trim();
+    (
+      await readFile(secretFile, 'utf8').catch(() => {
+        throw new Error(
+          `no signing secret: start AsyncQueue first (npm start writes ${secretFile}) or set ASYNCQUEUE_SIGNING_SECRET`,
+        );
+      })
+    ).trim();
   const app = await createReportApp({
     asyncQueueUrl: process.env.ASYNCQUEUE_URL ?? 'http://127.0.0.1:3000',
     ...(process.env.ASYNCQUEUE_API_KEY ? { asyncQueueApiKey: process.env.ASYNCQUEUE_API_KEY } : {}),

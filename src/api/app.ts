@@ -80,9 +80,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // parameters arrive as text, so they (and only they) are coerced.
   const strict = validatorFor({ coerceTypes: false });
   const coercing = validatorFor({ coerceTypes: 'array' });
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
-  );
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema)));
 
   // On close, answers still in flight tell their clients to hang up: otherwise a keep-alive socket
   // holds the server open until keepAliveTimeout runs out, long after the last response.
@@ -105,7 +103,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (retryAfter !== undefined && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfter));
     // RFC 9110: a 401 names the scheme that would be accepted.
     if (statusCode === 401) void reply.header('www-authenticate', 'Bearer');
-    return reply.code(statusCode).send({ error: { code, message: statusCode >= 500 && statusCode !== 503 ? 'internal error' : message } });
+    return reply
+      .code(statusCode)
+      .send({ error: { code, message: statusCode >= 500 && statusCode !== 503 ? 'internal error' : message } });
   });
   // A known path asked with a method it does not have (TRACE, DELETE, …) is a 405 naming the ones
   // it has (RFC 9110), not a 404: the router alone cannot tell the two apart.
@@ -124,7 +124,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply
       .code(405)
       .header('allow', allowed.join(', '))
-      .send({ error: { code: 'method_not_allowed', message: `${request.method} is not allowed here; use ${allowed.join(', ')}` } });
+      .send({
+        error: { code: 'method_not_allowed', message: `${request.method} is not allowed here; use ${allowed.join(', ')}` },
+      });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url}` } }),
@@ -149,7 +151,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   const apiKeys = new ApiKeyVerifier(config.apiKeys);
   // Same keys as the API: counts and latencies are nobody else's business.
-  const metrics = registerApiMetrics(app, { workerMetricsUrl: options.workerMetricsUrl, authorize: (request) => apiKeys.verify(request) });
+  const metrics = registerApiMetrics(app, {
+    workerMetricsUrl: options.workerMetricsUrl,
+    authorize: (request) => apiKeys.verify(request),
+  });
   await registerApiDocs(app);
   await app.register(temporalPlugin, { config, target: options.target });
   await app.register(healthRoutes);
@@ -230,7 +235,11 @@ function describeError(error: FastifyError): { statusCode: number; code: string;
   }
   if (error.validation) {
     const issue = error.validation[0] as ValidationIssue | undefined;
-    return { statusCode: 400, code: 'invalid_request', message: issue ? validationMessage(issue, error.validationContext) : error.message };
+    return {
+      statusCode: 400,
+      code: 'invalid_request',
+      message: issue ? validationMessage(issue, error.validationContext) : error.message,
+    };
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

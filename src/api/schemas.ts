@@ -19,8 +19,7 @@ export const MAX_HEADERS = 50;
 const says = (errorMessage: string) => ({ errorMessage });
 
 /** Either case for every letter: JSON Schema's patterns (ECMA-262) have no `i` flag. */
-const anyCase = (text: string): string =>
-  text.replace(/[a-z]/gi, (letter) => `[${letter.toUpperCase()}${letter.toLowerCase()}]`);
+const anyCase = (text: string): string => text.replace(/[a-z]/gi, (letter) => `[${letter.toUpperCase()}${letter.toLowerCase()}]`);
 
 /** A dotted-quad IPv4 address; the other spellings URL parsers take (0x7f.1, 127.1, 2130706433) are refused. */
 const IPV4 = '(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
@@ -88,9 +87,7 @@ const CallbackHeaderName = Type.String({
   pattern:
     `^(?!(?:${RESERVED_HEADER_NAMES.map(anyCase).join('|')})$|${RESERVED_HEADER_PREFIXES.map(anyCase).join('|')})` +
     "[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
-  ...says(
-    'is not a header a task may set: an HTTP token, not host, content-*, hop-by-hop, webhook-* or asyncqueue-*',
-  ),
+  ...says('is not a header a task may set: an HTTP token, not host, content-*, hop-by-hop, webhook-* or asyncqueue-*'),
 });
 /** Visible ASCII, spaces and tabs: no CR, LF or NUL can end up on the wire. */
 const CallbackHeaderValue = Type.String({
@@ -179,29 +176,29 @@ const WebhookStateSchema = Type.Object({
 
 export const TaskViewSchema = Type.Object(
   {
-  id: Type.String(),
-  status: TaskStatusSchema,
-  callbackUrl: Type.String(),
-  webhookUrl: Type.Union([Type.String(), Type.Null()]),
-  retries: Type.Integer(),
-  timeout: Type.Integer(),
-  delay: Type.Integer(),
-  createdAt: Type.String(),
-  updatedAt: Type.String(),
-  attempts: Type.Integer({ description: 'callback attempts started' }),
-  result: Type.Optional(Type.Unknown({ description: "when succeeded: the callback's response body" })),
-  error: Type.Optional(TaskErrorSchema),
-  webhook: Type.Optional(WebhookStateSchema),
-  nextAttemptAt: Type.Optional(Type.String()),
-  lastError: Type.Optional(Type.Object({ message: Type.String() })),
-  progress: Type.Optional(
-    Type.Object({
-      percent: Type.Optional(Type.Number()),
-      message: Type.Optional(Type.String()),
-      data: Type.Optional(Type.Unknown()),
-      updatedAt: Type.String(),
-    }),
-  ),
+    id: Type.String(),
+    status: TaskStatusSchema,
+    callbackUrl: Type.String(),
+    webhookUrl: Type.Union([Type.String(), Type.Null()]),
+    retries: Type.Integer(),
+    timeout: Type.Integer(),
+    delay: Type.Integer(),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+    attempts: Type.Integer({ description: 'callback attempts started' }),
+    result: Type.Optional(Type.Unknown({ description: "when succeeded: the callback's response body" })),
+    error: Type.Optional(TaskErrorSchema),
+    webhook: Type.Optional(WebhookStateSchema),
+    nextAttemptAt: Type.Optional(Type.String()),
+    lastError: Type.Optional(Type.Object({ message: Type.String() })),
+    progress: Type.Optional(
+      Type.Object({
+        percent: Type.Optional(Type.Number()),
+        message: Type.Optional(Type.String()),
+        data: Type.Optional(Type.Unknown()),
+        updatedAt: Type.String(),
+      }),
+    ),
   },
   {
     examples: [
@@ -314,7 +311,12 @@ export function documented<T extends TSchema>(schema: T, description: string, he
   return { ...schema, description, ...(headers !== undefined ? { headers } : {}) };
 }
 
-export const retryAfter: ResponseHeader = { type: 'integer', minimum: 1, required: true, description: 'seconds to wait before retrying' };
+export const retryAfter: ResponseHeader = {
+  type: 'integer',
+  minimum: 1,
+  required: true,
+  description: 'seconds to wait before retrying',
+};
 
 /**
  * Error answers of the task routes. 408 and 431, which the HTTP server gives before any route

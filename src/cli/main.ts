@@ -147,11 +147,17 @@ export async function runCli(
       }
       case 'wait': {
         const task = await aq.tasks.wait(needId(), {
-          ...(values['wait-timeout'] !== undefined ? { timeoutMs: parseNumber('--wait-timeout', values['wait-timeout']) * 1000 } : {}),
+          ...(values['wait-timeout'] !== undefined
+            ? { timeoutMs: parseNumber('--wait-timeout', values['wait-timeout']) * 1000 }
+            : {}),
           ...(values.interval !== undefined ? { intervalMs: parseNumber('--interval', values.interval) * 1000 } : {}),
         });
         show(task, () => describeTask(task));
-        return task.status === 'succeeded' ? ExitCode.Ok : task.status === 'failed' ? ExitCode.TaskFailed : ExitCode.TaskCancelled;
+        return task.status === 'succeeded'
+          ? ExitCode.Ok
+          : task.status === 'failed'
+            ? ExitCode.TaskFailed
+            : ExitCode.TaskCancelled;
       }
       default:
         throw new UsageError(`unknown command: tasks ${command}`);
@@ -167,7 +173,8 @@ export async function runCli(
     }
     if (err instanceof AsyncQueueApiError || err instanceof AsyncQueueConnectionError) {
       const status = err instanceof AsyncQueueApiError ? err.status : undefined;
-      if (values.json) out.error(JSON.stringify({ error: { code: err.code, message: err.message, ...(status ? { status } : {}) } }));
+      if (values.json)
+        out.error(JSON.stringify({ error: { code: err.code, message: err.message, ...(status ? { status } : {}) } }));
       else out.error(`error${status ? ` ${status}` : ''} (${err.code}): ${err.message}`);
       return ExitCode.Failed;
     }

@@ -195,9 +195,7 @@ async function waitUntilServing(address: string, namespace: string, child: Child
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       try {
-        await connection.withDeadline(Date.now() + 2000, () =>
-          connection.workflowService.describeNamespace({ namespace }),
-        );
+        await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.describeNamespace({ namespace }));
         return;
       } finally {
         await connection.close();

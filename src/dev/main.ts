@@ -17,7 +17,9 @@ import { installWorkerRuntime } from '../worker/runtime.js';
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (config.worker.nice > 0) {
-    process.stderr.write('asyncqueue: ASYNCQUEUE_WORKER_NICE applies to `npm run worker`; here the worker and the API share one process.\n');
+    process.stderr.write(
+      'asyncqueue: ASYNCQUEUE_WORKER_NICE applies to `npm run worker`; here the worker and the API share one process.\n',
+    );
   }
   // One process: the worker's metrics (the SDK's and ours) are served through the API's /metrics.
   const metricsAddress = config.workerMetricsAddress ?? `127.0.0.1:${await freePort()}`;

@@ -41,7 +41,8 @@ export async function loadTaskTokenSecrets(secrets: string[] | undefined, dataDi
   const file = path.join(dataDir, TASK_TOKEN_SECRET_FILE);
   const values = secrets ?? [await readOrCreate(file, () => randomBytes(32).toString('base64url'))];
   const keys = TaskTokenKeys.fromSecrets(values);
-  if (keys === undefined) throw new ConfigError(secrets !== undefined ? variable : file, 'each secret must be at least 32 characters');
+  if (keys === undefined)
+    throw new ConfigError(secrets !== undefined ? variable : file, 'each secret must be at least 32 characters');
   return { keys, source: secrets !== undefined ? variable : file };
 }
 

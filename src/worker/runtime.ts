@@ -50,6 +50,15 @@ export function logRecord(entry: Pick<LogEntry, 'meta'>): Record<string, unknown
 }
 
 function writeEntry(logger: Logger, entry: LogEntry): void {
-  const level = entry.level === 'TRACE' ? 'trace' : entry.level === 'DEBUG' ? 'debug' : entry.level === 'INFO' ? 'info' : entry.level === 'WARN' ? 'warn' : 'error';
+  const level =
+    entry.level === 'TRACE'
+      ? 'trace'
+      : entry.level === 'DEBUG'
+        ? 'debug'
+        : entry.level === 'INFO'
+          ? 'info'
+          : entry.level === 'WARN'
+            ? 'warn'
+            : 'error';
   logger[level](logRecord(entry), entry.message);
 }

@@ -90,9 +90,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     namespace: config.temporalNamespace,
     taskQueue: config.taskQueue,
     identity,
-    ...(options.workflowBundle !== undefined
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,

@@ -15,7 +15,8 @@ export async function callbackAttemptsOnceClosed(on: { client: Client }, taskId:
   const callbacks = new Set<string>();
   let attempts = 0;
   for (const event of (await handle.fetchHistory()).events ?? []) {
-    if (event.activityTaskScheduledEventAttributes?.activityType?.name === CALLBACK_ACTIVITY) callbacks.add(String(event.eventId));
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === CALLBACK_ACTIVITY)
+      callbacks.add(String(event.eventId));
     const started = event.activityTaskStartedEventAttributes;
     if (started && callbacks.has(String(started.scheduledEventId))) attempts += started.attempt ?? 1;
   }

@@ -81,15 +81,20 @@ export function baseArbitrary(schema: JsonSchema, hooks: Hooks, path: string): f
           return fc.boolean();
         case 'integer':
           return fc.integer({
-            min: schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : Number.MIN_SAFE_INTEGER),
-            max: schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - 1 : Number.MAX_SAFE_INTEGER),
+            min:
+              schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : Number.MIN_SAFE_INTEGER),
+            max:
+              schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - 1 : Number.MAX_SAFE_INTEGER),
           });
         case 'number':
           return fc
             .double({ min: schema.minimum ?? -1e300, max: schema.maximum ?? 1e300, noNaN: true, noDefaultInfinity: true })
             .filter((n) => validates(schema, n));
         case 'string': {
-          const lengths = { minLength: schema.minLength ?? 0, ...(schema.maxLength !== undefined ? { maxLength: schema.maxLength } : {}) };
+          const lengths = {
+            minLength: schema.minLength ?? 0,
+            ...(schema.maxLength !== undefined ? { maxLength: schema.maxLength } : {}),
+          };
           if (schema.pattern === undefined) return fc.string(lengths);
           return fc.stringMatching(new RegExp(schema.pattern, 'u')).filter((s) => validates(schema, s));
         }
@@ -222,7 +227,8 @@ export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): f
     out.push(fc.double({ noNaN: true, noDefaultInfinity: true }));
   }
   if (type.includes('string')) {
-    if (schema.maxLength !== undefined) out.push(fc.string({ minLength: schema.maxLength + 1, maxLength: schema.maxLength + 16 }));
+    if (schema.maxLength !== undefined)
+      out.push(fc.string({ minLength: schema.maxLength + 1, maxLength: schema.maxLength + 16 }));
     if (schema.minLength !== undefined && schema.minLength > 0) out.push(fc.string({ maxLength: schema.minLength - 1 }));
   }
   const field = (arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<Violation> =>
@@ -235,11 +241,13 @@ export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): f
       const value = arbitraryFor(record.value, hooks, join(path, ITEM));
       result.push(
         field(
-          fc.uniqueArray(fc.tuple(keys, value), {
-            minLength: schema.maxProperties + 1,
-            maxLength: schema.maxProperties + 5,
-            selector: ([key]) => key.toLowerCase(),
-          }).map((entries) => Object.fromEntries(entries)),
+          fc
+            .uniqueArray(fc.tuple(keys, value), {
+              minLength: schema.maxProperties + 1,
+              maxLength: schema.maxProperties + 5,
+              selector: ([key]) => key.toLowerCase(),
+            })
+            .map((entries) => Object.fromEntries(entries)),
         ),
       );
     }
@@ -247,7 +255,9 @@ export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): f
     if (inner.length > 0) {
       result.push(
         keys.chain((key) =>
-          fc.oneof(...violationsFor(record.value, hooks, join(path, key))).map((v) => ({ value: Object.fromEntries([[key, v.value]]), field: v.field })),
+          fc
+            .oneof(...violationsFor(record.value, hooks, join(path, key)))
+            .map((v) => ({ value: Object.fromEntries([[key, v.value]]), field: v.field })),
         ),
       );
     }
@@ -258,4 +268,3 @@ export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): f
 // ---------------------------------------------------------------------------------------------
 // The API's semantics on top of the schema: valid URLs, header names, and what they may not be.
 // ---------------------------------------------------------------------------------------------
-

@@ -53,7 +53,9 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       ],
     },
     transformObject: (documentObject) =>
-      'openapiObject' in documentObject ? completeDocument(documentObject.openapiObject as OpenApiDocument) : documentObject.swaggerObject,
+      'openapiObject' in documentObject
+        ? completeDocument(documentObject.openapiObject as OpenApiDocument)
+        : documentObject.swaggerObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -66,7 +68,10 @@ interface OpenApiDocument {
 
 interface Operation {
   requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: Array<{ type?: unknown }> } }> };
-  responses?: Record<string, { headers?: Record<string, { required?: boolean; schema?: { required?: unknown } }> } | { $ref: string }>;
+  responses?: Record<
+    string,
+    { headers?: Record<string, { required?: boolean; schema?: { required?: unknown } }> } | { $ref: string }
+  >;
 }
 
 /** What @fastify/swagger cannot say from route schemas alone. */

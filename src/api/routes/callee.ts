@@ -4,7 +4,16 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { JsonValue } from '../../../workflows/task-contract.js';
-import { AcceptedSchema, CompleteBody, ErrorResponses, FailBody, ProgressBody, TaskParams, TaskViewSchema, documented } from '../schemas.js';
+import {
+  AcceptedSchema,
+  CompleteBody,
+  ErrorResponses,
+  FailBody,
+  ProgressBody,
+  TaskParams,
+  TaskViewSchema,
+  documented,
+} from '../schemas.js';
 import { checkDepth } from '../tasks/task-input.js';
 import { bodyErrors, conflict, errors, security, taskErrors } from './route-schemas.js';
 
@@ -16,7 +25,7 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'Report progress',
         description:
-          'For the callback server while it works: shown as `progress` in the task view and as the workflow\'s ' +
+          "For the callback server while it works: shown as `progress` in the task view and as the workflow's " +
           'current details in the Temporal UI. Authenticated by an API key or the `AsyncQueue-Task-Token` the ' +
           'callback request carried. Coalesced: the first report of a task reaches its workflow at once, then at most ' +
           'one per ASYNCQUEUE_PROGRESS_INTERVAL, the newest (reads show the newest at once). `data` may encode to at ' +
@@ -112,5 +121,4 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply.code(202).send(view);
     },
   );
-
 };

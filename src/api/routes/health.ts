@@ -13,7 +13,11 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   const readiness = {
-    schema: { summary: 'Readiness: Temporal is reachable', tags: ['health'], response: { 200: HealthSchema, 503: documented(HealthSchema, 'Temporal is not reachable', { 'retry-after': retryAfter }) } },
+    schema: {
+      summary: 'Readiness: Temporal is reachable',
+      tags: ['health'],
+      response: { 200: HealthSchema, 503: documented(HealthSchema, 'Temporal is not reachable', { 'retry-after': retryAfter }) },
+    },
     config: exemptFromLoadShedding,
   };
   app.get('/readyz', readiness, async (_request, reply) => {

@@ -13,4 +13,3 @@ export const bodyErrors = { 413: ErrorResponses.payloadTooLarge, 415: ErrorRespo
 /** Routes with a task id in the path. */
 export const taskErrors = { 404: ErrorResponses.notFound };
 export const conflict = (description: string) => ({ 409: documented(ErrorSchema, description) });
-

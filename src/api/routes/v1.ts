@@ -83,7 +83,6 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
     });
   }
 
-
   await app.register(taskRoutes, { guard: options.guard, onTaskCreated: options.onTaskCreated });
   await app.register(calleeRoutes);
 };

@@ -54,29 +54,34 @@ export class AsyncCompletions {
       }
     }
     const { activity, attempt, legacy } = await this.awaitingAttempt(id);
-    await this.calls.rpc(async () => {
-      if ('result' in outcome) {
-        // Attempts awaited by a worker's keep-alive (before awaitCompletion existed) end as the
-        // callback activity itself, with its outcome.
-        const completion = legacy
-          ? { attempt, statusCode: ASYNC_ACCEPTED_STATUS, result: outcome.result }
-          : ({ result: outcome.result } satisfies AsyncCompletion);
-        await this.calls.client.activity.complete(activity, completion);
-      } else {
-        await this.calls.client.activity.fail(
-          activity,
-          ApplicationFailure.create({
-            type: CallbackErrorType.ReportedFailure,
-            message: outcome.error.message,
-            nonRetryable: !outcome.retryable,
-            details: [{ attempt, code: outcome.error.code ?? 'callback_reported_failure' }],
-          }),
-        );
-      }
-    }, { taskId: id, sizeField: 'result' }).catch((err: unknown) => {
-      if (err instanceof ActivityNotFoundError) throw new NotAwaitingCompletionError(id);
-      throw err;
-    });
+    await this.calls
+      .rpc(
+        async () => {
+          if ('result' in outcome) {
+            // Attempts awaited by a worker's keep-alive (before awaitCompletion existed) end as the
+            // callback activity itself, with its outcome.
+            const completion = legacy
+              ? { attempt, statusCode: ASYNC_ACCEPTED_STATUS, result: outcome.result }
+              : ({ result: outcome.result } satisfies AsyncCompletion);
+            await this.calls.client.activity.complete(activity, completion);
+          } else {
+            await this.calls.client.activity.fail(
+              activity,
+              ApplicationFailure.create({
+                type: CallbackErrorType.ReportedFailure,
+                message: outcome.error.message,
+                nonRetryable: !outcome.retryable,
+                details: [{ attempt, code: outcome.error.code ?? 'callback_reported_failure' }],
+              }),
+            );
+          }
+        },
+        { taskId: id, sizeField: 'result' },
+      )
+      .catch((err: unknown) => {
+        if (err instanceof ActivityNotFoundError) throw new NotAwaitingCompletionError(id);
+        throw err;
+      });
   }
 
   /** The attempt awaiting completion; waits briefly when the callee's `202` is still on its way. */
@@ -90,10 +95,15 @@ export class AsyncCompletions {
       if (description.status.name !== 'RUNNING') throw new NotAwaitingCompletionError(id);
       const pending = description.raw.pendingActivities ?? [];
       const started = (name: string) =>
-        pending.find((activity) => activity.activityType?.name === name && activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+        pending.find(
+          (activity) =>
+            activity.activityType?.name === name && activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+        );
       const waiting = started(AWAIT_COMPLETION_ACTIVITY);
       const call = started(CALLBACK_ACTIVITY);
-      const legacy = call !== undefined && decodePayload<{ awaitingCompletion?: boolean }>(call.heartbeatDetails?.payloads?.[0])?.awaitingCompletion === true;
+      const legacy =
+        call !== undefined &&
+        decodePayload<{ awaitingCompletion?: boolean }>(call.heartbeatDetails?.payloads?.[0])?.awaitingCompletion === true;
       const found = waiting ?? (legacy ? call : undefined);
       if (found?.activityId != null) {
         const activity = { workflowId: workflowIdForTask(id), runId: description.runId, activityId: found.activityId };
@@ -102,7 +112,9 @@ export class AsyncCompletions {
       // Not yet, perhaps: the call that answered 202 is still finishing, or the wait is being
       // scheduled. But not before the first call, nor while a call waits to start or retry.
       const waitsForCall = pending.some(
-        (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state !== PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+        (activity) =>
+          activity.activityType?.name === CALLBACK_ACTIVITY &&
+          activity.state !== PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
       );
       // No activity pending and none ever scheduled (the first workflow task schedules the call):
       // a task that has not been called yet cannot await its completion.

@@ -3,7 +3,12 @@
  * signals it. The API's routes reach Temporal only through this service.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import {
@@ -27,7 +32,13 @@ import {
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
-import { PayloadTooLargeError, TaskAlreadyEndedError, TaskNotFoundError, TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
+import {
+  PayloadTooLargeError,
+  TaskAlreadyEndedError,
+  TaskNotFoundError,
+  TemporalUnavailableError,
+  ValidationError,
+} from '../../shared/errors.js';
 import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from '../../shared/temporal-limits.js';
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
@@ -101,10 +112,7 @@ export class TaskService {
    * Starts the task's workflow. With an idempotency key the id is derived from it, and a repeat of
    * the same request returns the existing task (`created: false`) instead of starting another.
    */
-  async create(
-    task: NewTask,
-    idempotency?: { caller: string; key: string },
-  ): Promise<{ task: TaskView; created: boolean }> {
+  async create(task: NewTask, idempotency?: { caller: string; key: string }): Promise<{ task: TaskView; created: boolean }> {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
     const hash = requestHash(task);
     const createdAt = new Date().toISOString();
@@ -198,23 +206,27 @@ export class TaskService {
   async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
     const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
     if (query.status !== undefined) filters.push(statusFilter(query.status));
-    const response = await this.calls.rpc(() =>
-      this.calls.client.workflowService.listWorkflowExecutions({
-        namespace: this.options.namespace,
-        pageSize: query.limit,
-        query: filters.join(' AND '),
-        nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
-      }),
-    ).catch((err: unknown) => {
-      if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
-        throw new ValidationError('cursor', 'is not a cursor this service returned');
-      }
-      throw err;
-    });
+    const response = await this.calls
+      .rpc(() =>
+        this.calls.client.workflowService.listWorkflowExecutions({
+          namespace: this.options.namespace,
+          pageSize: query.limit,
+          query: filters.join(' AND '),
+          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
+        }),
+      )
+      .catch((err: unknown) => {
+        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
+          throw new ValidationError('cursor', 'is not a cursor this service returned');
+        }
+        throw err;
+      });
     const views = await Promise.all((response.executions ?? []).map(async (execution) => this.listedView(execution)));
     const token = response.nextPageToken;
     return {
-      tasks: views.filter((view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status)),
+      tasks: views.filter(
+        (view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status),
+      ),
       nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
     };
   }
@@ -248,13 +260,13 @@ export class TaskService {
     const view = await this.read(id, { askWorker: false });
     if (isTerminal(view.status)) throw new TaskAlreadyEndedError(id, view.status);
     const request = { attemptsStarted: view.attempts, ...(reason !== undefined ? { reason } : {}) };
-    await this.calls.rpc(() => this.calls.handle(id).signal(cancelTaskSignal, request), { taskId: id, sizeField: 'reason' }).catch(
-      (err: unknown) => {
+    await this.calls
+      .rpc(() => this.calls.handle(id).signal(cancelTaskSignal, request), { taskId: id, sizeField: 'reason' })
+      .catch((err: unknown) => {
         // The workflow closed between the read and the signal: the task ended on its own.
         if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
         throw err;
-      },
-    );
+      });
     return this.read(id, { askWorker: false });
   }
 
@@ -263,17 +275,22 @@ export class TaskService {
     if (update.data !== undefined) {
       const bytes = Buffer.byteLength(JSON.stringify(update.data));
       if (bytes > MAX_PROGRESS_DATA_BYTES) {
-        throw new PayloadTooLargeError('data', `encodes to ${bytes} bytes; progress data may be at most ${MAX_PROGRESS_DATA_BYTES}`);
+        throw new PayloadTooLargeError(
+          'data',
+          `encodes to ${bytes} bytes; progress data may be at most ${MAX_PROGRESS_DATA_BYTES}`,
+        );
       }
     }
     await this.progress.report(id, { ...update, reportedAt: new Date().toISOString() });
   }
 
   private async signalProgress(id: string, update: ProgressUpdate): Promise<void> {
-    await this.calls.rpc(() => this.calls.handle(id).signal(progressSignal, update), { taskId: id, sizeField: 'data' }).catch((err: unknown) => {
-      if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
-      throw err;
-    });
+    await this.calls
+      .rpc(() => this.calls.handle(id).signal(progressSignal, update), { taskId: id, sizeField: 'data' })
+      .catch((err: unknown) => {
+        if (err instanceof TaskNotFoundError) throw new TaskAlreadyEndedError(id, 'ended');
+        throw err;
+      });
   }
 
   /** Temporal is reachable and answers for our namespace. */
@@ -336,7 +353,4 @@ export class TaskService {
     }
     return result;
   }
-
-
 }
-

@@ -4,7 +4,13 @@
  * once Temporal is known to be unreachable (availability.ts).
  */
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
-import { TASK_MEMO_KEY, TASK_WORKFLOW_TYPE, taskStateQuery, workflowIdForTask, type TaskState } from '../../../workflows/task-contract.js';
+import {
+  TASK_MEMO_KEY,
+  TASK_WORKFLOW_TYPE,
+  taskStateQuery,
+  workflowIdForTask,
+  type TaskState,
+} from '../../../workflows/task-contract.js';
 import { TaskNotFoundError, TemporalUnavailableError } from '../../shared/errors.js';
 import { TemporalAvailability } from './availability.js';
 import { translateTemporalError, type TranslateContext } from './translate-errors.js';

@@ -44,7 +44,11 @@ export function translateTemporalError(err: unknown, context: TranslateContext =
       return new TemporalThrottledError('Temporal is throttling requests (its rate limits); retry shortly', { cause: err });
     case GrpcStatus.INVALID_ARGUMENT:
       if (SIZE_LIMIT_MESSAGE.test(grpc.details ?? grpc.message)) {
-        return new PayloadTooLargeError(context.sizeField ?? 'body', `is larger than Temporal accepts (${grpc.details ?? grpc.message})`, { cause: err });
+        return new PayloadTooLargeError(
+          context.sizeField ?? 'body',
+          `is larger than Temporal accepts (${grpc.details ?? grpc.message})`,
+          { cause: err },
+        );
       }
       return err;
     default:
