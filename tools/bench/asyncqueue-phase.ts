@@ -1,11 +1,12 @@
 /**
  * The AsyncQueue half of the run: the API and worker processes start, the ramp measures their
- * limit, the held-call runs their capacity; then the processes stop, so that the baseline after
- * it has the cores to itself. A phase that fails is a finding, not the end of the run.
+ * limit (its step after the ramp at 80 % of the baseline's limit, measured before), the held-call
+ * runs their capacity; then the processes stop. A phase that fails is a finding, not the end of
+ * the run.
  */
 import { sleep } from '../shared/timing.js';
 import { outputSummary, stopChild, type OutputSummary } from './children.js';
-import { log } from './clock.js';
+import { log, now } from './clock.js';
 import { round } from './distribution.js';
 import { runHeldCalls, type ConcurrencyResult } from './held-calls.js';
 import type { BenchOptions } from './options.js';
@@ -13,6 +14,7 @@ import { processName, readProc, type Sampler } from './process-sampler.js';
 import { ramp, type RampResult } from './ramp.js';
 import type { WebhookArrival } from './receivers.js';
 import { resources } from './run-resources.js';
+import { rpcCosts, scrapeRequests } from './server-metrics.js';
 import { startAsyncQueue } from './targets/asyncqueue.js';
 
 export interface AsyncQueuePhase {
@@ -29,17 +31,28 @@ export async function runAsyncQueuePhase(
   sampler: Sampler,
   receivers: { callbackOrigin: string; webhookUrl: string; webhooks: Map<string, WebhookArrival> },
   findings: string[],
+  measure: {
+    /** The rate of the step after the ramp: 80 % of the baseline's limit (undefined: of AsyncQueue's own). */
+    targetLoadRate: number | undefined;
+    metricsUrls: string[];
+  },
 ): Promise<AsyncQueuePhase> {
   const phase: AsyncQueuePhase = { ramp: null, concurrency: [], lifetimePeakRssMb: {}, processOutput: {} };
   try {
     const { target, api } = await startAsyncQueue(options, env, sampler, receivers);
 
     if (!options.skip.has('asyncqueue')) {
-      // After this ramp: held-call runs (~hold + 10 s each), stopping the children, the baseline ramp.
-      const reserveMs =
-        (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) +
-        (options.skip.has('baseline') ? 0 : 8_000 + options.rampBudgetMs);
-      const aqResult = await ramp(target, options, sampler, 'aq-', reserveMs, (ids) => target.describeTasks(ids));
+      // After this ramp: held-call runs (~hold + 10 s each), stopping the children, reading histories.
+      const reserveMs = (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) + 6_000;
+      const before = await scrapeRequests(measure.metricsUrls);
+      const startedAt = now();
+      const aqResult = await ramp(target, options, sampler, 'aq-', {
+        reserveMs,
+        describeLeftover: (ids) => target.describeTasks(ids),
+        ...(measure.targetLoadRate !== undefined ? { targetLoadRate: measure.targetLoadRate } : {}),
+      });
+      const after = before !== undefined ? await scrapeRequests(measure.metricsUrls) : undefined;
+      if (before !== undefined && after !== undefined) aqResult.rpc = rpcCosts(before, after, aqResult.createdTotal, (now() - startedAt) / 1000);
       phase.ramp = aqResult;
       if (aqResult.leftover.notCompleted > 0) {
         findings.push(

@@ -47,7 +47,8 @@ export async function describeMachine(temporalServer: string, ownPids: () => num
 }
 
 /**
- * Processes that compete for the CPU: soak tests, test runs, other Temporal servers and workers
+ * Processes that compete for the CPU: soak tests, test runs (the cluster suite's too), other Temporal
+ * servers, cluster services and PostgreSQL servers (not the bench's own), and workers
  * (the soak and the bench by their old single-file names too: an older checkout may be running).
  */
 function otherActivity(ownPids: number[]): string[] {
@@ -79,7 +80,7 @@ function otherActivity(ownPids: number[]): string[] {
     } catch {
       continue;
     }
-    if (/soak\.js|run-tests\.js|bench\.js|tools\/(?:soak|bench)\/main\.js|temporal server|worker-main\.js|api-main\.js|dist\/src\/main\.js/.test(cmd)) {
+    if (/soak\.js|run-(?:cluster-)?tests\.js|bench\.js|tools\/(?:soak|bench|cluster)\/main\.js|temporal server|start --service=|postgres -D |worker-main\.js|api-main\.js|dist\/src\/main\.js/.test(cmd)) {
       found.push(`pid ${pid}: ${cmd.length > 120 ? `${cmd.slice(0, 117)}...` : cmd}`);
     }
   }

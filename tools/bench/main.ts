@@ -1,55 +1,64 @@
 /**
- * `npm run bench [-- --quick] [--big] [--out dir]`: AsyncQueue's throughput, latency and held-call
- * capacity on this machine, measured against the Temporal engine's own limit.
+ * `npm run bench [-- --quick] [--cluster] [--big] [--out dir]`: AsyncQueue's throughput, latency,
+ * per-task engine costs and held-call capacity on this machine, measured against the minimal
+ * raw-Temporal job doing the same work.
  *
- * It starts a Temporal dev server in memory (or uses TEMPORAL_ADDRESS), the API and ONE worker as
- * child processes (`api-main`, `worker-main`), and loopback callback and webhook receivers in this
- * process. Then, in order:
+ * The engine (engine.ts) is a Temporal dev server in memory (the default), a production-shaped
+ * cluster on PostgreSQL that the bench starts in a fresh temporary folder and stops at the end
+ * (`--cluster`: tools/cluster/), or the server TEMPORAL_ADDRESS names. Loopback callback and
+ * webhook receivers run in this process. Then, in order:
  *
- *  1. AsyncQueue ramp: POST /v1/tasks at fixed arrival rates (open model: requests are scheduled by
- *     the wall clock, not by answers, so queueing shows as latency), rate by rate until a rate is
- *     not sustainable (completions more than 5 % behind arrivals, any error, or e2e p99 exploding).
- *     Per rate: create latency (scheduled send → 202), end-to-end latency (scheduled send → webhook
- *     received), completions/s, errors, and CPU seconds and peak RSS of API, worker, Temporal server
- *     and this process, sampled from /proc every 250 ms.
- *  2. Concurrency: N callbacks held open ~30 s at once on the one worker (worker RSS, dispatch
- *     latency) and the time a cancel takes to reach a held call (cancel sent → the receiver sees
- *     the connection close) while all the others are still held.
- *  3. Baseline: the API and worker are stopped; a raw @temporalio/client in this process starts a
- *     workflow of the same shape with no-op activities (targets/baseline-workflow.ts) on its
- *     own task queue, run by an in-process worker, through the same ramp. Its highest sustainable rate is
- *     the engine's limit on this machine; AsyncQueue is reported as a share of it. (Run after, not
- *     beside, AsyncQueue's ramp: both would compete for the same cores.)
+ *  1. Baseline (targets/baseline.ts): a plain @temporalio/client in this process starts the
+ *     minimal job (targets/baseline-workflow.ts: one activity POSTs the callback, one POSTs the
+ *     webhook, to the same receivers, with AsyncQueue's timeouts and retry policies; no memo, no
+ *     search attributes, no API), run by an in-process worker, through the ramp below.
+ *  2. AsyncQueue ramp: the API and ONE worker as child processes (`api-main`, `worker-main`);
+ *     POST /v1/tasks at the same open-model rates (requests are scheduled by the wall clock, not
+ *     by answers, so queueing shows as latency), rate by rate until a rate is not sustainable
+ *     (completions more than 5 % behind arrivals, any error, or e2e p99 exploding), a bisection,
+ *     then a step at 80 % of the BASELINE's limit, so both are compared at the same load.
+ *     Per rate: create latency (scheduled send → 202), end-to-end latency (scheduled send →
+ *     webhook received; the baseline's ends the same way), completions/s, errors, and CPU seconds
+ *     and peak RSS of API, worker, Temporal (and PostgreSQL) and this process, from /proc.
+ *  3. Concurrency: N callbacks held open ~30 s at once on the one worker (worker RSS, dispatch
+ *     latency) and the time a cancel takes to reach a held call while all the others are held.
+ *  4. Per-task costs (task-costs.ts, server-metrics.ts): the histories of a sample of each
+ *     target's finished tasks (events by type, visibility writes), and the server's RPCs over
+ *     each ramp (its Prometheus `service_requests`) per task created.
+ * The two targets run one after the other, never at once: both would compete for the same cores.
  *
  * Results go to `<out>/bench-<mode>-<timestamp>.json` and `.md` (default out: `bench-results/` in the
  * repository, which gets its own `.gitignore` so nothing there is ever committed); the markdown is
- * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the server.
+ * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the engine.
  *
- * Options: --quick (< 2 min: short steps, N = 100 only), --big (adds N = 5000 held calls),
- * --held 100,5000 (these held-call runs instead), --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency,
- * --cpu-prof DIR (the API and worker write V8 CPU profiles there when they stop; open them in Chrome
- * DevTools or speedscope to see where a task's CPU goes).
+ * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster,
+ * --big (adds N = 5000 held calls), --held 100,5000 (these held-call runs instead),
+ * --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the
+ * ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency, --cpu-prof DIR (the API and
+ * worker write V8 CPU profiles there when they stop; open them in Chrome DevTools or speedscope).
  * Scale-out: --apis N and --workers N run the AsyncQueue ramp with N API processes (requests spread
- * round-robin) and N workers on one task queue; --callback-ms MS makes each ramp callback take MS
- * before answering and --worker-slots N caps each worker's concurrent calls, so call slots, not CPU,
- * can be made the limit (with --workers > 1 the held-call runs are skipped: they measure one worker).
- * --worker-nice N runs the workers at that nice value (ASYNCQUEUE_WORKER_NICE): on this one host,
- * the API then gets a core first, as it would on a host of its own. The baseline's worker shares
- * its process with the client, so it has no such setting.
+ * round-robin) and N workers on one task queue; --callback-ms MS makes each ramp callback (the
+ * baseline's too) take MS before answering and --worker-slots N caps each worker's concurrent
+ * calls, so call slots, not CPU, can be made the limit (with --workers > 1 the held-call runs are
+ * skipped: they measure one worker). --worker-nice N runs the workers at that nice value
+ * (ASYNCQUEUE_WORKER_NICE). The baseline's worker shares its process with the client, so it has
+ * no such setting.
  *
  * This file runs the phases in order; each concern has a file of its own beside it: options.ts,
- * process-sampler.ts (/proc), receivers.ts, load-generator.ts, ramp.ts, targets/ (AsyncQueue and
- * the raw-Temporal baseline), held-calls.ts, report.ts.
+ * engine.ts, process-sampler.ts (/proc), receivers.ts, load-generator.ts, ramp.ts, targets/
+ * (AsyncQueue and the raw-Temporal baseline), held-calls.ts, task-costs.ts, server-metrics.ts,
+ * report.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DevServer } from '../../src/dev/dev-server.js';
+import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { runTool } from '../shared/run-tool.js';
 import { runAsyncQueuePhase } from './asyncqueue-phase.js';
 import { log, now, T0 } from './clock.js';
 import { round } from './distribution.js';
+import { startEngine } from './engine.js';
 import { describeMachine } from './machine.js';
 import { parseOptions } from './options.js';
 import { readProc, Sampler } from './process-sampler.js';
@@ -59,81 +68,119 @@ import { writeReport, type Report } from './report.js';
 import { cleanup, resources } from './run-resources.js';
 import { asyncQueueEnv, reportedSettings } from './service-env.js';
 import { prepareBaseline, runBaseline } from './targets/baseline.js';
+import { historyCosts, type HistoryCosts } from './task-costs.js';
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const runId = randomUUID().slice(0, 8);
   const startedAt = new Date().toISOString();
+  const loadAtStart = os.loadavg().map((value) => round(value, 2) ?? 0);
   const sampler = new Sampler();
   sampler.track('bench', process.pid);
   const findings: string[] = [];
   resources.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-'));
 
-  // Temporal: ours (in memory) unless TEMPORAL_ADDRESS names one.
-  const external = process.env.TEMPORAL_ADDRESS?.trim();
-  let address: string;
-  let serverText: string;
-  if (external !== undefined && external !== '') {
-    address = external;
-    serverText = `external at ${external} (its CPU and memory are not measured)`;
-    log(`using the Temporal server at ${address}`);
-  } else {
-    log('starting an in-memory Temporal dev server');
-    resources.server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default' });
-    address = resources.server.address;
-    sampler.track('temporal', resources.server.pid);
-    serverText = `embedded \`temporal server start-dev\` in memory at ${address} (pid ${resources.server.pid})`;
-  }
-  const machine = await describeMachine(serverText, () =>
-    [resources.server?.pid, ...[...resources.apis, ...resources.workers].map((s) => s.child.pid)].filter((p): p is number => p !== undefined),
+  // Temporal: the dev server in memory, the cluster (--cluster), or the one TEMPORAL_ADDRESS names.
+  const engine = await startEngine(options);
+  resources.engine = engine;
+  for (const [name, pids] of Object.entries(engine.processGroups)) sampler.trackGroup(name, pids);
+  // --quick's budget is for measuring: a cluster's start (PostgreSQL, schema, four services) is not part of it.
+  options.deadlineMs += engine.startSec * 1000;
+  const machine = await describeMachine(engine.description, () =>
+    [
+      ...Object.values(engine.processGroups).flatMap((pids) => pids()),
+      ...[...resources.apis, ...resources.workers].map((s) => s.child.pid),
+    ].filter((p): p is number => p !== undefined),
   );
   if (machine.otherActivity.length > 0) {
     log(`WARNING: other busy processes on this machine; numbers will not be representative:\n  ${machine.otherActivity.join('\n  ')}`);
   }
 
-  // Receivers in this process.
+  // Receivers in this process: AsyncQueue's callbacks and webhooks and the baseline's go to the same ones.
   const webhooks = new Map<string, WebhookArrival>();
   const callbackEndpoint = await Endpoint.start(callbackHandler);
   const webhookEndpoint = await Endpoint.start(webhookHandler(webhooks));
   resources.endpoints.push(callbackEndpoint, webhookEndpoint);
   const receivers = { callbackOrigin: callbackEndpoint.origin, webhookUrl: `${webhookEndpoint.origin}/hook`, webhooks };
 
-  const env = asyncQueueEnv(options, address, runId, resources.tmpDir);
+  const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir), TEMPORAL_NAMESPACE: engine.namespace };
   const settings = reportedSettings(options, env);
   const bundlePromise = prepareBaseline(options);
+
+  // The baseline first: AsyncQueue's step after its ramp runs at 80 % of the baseline's limit.
+  // Time after it: AsyncQueue's start, ramp and final drain, the held-call runs, the histories.
+  const aqPhases = !options.skip.has('asyncqueue') || !options.skip.has('concurrency');
+  const afterBaselineMs =
+    (aqPhases ? 10_000 : 0) +
+    (options.skip.has('asyncqueue') ? 0 : options.rampBudgetMs + options.finalDrainMs) +
+    (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) +
+    6_000;
+  let baseResult: RampResult | null = null;
+  if (bundlePromise !== undefined) {
+    try {
+      baseResult = await runBaseline(bundlePromise, engine, receivers, runId, options, sampler, afterBaselineMs, findings);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log(`baseline ABORTED: ${message}`);
+      findings.push(`Baseline aborted: ${message.slice(0, 2000)}`);
+    }
+  }
+  const baseLimit = baseResult?.maxSustainableRate ?? null;
+  const targetLoadRate = baseResult?.firstUnsustainable != null && baseLimit !== null ? Math.round(8 * baseLimit) / 10 : undefined;
 
   let aqResult: RampResult | null = null;
   let concurrency: Report['concurrency'] = [];
   const lifetimePeakRssMb: Record<string, number> = {};
   const processOutput: Report['processOutput'] = {};
-  if (!options.skip.has('asyncqueue') || !options.skip.has('concurrency')) {
-    const phase = await runAsyncQueuePhase(options, env, sampler, receivers, findings);
+  if (aqPhases) {
+    const phase = await runAsyncQueuePhase(options, env, sampler, receivers, findings, { targetLoadRate, metricsUrls: engine.metricsUrls });
     aqResult = phase.ramp;
     concurrency = phase.concurrency;
     Object.assign(lifetimePeakRssMb, phase.lifetimePeakRssMb);
     Object.assign(processOutput, phase.processOutput);
   }
 
-  const baseResult = bundlePromise !== undefined ? await runBaseline(bundlePromise, address, runId, options, sampler, findings) : null;
+  // Per-task costs: the histories of a sample of each target's finished tasks.
+  const sampleSize = options.quick ? 10 : 50;
+  const costs: Report['costs'] = { asyncqueue: null, baseline: null };
+  const readCosts = async (label: string, ids: string[]): Promise<HistoryCosts | null> => {
+    if (ids.length === 0) return null;
+    try {
+      log(`${label}: reading the histories of ${Math.min(ids.length, sampleSize)} finished tasks`);
+      return await historyCosts(engine.address, engine.namespace, ids.slice(0, sampleSize));
+    } catch (err) {
+      findings.push(`${label}: histories not read: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
+  };
+  const pick = (ids: string[]): string[] => ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / sampleSize)) === 0);
+  costs.asyncqueue = await readCosts('AsyncQueue', pick(aqResult?.finishedSample ?? []).map(workflowIdForTask));
+  costs.baseline = await readCosts('Temporal baseline', pick(baseResult?.finishedSample ?? []));
+  if (engine.metricsUrls.length === 0) findings.push('RPCs per task: the server\'s Prometheus metrics were not reachable');
+
   const benchHwm = readProc(process.pid)?.hwmKb;
   if (benchHwm !== undefined) lifetimePeakRssMb.bench = round(benchHwm / 1024, 0) ?? 0;
-  const serverPid = resources.server?.pid;
-  if (serverPid !== undefined) {
-    const reading = readProc(serverPid);
-    if (reading !== undefined) lifetimePeakRssMb.temporal = round(reading.hwmKb / 1024, 0) ?? 0;
+  for (const name of Object.keys(engine.processGroups)) {
+    const peak = sampler.lifetimePeakMb(name);
+    if (peak !== undefined) lifetimePeakRssMb[name] = peak;
   }
 
   for (const [name, summary] of Object.entries(processOutput)) {
     if (summary.errorLines > 0) findings.push(`${name} logged ${summary.errorLines} error line(s); tail in the JSON report`);
   }
+  if ((loadAtStart[0] ?? 0) >= 1.5) {
+    findings.push(`The 1-minute load average was ${loadAtStart[0]} when the run started (2 cores: ≥ 1.5 means other work competed for them); see "other procs CPU s".`);
+  }
   if (machine.otherActivity.length > 0) {
     findings.push(`Measured while other processes were running (${machine.otherActivity.length}); see "other procs CPU s" per step.`);
   }
   const aqLimit = aqResult?.maxSustainableRate ?? null;
-  const baseLimit = baseResult?.maxSustainableRate ?? null;
   const report: Report = {
     startedAt,
     mode: options.quick ? 'quick' : 'full',
+    engine: engine.kind,
+    engineStartSec: engine.startSec,
+    loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
     options: {
       rates: options.rates,
       stepSeconds: options.stepMs / 1000,
@@ -150,6 +197,7 @@ async function main(): Promise<number> {
     asyncqueue: aqResult,
     baseline: baseResult,
     ratio: aqLimit !== null && baseLimit !== null && baseLimit > 0 ? aqLimit / baseLimit : null,
+    costs,
     concurrency,
     lifetimePeakRssMb,
     processOutput,

@@ -1,11 +1,12 @@
 /**
  * What the benchmark's processes use, read from /proc: CPU seconds (utime + stime) and resident
- * memory of each tracked process (API, worker, Temporal server, the bench itself), sampled every
+ * memory of each tracked process (API, worker, Temporal server, the bench itself) or group of
+ * processes (a cluster's four Temporal services; PostgreSQL and its backends), sampled every
  * 250 ms so a measurement window also knows each one's peak RSS; and the whole machine's busy CPU,
  * so load from processes not tracked shows. Linux only, like the benchmark.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { now } from './clock.js';
 import { round } from './distribution.js';
@@ -74,8 +75,30 @@ export interface ResourceUsage {
   otherCpuSec: number;
 }
 
+/** Processes whose parent is `ppid` (from /proc/<pid>/stat), with their command lines. */
+export function childProcesses(ppid: number): Array<{ pid: number; cmdline: string }> {
+  const found: Array<{ pid: number; cmdline: string }> = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== ppid) continue;
+      found.push({ pid: Number(entry), cmdline: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 export class Sampler {
-  private readonly procs = new Map<string, number>();
+  /** Each name stands for one process or a group, whose CPU and memory are summed. */
+  private readonly procs = new Map<string, () => number[]>();
   private readonly windows = new Set<{ peak: Map<string, number> }>();
   private readonly timer: NodeJS.Timeout;
 
@@ -85,7 +108,18 @@ export class Sampler {
   }
 
   track(name: string, pid: number | undefined): void {
-    if (pid !== undefined) this.procs.set(name, pid);
+    if (pid !== undefined) this.procs.set(name, () => [pid]);
+  }
+
+  /** A group read afresh at each sample (PostgreSQL forks backends): a member that exits mid-window loses its share. */
+  trackGroup(name: string, pids: () => number[]): void {
+    this.procs.set(name, pids);
+  }
+
+  /** The sum of the group's (or the process's) VmHWM, MB: its members' peaks, not a peak of the sum. */
+  lifetimePeakMb(name: string): number | undefined {
+    const readings = (this.procs.get(name)?.() ?? []).map(readProc).filter((r): r is ProcReading => r !== undefined);
+    return readings.length === 0 ? undefined : (round(readings.reduce((sum, r) => sum + r.hwmKb, 0) / 1024, 0) ?? 0);
   }
 
   untrack(name: string): void {
@@ -93,11 +127,15 @@ export class Sampler {
   }
 
   pid(name: string): number | undefined {
-    return this.procs.get(name);
+    return this.procs.get(name)?.()[0];
   }
 
+  /** Each name with its (first) pid. */
   tracked(): Array<[string, number]> {
-    return [...this.procs.entries()];
+    return [...this.procs.entries()].flatMap(([name, pids]): Array<[string, number]> => {
+      const pid = pids()[0];
+      return pid === undefined ? [] : [[name, pid]];
+    });
   }
 
   stop(): void {
@@ -108,12 +146,13 @@ export class Sampler {
   open(): { close(): ResourceUsage } {
     const startedAt = now();
     const machineStart = readMachineTicks();
-    const start = new Map<string, { pid: number; reading: ProcReading }>();
-    for (const [name, pid] of this.procs) {
-      const reading = readProc(pid);
-      if (reading !== undefined) start.set(name, { pid, reading });
+    const start = new Map<string, { pid: number; readings: Map<number, ProcReading> }>();
+    for (const [name, pids] of this.procs) {
+      const readings = readAll(pids());
+      const first = [...readings.keys()][0];
+      if (first !== undefined) start.set(name, { pid: first, readings });
     }
-    const window = { peak: new Map<string, number>([...start].map(([name, s]) => [name, s.reading.rssKb])) };
+    const window = { peak: new Map<string, number>([...start].map(([name, s]) => [name, sumRss(s.readings)])) };
     this.windows.add(window);
     return {
       close: (): ResourceUsage => {
@@ -122,17 +161,21 @@ export class Sampler {
         const seconds = (now() - startedAt) / 1000;
         const procs: Record<string, ProcUsage> = {};
         let ours = 0;
-        for (const [name, { pid, reading }] of start) {
-          const end = readProc(pid);
-          if (end === undefined) continue;
-          const cpuSec = (end.ticks - reading.ticks) / CLK_TCK;
+        for (const [name, { pid, readings }] of start) {
+          const end = readAll(this.procs.get(name)?.() ?? []);
+          if (end.size === 0) continue;
+          // A member born during the window spent all its CPU in it.
+          let ticks = 0;
+          for (const [member, reading] of end) ticks += reading.ticks - (readings.get(member)?.ticks ?? 0);
+          const cpuSec = ticks / CLK_TCK;
           ours += cpuSec;
+          const endRss = sumRss(end);
           procs[name] = {
             pid,
             cpuSec: round(cpuSec, 2) ?? 0,
             cpuPct: round((100 * cpuSec) / Math.max(seconds, 0.001), 0) ?? 0,
-            peakRssMb: round(Math.max(window.peak.get(name) ?? 0, end.rssKb) / 1024, 0) ?? 0,
-            endRssMb: round(end.rssKb / 1024, 0) ?? 0,
+            peakRssMb: round(Math.max(window.peak.get(name) ?? 0, endRss) / 1024, 0) ?? 0,
+            endRssMb: round(endRss / 1024, 0) ?? 0,
           };
         }
         const machineEnd = readMachineTicks();
@@ -150,15 +193,32 @@ export class Sampler {
   private tick(windows: Iterable<{ peak: Map<string, number> }> = this.windows): void {
     const list = [...windows];
     if (list.length === 0) return;
-    for (const [name, pid] of this.procs) {
-      const reading = readProc(pid);
-      if (reading === undefined) continue;
+    for (const [name, pids] of this.procs) {
+      const readings = readAll(pids());
+      if (readings.size === 0) continue;
+      const rss = sumRss(readings);
       for (const window of list) {
         if (!window.peak.has(name)) continue;
-        window.peak.set(name, Math.max(window.peak.get(name) ?? 0, reading.rssKb));
+        window.peak.set(name, Math.max(window.peak.get(name) ?? 0, rss));
       }
     }
   }
+}
+
+function readAll(pids: number[]): Map<number, ProcReading> {
+  const readings = new Map<number, ProcReading>();
+  for (const pid of pids) {
+    const reading = readProc(pid);
+    if (reading !== undefined) readings.set(pid, reading);
+  }
+  return readings;
+}
+
+/** Summed RSS, kB (for PostgreSQL this counts its shared buffers once per backend that touched them). */
+function sumRss(readings: Map<number, ProcReading>): number {
+  let kb = 0;
+  for (const reading of readings.values()) kb += reading.rssKb;
+  return kb;
 }
 
 /** Sampler and report name of the i-th (0-based) API or worker process: api, api-2, api-3… */

@@ -44,7 +44,10 @@ export interface StepResult {
   reason: string;
 }
 
-/** One rate for `stepMs`, then a bounded drain. `pendingIds`: every created task not finished yet. */
+/**
+ * One rate for `stepMs`, then a bounded drain. `pendingIds`: every created task not finished yet;
+ * `finishedIds`: those that did (the per-task costs read a sample of their histories).
+ */
 export async function runStep(
   target: Target,
   rate: number,
@@ -53,7 +56,7 @@ export async function runStep(
   stepTag: string,
   bestP99: number | null,
   stepMs = options.stepMs,
-): Promise<{ result: StepResult; pendingIds: string[] }> {
+): Promise<{ result: StepResult; pendingIds: string[]; finishedIds: string[] }> {
   // Two windows: CPU % during the load alone, and CPU per task over load and drain together.
   const window = sampler.open();
   const wholeWindow = sampler.open();
@@ -83,6 +86,7 @@ export async function runStep(
   let completedTotal = 0;
   const lateStart = t0 + stepMs / 4;
   const notCompletedIds: string[] = [];
+  const finishedIds: string[] = [];
   for (const record of records) {
     sendLag.push(record.sentAt - record.intendedAt);
     const result = record.result;
@@ -103,6 +107,7 @@ export async function runStep(
       continue;
     }
     completedTotal++;
+    finishedIds.push(result.id);
     e2e.push(doneAt - record.intendedAt);
     if (doneAt > lateStart && doneAt <= loadEnd) completedLate++;
   }
@@ -154,5 +159,5 @@ export async function runStep(
     sustainable,
     reason,
   };
-  return { result, pendingIds: notCompletedIds };
+  return { result, pendingIds: notCompletedIds, finishedIds };
 }

@@ -9,7 +9,9 @@ import { log, now, T0 } from './clock.js';
 import type { BenchOptions } from './options.js';
 import type { Sampler } from './process-sampler.js';
 import { runStep, type StepResult } from './ramp-step.js';
+import { spread } from './task-costs.js';
 import type { Target } from './targets/target.js';
+import type { RpcCosts } from './server-metrics.js';
 
 /** Pause before the 80 % step: past the longest activity timer a finished ramp step leaves (35 s). */
 export const TARGET_LOAD_SETTLE_MS = 40_000;
@@ -28,6 +30,23 @@ export interface RampResult {
    * target's load, with enough requests for a p99 that is not one unlucky request). Not a ramp step.
    */
   targetLoad: StepResult | null;
+  /** Ids of finished tasks, spread over the steps: the per-task costs read their histories. */
+  finishedSample: string[];
+  /** Tasks the ramp's steps created (the denominator of the RPCs per task). */
+  createdTotal: number;
+  /** Server RPCs over the ramp per task created; null when the metrics were not reachable. */
+  rpc: RpcCosts | null;
+}
+
+export interface RampOptions {
+  /** Time the rest of the run needs after this ramp (counts against --quick's deadline). */
+  reserveMs: number;
+  describeLeftover?: (ids: string[]) => Promise<unknown[]>;
+  /**
+   * The rate of the step after the ramp (default: 80 % of this ramp's own limit). AsyncQueue's is
+   * 80 % of the baseline's limit, so that both are compared at the same offered load.
+   */
+  targetLoadRate?: number;
 }
 
 export async function ramp(
@@ -35,21 +54,23 @@ export async function ramp(
   options: BenchOptions,
   sampler: Sampler,
   tagPrefix: string,
-  /** Time the rest of the run needs after this ramp (counts against --quick's deadline). */
-  reserveMs: number,
-  describeLeftover?: (ids: string[]) => Promise<unknown[]>,
+  { reserveMs, describeLeftover, targetLoadRate }: RampOptions,
 ): Promise<RampResult> {
   const started = now();
   const steps: StepResult[] = [];
   let note = '';
   let bestP99: number | null = null;
   let pendingIds: string[] = [];
+  const finishedSample: string[] = [];
+  let createdTotal = 0;
   // Room for the final drain and what follows the ramp within the run's deadline.
   const budgetMs = Math.min(options.rampBudgetMs, T0 + options.deadlineMs - started - options.finalDrainMs - reserveMs);
   const runAt = async (rate: number, stepMs = options.stepMs): Promise<StepResult> => {
     log(`${target.name}: ${rate} tasks/s for ${stepMs / 1000} s`);
-    const { result: step, pendingIds: stepPending } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
+    const { result: step, pendingIds: stepPending, finishedIds } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
     pendingIds.push(...stepPending);
+    finishedSample.push(...spread(finishedIds, 10));
+    createdTotal += step.created;
     const cpu = Object.entries(step.resources.procs)
       .map(([name, usage]) => `${name} ${usage.cpuPct}%`)
       .join(', ');
@@ -97,15 +118,16 @@ export async function ramp(
   const maxSustainableRate = sustainableSteps.length > 0 ? Math.max(...sustainableSteps.map((s) => s.targetRate)) : null;
   let targetLoad: StepResult | null = null;
   const targetLoadMs = options.stepMs * options.targetLoadStepFactor;
-  if (options.targetLoadStepFactor > 0 && maxSustainableRate !== null && failed !== undefined) {
-    const rate = Math.round(8 * maxSustainableRate) / 10;
+  const loadRate =
+    targetLoadRate ?? (maxSustainableRate !== null && failed !== undefined ? Math.round(8 * maxSustainableRate) / 10 : undefined);
+  if (options.targetLoadStepFactor > 0 && loadRate !== undefined) {
     if (outOfTime(targetLoadMs + TARGET_LOAD_SETTLE_MS)) note ||= `no step at 80 % of the limit: the ramp's time budget was used up`;
     else {
       // The failing steps leave work behind that is not this load's: timers of their finished
       // calls (heartbeat and start-to-close timeouts) fire up to ~35 s later. Let them pass.
       log(`${target.name}: ${TARGET_LOAD_SETTLE_MS / 1000} s for the ramp's leftover timers to fire`);
       await sleep(TARGET_LOAD_SETTLE_MS);
-      targetLoad = await runAt(rate, targetLoadMs);
+      targetLoad = await runAt(loadRate, targetLoadMs);
     }
   }
 
@@ -130,5 +152,8 @@ export async function ramp(
     note: note || (failed === undefined ? `every rate up to ${options.rates[options.rates.length - 1]}/s was sustainable` : ''),
     leftover: { notCompleted: pendingIds.length, ids: pendingIds.slice(0, 20), views },
     targetLoad,
+    finishedSample: spread(finishedSample.filter((id) => target.completedAt(id) !== undefined), 100),
+    createdTotal,
+    rpc: null,
   };
 }

@@ -8,15 +8,26 @@ import path from 'node:path';
 import type { OutputSummary } from './children.js';
 import { log } from './clock.js';
 import { STEADY_HOLD_MS, type ConcurrencyResult } from './held-calls.js';
+import type { Engine } from './engine.js';
 import type { Machine } from './machine.js';
 import { DEFAULT_POLICY } from './options.js';
 import { processName, type ProcUsage } from './process-sampler.js';
 import type { StepResult } from './ramp-step.js';
 import { TARGET_LOAD_SETTLE_MS, type RampResult } from './ramp.js';
+import { isPoll } from './server-metrics.js';
+import type { HistoryCosts } from './task-costs.js';
+
+/** Issue 13's targets, against the minimal raw-Temporal job. */
+export const THROUGHPUT_TARGET = 0.95;
+export const P99_TARGET = 1.2;
 
 export interface Report {
   startedAt: string;
   mode: 'quick' | 'full';
+  engine: Engine['kind'];
+  engineStartSec: number;
+  /** 1, 5 and 15 min load averages when the run started and ended. */
+  loadAverage: { start: number[]; end: number[] };
   options: {
     rates: number[];
     stepSeconds: number;
@@ -33,6 +44,7 @@ export interface Report {
   asyncqueue: RampResult | null;
   baseline: RampResult | null;
   ratio: number | null;
+  costs: { asyncqueue: HistoryCosts | null; baseline: HistoryCosts | null };
   concurrency: ConcurrencyResult[];
   lifetimePeakRssMb: Record<string, number>;
   processOutput: Record<string, OutputSummary>;
@@ -77,25 +89,92 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
   return lines;
 }
 
+/** Temporal's processes and, on the cluster, PostgreSQL's, as far as the ramp measured them. */
+function engineProcs(result: RampResult): Array<[string, string]> {
+  const measured = (name: string): boolean => result.steps.some((s) => s.resources.procs[name] !== undefined);
+  return [
+    ['temporal', 'Temporal'],
+    ...(measured('postgres') ? ([['postgres', 'PostgreSQL']] as Array<[string, string]>) : []),
+  ];
+}
+
 /**
- * The create-latency target's load: the step run at 80 % of the ramp's limit, or else (--quick)
- * the highest sustainable ramp step at or below it, or else the lowest.
+ * The two targets at the same offered load: AsyncQueue's step after its ramp (80 % of the
+ * baseline's limit) and the baseline's own (80 % of its limit: the same rate); else (--quick: no
+ * such steps) the highest ramp rate both ran at or below 80 % of the baseline's limit.
  */
-function stepNearEightyPercent(result: RampResult): StepResult | undefined {
-  if (result.targetLoad !== null) return result.targetLoad;
-  if (result.maxSustainableRate === null) return undefined;
-  const target = 0.8 * result.maxSustainableRate;
-  const sustainable = result.steps.filter((s) => s.sustainable).sort((a, b) => a.targetRate - b.targetRate);
-  return sustainable.filter((s) => s.targetRate <= target).at(-1) ?? sustainable[0];
+function comparableSteps(report: Report): { rate: number; aqStep: StepResult; baseStep: StepResult; exact: boolean } | undefined {
+  const aq = report.asyncqueue;
+  const base = report.baseline;
+  if (aq === null || base === null || base.maxSustainableRate === null) return undefined;
+  if (aq.targetLoad !== null && base.targetLoad !== null && aq.targetLoad.targetRate === base.targetLoad.targetRate) {
+    return { rate: aq.targetLoad.targetRate, aqStep: aq.targetLoad, baseStep: base.targetLoad, exact: true };
+  }
+  const limit = 0.8 * base.maxSustainableRate;
+  const rates = base.steps
+    .filter((s) => s.sustainable && s.targetRate <= limit && aq.steps.some((a) => a.targetRate === s.targetRate))
+    .map((s) => s.targetRate)
+    .sort((a, b) => a - b);
+  const rate = rates.at(-1) ?? base.steps.map((s) => s.targetRate).find((r) => aq.steps.some((a) => a.targetRate === r));
+  const aqStep = aq.steps.find((s) => s.targetRate === rate);
+  const baseStep = base.steps.find((s) => s.targetRate === rate);
+  return rate !== undefined && aqStep !== undefined && baseStep !== undefined ? { rate, aqStep, baseStep, exact: false } : undefined;
+}
+
+/** History events, visibility writes and RPCs per task, AsyncQueue and the baseline side by side. */
+function costTables(report: Report): string[] {
+  const { asyncqueue: aqH, baseline: baseH } = report.costs;
+  const aqR = report.asyncqueue?.rpc ?? null;
+  const baseR = report.baseline?.rpc ?? null;
+  if (aqH === null && baseH === null && aqR === null && baseR === null) return [];
+  const lines: string[] = ['## Per-task costs', ''];
+  const num = (value: number | undefined | null): string => (value === undefined || value === null ? '—' : String(value));
+  lines.push(
+    `| per task | AsyncQueue | baseline |`,
+    '|---|---:|---:|',
+    `| histories read (finished tasks, spread over the ramp's steps) | ${num(aqH?.sampled)}${aqH?.open ? ` (${aqH.open} open)` : ''} | ${num(baseH?.sampled)}${baseH?.open ? ` (${baseH.open} open)` : ''} |`,
+    `| **history events** | **${num(aqH?.eventsPerTask)}** | **${num(baseH?.eventsPerTask)}** |`,
+  );
+  const types = [...new Set([...Object.keys(aqH?.eventsByType ?? {}), ...Object.keys(baseH?.eventsByType ?? {})])];
+  for (const type of types) lines.push(`| · ${type} | ${num(aqH?.eventsByType[type] ?? 0)} | ${num(baseH?.eventsByType[type] ?? 0)} |`);
+  lines.push(
+    `| history size, bytes | ${num(aqH?.historyBytesPerTask)} | ${num(baseH?.historyBytesPerTask)} |`,
+    `| **visibility writes** (start, UpsertWorkflowSearchAttributes, WorkflowPropertiesModified, close) | **${num(aqH?.visibilityWritesPerTask)}** | **${num(baseH?.visibilityWritesPerTask)}** |`,
+  );
+  if (aqR !== null || baseR !== null) {
+    const services = [...new Set([...Object.keys(aqR?.perTaskByService ?? {}), ...Object.keys(baseR?.perTaskByService ?? {})])].sort();
+    for (const service of services) {
+      lines.push(`| **RPCs served by ${service}** (long polls apart) | **${num(aqR?.perTaskByService[service] ?? 0)}** | **${num(baseR?.perTaskByService[service] ?? 0)}** |`);
+    }
+    const operations = [...new Set([...Object.keys(aqR?.frontendPerTask ?? {}), ...Object.keys(baseR?.frontendPerTask ?? {})])]
+      .filter((op) => !isPoll(op))
+      .sort((a, b) => (aqR?.frontendPerTask[b] ?? 0) + (baseR?.frontendPerTask[b] ?? 0) - (aqR?.frontendPerTask[a] ?? 0) - (baseR?.frontendPerTask[a] ?? 0));
+    for (const op of operations) lines.push(`| · frontend ${op} | ${num(aqR?.frontendPerTask[op] ?? 0)} | ${num(baseR?.frontendPerTask[op] ?? 0)} |`);
+    lines.push(
+      `| frontend long polls per second (per worker and time, not per task) | ${num(aqR?.pollsPerSec)} | ${num(baseR?.pollsPerSec)} |`,
+      `| ramp: tasks created / seconds the RPCs were counted over | ${aqR !== null ? `${aqR.tasks} / ${aqR.seconds}` : '—'} | ${baseR !== null ? `${baseR.tasks} / ${baseR.seconds}` : '—'} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Events by type from the histories of finished tasks. Visibility writes: the events whose transfer task writes the visibility store. ' +
+      "RPCs: the server's `service_requests` (Prometheus) counted over each ramp, steps, pauses and final drain included, divided by the tasks the ramp created; " +
+      'frontend requests are what the API and workers sent, history and matching requests are calls between the server\'s own services. ' +
+      (report.engine === 'cluster' ? 'Each service of the cluster is its own process with its own /metrics.' : 'The dev server serves all services from one process and one /metrics.'),
+  );
+  if (aqR === null && baseR === null) lines.push('', "RPCs per task: not measured (the server's metrics were not reachable).");
+  return lines;
 }
 
 export function renderMarkdown(report: Report): string {
   const m = report.machine;
   const lines: string[] = [];
-  lines.push(`# AsyncQueue benchmark (${report.mode}) — ${report.startedAt}`, '');
+  lines.push(`# AsyncQueue benchmark (${report.mode}${report.engine === 'cluster' ? ', --cluster' : ''}) — ${report.startedAt}`, '');
   lines.push(
     `- **Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.totalMemoryGiB} GiB RAM, ${m.kernel}`,
-    `- **Node** ${m.node}; **Temporal CLI**: ${m.temporalCli}; **server**: ${m.temporalServer}`,
+    `- **Node** ${m.node}; **Temporal CLI**: ${m.temporalCli}; **server**: ${m.temporalServer}` +
+      (report.engineStartSec > 0 ? ` (started in ${report.engineStartSec} s)` : ''),
+    `- **Load average** (1 / 5 / 15 min) at the start ${report.loadAverage.start.join(' / ')}, at the end ${report.loadAverage.end.join(' / ')}`,
     `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
@@ -117,32 +196,41 @@ export function renderMarkdown(report: Report): string {
       ? 'not run'
       : `${r.maxSustainableRate === null ? 'none of the rates' : `${r.limitNotReached ? '≥ ' : ''}${r.maxSustainableRate} tasks/s`}` +
         (r.firstUnsustainable !== null ? ` (${r.firstUnsustainable.rate}/s: ${r.firstUnsustainable.reason})` : ` (${r.note})`);
-  lines.push('| | highest sustainable rate (first failing rate: why) |', '|---|---|');
+  const met = (ok: boolean): string => (ok ? 'met' : '**not met**');
+  lines.push('| | |', '|---|---|');
+  lines.push(`| Temporal baseline (raw client; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`);
   lines.push(`| AsyncQueue (${report.options.apis} API + ${report.options.workers} worker) | ${limitText(aq)} |`);
-  lines.push(`| Temporal baseline (raw client, no-op activities) | ${limitText(base)} |`);
   if (report.ratio !== null) {
-    lines.push(`| **AsyncQueue / engine limit** | **${(report.ratio * 100).toFixed(0)} %**${(aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : ''} |`);
+    const bound = (aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : '';
+    lines.push(`| **AsyncQueue / baseline throughput** | **${report.ratio.toFixed(2)}×** (target ≥ ${THROUGHPUT_TARGET}×: ${met(report.ratio >= THROUGHPUT_TARGET)})${bound} |`);
   }
-  for (const [label, r] of [['AsyncQueue', aq], ['Temporal baseline', base]] as const) {
-    const atEighty = r !== null ? stepNearEightyPercent(r) : undefined;
-    if (atEighty === undefined || r?.maxSustainableRate == null) continue;
-    const share = `${Math.round((100 * atEighty.targetRate) / r.maxSustainableRate)} %`;
+  const pair = comparableSteps(report);
+  if (pair !== undefined) {
+    const { rate, aqStep, baseStep, exact } = pair;
+    const where = exact
+      ? `${rate}/s, 80 % of the baseline's ${base?.maxSustainableRate}/s (${aqStep.seconds} s steps)`
+      : `${rate}/s, the ramp step both ran nearest below 80 % of the baseline's ${base?.maxSustainableRate}/s (no step of its own in this mode; ${aqStep.seconds} s)`;
+    const p99Ratio = aqStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 > 0 ? aqStep.e2eMs.p99 / baseStep.e2eMs.p99 : null;
     lines.push(
-      `| ${label} create p50 / p99 / p99.9 at ${atEighty.targetRate}/s (${share} of ${r.maxSustainableRate}/s; ${atEighty.created} requests over ${atEighty.seconds} s) | ` +
-        `${cell(atEighty.createMs.p50, 1)} / **${cell(atEighty.createMs.p99, 1)}** / ${cell(atEighty.createMs.p999, 1)} ms |`,
+      `| e2e p50 / **p99** at ${where}: AsyncQueue · baseline | ${cell(aqStep.e2eMs.p50)} / **${cell(aqStep.e2eMs.p99)}** ms · ${cell(baseStep.e2eMs.p50)} / **${cell(baseStep.e2eMs.p99)}** ms` +
+        (p99Ratio !== null ? ` → **${p99Ratio.toFixed(2)}×** (target ≤ ${P99_TARGET}×: ${met(p99Ratio <= P99_TARGET)})` : '') +
+        `${aqStep.sustainable ? '' : ' (AsyncQueue: not sustainable at this rate)'} |`,
+      `| create p50 / p99 at the same rate: AsyncQueue (POST /v1/tasks → 202) · baseline (workflow.start) | ${cell(aqStep.createMs.p50, 1)} / ${cell(aqStep.createMs.p99, 1)} ms · ${cell(baseStep.createMs.p50, 1)} / ${cell(baseStep.createMs.p99, 1)} ms |`,
     );
   }
+  lines.push('', ...costTables(report));
   if (aq !== null) {
     lines.push('', '## AsyncQueue ramp (POST /v1/tasks → workflow → callback → webhook)', '');
     lines.push('Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook. ' +
-        `*80 %*: a step of its own at 80 % of the limit, run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`, '');
+        `*80 %*: a step of its own at 80 % of the baseline's limit (of AsyncQueue's own when there is no baseline), run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`, '');
     const { apis, workers } = report.options;
     const names: Array<[string, string]> = [
       ...Array.from({ length: apis }, (_, i): [string, string] => [processName('api', i), i === 0 ? 'API' : `API ${i + 1}`]),
       ...Array.from({ length: workers }, (_, i): [string, string] => [processName('worker', i), i === 0 ? 'worker' : `worker ${i + 1}`]),
     ];
-    lines.push(...rampTables(aq, [...names, ['temporal', 'Temporal'], ['bench', 'bench']]));
-    lines.push('', 'CPU: seconds during the step\'s load (% of one core) · CPU ms per finished task over load + drain. *bench* = this process (load generator and receivers). *other procs*: busy CPU-seconds of the whole machine not spent by the processes listed.');
+    lines.push(...rampTables(aq, [...names, ...engineProcs(aq), ['bench', 'bench']]));
+    lines.push('', 'CPU: seconds during the step\'s load (% of one core) · CPU ms per finished task over load + drain. *bench* = this process (load generator and receivers). *other procs*: busy CPU-seconds of the whole machine not spent by the processes listed.' +
+        (report.engine === 'cluster' ? ' *Temporal*: the four services together; *PostgreSQL*: the postmaster and its backends, whose RSS counts the shared buffers once per backend.' : ''));
     if (aq.leftover.notCompleted > 0) {
       lines.push('', `**${aq.leftover.notCompleted} task(s) never delivered a webhook** after the final drain: ${aq.leftover.ids.slice(0, 5).join(', ')}`);
       for (const view of aq.leftover.views) lines.push(`- \`${JSON.stringify(view).slice(0, 400)}\``);
@@ -164,15 +252,15 @@ export function renderMarkdown(report: Report): string {
     }
     lines.push(
       '',
-      `Heartbeat timeout ${heartbeatSec} s${heartbeatSec * 1000 === DEFAULT_POLICY.heartbeatTimeoutMs ? ' (the default)' : ''}. A cancel reaches a held call through the worker's cancel watch (one visibility query a second while it holds calls older than a second), so within about 1–2 s plus the signal's round trip. ` +
+      `Heartbeat timeout ${heartbeatSec} s${heartbeatSec * 1000 === DEFAULT_POLICY.heartbeatTimeoutMs ? ' (the default)' : ''}. A cancel reaches a held call through an \`abortHeldCall\` activity the workflow sends to the task queue of the worker holding it. ` +
         '*arrival phase*: run start until every call arrived (or arrivals stalled 5 s); each call is held until then, through the cancels (measured with every other call still held), and at least *hold s*. *answered unheld*: calls that arrived after the arrival phase. ' +
-          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${0.8 * heartbeatSec} s, and the cancel watch's query).`,
+          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${0.8 * heartbeatSec} s).`,
     );
   }
   if (base !== null) {
-    lines.push('', '## Temporal baseline ramp (client.workflow.start → same workflow shape, no-op activities, in-process worker)', '');
-    lines.push('Latencies in ms. *create*: scheduled → `workflow.start` returned. *e2e*: scheduled → the no-op "webhook" activity ran. *done/s* as above. The API and AsyncQueue worker were stopped; *bench* holds client, worker and load generator.', '');
-    lines.push(...rampTables(base, [['temporal', 'Temporal'], ['bench', 'bench']]));
+    lines.push('', '## Temporal baseline ramp (client.workflow.start → POST callback → POST webhook, in-process worker)', '');
+    lines.push('Latencies in ms. *create*: scheduled → `workflow.start` returned. *e2e*: scheduled → its webhook received by the same receiver as AsyncQueue\'s. *done/s* as above. It ran before AsyncQueue\'s API and worker started; *bench* holds client, worker, load generator and receivers.', '');
+    lines.push(...rampTables(base, [...engineProcs(base), ['bench', 'bench']]));
   }
   lines.push('', '## Process lifetime peaks (VmHWM)', '');
   lines.push(Object.entries(report.lifetimePeakRssMb).map(([name, value]) => `${name} ${value} MB`).join(', ') || '—');

@@ -5,17 +5,18 @@
 import { rm } from 'node:fs/promises';
 import type { Connection } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import type { DevServer } from '../../src/dev/dev-server.js';
 import type { Started } from '../../src/dev/entry-points.js';
 import { teardownStep } from '../shared/teardown.js';
 import type { ApiClient } from './api-client.js';
 import { stopChild } from './children.js';
 import { log } from './clock.js';
+import type { Engine } from './engine.js';
 import type { Endpoint } from './receivers.js';
 
 /** Filled in as the run starts things; read by the teardown. */
 export const resources: {
-  server?: DevServer;
+  /** The dev server or the cluster the bench started (or an external server: nothing to stop). */
+  engine?: Engine;
   apis: Started[];
   workers: Started[];
   endpoints: Endpoint[];
@@ -30,7 +31,7 @@ let cleaning: Promise<void> | undefined;
 
 export function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    const step = (what: string, action: () => Promise<unknown>): Promise<void> => teardownStep(log, what, action);
+    const step = (what: string, action: () => Promise<unknown>, timeoutMs?: number): Promise<void> => teardownStep(log, what, action, timeoutMs);
     const r = resources;
     await step('API', () => Promise.all(r.apis.map(stopChild)));
     await step('worker', () => Promise.all(r.workers.map(stopChild)));
@@ -45,8 +46,10 @@ export function cleanup(): Promise<void> {
     if (r.clientConnection !== undefined) await step('client connection', () => r.clientConnection!.close());
     await step('HTTP pools', () => Promise.all(r.apiClients.map((client) => client.close())));
     await step('receivers', () => Promise.all(r.endpoints.map((endpoint) => endpoint.close())));
-    if (r.server !== undefined) {
-      await step('Temporal dev server', () => r.server!.stop());
+    if (r.engine !== undefined) {
+      // A cluster stops four services (20 s grace each, at once) and then PostgreSQL: more than a step's 20 s.
+      const cluster = r.engine.kind === 'cluster';
+      await step(cluster ? 'Temporal cluster' : 'Temporal dev server', () => r.engine!.stop(), cluster ? 90_000 : undefined);
       r.serverStopped = true;
     }
     if (r.tmpDir !== undefined) await step('temp folder', () => rm(r.tmpDir!, { recursive: true, force: true }));
@@ -58,7 +61,8 @@ export function cleanup(): Promise<void> {
 process.on('exit', () => {
   const alive = (s: Started | undefined): number | undefined =>
     s !== undefined && s.child.exitCode === null && s.child.signalCode === null ? s.child.pid : undefined;
-  for (const pid of [...resources.apis.map(alive), ...resources.workers.map(alive), resources.serverStopped ? undefined : resources.server?.pid]) {
+  const enginePids = resources.serverStopped ? [] : Object.values(resources.engine?.processGroups ?? {}).flatMap((pids) => pids());
+  for (const pid of [...resources.apis.map(alive), ...resources.workers.map(alive), ...enginePids]) {
     if (pid === undefined) continue;
     try {
       process.kill(pid, 'SIGKILL');

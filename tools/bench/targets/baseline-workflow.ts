@@ -1,22 +1,25 @@
 /**
- * The benchmark's baseline workflow: the same shape as `taskWorkflow` (two activities in sequence
- * with the same kind of timeouts and retry policies, the TaskStatus search attribute and the task
- * memo upserted as the task's status changes) but with no-op activities and no API in front.
- * The benchmark (baseline.ts beside this file) runs it on its own task queue with an in-process
- * worker to measure what the Temporal server on this machine can do by itself, so AsyncQueue's
- * limit can be stated as a share of the engine's. Bundled through `workflowsPath`
- * (dist/tools/bench/targets/baseline-workflow.js), so it imports only deterministic modules.
+ * The benchmark's baseline: the minimal raw-Temporal job that does what an AsyncQueue task does.
+ * One activity POSTs the callback, one POSTs the webhook — real HTTP requests to the same bench
+ * receivers, with the timeouts and retry policies AsyncQueue gives them (taskWorkflow's) — and
+ * nothing else: no memo, no search attributes, no status updates, no signals, no API in front.
+ * (AsyncQueue's heartbeat timeout, which finds the calls of a worker that died, is not part of
+ * the minimal job; with callbacks that answer within a second AsyncQueue sends no heartbeat either.)
+ * The benchmark (baseline.ts beside this file) starts it with a plain client on a task queue of
+ * its own, so AsyncQueue's throughput and latency can be stated against it. Bundled through
+ * `workflowsPath` (dist/tools/bench/targets/baseline-workflow.js), so it imports only
+ * deterministic modules.
  */
-import { ActivityCancellationType, proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../../../workflows/task-contract.js';
+import { proxyActivities } from '@temporalio/workflow';
 
 export interface BaselineInput {
   id: string;
+  callbackUrl: string;
+  webhookUrl: string;
   /** Carried like a task's payload, so the history holds comparable amounts of data. */
   payload: unknown;
   timeoutSeconds: number;
   retries: number;
-  heartbeatTimeoutMs: number;
   retryInitialIntervalMs: number;
   retryMaximumIntervalMs: number;
   webhookTimeoutMs: number;
@@ -26,47 +29,49 @@ export interface BaselineInput {
 }
 
 export interface BaselineActivities {
-  noopCallback(request: { id: string; payload: unknown }): Promise<{ attempt: number; result: unknown }>;
-  noopWebhook(request: { id: string; status: string; result: unknown }): Promise<{ attempt: number; statusCode: number }>;
+  /** POSTs `payload` to `url`; a non-2xx answer or a timeout fails the attempt. Returns the answer's JSON. */
+  postCallback(request: { id: string; url: string; payload: unknown; timeoutMs: number }): Promise<unknown>;
+  /** POSTs `{ taskId, status, result }` to `url`, as AsyncQueue's webhook carries them. */
+  postWebhook(request: {
+    url: string;
+    timeoutMs: number;
+    event: { taskId: string; status: string; result: unknown };
+  }): Promise<void>;
 }
 
-/** Same margin as taskWorkflow's ATTEMPT_TIMEOUT_MARGIN_MS. */
+/** taskWorkflow's ATTEMPT_TIMEOUT_MARGIN_MS and BACKOFF_COEFFICIENT. */
 const MARGIN_MS = 5_000;
+const BACKOFF_COEFFICIENT = 2;
 
-export async function baselineWorkflow(input: BaselineInput): Promise<{ id: string; status: string; attempts: number }> {
-  const memo: Record<string, unknown> = { id: input.id, status: 'pending', attempts: 0 };
-  const setStatus = (status: string): void => {
-    memo.status = status;
-    upsertSearchAttributes([{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: status === 'pending' ? 'running' : status }]);
-    upsertMemo({ [TASK_MEMO_KEY]: { ...memo } });
-  };
-
-  const { noopCallback } = proxyActivities<BaselineActivities>({
+export async function baselineWorkflow(input: BaselineInput): Promise<void> {
+  const { postCallback } = proxyActivities<BaselineActivities>({
     startToCloseTimeout: input.timeoutSeconds * 1000 + MARGIN_MS,
-    heartbeatTimeout: input.heartbeatTimeoutMs,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       maximumAttempts: input.retries + 1,
       initialInterval: input.retryInitialIntervalMs,
       maximumInterval: input.retryMaximumIntervalMs,
-      backoffCoefficient: 2,
+      backoffCoefficient: BACKOFF_COEFFICIENT,
     },
   });
-  const outcome = await noopCallback({ id: input.id, payload: input.payload });
-  memo.attempts = outcome.attempt;
-  setStatus('succeeded');
+  const result = await postCallback({
+    id: input.id,
+    url: input.callbackUrl,
+    payload: input.payload,
+    timeoutMs: input.timeoutSeconds * 1000,
+  });
 
-  const { noopWebhook } = proxyActivities<BaselineActivities>({
+  const { postWebhook } = proxyActivities<BaselineActivities>({
     startToCloseTimeout: input.webhookTimeoutMs + MARGIN_MS,
     scheduleToCloseTimeout: input.webhookRetryDurationMs,
-    heartbeatTimeout: input.heartbeatTimeoutMs,
     retry: {
       initialInterval: input.webhookRetryInitialIntervalMs,
       maximumInterval: input.webhookRetryMaximumIntervalMs,
-      backoffCoefficient: 2,
+      backoffCoefficient: BACKOFF_COEFFICIENT,
     },
   });
-  await noopWebhook({ id: input.id, status: 'succeeded', result: outcome.result });
-  upsertMemo({ [TASK_MEMO_KEY]: { ...memo, webhook: { status: 'delivered' } } });
-  return { id: input.id, status: 'succeeded', attempts: outcome.attempt };
+  await postWebhook({
+    url: input.webhookUrl,
+    timeoutMs: input.webhookTimeoutMs,
+    event: { taskId: input.id, status: 'succeeded', result },
+  });
 }

@@ -1,21 +1,31 @@
 /**
- * The engine's own limit, measured the same way: a raw @temporalio/client in the bench process
- * starts baselineWorkflow (baseline-workflow.ts: taskWorkflow's shape with no-op activities) on a
- * task queue of its own, run by an in-process worker, through the same ramp. AsyncQueue's limit is
- * then reported as a share of it. It runs after AsyncQueue's phases, with the API and workers
- * stopped, so the two never compete for the same cores.
+ * The baseline: the minimal raw-Temporal job (baseline-workflow.ts: one activity POSTs the
+ * callback, one POSTs the webhook, nothing else), started by a plain @temporalio/client in the
+ * bench process on a task queue of its own and run by an in-process worker, through the same ramp
+ * and the same receivers as AsyncQueue. A task ends, for both, when its webhook reaches the bench's
+ * webhook receiver. It runs before AsyncQueue's phases, with no API or AsyncQueue worker running,
+ * so the two never compete for the same cores; AsyncQueue's throughput and latency are then stated
+ * against it.
  */
 import { fileURLToPath } from 'node:url';
-import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { TASK_MEMO_KEY, TASK_STATUS_SEARCH_ATTRIBUTE } from '../../../workflows/task-contract.js';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { Agent, request } from 'undici';
 import { sleep, within } from '../../shared/timing.js';
 import { log, now } from '../clock.js';
 import { DEFAULT_POLICY, type BenchOptions } from '../options.js';
 import type { Sampler } from '../process-sampler.js';
 import { ramp, type RampResult } from '../ramp.js';
+import type { WebhookArrival } from '../receivers.js';
 import { resources } from '../run-resources.js';
+import { scrapeRequests, rpcCosts } from '../server-metrics.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './baseline-workflow.js';
 import { errorKey, type CreateResult, type Target } from './target.js';
 
@@ -24,53 +34,71 @@ const BASELINE_WORKFLOWS = fileURLToPath(new URL('./baseline-workflow.js', impor
 
 export class BaselineTarget implements Target {
   readonly name = 'Temporal baseline';
-  readonly completions = new Map<string, number>();
+  /** Keep-alive connections per origin, as AsyncQueue's worker keeps them. */
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 });
 
   constructor(
     private readonly connection: Connection,
     private readonly client: Client,
     private readonly taskQueue: string,
     private readonly runId: string,
-    /** AsyncQueue's policy, so the workflows match in shape. */
-    private readonly policy: typeof DEFAULT_POLICY,
+    private readonly callbackUrl: string,
+    private readonly webhookUrl: string,
+    private readonly webhooks: Map<string, WebhookArrival>,
   ) {}
 
-  /** The no-op activities, run by the in-process worker; the second one marks the task's end. */
+  /** The two activities, run by the in-process worker: plain POSTs with a timeout, nothing else. */
   activities(): BaselineActivities {
+    const post = async (url: string, body: unknown, timeoutMs: number): Promise<string> => {
+      const response = await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+        dispatcher: this.agent,
+      });
+      const text = await response.body.text();
+      if (response.statusCode < 200 || response.statusCode > 299) throw new Error(`HTTP ${response.statusCode} from ${url}`);
+      return text;
+    };
     return {
-      // Like callCallback and deliverWebhook, no heartbeat: theirs start after 1 s, and a no-op is done before.
-      noopCallback: async ({ payload }) => {
-        const context = Context.current();
-        return { attempt: context.info.attempt, result: { ok: true, echo: payload } };
+      postCallback: async ({ url, payload, timeoutMs }) => {
+        const text = await post(url, payload, timeoutMs);
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          return text;
+        }
       },
-      noopWebhook: async ({ id }) => {
-        const context = Context.current();
-        if (!this.completions.has(id)) this.completions.set(id, now());
-        return { attempt: context.info.attempt, statusCode: 200 };
+      postWebhook: async ({ url, timeoutMs, event }) => {
+        await post(url, event, timeoutMs);
       },
     };
   }
 
   async create(seq: number, stepTag: string): Promise<CreateResult> {
     const id = `bench-${this.runId}-${stepTag}-${seq}`;
-    const createdAt = new Date().toISOString();
     const input: BaselineInput = {
       id,
+      callbackUrl: this.callbackUrl,
+      webhookUrl: this.webhookUrl,
       payload: { bench: stepTag, seq, note: 'asyncqueue bench task' },
+      // What AsyncQueueTarget asks for (timeout: 30, retries: 3), with the API's default policy.
       timeoutSeconds: 30,
       retries: 3,
-      ...this.policy,
+      retryInitialIntervalMs: DEFAULT_POLICY.retryInitialIntervalMs,
+      retryMaximumIntervalMs: DEFAULT_POLICY.retryMaximumIntervalMs,
+      webhookTimeoutMs: DEFAULT_POLICY.webhookTimeoutMs,
+      webhookRetryInitialIntervalMs: DEFAULT_POLICY.webhookRetryInitialIntervalMs,
+      webhookRetryMaximumIntervalMs: DEFAULT_POLICY.webhookRetryMaximumIntervalMs,
+      webhookRetryDurationMs: DEFAULT_POLICY.webhookRetryDurationMs,
     };
     try {
       await this.connection.withDeadline(Date.now() + 30_000, () =>
         this.client.workflow.start<typeof baselineWorkflow>('baselineWorkflow', {
           taskQueue: this.taskQueue,
           workflowId: id,
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
           args: [input],
-          memo: { [TASK_MEMO_KEY]: { id, status: 'pending', createdAt, updatedAt: createdAt, attempts: 0 } },
-          typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: 'running' }],
-          staticSummary: 'POST 127.0.0.1',
         }),
       );
       return { ok: true, id };
@@ -80,16 +108,19 @@ export class BaselineTarget implements Target {
   }
 
   completedAt(id: string): number | undefined {
-    return this.completions.get(id);
+    return this.webhooks.get(id)?.at;
   }
 
   assertAlive(): void {}
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
 }
 
 /**
  * Installs the SDK runtime (before any native connection) and starts bundling the baseline
- * workflow; undefined when the baseline is skipped. Bundling takes CPU once, so it runs while the
- * AsyncQueue children start, not during a measurement.
+ * workflow; undefined when the baseline is skipped. Bundling takes CPU once, before any measurement.
  */
 export function prepareBaseline(options: BenchOptions): Promise<WorkflowBundleWithSourceMap> | undefined {
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
@@ -104,44 +135,63 @@ export function prepareBaseline(options: BenchOptions): Promise<WorkflowBundleWi
 /** The baseline ramp against the server at `address`; its worker is shut down afterwards. */
 export async function runBaseline(
   bundlePromise: Promise<WorkflowBundleWithSourceMap>,
-  address: string,
+  engine: { address: string; namespace: string; metricsUrls: string[] },
+  receivers: { callbackOrigin: string; webhookUrl: string; webhooks: Map<string, WebhookArrival> },
   runId: string,
   options: BenchOptions,
   sampler: Sampler,
+  reserveMs: number,
   findings: string[],
 ): Promise<RampResult> {
-  await sleep(2_000);
   const bundle = await bundlePromise;
-  resources.nativeConnection = await NativeConnection.connect({ address });
-  resources.clientConnection = await Connection.connect({ address });
-  const client = new Client({ connection: resources.clientConnection, namespace: 'default' });
+  resources.nativeConnection = await NativeConnection.connect({ address: engine.address });
+  resources.clientConnection = await Connection.connect({ address: engine.address });
+  const client = new Client({ connection: resources.clientConnection, namespace: engine.namespace });
   const taskQueue = `bench-baseline-${runId}`;
-  const target = new BaselineTarget(resources.clientConnection, client, taskQueue, runId, {
-    ...DEFAULT_POLICY,
-    heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-  });
+  const callbackPath = options.callbackMs > 0 ? `/cb/slow/${options.callbackMs}` : '/cb/fast';
+  const target = new BaselineTarget(
+    resources.clientConnection,
+    client,
+    taskQueue,
+    runId,
+    `${receivers.callbackOrigin}${callbackPath}`,
+    receivers.webhookUrl,
+    receivers.webhooks,
+  );
   const worker = await Worker.create({
     connection: resources.nativeConnection,
-    namespace: 'default',
+    namespace: engine.namespace,
     taskQueue,
     workflowBundle: bundle,
     activities: target.activities(),
-    // The AsyncQueue worker's settings (src/worker.ts, defaults).
+    // The AsyncQueue worker's settings (src/worker/task-worker.ts, defaults).
     maxConcurrentActivityTaskExecutions: 2000,
     maxCachedWorkflows: 5000,
   });
   const running = worker.run();
   resources.baselineWorker = { worker, running };
-  log('baseline warm-up');
-  await Promise.all(Array.from({ length: 20 }, (_, i) => target.create(i, 'warmup')));
-  for (let i = 0; i < 600 && target.completions.size < 20; i++) await sleep(100);
-  await sleep(2_000);
-  const result = await ramp(target, options, sampler, 'b-', 2_000);
-  if (result.leftover.notCompleted > 0) {
-    findings.push(`Baseline: ${result.leftover.notCompleted} workflow(s) had not run their second activity after the final drain`);
+  try {
+    log('baseline warm-up');
+    const warm = await Promise.all(Array.from({ length: 20 }, (_, i) => target.create(i, 'warmup')));
+    const warmIds = warm.flatMap((r) => (r.ok && r.id !== undefined ? [r.id] : []));
+    for (let i = 0; i < 600 && warmIds.some((id) => target.completedAt(id) === undefined); i++) await sleep(100);
+    await sleep(2_000);
+    const before = await scrapeRequests(engine.metricsUrls);
+    const startedAt = now();
+    const result = await ramp(target, options, sampler, 'b-', { reserveMs });
+    const after = before !== undefined ? await scrapeRequests(engine.metricsUrls) : undefined;
+    if (before !== undefined && after !== undefined)
+      result.rpc = rpcCosts(before, after, result.createdTotal, (now() - startedAt) / 1000);
+    if (result.leftover.notCompleted > 0) {
+      findings.push(
+        `Baseline: ${result.leftover.notCompleted} workflow(s) had not delivered their webhook after the final drain`,
+      );
+    }
+    return result;
+  } finally {
+    worker.shutdown();
+    await within(running, 20_000);
+    resources.baselineWorker = undefined;
+    await target.close();
   }
-  worker.shutdown();
-  await within(running, 20_000);
-  resources.baselineWorker = undefined;
-  return result;
 }

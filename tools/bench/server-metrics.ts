@@ -1,0 +1,76 @@
+/**
+ * RPCs the Temporal server served, from its Prometheus metrics: the `service_requests` counter by
+ * service (frontend, history, matching, worker) and operation, read before and after a ramp and
+ * divided by the tasks the ramp created. Frontend requests are what clients (API, workers) sent;
+ * history and matching requests are the server's own calls between its services. Long polls are
+ * per worker and second, not per task, so they are counted apart.
+ */
+import { log } from './clock.js';
+import { round } from './distribution.js';
+
+/** `service|operation` → count, summed over namespaces and endpoints. */
+export type RequestCounts = Map<string, number>;
+
+export async function scrapeRequests(urls: string[]): Promise<RequestCounts | undefined> {
+  if (urls.length === 0) return undefined;
+  const counts: RequestCounts = new Map();
+  for (const url of urls) {
+    let text: string;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+      text = await response.text();
+      if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+    } catch (err) {
+      log(`metrics: ${url} did not answer (${String(err)}): no RPC counts for this ramp`);
+      return undefined;
+    }
+    for (const line of text.split('\n')) {
+      // service_requests{namespace="default",operation="StartWorkflowExecution",service_name="frontend"} 12
+      const match = /^service_requests(?:_total)?\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
+      if (match === null) continue;
+      const labels = Object.fromEntries([...(match[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+      const key = `${labels.service_name ?? '?'}|${labels.operation ?? '?'}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(match[2]));
+    }
+  }
+  return counts;
+}
+
+export interface RpcCosts {
+  tasks: number;
+  seconds: number;
+  /** Per task, by service: all requests except long polls. */
+  perTaskByService: Record<string, number>;
+  /** Frontend requests per task by operation (long polls included, marked as such in the report). */
+  frontendPerTask: Record<string, number>;
+  /** Long polls (Poll*Queue) the frontend served per second, whatever the load. */
+  pollsPerSec: number;
+}
+
+const isPoll = (operation: string): boolean => /^Poll\w*TaskQueue$/.test(operation);
+
+export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: number, seconds: number): RpcCosts {
+  const perTaskByService: Record<string, number> = {};
+  const frontendPerTask: Record<string, number> = {};
+  let polls = 0;
+  const per = (n: number): number => (tasks > 0 ? n / tasks : 0);
+  for (const [key, value] of after) {
+    const delta = value - (before.get(key) ?? 0);
+    if (delta <= 0) continue;
+    const [service = '?', operation = '?'] = key.split('|');
+    if (service === 'frontend') frontendPerTask[operation] = (frontendPerTask[operation] ?? 0) + delta;
+    if (service === 'frontend' && isPoll(operation)) polls += delta;
+    else perTaskByService[service] = (perTaskByService[service] ?? 0) + delta;
+  }
+  const rounded = (record: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.entries(record).map(([k, v]) => [k, round(per(v), 2) ?? 0]));
+  return {
+    tasks,
+    seconds: round(seconds, 0) ?? 0,
+    perTaskByService: rounded(perTaskByService),
+    frontendPerTask: rounded(frontendPerTask),
+    pollsPerSec: round(polls / Math.max(1, seconds), 1) ?? 0,
+  };
+}
+
+export { isPoll };
