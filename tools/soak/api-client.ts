@@ -81,7 +81,10 @@ function isTransient(status: number): boolean {
 }
 
 /** Repeats `attempt` while its answer is transient, with capped backoff, for at most `budgetMs`. */
-export async function withRetries(budgetMs: number, attempt: () => Promise<ApiAnswer>): Promise<{ answer: ApiAnswer; tries: number }> {
+export async function withRetries(
+  budgetMs: number,
+  attempt: () => Promise<ApiAnswer>,
+): Promise<{ answer: ApiAnswer; tries: number }> {
   const deadline = Date.now() + budgetMs;
   let backoffMs = 250;
   for (let tries = 1; ; tries++) {

@@ -64,18 +64,30 @@ export function computeBooks(run: Running, timing: { loadSec: number; drainSec: 
   }
   for (const task of stuckTasks) problem(task, `stuck: ${task.final?.status ?? 'never read'}`);
   const cancelLate = created.filter(
-    (task) => task.kind === 'cancelled' && task.final !== undefined && ['succeeded', 'failed'].includes(task.final.status) && !mismatched.has(task),
+    (task) =>
+      task.kind === 'cancelled' &&
+      task.final !== undefined &&
+      ['succeeded', 'failed'].includes(task.final.status) &&
+      !mismatched.has(task),
   );
   for (const task of cancelLate) {
     const acceptedAt = task.cancelAcceptedAt === undefined ? '' : ` at ${new Date(task.cancelAcceptedAt).toISOString()}`;
-    problem(task, `cancel arrived late (cancel answer: ${task.cancel ?? 'not sent'}${acceptedAt}; ended ${task.final?.updatedAt}) — allowed`);
+    problem(
+      task,
+      `cancel arrived late (cancel answer: ${task.cancel ?? 'not sent'}${acceptedAt}; ended ${task.final?.updatedAt}) — allowed`,
+    );
   }
 
   // Delivered = AsyncQueue says so AND the receiver really got (and accepted) it.
-  const undelivered = created.filter((task) => task.final?.webhook?.status !== 'delivered' || traffic.delivered(task.id as string).length === 0);
+  const undelivered = created.filter(
+    (task) => task.final?.webhook?.status !== 'delivered' || traffic.delivered(task.id as string).length === 0,
+  );
   for (const task of undelivered) {
     if (!stuckTasks.includes(task)) {
-      problem(task, `webhook not delivered: view says ${task.final?.webhook?.status}, receiver accepted ${traffic.delivered(task.id as string).length}`);
+      problem(
+        task,
+        `webhook not delivered: view says ${task.final?.webhook?.status}, receiver accepted ${traffic.delivered(task.id as string).length}`,
+      );
     }
   }
   const { duplicates: webhookDuplicates, badSignatures } = webhookStats(traffic);
@@ -111,6 +123,7 @@ export function computeBooks(run: Running, timing: { loadSec: number; drainSec: 
   const books = {
     run: {
       runId: run.runId,
+      engine: run.server.description,
       seed: run.options.seed,
       minutes: run.options.minutes,
       rate: run.options.rate,
@@ -146,7 +159,12 @@ export function computeBooks(run: Running, timing: { loadSec: number; drainSec: 
       workerSigterm: faults.filter((f) => f.fault === 'worker-sigterm').length,
       workerSigkill: faults.filter((f) => f.fault === 'worker-sigkill').length,
       serverKill: faults.filter((f) => f.fault === 'server-kill').length,
+      historyKill: faults.filter((f) => f.fault === 'history-kill').length,
+      frontendKill: faults.filter((f) => f.fault === 'frontend-kill').length,
+      postgresRestart: faults.filter((f) => f.fault === 'postgres-restart').length,
       workerDiedUnexpectedly: faults.filter((f) => f.fault === 'worker-died').length,
+      /** A cluster process that exited by itself: a finding, and the run fails. */
+      clusterDiedUnexpectedly: faults.filter((f) => f.fault === 'cluster-died').length,
       log: faults,
     },
     latencyMs: { p50: allLatencies.p50, p99: allLatencies.p99, max: allLatencies.max },
@@ -166,6 +184,7 @@ export function computeBooks(run: Running, timing: { loadSec: number; drainSec: 
     books.idempotencyViolations === 0 &&
     books.webhooks.delivered === books.webhooks.expected &&
     books.webhooks.badSignatures === 0 &&
+    books.faults.clusterDiedUnexpectedly === 0 &&
     books.apiErrors.length === 0;
   return books;
 }

@@ -5,16 +5,19 @@
  * process, so results are easy to read), two `worker-main` child processes (so they can be killed
  * for real) and a loopback receiver playing the app's callback and webhook endpoints — and feeds
  * it an open-loop mix of succeeding, failing, flaky, slow, cancelled and delayed tasks while it
- * restarts workers (SIGTERM and SIGKILL) and kill -9s the Temporal server. Then it stops creating,
+ * restarts workers (SIGTERM and SIGKILL) and kill -9s the Temporal server. With `--cluster` the
+ * Temporal is a cluster on PostgreSQL of the run's own (tools/cluster), and instead of the server
+ * it kill -9s history and frontend in turn and restarts PostgreSQL once. Then it stops creating,
  * lets the system drain, and checks the books: created = succeeded + failed + cancelled, nothing
  * stuck, every outcome what its kind should give, every webhook delivered. Exit code 0 only then.
  *
  * Options: --minutes (10), --rate tasks/s (4), --drain-minutes (5), --workers (2), --seed,
- * --out report.json (default: a file in the OS temp folder). All traffic stays on 127.0.0.1.
+ * --out report.json (default: a file in the OS temp folder), --cluster. All traffic stays on 127.0.0.1.
  *
  * This file runs the phases; beside it, one concern per file: options.ts, task-mix.ts, traffic.ts
- * (the receiver's endpoints), faults.ts (fault injection), load.ts, drain.ts, books.ts (the
- * bookkeeping and its verdict).
+ * (the receiver's endpoints), faults.ts (fault injection), engine.ts with temporal-server.ts and
+ * temporal-cluster.ts (the Temporal it runs on and that engine's faults), load.ts, drain.ts,
+ * books.ts (the bookkeeping and its verdict).
  */
 import { writeFile } from 'node:fs/promises';
 import { runTool } from '../shared/run-tool.js';
@@ -26,7 +29,7 @@ import { injectFaults } from './faults.js';
 import { generateLoad, reportProgress } from './load.js';
 import { parseOptions } from './options.js';
 import { log, T0 } from './run-log.js';
-import { cleanup, setUp } from './setup.js';
+import { cleanup, keepRunFolder, setUp } from './setup.js';
 import { CANCEL_BUDGET_MS, CREATE_BUDGET_MS, listTaskIds } from './task-calls.js';
 
 async function main(): Promise<number> {
@@ -53,15 +56,22 @@ async function main(): Promise<number> {
   if (listed !== undefined) {
     const ours = new Set(run.tasks.map((task) => task.id).filter((id): id is string => id !== undefined));
     const extra = [...listed].filter((id) => !ours.has(id) && !(warmupIds?.has(id) ?? false));
-    books.listed = { listed: listed.size - (warmupIds?.size ?? 0), phantom: extra.length, missing: [...ours].filter((id) => !listed.has(id)).length };
+    books.listed = {
+      listed: listed.size - (warmupIds?.size ?? 0),
+      phantom: extra.length,
+      missing: [...ours].filter((id) => !listed.has(id)).length,
+    };
     // A task nobody created (two tasks from one key, say) breaks the books as surely as a lost one.
     if (extra.length > 0) books.ok = false;
   }
   printBooks(books);
   const { problems, ...summary } = books;
-  process.stdout.write(`${JSON.stringify({ ...summary, faults: { ...summary.faults, log: undefined }, problems: problems.length })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ...summary, faults: { ...summary.faults, log: undefined }, problems: problems.length })}\n`,
+  );
   await writeFile(options.out, `${JSON.stringify(books, null, 2)}\n`);
   log(`full report (with every fault and problem) in ${options.out}`);
+  if (!books.ok) keepRunFolder();
   return books.ok ? 0 : 1;
 }
 

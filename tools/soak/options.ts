@@ -14,9 +14,15 @@ export interface SoakOptions {
   workers: number;
   seed: number;
   out: string;
+  /** Run on a Temporal cluster of the soak's own (tools/cluster) instead of the dev server. */
+  cluster: boolean;
 }
 
-const USAGE = `usage: node dist/tools/soak/main.js [--minutes 10] [--rate 4] [--drain-minutes 5] [--workers 2] [--seed N] [--out file.json]`;
+const USAGE = `usage: node dist/tools/soak/main.js [--minutes 10] [--rate 4] [--drain-minutes 5] [--workers 2] [--seed N] [--out file.json] [--cluster]
+
+  --cluster   run on a Temporal cluster on PostgreSQL started for the run (tools/cluster; fresh temp
+              folder, no UI, stopped at the end) instead of the dev server; its faults: kill -9 of
+              history and frontend in turn, and one PostgreSQL restart, besides the worker faults`;
 
 export function parseOptions(argv: string[]): SoakOptions {
   const { values } = parseArgs({
@@ -28,6 +34,7 @@ export function parseOptions(argv: string[]): SoakOptions {
       workers: { type: 'string', default: '2' },
       seed: { type: 'string' },
       out: { type: 'string' },
+      cluster: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -42,15 +49,17 @@ export function parseOptions(argv: string[]): SoakOptions {
     }
     return value;
   };
-  const seed = values.seed !== undefined ? Math.floor(number('seed', values.seed, 0, 2 ** 32 - 1)) : randomBytes(4).readUInt32BE(0);
+  const seed =
+    values.seed !== undefined ? Math.floor(number('seed', values.seed, 0, 2 ** 32 - 1)) : randomBytes(4).readUInt32BE(0);
   return {
     minutes: number('minutes', values.minutes, 0.1, 24 * 60),
-    // Modest by default: two cores carry the dev server, two workers, the API and the receiver.
+    // Modest by default: two cores carry the dev server (or the cluster), two workers, the API and the receiver.
     rate: number('rate', values.rate, 0.1, 50),
     drainMinutes: number('drain-minutes', values['drain-minutes'], 0.5, 60),
     workers: Math.floor(number('workers', values.workers, 1, 8)),
     seed,
     // Never litter the repository: without --out the report goes to the temp folder.
     out: path.resolve(values.out ?? path.join(tmpdir(), `asyncqueue-soak-${seed}-${Date.now()}.json`)),
+    cluster: values.cluster,
   };
 }

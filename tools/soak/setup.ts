@@ -1,5 +1,6 @@
 /**
- * The soak's system under test and its teardown: a file-backed Temporal dev server, the worker
+ * The soak's system under test and its teardown: a file-backed Temporal dev server (or, with
+ * `--cluster`, a Temporal cluster on PostgreSQL of its own), the worker
  * pool, the loopback receiver, and the API in this process (its errors are read from its log), all
  * on short retry schedules so that faults are recovered from in seconds; then one task end to end
  * before the clock starts.
@@ -16,6 +17,7 @@ import { teardownStep } from '../shared/teardown.js';
 import { sleep } from '../shared/timing.js';
 import { apiLogStream, callApi, withRetries } from './api-client.js';
 import { isSettled } from './drain.js';
+import type { SoakEngine } from './engine.js';
 import type { SoakOptions } from './options.js';
 import { Receiver } from './receiver.js';
 import { log } from './run-log.js';
@@ -23,6 +25,7 @@ import { Rng } from './seeded-random.js';
 import { requestStop } from './stop-signal.js';
 import { readTask } from './task-calls.js';
 import type { CreateBody, SoakTask } from './task-mix.js';
+import { TemporalCluster } from './temporal-cluster.js';
 import { TemporalServer } from './temporal-server.js';
 import { Traffic } from './traffic.js';
 import { WorkerPool } from './worker-pool.js';
@@ -36,7 +39,8 @@ export interface Running {
   baseUrl: string;
   receiver: Receiver;
   traffic: Traffic;
-  server: TemporalServer;
+  /** The Temporal engine: the dev server, or with `--cluster` a cluster of the run's own. */
+  server: SoakEngine;
   workers: WorkerPool;
   tasks: SoakTask[];
   /** Creates and cancels still in flight. */
@@ -68,12 +72,22 @@ function serviceEnv(temporalAddress: string, taskQueue: string, dataDir: string)
 /** Everything the run started, so Ctrl-C and the end tear down the same way. */
 const resources: {
   tmpDir?: string;
-  server?: TemporalServer;
+  clusterDir?: string;
+  /** Set when a cluster run fails: the cluster's folder (with its logs) is kept, not deleted. */
+  keepTmpDir?: boolean;
+  server?: SoakEngine;
+  /** A cluster start in progress: an interrupt aborts it and waits for what it started to stop. */
+  engineStart?: { abort: AbortController; settled: Promise<unknown> };
   workers?: WorkerPool;
   app?: FastifyInstance;
   receiver?: Receiver;
 } = {};
 let cleaning: Promise<void> | undefined;
+
+/** Keeps the run's folder (a cluster's logs) instead of deleting it at the cleanup. */
+export function keepRunFolder(): void {
+  resources.keepTmpDir = true;
+}
 
 export function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -81,12 +95,20 @@ export function cleanup(): Promise<void> {
     const step = async (what: string, action: (() => Promise<unknown>) | undefined): Promise<void> => {
       if (action !== undefined) await teardownStep(log, what, action);
     };
-    const { workers, app, receiver, server, tmpDir } = resources;
+    if (resources.engineStart !== undefined) {
+      resources.engineStart.abort.abort();
+      await teardownStep(log, 'cluster start', () => resources.engineStart!.settled);
+    }
+    const { workers, app, receiver, server, tmpDir, clusterDir, keepTmpDir } = resources;
     await step('workers', workers && (() => workers.closeAll()));
     await step('API', app && (() => app.close()));
     await step('receiver', receiver && (() => receiver.close()));
-    await step('Temporal dev server', server && (() => server.stop()));
+    await step(server instanceof TemporalCluster ? 'Temporal cluster' : 'Temporal dev server', server && (() => server.stop()));
     await step('temp folder', tmpDir === undefined ? undefined : () => rm(tmpDir, { recursive: true, force: true }));
+    if (keepTmpDir === true && server?.logDir !== undefined)
+      log(`the run failed: cluster data and logs kept in ${clusterDir} (logs: ${server.logDir})`);
+    else
+      await step('cluster folder', clusterDir === undefined ? undefined : () => rm(clusterDir, { recursive: true, force: true }));
   })();
   return cleaning;
 }
@@ -94,12 +116,33 @@ export function cleanup(): Promise<void> {
 export async function setUp(options: SoakOptions): Promise<Running> {
   const runId = randomUUID().slice(0, 8);
   resources.tmpDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-soak-'));
-  const dbFile = path.join(resources.tmpDir, 'temporal.db');
-  log(`run ${runId}: seed ${options.seed}, ${options.minutes} min at ${options.rate} tasks/s, ${options.workers} workers; data in ${resources.tmpDir}`);
+  log(
+    `run ${runId}: seed ${options.seed}, ${options.minutes} min at ${options.rate} tasks/s, ${options.workers} workers; data in ${resources.tmpDir}`,
+  );
 
-  const server = await TemporalServer.start(dbFile);
-  resources.server = server;
-  log(`Temporal dev server at ${server.address} (db ${dbFile})`);
+  let server: SoakEngine;
+  if (options.cluster) {
+    // A folder of its own, as `npm run test:cluster` uses: PostgreSQL's user must be able to enter
+    // it, which it cannot below the run's private (0700) folder.
+    const clusterDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-soak-cluster-'));
+    resources.clusterDir = clusterDir;
+    const startedAt = Date.now();
+    log(`starting a Temporal cluster on PostgreSQL in ${clusterDir}`);
+    const abort = new AbortController();
+    const starting = TemporalCluster.start(clusterDir, abort.signal);
+    resources.engineStart = { abort, settled: starting.catch(() => undefined) };
+    server = await starting;
+    resources.engineStart = undefined;
+    resources.server = server;
+    log(
+      `${server.description} at ${server.address}, up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (logs ${server.logDir})`,
+    );
+  } else {
+    const dbFile = path.join(resources.tmpDir, 'temporal.db');
+    server = await TemporalServer.start(dbFile);
+    resources.server = server;
+    log(`Temporal dev server at ${server.address} (db ${dbFile})`);
+  }
 
   const env = serviceEnv(server.address, `soak-${runId}`, resources.tmpDir);
   const workers = new WorkerPool(env, options.workers);
@@ -112,7 +155,11 @@ export async function setUp(options: SoakOptions): Promise<Running> {
   traffic.install(receiver);
 
   const config = loadConfig({ ...env, HOST: '127.0.0.1', PORT: '0' });
-  const app = await buildApp({ config, target: { embeddedAddress: server.address }, logger: { level: 'error', stream: apiLogStream } });
+  const app = await buildApp({
+    config,
+    target: { embeddedAddress: server.address },
+    logger: { level: 'error', stream: apiLogStream },
+  });
   resources.app = app;
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   log(`API at ${baseUrl}, receiver at ${receiver.origin}`);

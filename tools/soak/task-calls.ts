@@ -38,7 +38,13 @@ export async function cancelTask(baseUrl: string, task: SoakTask): Promise<void>
   );
   if (answer.status === 202) task.cancelAcceptedAt = Date.now();
   task.cancel =
-    answer.status === 202 ? 'accepted' : answer.status === 409 ? 'already-ended' : answer.status === 404 ? 'not-found' : 'gave-up';
+    answer.status === 202
+      ? 'accepted'
+      : answer.status === 409
+        ? 'already-ended'
+        : answer.status === 404
+          ? 'not-found'
+          : 'gave-up';
 }
 
 export async function readTask(baseUrl: string, id: string): Promise<TaskView | undefined> {

@@ -1,11 +1,16 @@
 /** The soak's Temporal dev server, which it crashes on purpose and brings back on the same data. */
 import { DevServer, freePort } from '../../src/dev/dev-server.js';
 import { sleep } from '../shared/timing.js';
+import type { SoakEngine } from './engine.js';
 import { recordFault } from './faults.js';
 import { log } from './run-log.js';
+import type { Rng } from './seeded-random.js';
 
 /** The dev server on one port and one SQLite file, so a restart finds every task again. */
-export class TemporalServer {
+export class TemporalServer implements SoakEngine {
+  readonly description = 'Temporal dev server (SQLite file)';
+  readonly logDir = undefined;
+
   private constructor(
     private server: DevServer,
     private readonly port: number,
@@ -23,6 +28,19 @@ export class TemporalServer {
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  /** Every ~2–3 min; the first no later than 60 % into the run, so that `--minutes 1` has one. */
+  firstFaultAfter(rng: Rng, durationMs: number): number {
+    return Math.min(rng.between(120_000, 180_000), durationMs * 0.6);
+  }
+
+  nextFaultAfter(rng: Rng): number {
+    return rng.between(120_000, 180_000);
+  }
+
+  injectFault(rng: Rng): Promise<void> {
+    return this.crashAndRestart(rng.int(1_500, 2_500));
   }
 
   /** kill -9, as a crash would, then the same server again after `downMs`. */

@@ -40,17 +40,25 @@ export class Traffic {
       response.writeHead(status, { 'content-type': 'application/json' });
       response.end(JSON.stringify(body));
     };
-    const callback = (respond: (received: ReceivedRequest, response: ServerResponse) => void): Responder => (received, response) => {
-      this.recordCallback(received);
-      respond(received, response);
-    };
+    const callback =
+      (respond: (received: ReceivedRequest, response: ServerResponse) => void): Responder =>
+      (received, response) => {
+        this.recordCallback(received);
+        respond(received, response);
+      };
     const marker = (received: ReceivedRequest): unknown => {
       const payload = parseJson(received.body);
       return isRecord(payload) ? payload.marker : undefined;
     };
     receiver
-      .always('/cb/succeed', callback((received, response) => answer(200, { marker: marker(received) })(response)))
-      .always('/cb/fail', callback((_received, response) => answer(422, { error: 'unprocessable' })(response)))
+      .always(
+        '/cb/succeed',
+        callback((received, response) => answer(200, { marker: marker(received) })(response)),
+      )
+      .always(
+        '/cb/fail',
+        callback((_received, response) => answer(422, { error: 'unprocessable' })(response)),
+      )
       .always(
         '/cb/flaky',
         callback((received, response) =>
@@ -68,8 +76,14 @@ export class Traffic {
         }),
       )
       // Never answers: AsyncQueue aborts the request when the task is cancelled (or times out).
-      .always('/cb/hang', callback(() => undefined))
-      .always('/cb/delayed', callback((received, response) => answer(200, { marker: marker(received) })(response)))
+      .always(
+        '/cb/hang',
+        callback(() => undefined),
+      )
+      .always(
+        '/cb/delayed',
+        callback((received, response) => answer(200, { marker: marker(received) })(response)),
+      )
       .always('/hook/ok', (received, response) => answer(this.recordWebhook(received, false), { received: true })(response))
       .always('/hook/flaky', (received, response) => answer(this.recordWebhook(received, true), { received: true })(response));
   }
@@ -125,7 +139,8 @@ export class Traffic {
 
   private signatureOk(received: ReceivedRequest): boolean {
     const headers: Record<string, string> = {};
-    for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) headers[name] = firstHeader(received.headers, name) ?? '';
+    for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature'])
+      headers[name] = firstHeader(received.headers, name) ?? '';
     try {
       this.verifier.verify(received.body, headers);
       return true;

@@ -34,7 +34,10 @@ export class WorkerPool {
     const old = this.slots[slot];
     if (old === undefined) return;
     this.stoppedOnPurpose.add(old);
-    recordFault(signal === 'SIGTERM' ? 'worker-sigterm' : 'worker-sigkill', `${signal} worker ${slot} (pid ${old.child.pid}), replacement starting`);
+    recordFault(
+      signal === 'SIGTERM' ? 'worker-sigterm' : 'worker-sigkill',
+      `${signal} worker ${slot} (pid ${old.child.pid}), replacement starting`,
+    );
     const stoppingAt = Date.now();
     const exited = old.stop(signal);
     // Like a rolling deploy: the replacement comes up while the old one drains.
@@ -45,7 +48,9 @@ export class WorkerPool {
       log(`worker ${slot} (pid ${old.child.pid}) still running 20 s after ${signal}: SIGKILL`);
       await old.stop('SIGKILL');
     }
-    log(`worker ${slot} (pid ${old.child.pid}) exited: code ${old.child.exitCode}, signal ${old.child.signalCode}, after ${Date.now() - stoppingAt} ms`);
+    log(
+      `worker ${slot} (pid ${old.child.pid}) exited: code ${old.child.exitCode}, signal ${old.child.signalCode}, after ${Date.now() - stoppingAt} ms`,
+    );
   }
 
   async closeAll(): Promise<void> {
@@ -59,7 +64,10 @@ export class WorkerPool {
       if (this.closing || this.stoppedOnPurpose.has(worker)) return;
       this.unexpectedExits++;
       const tail = worker.output().trim().split('\n').slice(-5).join(' | ');
-      recordFault('worker-died', `worker ${slot} (pid ${worker.child.pid}) exited by itself: code ${code}, signal ${worker.child.signalCode}; output: ${tail}`);
+      recordFault(
+        'worker-died',
+        `worker ${slot} (pid ${worker.child.pid}) exited by itself: code ${code}, signal ${worker.child.signalCode}; output: ${tail}`,
+      );
       if (this.unexpectedExits > 30) return; // something is badly wrong; the books will say so
       setTimeout(() => {
         if (!this.closing && this.slots[slot] === worker) this.slots[slot] = this.spawn(slot);
