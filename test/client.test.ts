@@ -14,11 +14,11 @@ import {
   SignatureVerificationError,
   WaitTimeoutError,
   expressReceiver,
-  fastifyReceiver,
   verifyRequest,
   type Task,
   type TaskEvent,
 } from '../src/client/index.js';
+import { fastifyReceiver } from '../src/client/fastify.js';
 import { ExitCode, runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,34 +45,20 @@ after(async () => {
 
 describe('the packed package', () => {
   it('installs light: the client, the CLI and what they need, none of the server', async () => {
-    const installed = JSON.parse((await run('npm', ['ls', '--all', '--json', '--omit=dev'], { cwd: project })).stdout) as {
-      dependencies?: Record<string, { dependencies?: Record<string, unknown> }>;
-    };
-    const names = new Set<string>();
-    const walk = (deps: Record<string, { dependencies?: Record<string, unknown> }> | undefined): void => {
-      for (const [name, info] of Object.entries(deps ?? {})) {
-        names.add(name);
-        walk(info.dependencies as never);
-      }
-    };
-    walk(installed.dependencies);
-    for (const server of [
-      'fastify',
-      '@temporalio/worker',
-      '@temporalio/core-bridge',
-      '@temporalio/client',
-      'undici',
-      'pino',
-      'prom-client',
-    ]) {
-      assert.ok(!names.has(server), `installing the client pulled in ${server}`);
+    // Optional peers are listed by `npm ls` as unmet: what counts is what landed in node_modules.
+    const installed = async (name: string) => access(path.join(project, 'node_modules', name)).then(() => true, () => false);
+    for (const server of ['fastify', '@temporalio/worker', '@temporalio/core-bridge', '@temporalio/client', 'undici', 'pino', 'prom-client']) {
+      assert.equal(await installed(server), false, `installing the client pulled in ${server}`);
     }
-    assert.ok(names.has('standardwebhooks'), [...names].join(', '));
+    assert.equal(await installed('standardwebhooks'), true);
   });
 
   it('imports asyncqueue/client as ESM, with types, and talks to the service', async () => {
     const source = `
 import { AsyncQueue, AsyncQueueApiError, verifyRequest, type Task } from 'asyncqueue/client';
+
+// No @types/node in this project: the SDK's own types must not need them.
+declare const process: { env: Record<string, string | undefined> };
 
 const aq = new AsyncQueue({ baseUrl: process.env.AQ_URL!, apiKey: undefined });
 const created = await aq.tasks.create({

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { ASYNC_COMPLETION_HEADERS, AsyncQueue, fastifyReceiver, type TaskEvent } from 'asyncqueue/client';
+import { ASYNC_COMPLETION_HEADERS, AsyncQueue, type TaskEvent } from 'asyncqueue/client';
+import { fastifyReceiver } from 'asyncqueue/client/fastify';
 
 interface Job {
   id: string;

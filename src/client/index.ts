@@ -20,7 +20,8 @@ import {
 
 export * from './errors.js';
 export * from './types.js';
-export { verifyRequest, fastifyReceiver, expressReceiver } from './receiver.js';
+export { verifyRequest, expressReceiver } from './receiver.js';
+// fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).
 
 /**
  * Headers a callback answers `202` with to take the work and finish the attempt later through

@@ -1,10 +1,9 @@
 /**
  * The receiving side: check that a callback or webhook request really comes from AsyncQueue.
  * Built on the `standardwebhooks` library; always verifies the raw body, before any JSON parsing,
- * and rejects timestamps more than five minutes off (replays).
+ * and rejects timestamps more than five minutes off (replays). The Fastify plugin is in fastify.ts
+ * (`asyncqueue/client/fastify`), so that these types need no Fastify installed.
  */
-import type { FastifyPluginAsync } from 'fastify';
-import fp from 'fastify-plugin';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { SignatureVerificationError } from './errors.js';
 
@@ -53,42 +52,6 @@ export function verifyRequest<T = unknown>(
   throw new SignatureVerificationError(`request signature rejected: ${reason}`, { cause: lastError });
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by fastifyReceiver once the request's signature checked out. */
-    asyncQueue?: Omit<VerifiedRequest, 'body'>;
-  }
-}
-
-/**
- * A Fastify plugin for the routes AsyncQueue calls: keeps each JSON body raw, verifies it, then
- * parses it into `request.body`; a bad signature gets 401 before the handler runs. Register it in
- * the scope that holds those routes:
- *
- *   app.register(async (scope) => {
- *     await scope.register(fastifyReceiver({ secret }));
- *     scope.post('/api/on-report-ready', async (request) => handle(request.body));
- *   });
- */
-export function fastifyReceiver(options: { secret: string | readonly string[] }): FastifyPluginAsync {
-  // fastify-plugin: the parser must apply to the scope that registers this, not to a child of it.
-  return fp(async (scope) => {
-    if (!scope.hasRequestDecorator('asyncQueue')) scope.decorateRequest('asyncQueue', undefined);
-    scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request, raw, done) => {
-      try {
-        const verified = verifyRequest(options.secret, raw as string, request.headers);
-        request.asyncQueue = { messageId: verified.messageId, taskId: verified.taskId, attempt: verified.attempt };
-        done(null, verified.body);
-      } catch (err) {
-        const error = err as Error & { statusCode?: number };
-        error.statusCode = err instanceof SignatureVerificationError ? 401 : 400;
-        done(error, undefined);
-      }
-    });
-  });
-}
-
 /** What expressReceiver reads of a request: Express's, which is Node's IncomingMessage. */
 interface ExpressLikeRequest {
   headers: HeaderBag;
@@ -96,9 +59,9 @@ interface ExpressLikeRequest {
   asyncQueue?: Omit<VerifiedRequest, 'body'>;
   /** true once the stream has emitted 'end': someone else read the body already. */
   readableEnded?: boolean;
-  on(event: 'data', listener: (chunk: Buffer | string) => void): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array | string) => void): unknown;
   on(event: 'end' | 'error', listener: (arg?: unknown) => void): unknown;
-  removeListener?(event: 'data', listener: (chunk: Buffer | string) => void): unknown;
+  removeListener?(event: 'data', listener: (chunk: Uint8Array | string) => void): unknown;
   destroy?(): unknown;
 }
 interface ExpressLikeResponse {
@@ -176,9 +139,9 @@ export function expressReceiver(options: ExpressReceiverOptions) {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const onData = (chunk: Buffer | string): void => {
+    const onData = (chunk: Uint8Array | string): void => {
       if (settled) return;
-      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       size += buffer.length;
       if (size > maxBodyBytes) {
         settled = true;
