@@ -28,7 +28,12 @@ export class ApiClient {
 
   /** Never throws: status 0 with `error` when there was no HTTP answer. */
   post(urlPath: string, body: unknown): Promise<ApiAnswer> {
-    return this.send({ method: 'POST', path: urlPath, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return this.send({
+      method: 'POST',
+      path: urlPath,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   }
 
   get(urlPath: string): Promise<ApiAnswer> {

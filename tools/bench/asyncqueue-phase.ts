@@ -43,7 +43,8 @@ export async function runAsyncQueuePhase(
 
     if (!options.skip.has('asyncqueue')) {
       // After this ramp: held-call runs (~hold + 10 s each), stopping the children, reading histories.
-      const reserveMs = (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) + 6_000;
+      const reserveMs =
+        (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) + 6_000;
       const before = await scrapeRequests(measure.metricsUrls);
       const startedAt = now();
       const aqResult = await ramp(target, options, sampler, 'aq-', {
@@ -52,7 +53,8 @@ export async function runAsyncQueuePhase(
         ...(measure.targetLoadRate !== undefined ? { targetLoadRate: measure.targetLoadRate } : {}),
       });
       const after = before !== undefined ? await scrapeRequests(measure.metricsUrls) : undefined;
-      if (before !== undefined && after !== undefined) aqResult.rpc = rpcCosts(before, after, aqResult.createdTotal, (now() - startedAt) / 1000);
+      if (before !== undefined && after !== undefined)
+        aqResult.rpc = rpcCosts(before, after, aqResult.createdTotal, (now() - startedAt) / 1000);
       phase.ramp = aqResult;
       if (aqResult.leftover.notCompleted > 0) {
         findings.push(
@@ -61,13 +63,23 @@ export async function runAsyncQueuePhase(
         );
       }
       for (const step of aqResult.steps) {
-        if (step.errors > 0) findings.push(`AsyncQueue at ${step.targetRate}/s: ${step.errors} create errors ${JSON.stringify(step.errorKinds)}`);
+        if (step.errors > 0)
+          findings.push(`AsyncQueue at ${step.targetRate}/s: ${step.errors} create errors ${JSON.stringify(step.errorKinds)}`);
       }
     }
 
     if (!options.skip.has('concurrency')) {
       await sleep(2_000);
-      await runHeldCalls(options.concurrency, api, receivers.webhookUrl, receivers.webhooks, sampler, () => target.assertAlive(), phase.concurrency, findings);
+      await runHeldCalls(
+        options.concurrency,
+        api,
+        receivers.webhookUrl,
+        receivers.webhooks,
+        sampler,
+        () => target.assertAlive(),
+        phase.concurrency,
+        findings,
+      );
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -78,7 +90,8 @@ export async function runAsyncQueuePhase(
   // Lifetime peaks and output are read now; then the processes stop: the baseline must not share the CPU with them.
   for (const [name, pid] of sampler.tracked()) {
     const reading = readProc(pid);
-    if (reading !== undefined && (name.startsWith('api') || name.startsWith('worker'))) phase.lifetimePeakRssMb[name] = round(reading.hwmKb / 1024, 0) ?? 0;
+    if (reading !== undefined && (name.startsWith('api') || name.startsWith('worker')))
+      phase.lifetimePeakRssMb[name] = round(reading.hwmKb / 1024, 0) ?? 0;
   }
   resources.apis.forEach((api, i) => (phase.processOutput[processName('api', i)] = outputSummary(api)));
   resources.workers.forEach((worker, i) => (phase.processOutput[processName('worker', i)] = outputSummary(worker)));

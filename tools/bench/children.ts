@@ -44,7 +44,8 @@ export function outputSummary(started: Started | undefined): OutputSummary {
   const lines = output.split('\n').filter((line) => line.trim() !== '');
   return {
     warnLines: lines.filter((line) => /"level":40/.test(line)).length,
-    errorLines: lines.filter((line) => /"level":(50|60)/.test(line) || (/Error|error:/.test(line) && !/"level":/.test(line))).length,
+    errorLines: lines.filter((line) => /"level":(50|60)/.test(line) || (/Error|error:/.test(line) && !/"level":/.test(line)))
+      .length,
     tail: output.slice(-3000),
   };
 }

@@ -121,7 +121,9 @@ async function concurrencyRun(
   const arrivalSec = (now() - startedAt) / 1000;
   const heldWhenMeasured = hold.open;
   const whenHeld = workerPid !== undefined ? readProc(workerPid)?.rssKb : undefined;
-  log(`  ${hold.arrivals} arrived, ${heldWhenMeasured} held open now (peak ${hold.peakOpen}); worker RSS ${mb(whenHeld)} MB (before ${mb(before)} MB)`);
+  log(
+    `  ${hold.arrivals} arrived, ${heldWhenMeasured} held open now (peak ${hold.peakOpen}); worker RSS ${mb(whenHeld)} MB (before ${mb(before)} MB)`,
+  );
 
   // What holding costs by itself (mostly heartbeats): a few seconds with every call open and
   // nothing else going on.
@@ -246,18 +248,25 @@ export async function runHeldCalls(
       `  N=${spec.n}/${spec.origins} origin(s): peak held ${result.peakHeld}, worker RSS ${result.workerRssMb.before} → ${result.workerRssMb.whenHeld} MB (peak ${result.workerRssMb.peak}), ` +
         `cancel→close p50/max ${result.cancel.toCloseMs.p50}/${result.cancel.toCloseMs.max} ms, outcomes ${JSON.stringify(result.outcomes)}, stuck ${result.stuck}, ${result.totalSec} s`,
     );
-    if (result.stuck > 0) findings.push(`Held-call run N=${spec.n}: ${result.stuck} task(s) never delivered a webhook (e.g. ${result.stuckIds.slice(0, 3).join(', ')})`);
-    if (result.cancel.notClosed > 0) findings.push(`Held-call run N=${spec.n}: ${result.cancel.notClosed} of ${result.cancel.sampled} cancelled calls were not cut off within ${CANCEL_CLOSE_WAIT_MS / 1000} s`);
+    if (result.stuck > 0)
+      findings.push(
+        `Held-call run N=${spec.n}: ${result.stuck} task(s) never delivered a webhook (e.g. ${result.stuckIds.slice(0, 3).join(', ')})`,
+      );
+    if (result.cancel.notClosed > 0)
+      findings.push(
+        `Held-call run N=${spec.n}: ${result.cancel.notClosed} of ${result.cancel.sampled} cancelled calls were not cut off within ${CANCEL_CLOSE_WAIT_MS / 1000} s`,
+      );
     if (result.peakHeld < result.created) {
       findings.push(
         `Held-call run N=${spec.n} over ${spec.origins} origin(s): at most ${result.peakHeld} of ${result.created} calls were open at the receiver at once; ` +
           `arrivals stalled at ${result.arrivals - result.answeredAtOnce} (the rest reached the receiver only after held calls were answered)` +
           (spec.origins === 1 && result.peakHeld === 256
-            ? '. 256 = the worker\'s per-origin connection limit (src/worker.ts: guard.createDispatcher({ connections: 256 })): calls beyond it wait in undici\'s queue, their attempt timeout running'
+            ? ". 256 = the worker's per-origin connection limit (src/worker.ts: guard.createDispatcher({ connections: 256 })): calls beyond it wait in undici's queue, their attempt timeout running"
             : ''),
       );
     }
-    if (Object.keys(result.createErrors).length > 0) findings.push(`Held-call run N=${spec.n}: create errors ${JSON.stringify(result.createErrors)}`);
+    if (Object.keys(result.createErrors).length > 0)
+      findings.push(`Held-call run N=${spec.n}: create errors ${JSON.stringify(result.createErrors)}`);
     await sleep(2_000);
   }
 }

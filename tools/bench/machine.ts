@@ -80,7 +80,11 @@ function otherActivity(ownPids: number[]): string[] {
     } catch {
       continue;
     }
-    if (/soak\.js|run-(?:cluster-)?tests\.js|bench\.js|tools\/(?:soak|bench|cluster)\/main\.js|temporal server|start --service=|postgres -D |worker-main\.js|api-main\.js|dist\/src\/main\.js/.test(cmd)) {
+    if (
+      /soak\.js|run-(?:cluster-)?tests\.js|bench\.js|tools\/(?:soak|bench|cluster)\/main\.js|temporal server|start --service=|postgres -D |worker-main\.js|api-main\.js|dist\/src\/main\.js/.test(
+        cmd,
+      )
+    ) {
       found.push(`pid ${pid}: ${cmd.length > 120 ? `${cmd.slice(0, 117)}...` : cmd}`);
     }
   }

@@ -93,7 +93,9 @@ async function main(): Promise<number> {
     ].filter((p): p is number => p !== undefined),
   );
   if (machine.otherActivity.length > 0) {
-    log(`WARNING: other busy processes on this machine; numbers will not be representative:\n  ${machine.otherActivity.join('\n  ')}`);
+    log(
+      `WARNING: other busy processes on this machine; numbers will not be representative:\n  ${machine.otherActivity.join('\n  ')}`,
+    );
   }
 
   // Receivers in this process: AsyncQueue's callbacks and webhooks and the baseline's go to the same ones.
@@ -126,14 +128,18 @@ async function main(): Promise<number> {
     }
   }
   const baseLimit = baseResult?.maxSustainableRate ?? null;
-  const targetLoadRate = baseResult?.firstUnsustainable != null && baseLimit !== null ? Math.round(8 * baseLimit) / 10 : undefined;
+  const targetLoadRate =
+    baseResult?.firstUnsustainable != null && baseLimit !== null ? Math.round(8 * baseLimit) / 10 : undefined;
 
   let aqResult: RampResult | null = null;
   let concurrency: Report['concurrency'] = [];
   const lifetimePeakRssMb: Record<string, number> = {};
   const processOutput: Report['processOutput'] = {};
   if (aqPhases) {
-    const phase = await runAsyncQueuePhase(options, env, sampler, receivers, findings, { targetLoadRate, metricsUrls: engine.metricsUrls });
+    const phase = await runAsyncQueuePhase(options, env, sampler, receivers, findings, {
+      targetLoadRate,
+      metricsUrls: engine.metricsUrls,
+    });
     aqResult = phase.ramp;
     concurrency = phase.concurrency;
     Object.assign(lifetimePeakRssMb, phase.lifetimePeakRssMb);
@@ -156,7 +162,7 @@ async function main(): Promise<number> {
   const pick = (ids: string[]): string[] => ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / sampleSize)) === 0);
   costs.asyncqueue = await readCosts('AsyncQueue', pick(aqResult?.finishedSample ?? []).map(workflowIdForTask));
   costs.baseline = await readCosts('Temporal baseline', pick(baseResult?.finishedSample ?? []));
-  if (engine.metricsUrls.length === 0) findings.push('RPCs per task: the server\'s Prometheus metrics were not reachable');
+  if (engine.metricsUrls.length === 0) findings.push("RPCs per task: the server's Prometheus metrics were not reachable");
 
   const benchHwm = readProc(process.pid)?.hwmKb;
   if (benchHwm !== undefined) lifetimePeakRssMb.bench = round(benchHwm / 1024, 0) ?? 0;
@@ -169,10 +175,14 @@ async function main(): Promise<number> {
     if (summary.errorLines > 0) findings.push(`${name} logged ${summary.errorLines} error line(s); tail in the JSON report`);
   }
   if ((loadAtStart[0] ?? 0) >= 1.5) {
-    findings.push(`The 1-minute load average was ${loadAtStart[0]} when the run started (2 cores: ≥ 1.5 means other work competed for them); see "other procs CPU s".`);
+    findings.push(
+      `The 1-minute load average was ${loadAtStart[0]} when the run started (2 cores: ≥ 1.5 means other work competed for them); see "other procs CPU s".`,
+    );
   }
   if (machine.otherActivity.length > 0) {
-    findings.push(`Measured while other processes were running (${machine.otherActivity.length}); see "other procs CPU s" per step.`);
+    findings.push(
+      `Measured while other processes were running (${machine.otherActivity.length}); see "other procs CPU s" per step.`,
+    );
   }
   const aqLimit = aqResult?.maxSustainableRate ?? null;
   const report: Report = {

@@ -102,17 +102,20 @@ export function parseOptions(argv: string[]): BenchOptions {
     : quick
       ? '10,20,30,40,60,80'
       : '10,15,20,25,30,35,40,50,60,80,100,120,160,200';
-  const rates = (values.rates ?? defaultRates)
-    .split(',')
-    .map((item) => Number(item.trim()));
+  const rates = (values.rates ?? defaultRates).split(',').map((item) => Number(item.trim()));
   if (rates.length === 0 || rates.some((rate) => !Number.isFinite(rate) || rate <= 0 || rate > 5000)) {
     throw new Error(`--rates must be positive numbers up to 5000\n${USAGE}`);
   }
   const stepSeconds = Number(values['step-seconds'] ?? (quick ? 8 : 20));
-  if (!Number.isFinite(stepSeconds) || stepSeconds < 1 || stepSeconds > 600) throw new Error(`--step-seconds must be 1..600\n${USAGE}`);
+  if (!Number.isFinite(stepSeconds) || stepSeconds < 1 || stepSeconds > 600)
+    throw new Error(`--step-seconds must be 1..600\n${USAGE}`);
   const skip = new Set<Phase>();
-  for (const item of (values.skip ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    if (item !== 'asyncqueue' && item !== 'baseline' && item !== 'concurrency') throw new Error(`--skip: unknown phase "${item}"\n${USAGE}`);
+  for (const item of (values.skip ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
+    if (item !== 'asyncqueue' && item !== 'baseline' && item !== 'concurrency')
+      throw new Error(`--skip: unknown phase "${item}"\n${USAGE}`);
     skip.add(item);
   }
   const count = (name: string, raw: string | undefined, fallback: number, max: number): number => {
@@ -125,28 +128,37 @@ export function parseOptions(argv: string[]): BenchOptions {
   const apis = count('apis', values.apis, 1, 16);
   const workers = count('workers', values.workers, 1, 16);
   const callbackMs = count('callback-ms', values['callback-ms'], 0, 60_000);
-  const workerSlots = values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
+  const workerSlots =
+    values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
   const workerNice = count('worker-nice', values['worker-nice'], 0, 19);
-  const heartbeatTimeoutMs = count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
+  const heartbeatTimeoutMs =
+    count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
   // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
   if (workers > 1) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
   const arrivalCapMs = quick ? 15_000 : 120_000;
   const held = values.held?.split(',').map((item) => Number(item.trim()));
-  if (held !== undefined && held.some((n) => !Number.isInteger(n) || n < 1 || n > 20_000)) throw new Error(`--held must list call counts up to 20000\n${USAGE}`);
-  const concurrency: ConcurrencySpec[] = held !== undefined
-    // One origin per 200 calls, as the default sizes spread them.
-    ? held.map((n) => ({ n, origins: Math.max(1, Math.round(n / 200)), holdMs, arrivalCapMs: n > 1000 ? 240_000 : arrivalCapMs }))
-    : quick
-    ? [{ n: 100, origins: 1, holdMs, arrivalCapMs }]
-    : [
-        { n: 100, origins: 1, holdMs, arrivalCapMs },
-        // One app endpoint (the common case) and the same load spread over 8 origins: the worker
-        // keeps one keep-alive pool per origin, so the two can differ.
-        { n: 1000, origins: 1, holdMs, arrivalCapMs },
-        { n: 1000, origins: 8, holdMs, arrivalCapMs },
-        ...(big ? [{ n: 5000, origins: 25, holdMs, arrivalCapMs: 240_000 }] : []),
-      ];
+  if (held !== undefined && held.some((n) => !Number.isInteger(n) || n < 1 || n > 20_000))
+    throw new Error(`--held must list call counts up to 20000\n${USAGE}`);
+  const concurrency: ConcurrencySpec[] =
+    held !== undefined
+      ? // One origin per 200 calls, as the default sizes spread them.
+        held.map((n) => ({
+          n,
+          origins: Math.max(1, Math.round(n / 200)),
+          holdMs,
+          arrivalCapMs: n > 1000 ? 240_000 : arrivalCapMs,
+        }))
+      : quick
+        ? [{ n: 100, origins: 1, holdMs, arrivalCapMs }]
+        : [
+            { n: 100, origins: 1, holdMs, arrivalCapMs },
+            // One app endpoint (the common case) and the same load spread over 8 origins: the worker
+            // keeps one keep-alive pool per origin, so the two can differ.
+            { n: 1000, origins: 1, holdMs, arrivalCapMs },
+            { n: 1000, origins: 8, holdMs, arrivalCapMs },
+            ...(big ? [{ n: 5000, origins: 25, holdMs, arrivalCapMs: 240_000 }] : []),
+          ];
   return {
     quick,
     cluster,

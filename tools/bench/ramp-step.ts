@@ -70,7 +70,9 @@ export async function runStep(
   await within(Promise.allSettled([...inFlight]), 35_000);
   const drainStart = now();
   for (let guard = 0; guard < 100_000; guard++) {
-    const pending = records.some((r) => r.result?.ok === true && r.result.id !== undefined && target.completedAt(r.result.id) === undefined);
+    const pending = records.some(
+      (r) => r.result?.ok === true && r.result.id !== undefined && target.completedAt(r.result.id) === undefined,
+    );
     if (!pending || now() - loadEnd > options.drainMaxMs) break;
     await sleep(100);
   }
@@ -121,7 +123,9 @@ export async function runStep(
   let sustainable = true;
   if (errors > 0) {
     sustainable = false;
-    reason = `${errors} errors (${Object.entries(errorKinds).map(([k, v]) => `${k}: ${v}`).join(', ')})`;
+    reason = `${errors} errors (${Object.entries(errorKinds)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')})`;
   } else if (sentPerSec < rate * 0.95) {
     sustainable = false;
     reason = `load generator reached only ${sentPerSec.toFixed(1)}/s (this process is CPU-starved)`;
@@ -154,7 +158,10 @@ export async function runStep(
     sendLagMs: distribution(sendLag),
     resources,
     cpuMsPerTask: Object.fromEntries(
-      Object.entries(whole.procs).map(([name, usage]) => [name, round((usage.cpuSec * 1000) / Math.max(1, completedTotal), 1) ?? 0]),
+      Object.entries(whole.procs).map(([name, usage]) => [
+        name,
+        round((usage.cpuSec * 1000) / Math.max(1, completedTotal), 1) ?? 0,
+      ]),
     ),
     sustainable,
     reason,

@@ -67,7 +67,11 @@ export async function ramp(
   const budgetMs = Math.min(options.rampBudgetMs, T0 + options.deadlineMs - started - options.finalDrainMs - reserveMs);
   const runAt = async (rate: number, stepMs = options.stepMs): Promise<StepResult> => {
     log(`${target.name}: ${rate} tasks/s for ${stepMs / 1000} s`);
-    const { result: step, pendingIds: stepPending, finishedIds } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
+    const {
+      result: step,
+      pendingIds: stepPending,
+      finishedIds,
+    } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
     pendingIds.push(...stepPending);
     finishedSample.push(...spread(finishedIds, 10));
     createdTotal += step.created;
@@ -80,7 +84,8 @@ export async function ramp(
         `drain ${step.drainSec} s; CPU ${cpu}, other ${step.resources.otherCpuSec} s → ${step.sustainable ? 'sustainable' : `NOT sustainable: ${step.reason}`}`,
     );
     if (stepMs === options.stepMs) steps.push(step);
-    if (step.sustainable && step.e2eMs.p99 !== null) bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
+    if (step.sustainable && step.e2eMs.p99 !== null)
+      bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
     await sleep(1_000); // let the system settle between steps
     return step;
   };
@@ -121,7 +126,8 @@ export async function ramp(
   const loadRate =
     targetLoadRate ?? (maxSustainableRate !== null && failed !== undefined ? Math.round(8 * maxSustainableRate) / 10 : undefined);
   if (options.targetLoadStepFactor > 0 && loadRate !== undefined) {
-    if (outOfTime(targetLoadMs + TARGET_LOAD_SETTLE_MS)) note ||= `no step at 80 % of the limit: the ramp's time budget was used up`;
+    if (outOfTime(targetLoadMs + TARGET_LOAD_SETTLE_MS))
+      note ||= `no step at 80 % of the limit: the ramp's time budget was used up`;
     else {
       // The failing steps leave work behind that is not this load's: timers of their finished
       // calls (heartbeat and start-to-close timeouts) fire up to ~35 s later. Let them pass.
@@ -152,7 +158,10 @@ export async function ramp(
     note: note || (failed === undefined ? `every rate up to ${options.rates[options.rates.length - 1]}/s was sustainable` : ''),
     leftover: { notCompleted: pendingIds.length, ids: pendingIds.slice(0, 20), views },
     targetLoad,
-    finishedSample: spread(finishedSample.filter((id) => target.completedAt(id) !== undefined), 100),
+    finishedSample: spread(
+      finishedSample.filter((id) => target.completedAt(id) !== undefined),
+      100,
+    ),
     createdTotal,
     rpc: null,
   };

@@ -69,8 +69,11 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   // Refinement steps run after the failing rate; the table reads better in rate order.
-  const steps = [...result.steps, ...(result.targetLoad !== null ? [result.targetLoad] : [])].sort((a, b) => a.targetRate - b.targetRate);
-  const rateCell = (s: StepResult): string => (s === result.targetLoad ? `${s.targetRate} (80 %, ${s.seconds} s)` : String(s.targetRate));
+  const steps = [...result.steps, ...(result.targetLoad !== null ? [result.targetLoad] : [])].sort(
+    (a, b) => a.targetRate - b.targetRate,
+  );
+  const rateCell = (s: StepResult): string =>
+    s === result.targetLoad ? `${s.targetRate} (80 %, ${s.seconds} s)` : String(s.targetRate);
   for (const s of steps) {
     lines.push(
       `| ${rateCell(s)} | ${s.sent} (${s.sentPerSec}) | ${s.completedPerSec} | ${s.errors} | ${cell(s.createMs.p50, 1)} | ${cell(s.createMs.p99, 1)} | ${cell(s.createMs.p999, 1)} | ${cell(s.createMs.max, 1)} | ${cell(s.e2eMs.p50)} | ${cell(s.e2eMs.p99)} | ${s.drainSec} | ${s.sustainable ? 'ok' : `**not sustainable**: ${s.reason}`} |`,
@@ -92,10 +95,7 @@ function rampTables(result: RampResult, procNames: Array<[string, string]>): str
 /** Temporal's processes and, on the cluster, PostgreSQL's, as far as the ramp measured them. */
 function engineProcs(result: RampResult): Array<[string, string]> {
   const measured = (name: string): boolean => result.steps.some((s) => s.resources.procs[name] !== undefined);
-  return [
-    ['temporal', 'Temporal'],
-    ...(measured('postgres') ? ([['postgres', 'PostgreSQL']] as Array<[string, string]>) : []),
-  ];
+  return [['temporal', 'Temporal'], ...(measured('postgres') ? ([['postgres', 'PostgreSQL']] as Array<[string, string]>) : [])];
 }
 
 /**
@@ -118,7 +118,9 @@ function comparableSteps(report: Report): { rate: number; aqStep: StepResult; ba
   const rate = rates.at(-1) ?? base.steps.map((s) => s.targetRate).find((r) => aq.steps.some((a) => a.targetRate === r));
   const aqStep = aq.steps.find((s) => s.targetRate === rate);
   const baseStep = base.steps.find((s) => s.targetRate === rate);
-  return rate !== undefined && aqStep !== undefined && baseStep !== undefined ? { rate, aqStep, baseStep, exact: false } : undefined;
+  return rate !== undefined && aqStep !== undefined && baseStep !== undefined
+    ? { rate, aqStep, baseStep, exact: false }
+    : undefined;
 }
 
 /** History events, visibility writes and RPCs per task, AsyncQueue and the baseline side by side. */
@@ -136,20 +138,32 @@ function costTables(report: Report): string[] {
     `| **history events** | **${num(aqH?.eventsPerTask)}** | **${num(baseH?.eventsPerTask)}** |`,
   );
   const types = [...new Set([...Object.keys(aqH?.eventsByType ?? {}), ...Object.keys(baseH?.eventsByType ?? {})])];
-  for (const type of types) lines.push(`| · ${type} | ${num(aqH?.eventsByType[type] ?? 0)} | ${num(baseH?.eventsByType[type] ?? 0)} |`);
+  for (const type of types)
+    lines.push(`| · ${type} | ${num(aqH?.eventsByType[type] ?? 0)} | ${num(baseH?.eventsByType[type] ?? 0)} |`);
   lines.push(
     `| history size, bytes | ${num(aqH?.historyBytesPerTask)} | ${num(baseH?.historyBytesPerTask)} |`,
     `| **visibility writes** (start, UpsertWorkflowSearchAttributes, WorkflowPropertiesModified, close) | **${num(aqH?.visibilityWritesPerTask)}** | **${num(baseH?.visibilityWritesPerTask)}** |`,
   );
   if (aqR !== null || baseR !== null) {
-    const services = [...new Set([...Object.keys(aqR?.perTaskByService ?? {}), ...Object.keys(baseR?.perTaskByService ?? {})])].sort();
+    const services = [
+      ...new Set([...Object.keys(aqR?.perTaskByService ?? {}), ...Object.keys(baseR?.perTaskByService ?? {})]),
+    ].sort();
     for (const service of services) {
-      lines.push(`| **RPCs served by ${service}** (long polls apart) | **${num(aqR?.perTaskByService[service] ?? 0)}** | **${num(baseR?.perTaskByService[service] ?? 0)}** |`);
+      lines.push(
+        `| **RPCs served by ${service}** (long polls apart) | **${num(aqR?.perTaskByService[service] ?? 0)}** | **${num(baseR?.perTaskByService[service] ?? 0)}** |`,
+      );
     }
     const operations = [...new Set([...Object.keys(aqR?.frontendPerTask ?? {}), ...Object.keys(baseR?.frontendPerTask ?? {})])]
       .filter((op) => !isPoll(op))
-      .sort((a, b) => (aqR?.frontendPerTask[b] ?? 0) + (baseR?.frontendPerTask[b] ?? 0) - (aqR?.frontendPerTask[a] ?? 0) - (baseR?.frontendPerTask[a] ?? 0));
-    for (const op of operations) lines.push(`| · frontend ${op} | ${num(aqR?.frontendPerTask[op] ?? 0)} | ${num(baseR?.frontendPerTask[op] ?? 0)} |`);
+      .sort(
+        (a, b) =>
+          (aqR?.frontendPerTask[b] ?? 0) +
+          (baseR?.frontendPerTask[b] ?? 0) -
+          (aqR?.frontendPerTask[a] ?? 0) -
+          (baseR?.frontendPerTask[a] ?? 0),
+      );
+    for (const op of operations)
+      lines.push(`| · frontend ${op} | ${num(aqR?.frontendPerTask[op] ?? 0)} | ${num(baseR?.frontendPerTask[op] ?? 0)} |`);
     lines.push(
       `| frontend long polls per second (per worker and time, not per task) | ${num(aqR?.pollsPerSec)} | ${num(baseR?.pollsPerSec)} |`,
       `| ramp: tasks created / seconds the RPCs were counted over | ${aqR !== null ? `${aqR.tasks} / ${aqR.seconds}` : '—'} | ${baseR !== null ? `${baseR.tasks} / ${baseR.seconds}` : '—'} |`,
@@ -159,8 +173,10 @@ function costTables(report: Report): string[] {
     '',
     'Events by type from the histories of finished tasks. Visibility writes: the events whose transfer task writes the visibility store. ' +
       "RPCs: the server's `service_requests` (Prometheus) counted over each ramp, steps, pauses and final drain included, divided by the tasks the ramp created; " +
-      'frontend requests are what the API and workers sent, history and matching requests are calls between the server\'s own services. ' +
-      (report.engine === 'cluster' ? 'Each service of the cluster is its own process with its own /metrics.' : 'The dev server serves all services from one process and one /metrics.'),
+      "frontend requests are what the API and workers sent, history and matching requests are calls between the server's own services. " +
+      (report.engine === 'cluster'
+        ? 'Each service of the cluster is its own process with its own /metrics.'
+        : 'The dev server serves all services from one process and one /metrics.'),
   );
   if (aqR === null && baseR === null) lines.push('', "RPCs per task: not measured (the server's metrics were not reachable).");
   return lines;
@@ -169,7 +185,10 @@ function costTables(report: Report): string[] {
 export function renderMarkdown(report: Report): string {
   const m = report.machine;
   const lines: string[] = [];
-  lines.push(`# AsyncQueue benchmark (${report.mode}${report.engine === 'cluster' ? ', --cluster' : ''}) — ${report.startedAt}`, '');
+  lines.push(
+    `# AsyncQueue benchmark (${report.mode}${report.engine === 'cluster' ? ', --cluster' : ''}) — ${report.startedAt}`,
+    '',
+  );
   lines.push(
     `- **Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.totalMemoryGiB} GiB RAM, ${m.kernel}`,
     `- **Node** ${m.node}; **Temporal CLI**: ${m.temporalCli}; **server**: ${m.temporalServer}` +
@@ -178,7 +197,9 @@ export function renderMarkdown(report: Report): string {
     `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
-    `- **Settings**: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    `- **Settings**: ${Object.entries(report.settings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
   );
   if (m.otherActivity.length > 0) {
     lines.push(
@@ -198,11 +219,19 @@ export function renderMarkdown(report: Report): string {
         (r.firstUnsustainable !== null ? ` (${r.firstUnsustainable.rate}/s: ${r.firstUnsustainable.reason})` : ` (${r.note})`);
   const met = (ok: boolean): string => (ok ? 'met' : '**not met**');
   lines.push('| | |', '|---|---|');
-  lines.push(`| Temporal baseline (raw client; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`);
+  lines.push(
+    `| Temporal baseline (raw client; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`,
+  );
   lines.push(`| AsyncQueue (${report.options.apis} API + ${report.options.workers} worker) | ${limitText(aq)} |`);
   if (report.ratio !== null) {
-    const bound = (aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false) ? ' (a bound: one ramp did not reach its limit)' : '';
-    lines.push(`| **AsyncQueue / baseline throughput** | **${report.ratio.toFixed(2)}×** (target ≥ ${THROUGHPUT_TARGET}×: ${met(report.ratio >= THROUGHPUT_TARGET)})${bound} |`);
+    // A ramp that never failed gives a lower bound only: the ratio is then not a measurement of the target.
+    const verdict =
+      (aq?.limitNotReached ?? false) || (base?.limitNotReached ?? false)
+        ? 'not judged: a ramp did not reach its limit, so this is a bound'
+        : met(report.ratio >= THROUGHPUT_TARGET);
+    lines.push(
+      `| **AsyncQueue / baseline throughput** | **${report.ratio.toFixed(2)}×** (target ≥ ${THROUGHPUT_TARGET}×: ${verdict}) |`,
+    );
   }
   const pair = comparableSteps(report);
   if (pair !== undefined) {
@@ -210,7 +239,10 @@ export function renderMarkdown(report: Report): string {
     const where = exact
       ? `${rate}/s, 80 % of the baseline's ${base?.maxSustainableRate}/s (${aqStep.seconds} s steps)`
       : `${rate}/s, the ramp step both ran nearest below 80 % of the baseline's ${base?.maxSustainableRate}/s (no step of its own in this mode; ${aqStep.seconds} s)`;
-    const p99Ratio = aqStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 > 0 ? aqStep.e2eMs.p99 / baseStep.e2eMs.p99 : null;
+    const p99Ratio =
+      aqStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 > 0
+        ? aqStep.e2eMs.p99 / baseStep.e2eMs.p99
+        : null;
     lines.push(
       `| e2e p50 / **p99** at ${where}: AsyncQueue · baseline | ${cell(aqStep.e2eMs.p50)} / **${cell(aqStep.e2eMs.p99)}** ms · ${cell(baseStep.e2eMs.p50)} / **${cell(baseStep.e2eMs.p99)}** ms` +
         (p99Ratio !== null ? ` → **${p99Ratio.toFixed(2)}×** (target ≤ ${P99_TARGET}×: ${met(p99Ratio <= P99_TARGET)})` : '') +
@@ -221,18 +253,32 @@ export function renderMarkdown(report: Report): string {
   lines.push('', ...costTables(report));
   if (aq !== null) {
     lines.push('', '## AsyncQueue ramp (POST /v1/tasks → workflow → callback → webhook)', '');
-    lines.push('Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook. ' +
-        `*80 %*: a step of its own at 80 % of the baseline's limit (of AsyncQueue's own when there is no baseline), run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`, '');
+    lines.push(
+      'Latencies in ms. *create*: scheduled send → 202. *e2e*: scheduled send → webhook received. *done/s*: webhooks received per second over the last 3/4 of the step (steady state; below the rate = a growing backlog). *drain*: time after the step until all its tasks had their webhook. ' +
+        `*80 %*: a step of its own at 80 % of the baseline's limit (of AsyncQueue's own when there is no baseline), run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`,
+      '',
+    );
     const { apis, workers } = report.options;
     const names: Array<[string, string]> = [
       ...Array.from({ length: apis }, (_, i): [string, string] => [processName('api', i), i === 0 ? 'API' : `API ${i + 1}`]),
-      ...Array.from({ length: workers }, (_, i): [string, string] => [processName('worker', i), i === 0 ? 'worker' : `worker ${i + 1}`]),
+      ...Array.from({ length: workers }, (_, i): [string, string] => [
+        processName('worker', i),
+        i === 0 ? 'worker' : `worker ${i + 1}`,
+      ]),
     ];
     lines.push(...rampTables(aq, [...names, ...engineProcs(aq), ['bench', 'bench']]));
-    lines.push('', 'CPU: seconds during the step\'s load (% of one core) · CPU ms per finished task over load + drain. *bench* = this process (load generator and receivers). *other procs*: busy CPU-seconds of the whole machine not spent by the processes listed.' +
-        (report.engine === 'cluster' ? ' *Temporal*: the four services together; *PostgreSQL*: the postmaster and its backends, whose RSS counts the shared buffers once per backend.' : ''));
+    lines.push(
+      '',
+      "CPU: seconds during the step's load (% of one core) · CPU ms per finished task over load + drain. *bench* = this process (load generator and receivers). *other procs*: busy CPU-seconds of the whole machine not spent by the processes listed." +
+        (report.engine === 'cluster'
+          ? ' *Temporal*: the four services together; *PostgreSQL*: the postmaster and its backends, whose RSS counts the shared buffers once per backend.'
+          : ''),
+    );
     if (aq.leftover.notCompleted > 0) {
-      lines.push('', `**${aq.leftover.notCompleted} task(s) never delivered a webhook** after the final drain: ${aq.leftover.ids.slice(0, 5).join(', ')}`);
+      lines.push(
+        '',
+        `**${aq.leftover.notCompleted} task(s) never delivered a webhook** after the final drain: ${aq.leftover.ids.slice(0, 5).join(', ')}`,
+      );
       for (const view of aq.leftover.views) lines.push(`- \`${JSON.stringify(view).slice(0, 400)}\``);
     }
   }
@@ -247,23 +293,36 @@ export function renderMarkdown(report: Report): string {
       const w = c.resources.procs.worker;
       const t = c.resources.procs.temporal;
       lines.push(
-        `| ${c.n} | ${c.origins} | ${c.holdSec} | ${c.createSec} | ${c.arrivalSec} | ${c.peakHeld} | ${c.answeredAtOnce} | ${cell(c.dispatchMs.p50)} / ${cell(c.dispatchMs.p99)} | ${cell(c.workerRssMb.before)} → ${cell(c.workerRssMb.whenHeld)} → ${cell(c.workerRssMb.peak)} | ${cell(c.workerKbPerHeldCall)} | ${w ? `${w.cpuSec.toFixed(1)} s (${w.cpuPct}%)` : '—'} | ${t ? `${t.cpuSec.toFixed(1)} s (${t.cpuPct}%)` : '—'} | ${cell(c.whileHeldCpuPct.worker)}% · ${cell(c.whileHeldCpuPct.temporal)}% | ${cell(c.cancel.toCloseMs.p50)} / ${cell(c.cancel.toCloseMs.max)} (${c.cancel.sampled - c.cancel.notClosed}/${c.cancel.sampled}) | ${Object.entries(c.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}${Object.keys(c.createErrors).length > 0 ? `; create errors ${JSON.stringify(c.createErrors)}` : ''} | ${c.stuck} |`,
+        `| ${c.n} | ${c.origins} | ${c.holdSec} | ${c.createSec} | ${c.arrivalSec} | ${c.peakHeld} | ${c.answeredAtOnce} | ${cell(c.dispatchMs.p50)} / ${cell(c.dispatchMs.p99)} | ${cell(c.workerRssMb.before)} → ${cell(c.workerRssMb.whenHeld)} → ${cell(c.workerRssMb.peak)} | ${cell(c.workerKbPerHeldCall)} | ${w ? `${w.cpuSec.toFixed(1)} s (${w.cpuPct}%)` : '—'} | ${t ? `${t.cpuSec.toFixed(1)} s (${t.cpuPct}%)` : '—'} | ${cell(c.whileHeldCpuPct.worker)}% · ${cell(c.whileHeldCpuPct.temporal)}% | ${cell(c.cancel.toCloseMs.p50)} / ${cell(c.cancel.toCloseMs.max)} (${c.cancel.sampled - c.cancel.notClosed}/${c.cancel.sampled}) | ${Object.entries(
+          c.outcomes,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(
+            ', ',
+          )}${Object.keys(c.createErrors).length > 0 ? `; create errors ${JSON.stringify(c.createErrors)}` : ''} | ${c.stuck} |`,
       );
     }
     lines.push(
       '',
       `Heartbeat timeout ${heartbeatSec} s${heartbeatSec * 1000 === DEFAULT_POLICY.heartbeatTimeoutMs ? ' (the default)' : ''}. A cancel reaches a held call through an \`abortHeldCall\` activity the workflow sends to the task queue of the worker holding it. ` +
         '*arrival phase*: run start until every call arrived (or arrivals stalled 5 s); each call is held until then, through the cancels (measured with every other call still held), and at least *hold s*. *answered unheld*: calls that arrived after the arrival phase. ' +
-          `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${0.8 * heartbeatSec} s).`,
+        `*dispatch*: 202 → callback request at the receiver. *peak held*: requests open at the receiver at once. KiB per held call = (worker RSS when held − before) / calls held. CPU over the whole run; *while held*: % of a core during ${STEADY_HOLD_MS / 1000} s with every call open and nothing else going on (mostly heartbeats: one per held call every ${0.8 * heartbeatSec} s).`,
     );
   }
   if (base !== null) {
     lines.push('', '## Temporal baseline ramp (client.workflow.start → POST callback → POST webhook, in-process worker)', '');
-    lines.push('Latencies in ms. *create*: scheduled → `workflow.start` returned. *e2e*: scheduled → its webhook received by the same receiver as AsyncQueue\'s. *done/s* as above. It ran before AsyncQueue\'s API and worker started; *bench* holds client, worker, load generator and receivers.', '');
+    lines.push(
+      "Latencies in ms. *create*: scheduled → `workflow.start` returned. *e2e*: scheduled → its webhook received by the same receiver as AsyncQueue's. *done/s* as above. It ran before AsyncQueue's API and worker started; *bench* holds client, worker, load generator and receivers.",
+      '',
+    );
     lines.push(...rampTables(base, [...engineProcs(base), ['bench', 'bench']]));
   }
   lines.push('', '## Process lifetime peaks (VmHWM)', '');
-  lines.push(Object.entries(report.lifetimePeakRssMb).map(([name, value]) => `${name} ${value} MB`).join(', ') || '—');
+  lines.push(
+    Object.entries(report.lifetimePeakRssMb)
+      .map(([name, value]) => `${name} ${value} MB`)
+      .join(', ') || '—',
+  );
   if (report.findings.length > 0) {
     lines.push('', '## Findings', '');
     for (const finding of report.findings) lines.push(`- ${finding}`);

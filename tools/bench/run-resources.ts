@@ -31,7 +31,8 @@ let cleaning: Promise<void> | undefined;
 
 export function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    const step = (what: string, action: () => Promise<unknown>, timeoutMs?: number): Promise<void> => teardownStep(log, what, action, timeoutMs);
+    const step = (what: string, action: () => Promise<unknown>, timeoutMs?: number): Promise<void> =>
+      teardownStep(log, what, action, timeoutMs);
     const r = resources;
     await step('API', () => Promise.all(r.apis.map(stopChild)));
     await step('worker', () => Promise.all(r.workers.map(stopChild)));
@@ -61,7 +62,9 @@ export function cleanup(): Promise<void> {
 process.on('exit', () => {
   const alive = (s: Started | undefined): number | undefined =>
     s !== undefined && s.child.exitCode === null && s.child.signalCode === null ? s.child.pid : undefined;
-  const enginePids = resources.serverStopped ? [] : Object.values(resources.engine?.processGroups ?? {}).flatMap((pids) => pids());
+  const enginePids = resources.serverStopped
+    ? []
+    : Object.values(resources.engine?.processGroups ?? {}).flatMap((pids) => pids());
   for (const pid of [...resources.apis.map(alive), ...resources.workers.map(alive), ...enginePids]) {
     if (pid === undefined) continue;
     try {

@@ -38,6 +38,6 @@ export function reportedSettings(options: BenchOptions, env: Record<string, stri
     'API processes': options.apis,
     'worker processes': options.workers,
     'callback answers after': `${options.callbackMs} ms`,
-    'CLK_TCK': CLK_TCK,
+    CLK_TCK: CLK_TCK,
   };
 }

@@ -56,7 +56,15 @@ export class AsyncQueueTarget implements Target {
       ids.map(async (id) => {
         const answer = api !== undefined ? await api.get(`/v1/tasks/${id}`) : { status: 0, body: undefined };
         const view = isRecord(answer.body)
-          ? { id, http: answer.status, status: answer.body.status, attempts: answer.body.attempts, webhook: answer.body.webhook, error: answer.body.error, updatedAt: answer.body.updatedAt }
+          ? {
+              id,
+              http: answer.status,
+              status: answer.body.status,
+              attempts: answer.body.attempts,
+              webhook: answer.body.webhook,
+              error: answer.body.error,
+              updatedAt: answer.body.updatedAt,
+            }
           : { id, http: answer.status, body: answer.body };
         return view;
       }),
@@ -66,7 +74,9 @@ export class AsyncQueueTarget implements Target {
   assertAlive(): void {
     for (const child of this.children()) {
       if (child.child.exitCode !== null || child.child.signalCode !== null) {
-        throw new Error(`a child process died (pid ${child.child.pid}, exit ${child.child.exitCode ?? child.child.signalCode}):\n${child.output().slice(-2000)}`);
+        throw new Error(
+          `a child process died (pid ${child.child.pid}, exit ${child.child.exitCode ?? child.child.signalCode}):\n${child.output().slice(-2000)}`,
+        );
       }
     }
   }
@@ -102,13 +112,21 @@ export async function startAsyncQueue(
     resources.workers.push(worker);
     sampler.track(processName('worker', i), worker.child.pid);
   }
-  log(`started ${options.apis} API process(es) (${baseUrls.join(', ')}) and ${options.workers} worker(s) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`);
+  log(
+    `started ${options.apis} API process(es) (${baseUrls.join(', ')}) and ${options.workers} worker(s) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`,
+  );
   const children = (): Started[] => [...resources.apis, ...resources.workers];
   for (const baseUrl of baseUrls) await waitForApi(baseUrl, children());
   resources.apiClients.push(...baseUrls.map((baseUrl) => new ApiClient(baseUrl)));
   const api = resources.apiClients[0]!;
   const callbackPath = options.callbackMs > 0 ? `/cb/slow/${options.callbackMs}` : '/cb/fast';
-  const target = new AsyncQueueTarget(resources.apiClients, `${receivers.callbackOrigin}${callbackPath}`, receivers.webhookUrl, receivers.webhooks, children);
+  const target = new AsyncQueueTarget(
+    resources.apiClients,
+    `${receivers.callbackOrigin}${callbackPath}`,
+    receivers.webhookUrl,
+    receivers.webhooks,
+    children,
+  );
 
   // One task end to end before measuring: worker polling, bundle loaded, sockets warm.
   log('warm-up: one task end to end');
@@ -118,7 +136,8 @@ export async function startAsyncQueue(
     target.assertAlive();
     await sleep(100);
   }
-  if (target.completedAt(warm.id) === undefined) throw new Error('warm-up task did not finish within 60 s: is the worker running?');
+  if (target.completedAt(warm.id) === undefined)
+    throw new Error('warm-up task did not finish within 60 s: is the worker running?');
   // A few more to warm the JIT and connection pools, then settle.
   await Promise.all(Array.from({ length: 20 }, (_, i) => target.create(i + 1, 'warmup')));
   await sleep(2_000);
