@@ -18,10 +18,20 @@
  */
 import dns from 'node:dns';
 import net, { BlockList } from 'node:net';
-import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector } from 'undici';
 import { ConfigError, DestinationBlockedError } from './errors.js';
+import {
+  parseIp,
+  parseAllowEntry,
+  requestedFamily,
+  isLocalhostName,
+  normalizeHost,
+  type IPAddress,
+  type AllowedRange,
+} from './allowed-destinations.js';
+
+export { parseAllowedDestinations } from './allowed-destinations.js';
 
 export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
 
@@ -35,15 +45,6 @@ export interface DestinationGuardOptions {
   /** How long `checkUrl` waits for `resolve` before it lets the URL through (default 1 s). */
   checkTimeoutMs?: number;
 }
-
-type IPAddress = ipaddr.IPv4 | ipaddr.IPv6;
-
-interface AllowedRange {
-  network: IPAddress;
-  prefix: number;
-}
-
-type AllowEntry = { kind: 'host'; host: string; text: string } | { kind: 'range'; range: AllowedRange; text: string };
 
 const ALLOW_PRIVATE_VARIABLE = 'ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS';
 const ALLOWED_DESTINATIONS_VARIABLE = 'ASYNCQUEUE_ALLOWED_DESTINATIONS';
@@ -73,26 +74,6 @@ const defaultResolver: Resolver = async (hostname) => {
   const results = await dns.promises.lookup(hostname, { all: true, verbatim: true });
   return results.map((r) => ({ address: r.address, family: r.family === 6 ? 6 : 4 }));
 };
-
-/**
- * Parse a comma-separated list of hostnames, IP addresses and CIDR ranges, as found in
- * ASYNCQUEUE_ALLOWED_DESTINATIONS. Throws a ConfigError naming `variable` and the bad entry.
- */
-export function parseAllowedDestinations(raw: string | undefined, variable: string): string[] {
-  if (raw === undefined || raw.trim() === '') return [];
-  return raw.split(',').map((part, index) => {
-    const entry = part.trim();
-    const position = `entry ${index + 1}`;
-    if (entry === '') throw new ConfigError(variable, `${position} is empty`);
-    // A URL may carry credentials; refuse it without echoing it into logs.
-    if (entry.includes('://') || entry.includes('@')) {
-      throw new ConfigError(variable, `${position} looks like a URL; give a bare hostname, IP address or CIDR range`);
-    }
-    const parsed = parseAllowEntry(entry);
-    if (typeof parsed === 'string') throw new ConfigError(variable, `${position} "${entry}" ${parsed}`);
-    return parsed.text;
-  });
-}
 
 export class DestinationGuard {
   readonly #allowPrivateNetworks: boolean;
@@ -340,92 +321,4 @@ function describeRange(range: string): string {
 /** The address as BlockList reads it; a zone (fe80::1%eth0) does not change which range it is in. */
 function withoutZone(ip: IPAddress): string {
   return ip.kind() === 'ipv4' ? ip.toString() : new ipaddr.IPv6((ip as ipaddr.IPv6).parts).toString();
-}
-
-/**
- * Strict parse: ipaddr.js alone accepts legacy IPv4 spellings such as 0x7f.1, which resolvers
- * and sockets may interpret differently; net.isIP only accepts canonical forms.
- */
-function parseIp(text: string): IPAddress | undefined {
-  const bare = stripBrackets(text);
-  if (net.isIP(bare) === 0) return undefined;
-  try {
-    return ipaddr.parse(bare);
-  } catch {
-    return undefined;
-  }
-}
-
-function parseAllowEntry(entry: string): AllowEntry | string {
-  if (entry === '') return 'is empty';
-  const slash = entry.indexOf('/');
-  if (slash !== -1) {
-    const addressPart = stripBrackets(entry.slice(0, slash));
-    const prefixPart = entry.slice(slash + 1);
-    const network = addressPart.includes('%') ? undefined : parseIp(addressPart);
-    if (network === undefined) return 'is not a valid CIDR range (bad address)';
-    const max = network.kind() === 'ipv4' ? 32 : 128;
-    if (!/^\d{1,3}$/.test(prefixPart) || Number(prefixPart) > max) {
-      return `is not a valid CIDR range (prefix length must be 0-${max})`;
-    }
-    return { kind: 'range', range: normalizeRange(network, Number(prefixPart)), text: entry };
-  }
-
-  if (net.isIP(stripBrackets(entry)) !== 0) {
-    const address = parseIp(entry);
-    if (address === undefined || entry.includes('%')) return 'is not a valid IP address';
-    return {
-      kind: 'range',
-      range: normalizeRange(address, address.kind() === 'ipv4' ? 32 : 128),
-      text: entry,
-    };
-  }
-
-  const host = normalizeHost(isAscii(entry) ? entry : domainToASCII(entry));
-  if (host === '' || host.length > 253 || !host.split('.').every((label) => HOSTNAME_LABEL.test(label))) {
-    return 'is not a valid hostname, IP address or CIDR range';
-  }
-  // URL parsers read a numeric last label as an IPv4 address (10.1, 2130706433), so such an
-  // entry could never match a URL host by name.
-  if (/^(\d+|0x[0-9a-f]*)$/.test(host.slice(host.lastIndexOf('.') + 1))) {
-    return 'looks like an IP address but is not a valid one';
-  }
-  return { kind: 'host', host, text: host };
-}
-
-const HOSTNAME_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
-/** An IPv6 entry for the IPv4-mapped space stands for IPv4 addresses, which is how they are compared. */
-function normalizeRange(network: IPAddress, prefix: number): AllowedRange {
-  if (network.kind() === 'ipv6' && (network as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
-    return { network: (network as ipaddr.IPv6).toIPv4Address(), prefix: prefix - 96 };
-  }
-  return { network, prefix };
-}
-
-function requestedFamily(family: number | string | undefined): 0 | 4 | 6 {
-  if (family === 4 || family === 'IPv4') return 4;
-  if (family === 6 || family === 'IPv6') return 6;
-  return 0;
-}
-
-function isLocalhostName(host: string): boolean {
-  // RFC 6761 reserves these for loopback; resolvers may answer them without asking DNS.
-  return host === 'localhost' || host.endsWith('.localhost');
-}
-
-function normalizeHost(host: string): string {
-  let h = stripBrackets(host).toLowerCase();
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
-}
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
-
-/** Only ASCII code points: a name already in its punycode (or plain) form. */
-function isAscii(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
-  return true;
 }
