@@ -46,8 +46,20 @@ after(async () => {
 describe('the packed package', () => {
   it('installs light: the client, the CLI and what they need, none of the server', async () => {
     // Optional peers are listed by `npm ls` as unmet: what counts is what landed in node_modules.
-    const installed = async (name: string) => access(path.join(project, 'node_modules', name)).then(() => true, () => false);
-    for (const server of ['fastify', '@temporalio/worker', '@temporalio/core-bridge', '@temporalio/client', 'undici', 'pino', 'prom-client']) {
+    const installed = async (name: string) =>
+      access(path.join(project, 'node_modules', name)).then(
+        () => true,
+        () => false,
+      );
+    for (const server of [
+      'fastify',
+      '@temporalio/worker',
+      '@temporalio/core-bridge',
+      '@temporalio/client',
+      'undici',
+      'pino',
+      'prom-client',
+    ]) {
       assert.equal(await installed(server), false, `installing the client pulled in ${server}`);
     }
     assert.equal(await installed('standardwebhooks'), true);

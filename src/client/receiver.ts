@@ -141,7 +141,8 @@ export function expressReceiver(options: ExpressReceiverOptions) {
     let settled = false;
     const onData = (chunk: Uint8Array | string): void => {
       if (settled) return;
-      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const buffer =
+        typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       size += buffer.length;
       if (size > maxBodyBytes) {
         settled = true;

@@ -33,7 +33,11 @@ export function latencyPercentiles(valuesMs: Iterable<number>, unitsPerMs: numbe
   }
   // Sized for these values up front: one allocation, and a step's few thousand values take
   // milliseconds (the smaller 'packed' layout took a second).
-  const histogram = build({ bitBucketSize: 32, numberOfSignificantValueDigits: 5, highestTrackableValue: Math.max(2, highest - lowest) });
+  const histogram = build({
+    bitBucketSize: 32,
+    numberOfSignificantValueDigits: 5,
+    highestTrackableValue: Math.max(2, highest - lowest),
+  });
   try {
     for (const value of units) histogram.recordValue(value - lowest);
     const toMs = (recorded: number): number => (recorded + lowest) / unitsPerMs;
