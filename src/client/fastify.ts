@@ -42,4 +42,3 @@ export function fastifyReceiver(options: { secret: string | readonly string[] })
     });
   });
 }
-
