@@ -28,7 +28,8 @@ import { after, before, describe, it } from 'node:test';
 import { DestinationGuard } from '../activities/destination-guard.js';
 import { DestinationBlockedError } from '../src/shared/errors.js';
 import { terminateRunning } from './support/cleanup.js';
-import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+import { createNamespace } from './support/namespace.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const API_KEY = 'openapi-fuzz-key-0123456789';
@@ -72,6 +73,9 @@ let harness: Harness;
 let workDir: string;
 
 before(async () => {
+  // Its own namespace: Schemathesis cancels (and reads) the tasks it finds listed, which in the
+  // shared namespace are other files' (the first CI run saw one of them end cancelled).
+  const namespace = await createNamespace(await temporalAddress(), 'fuzz');
   harness = await startHarness({
     guard: new LoopbackOnlyGuard(),
     // No worker: the run judges the API's answers, and a callback it made could reach another
@@ -80,6 +84,7 @@ before(async () => {
     // server stores, after a short query timeout.
     withoutWorker: true,
     env: {
+      TEMPORAL_NAMESPACE: namespace,
       ASYNCQUEUE_QUERY_TIMEOUT: '0.2',
       ASYNCQUEUE_API_KEYS: API_KEY,
       ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'false',
