@@ -80,7 +80,7 @@ export function createActivities(deps: ActivityDependencies) {
   ): Promise<{ attempt: number; response: OutgoingResponse; elapsedMs: number }> {
     const context = Context.current();
     const attempt = attemptOffset + context.info.attempt;
-    // Heartbeats only tell Temporal this worker is alive (cancels come through the cancel watch),
+    // Heartbeats only tell Temporal this worker is alive (cancels come through abortHeldCall),
     // and each is a server write: none at the start, since most calls end well inside a second.
     const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
     // A webhook goes out after the outcome is fixed; only a callback is cut off by a cancel.

@@ -119,7 +119,7 @@ describe('cancel', () => {
 
 describe('cancel with a long heartbeat timeout', () => {
   // Heartbeats 24 s apart at best here: a cancel that waited for one would take that long. The
-  // worker's cancel watch must bring it in about a second instead.
+  // workflow's cut-off (abortHeldCall on the holding worker) must bring it in about a second instead.
   let slow: Harness;
   before(async () => {
     slow = await startHarness({ env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '60' } });

@@ -142,7 +142,7 @@ const ENV_SCHEMA = Type.Object({
   // At least the initial interval: checked in loadConfig, which knows both.
   ASYNCQUEUE_RETRY_MAX_INTERVAL: seconds(300, { minimum: 0.01 }),
   // Only how soon a dead worker's calls are retried: cancels reach held calls through the
-  // worker's cancel watch. Each held call costs the server a heartbeat every 80 % of this.
+  // holding worker's abortHeldCall (activities/held-calls.ts). Each held call costs the server a heartbeat every 80 % of this.
   ASYNCQUEUE_HEARTBEAT_TIMEOUT: seconds(30, { minimum: 1 }),
   ASYNCQUEUE_WEBHOOK_TIMEOUT: seconds(30, { minimum: 1, maximum: 3600 }),
   ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: seconds(5, { minimum: 0.01 }),

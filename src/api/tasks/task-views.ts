@@ -18,13 +18,11 @@ import {
 const { PendingActivityState } = proto.temporal.api.enums.v1;
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
-/** What the API shows. Adds the live attempt details that only the server's pending-activity state knows. */
-export interface TaskView extends TaskState {
-  /** When `retrying`: when the next attempt starts. */
-  nextAttemptAt?: string;
-  /** When `retrying`: why the previous attempt failed. */
-  lastError?: { message: string };
-}
+/**
+ * What the API shows: the workflow's state, with `status`, `attempts`, `nextAttemptAt` and
+ * `lastError` refined from what only the server's pending-activity state knows.
+ */
+export type TaskView = TaskState;
 
 /**
  * How a closed workflow ended, in the words of visibility's `ExecutionStatus` (the names the
