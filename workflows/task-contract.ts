@@ -117,9 +117,10 @@ export interface TaskState {
   webhook?: WebhookState;
   progress?: TaskProgress;
   /**
-   * When `retrying` after an attempt that the callee failed or let time out while it awaited
-   * completion (the workflow's own backoff timer, which the server's pending-activity state does
-   * not show): when the next attempt starts, and why the previous one failed.
+   * When `retrying`: when the next attempt starts, and why the previous one failed. The API reads
+   * them from the server's pending-activity state while Temporal's retry policy waits; the
+   * workflow sets them itself while its own backoff timer waits, after an attempt that awaited
+   * completion (which that state does not show).
    */
   nextAttemptAt?: string;
   lastError?: { message: string };
