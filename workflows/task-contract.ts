@@ -257,6 +257,18 @@ export interface HeldCallRequest {
 
 /** Activity type names the API looks for in a task's pending activities. */
 export const CALLBACK_ACTIVITY = 'callCallback';
+
+/**
+ * The activity id of a `callCallback` scheduled after `attempts` attempts were made (attempts that
+ * awaited completion); the first schedule keeps the SDK's own id. `callbackAttemptsBefore` reads it.
+ */
+export function callbackActivityIdAfter(attempts: number): string {
+  return `${CALLBACK_ACTIVITY}-after-${attempts}`;
+}
+export function callbackAttemptsBefore(activityId: string | null | undefined): number {
+  const match = /^callCallback-after-(\d+)$/.exec(activityId ?? '');
+  return match ? Number(match[1]) : 0;
+}
 export const AWAIT_COMPLETION_ACTIVITY = 'awaitCompletion';
 export const WEBHOOK_ACTIVITY = 'deliverWebhook';
 

@@ -27,6 +27,7 @@ import {
   TASK_FAILED_ERROR_TYPE,
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
+  callbackActivityIdAfter,
   cancelTaskSignal,
   indexedTaskStatus,
   isTerminal,
@@ -226,6 +227,9 @@ async function runCallback(
       heartbeatTimeout: policy.heartbeatTimeoutMs,
       // The webhook must not go out while the aborted request could still be in flight.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      // A schedule after attempts made says so in its id, so that readers of the server's
+      // pending-activity state can count attempts exactly (src/api/tasks/task-views.ts).
+      ...(attemptsMade > 0 ? { activityId: callbackActivityIdAfter(attemptsMade) } : {}),
       retry: {
         maximumAttempts: maximumAttempts - attemptsMade,
         initialInterval: policy.retryInitialIntervalMs,

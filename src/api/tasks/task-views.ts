@@ -8,6 +8,7 @@ import {
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
   CANCELLING_INDEXED_STATUS,
+  callbackAttemptsBefore,
   WEBHOOK_ACTIVITY,
   isTerminal,
   type TaskMemo,
@@ -75,9 +76,9 @@ export function withPendingActivities(view: TaskView, pending: readonly PendingA
     const attemptsStarted = started ? attempt : attempt - 1;
     const name = activity.activityType?.name;
     if (name === CALLBACK_ACTIVITY && !isTerminal(view.status)) {
-      // The workflow counts the attempts made before this activity was scheduled (attempts that
-      // awaited completion); the server counts this activity's own.
-      refined.attempts = view.attempts + attemptsStarted;
+      // Attempts made before this activity was scheduled (attempts that awaited completion), as
+      // its id says, plus the server's count of its own; the view may already be newer.
+      refined.attempts = Math.max(view.attempts, callbackAttemptsBefore(activity.activityId) + attemptsStarted);
       if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
         refined.status = 'running';
       } else if (attempt > 1) {
