@@ -17,6 +17,16 @@ import {
 import { checkDepth } from '../tasks/task-input.js';
 import { bodyErrors, conflict, errors, security, taskErrors } from './route-schemas.js';
 
+/** What `/complete` and `/fail` answer. */
+const completionResponses = {
+  202: documented(TaskViewSchema, 'The attempt has ended; the task view'),
+  ...conflict('No callback attempt of the task awaits completion'),
+  ...taskErrors,
+  ...bodyErrors,
+  ...errors,
+  503: ErrorResponses.completionUnavailable,
+};
+
 export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/tasks/:id/progress',
@@ -69,14 +79,7 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security: [...security, { taskToken: [] }],
         params: TaskParams,
         body: CompleteBody,
-        response: {
-          202: documented(TaskViewSchema, 'The attempt has ended; the task view'),
-          ...conflict('No callback attempt of the task awaits completion'),
-          ...taskErrors,
-          ...bodyErrors,
-          ...errors,
-          503: ErrorResponses.completionUnavailable,
-        },
+        response: completionResponses,
       },
     },
     async (request, reply) => {
@@ -101,14 +104,7 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security: [...security, { taskToken: [] }],
         params: TaskParams,
         body: FailBody,
-        response: {
-          202: documented(TaskViewSchema, 'The attempt has ended; the task view'),
-          ...conflict('No callback attempt of the task awaits completion'),
-          ...taskErrors,
-          ...bodyErrors,
-          ...errors,
-          503: ErrorResponses.completionUnavailable,
-        },
+        response: completionResponses,
       },
     },
     async (request, reply) => {
