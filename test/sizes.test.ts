@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PayloadTooLargeError } from '../src/shared/errors.js';
+import { PayloadTooLargeError, TemporalFailedError } from '../src/shared/errors.js';
 import { translateTemporalError } from '../src/api/temporal/translate-errors.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -109,5 +109,21 @@ describe("Temporal's own refusals", () => {
     assert.equal(translated.statusCode, 413);
     assert.equal(translated.field, 'payload');
     assert.match(translated.message, /^payload:/);
+  });
+});
+
+describe('Temporal failing inside', () => {
+  it('answers a server-side INTERNAL or UNKNOWN failure as a retryable 503, not a 500', () => {
+    for (const code of [2, 13, 10]) {
+      const grpc = Object.assign(new Error(`${code} INTERNAL: shard status unknown`), {
+        code,
+        details: 'shard status unknown',
+        metadata: {},
+      });
+      const translated = translateTemporalError(grpc);
+      assert.ok(translated instanceof TemporalFailedError, `code ${code}`);
+      assert.equal(translated.statusCode, 503);
+      assert.equal(translated.retryAfterSeconds, 1);
+    }
   });
 });

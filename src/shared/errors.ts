@@ -74,6 +74,16 @@ export class TemporalUnavailableError extends AsyncQueueError {
   }
 }
 
+/**
+ * Temporal answered with an internal failure (its database away, a shard moving): retryable, and
+ * not a sign that Temporal is unreachable, so it does not make the API fail fast.
+ */
+export class TemporalFailedError extends AsyncQueueError {
+  readonly code = 'temporal_unavailable';
+  override readonly statusCode = 503;
+  override readonly retryAfterSeconds = 1;
+}
+
 /** Temporal answered, but refused the call under its rate limits (RESOURCE_EXHAUSTED). */
 export class TemporalThrottledError extends AsyncQueueError {
   readonly code = 'temporal_throttled';

@@ -8,12 +8,22 @@ import {
   AsyncQueueError,
   PayloadTooLargeError,
   TaskNotFoundError,
+  TemporalFailedError,
   TemporalThrottledError,
   TemporalUnavailableError,
 } from '../../shared/errors.js';
 
 /** gRPC status codes (the subset we translate). */
-const GrpcStatus = { INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14 } as const;
+const GrpcStatus = {
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  RESOURCE_EXHAUSTED: 8,
+  ABORTED: 10,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
 
 /** Temporal's words for a payload, memo or request over its limits ("Blob data size exceeds limit.", …). */
 const SIZE_LIMIT_MESSAGE = /size|too large|exceeds? (the )?limit/i;
@@ -40,6 +50,14 @@ export function translateTemporalError(err: unknown, context: TranslateContext =
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
+    case GrpcStatus.INTERNAL:
+    case GrpcStatus.UNKNOWN:
+    case GrpcStatus.ABORTED:
+      // The server answered but failed inside (the cluster fault test saw creates fail so while
+      // PostgreSQL restarted): a 503 to retry, not our 500; Temporal itself is reachable.
+      return new TemporalFailedError(`Temporal failed to serve the request (${grpc.details ?? grpc.message}); retry shortly`, {
+        cause: err,
+      });
     case GrpcStatus.RESOURCE_EXHAUSTED:
       return new TemporalThrottledError('Temporal is throttling requests (its rate limits); retry shortly', { cause: err });
     case GrpcStatus.INVALID_ARGUMENT:
