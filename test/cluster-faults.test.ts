@@ -242,6 +242,8 @@ async function withHarness(test: (harness: Harness) => Promise<void>): Promise<v
   const harness = await startHarness({
     temporalAddress: cluster!.address,
     env: { ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: '2', ASYNCQUEUE_QUERY_TIMEOUT: '2' },
+    // The API logs its 5xx with their cause: a 500 here must say what it was.
+    logger: { level: 'error' },
   });
   try {
     await test(harness);

@@ -19,6 +19,7 @@ const GrpcStatus = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  FAILED_PRECONDITION: 9,
   RESOURCE_EXHAUSTED: 8,
   ABORTED: 10,
   INTERNAL: 13,
@@ -46,13 +47,19 @@ export function translateTemporalError(err: unknown, context: TranslateContext =
   if (!isGrpcServiceError(grpc)) return err;
   switch (grpc.code) {
     case GrpcStatus.NOT_FOUND:
-      return context.taskId !== undefined ? new TaskNotFoundError(context.taskId) : err;
+      // Not about a task (a create, a list): what went missing is the server's (a shard moving).
+      return context.taskId !== undefined
+        ? new TaskNotFoundError(context.taskId)
+        : new TemporalFailedError(`Temporal failed to serve the request (${grpc.details ?? grpc.message}); retry shortly`, {
+            cause: err,
+          });
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
     case GrpcStatus.INTERNAL:
     case GrpcStatus.UNKNOWN:
     case GrpcStatus.ABORTED:
+    case GrpcStatus.FAILED_PRECONDITION:
       // The server answered but failed inside (the cluster fault test saw creates fail so while
       // PostgreSQL restarted): a 503 to retry, not our 500; Temporal itself is reachable.
       return new TemporalFailedError(`Temporal failed to serve the request (${grpc.details ?? grpc.message}); retry shortly`, {
