@@ -113,8 +113,8 @@ describe("Temporal's own refusals", () => {
 });
 
 describe('Temporal failing inside', () => {
-  it('answers a server-side INTERNAL or UNKNOWN failure as a retryable 503, not a 500', () => {
-    for (const code of [2, 13, 10]) {
+  it('answers a server-side failure (INTERNAL, UNKNOWN, ABORTED, FAILED_PRECONDITION, NOT_FOUND not about a task) as a retryable 503, not a 500', () => {
+    for (const code of [2, 13, 10, 9, 5]) {
       const grpc = Object.assign(new Error(`${code} INTERNAL: shard status unknown`), {
         code,
         details: 'shard status unknown',
@@ -125,5 +125,12 @@ describe('Temporal failing inside', () => {
       assert.equal(translated.statusCode, 503);
       assert.equal(translated.retryAfterSeconds, 1);
     }
+    // NOT_FOUND about a task is that task being unknown.
+    const notFound = Object.assign(new Error('5 NOT_FOUND: workflow not found'), {
+      code: 5,
+      details: 'workflow not found',
+      metadata: {},
+    });
+    assert.equal((translateTemporalError(notFound, { taskId: 't' }) as Error).name, 'TaskNotFoundError');
   });
 });
