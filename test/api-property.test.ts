@@ -865,25 +865,33 @@ describe('create, from CreateTaskBody', () => {
     );
     // The list shows live tasks from their memo: every accepted task, with the values asked for.
     const seen = new Map<string, any>();
-    let cursor: string | null = null;
-    for (let page = 0; page < 20 && seen.size < sent.size; page++) {
-      const list: Reply = await send(
-        listCase(
-          'list',
-          cursor === null
-            ? [['limit', '100']]
-            : [
-                ['limit', '100'],
-                ['cursor', cursor],
-              ],
-          [{ status: 200 }],
-        ),
-      );
-      assert.equal(list.status, 200, list.text);
-      for (const task of list.body.tasks) if (sent.has(task.id)) seen.set(task.id, task);
-      cursor = list.body.nextCursor;
-      if (cursor === null) break;
-    }
+    // Visibility is eventually consistent (on a cluster, PostgreSQL's lags the start by a moment):
+    // page again until every accepted task shows up, or the time runs out.
+    await eventually(
+      async () => {
+        let cursor: string | null = null;
+        for (let page = 0; page < 20 && seen.size < sent.size; page++) {
+          const list: Reply = await send(
+            listCase(
+              'list',
+              cursor === null
+                ? [['limit', '100']]
+                : [
+                    ['limit', '100'],
+                    ['cursor', cursor],
+                  ],
+              [{ status: 200 }],
+            ),
+          );
+          assert.equal(list.status, 200, list.text);
+          for (const task of list.body.tasks) if (sent.has(task.id)) seen.set(task.id, task);
+          cursor = list.body.nextCursor;
+          if (cursor === null) break;
+        }
+        return seen.size === sent.size ? true : undefined;
+      },
+      { timeoutMs: 20_000, what: 'every accepted task listed' },
+    ).catch(() => undefined);
     assert.equal(seen.size, sent.size, 'every accepted task is listed');
     for (const [id, body] of sent) {
       const task = seen.get(id);
