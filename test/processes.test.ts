@@ -23,7 +23,12 @@ import { TEST_SIGNING_SECRET, stopOwnServer, temporalAddress } from './support/h
 function threadNiceValues(pid: number): Set<number> {
   const values = new Set<number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
     // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
     values.add(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
   }

@@ -15,6 +15,7 @@ import {
 
 /** gRPC status codes (the subset we translate). */
 const GrpcStatus = {
+  CANCELLED: 1,
   UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
@@ -56,6 +57,7 @@ export function translateTemporalError(err: unknown, context: TranslateContext =
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new TemporalUnavailableError('Temporal is not reachable; retry shortly', { cause: err });
+    case GrpcStatus.CANCELLED:
     case GrpcStatus.INTERNAL:
     case GrpcStatus.UNKNOWN:
     case GrpcStatus.ABORTED:
