@@ -6,14 +6,11 @@
  * (test/support/engine.ts). Pass file names to run just those. The cluster's logs are kept when a
  * test fails, and their folder printed.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from '../tools/cluster/cluster.js';
-
-const testDir = path.dirname(fileURLToPath(import.meta.url));
+import { runTestFiles, testFiles } from './support/test-runner.js';
 
 /**
  * The suite's lists poll visibility from up to three files at once. Temporal's default for a
@@ -31,14 +28,7 @@ function engine(cluster: Cluster): string {
 }
 
 async function main(): Promise<number> {
-  const requested = process.argv.slice(2);
-  const files =
-    requested.length > 0
-      ? requested
-      : (await readdir(testDir))
-          .filter((name) => name.endsWith('.test.js'))
-          .sort()
-          .map((name) => path.join(testDir, name));
+  const files = await testFiles(process.argv.slice(2));
 
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-cluster-'));
   process.stdout.write(`Starting a Temporal cluster on PostgreSQL for the tests (data in ${dataDir})…\n`);
@@ -58,20 +48,7 @@ async function main(): Promise<number> {
 
   let code = 1;
   try {
-    code = await new Promise<number>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '3'}`, ...files],
-        {
-          stdio: 'inherit',
-          env: { ...process.env, ASYNCQUEUE_TEST_TEMPORAL_ADDRESS: cluster.address, ASYNCQUEUE_TEST_ENGINE: 'cluster' },
-        },
-      );
-      // Ctrl-C reaches the test runner too (same process group); stop the cluster once it ends.
-      for (const name of ['SIGINT', 'SIGTERM'] as const) process.on(name, () => child.kill(name));
-      child.once('error', reject);
-      child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
-    });
+    code = await runTestFiles(files, { ASYNCQUEUE_TEST_TEMPORAL_ADDRESS: cluster.address, ASYNCQUEUE_TEST_ENGINE: 'cluster' });
     return code;
   } finally {
     const failed = await Promise.race([cluster.failed, Promise.resolve(undefined)]);
