@@ -6,8 +6,6 @@ import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Ajv, type Options as AjvOptions } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import underPressure from '@fastify/under-pressure';
 import { registerApiDocs } from './plugins/openapi.js';
 import { registerApiMetrics } from './plugins/metrics.js';
@@ -19,6 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { loadTaskTokenSecrets } from '../shared/server-secrets.js';
 import { v1Routes } from './routes/v1.js';
 import { temporalPlugin } from './plugins/temporal.js';
+import { validationMessage, validatorFor, type ValidationIssue } from './request-validation.js';
 import type { TemporalTarget } from '../shared/temporal-connection.js';
 
 const OVERLOAD_RETRY_AFTER_SECONDS = 2;
@@ -169,23 +168,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-function validatorFor(options: AjvOptions) {
-  // verbose: an issue carries its schema, so a 400 can use the schema's own `errorMessage`.
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, verbose: true, ...options });
-  (ajvFormats as unknown as (ajv: Ajv) => void)(ajv);
-  return ajv;
-}
-
-interface ValidationIssue {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-  /** Set when a key failed `propertyNames`. */
-  propertyName?: string;
-  parentSchema?: { errorMessage?: unknown };
-}
-
 /** `/v1/tasks/:id/cancel` → a regex for the concrete paths the router would match to it. */
 function routePattern(url: string): RegExp {
   const source = url
@@ -257,30 +239,4 @@ function describeError(error: FastifyError): { statusCode: number; code: string;
     return { statusCode, code, message: error instanceof SyntaxError ? `body: ${error.message}` : error.message };
   }
   return { statusCode: 500, code: 'internal_error', message: error.message };
-}
-
-/** "callbackUrl: is required", "headers.x-trace: must be string": the field first, always. */
-function validationMessage(issue: ValidationIssue, part: string | undefined): string {
-  const path = issue.instancePath
-    .split('/')
-    .filter((segment) => segment !== '')
-    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
-  // Request headers by the name people write: Idempotency-Key, not idempotency-key.
-  if (part === 'headers' && path[0] !== undefined) {
-    path[0] = path[0].replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
-  }
-  if (issue.propertyName !== undefined) path.push(issue.propertyName);
-  // A pattern says what it wants better in the schema's words than as a regular expression.
-  const custom = issue.parentSchema?.errorMessage;
-  if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
-    return `${path.join('.')}: ${custom}`;
-  }
-  if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
-    return `${[...path, issue.params.missingProperty].join('.')}: is required`;
-  }
-  if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
-    return `${[...path, issue.params.additionalProperty].join('.')}: is not a known field`;
-  }
-  const field = path.length > 0 ? path.join('.') : part === 'querystring' ? 'query' : (part ?? 'body');
-  return `${field}: ${issue.message ?? 'is invalid'}`;
 }

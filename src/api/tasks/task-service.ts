@@ -85,6 +85,16 @@ function hashedRequest(task: NewTask): Omit<NewTask, 'method'> & { method?: Call
   return rest;
 }
 
+/** A create checked and ready to start (TaskService.prepare). */
+export interface PreparedTask {
+  readonly task: NewTask;
+  readonly idempotency: { caller: string; key: string } | undefined;
+  readonly id: string;
+  readonly hash: string;
+  readonly input: TaskInput;
+  readonly memo: TaskMemo;
+}
+
 export interface TaskListPage {
   tasks: TaskView[];
   nextCursor: string | null;
@@ -128,6 +138,14 @@ export class TaskService {
    * the same request returns the existing task (`created: false`) instead of starting another.
    */
   async create(task: NewTask, idempotency?: { caller: string; key: string }): Promise<{ task: TaskView; created: boolean }> {
+    return this.start(this.prepare(task, idempotency));
+  }
+
+  /**
+   * Everything a create decides before it calls Temporal: the id, the workflow's input and memo,
+   * and the size check (413). A batch prepares every item before it starts any (batch-create.ts).
+   */
+  prepare(task: NewTask, idempotency?: { caller: string; key: string }): PreparedTask {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
     const hash = requestHash(hashedRequest(task));
     const createdAt = new Date().toISOString();
@@ -166,6 +184,12 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
+    return { task, idempotency, id, hash, input, memo };
+  }
+
+  /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
+  async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
+    const { task, idempotency, id, hash, input, memo } = prepared;
     try {
       await this.calls.rpc(
         () =>
