@@ -127,6 +127,12 @@ describe('batch create', () => {
       assert.match(response.body.error.message, message);
     }
     assert.equal(receiver.to('/never').length, 0);
+    // Its own path, not a task id: only POST, as the document says.
+    for (const method of ['GET', 'DELETE']) {
+      const response = await harness.api(method, '/v1/tasks/batch');
+      assert.equal(response.status, 405, method);
+      assert.equal(response.headers.get('allow'), 'POST');
+    }
   });
 
   it('takes 100 entries, and treats entry keys as Idempotency-Key headers: repeat 200, other body 409', async () => {

@@ -109,16 +109,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // A known path asked with a method it does not have (TRACE, DELETE, …) is a 405 naming the ones
   // it has (RFC 9110), not a 404: the router alone cannot tell the two apart.
   const routes: Array<{ path: RegExp; methods: string[] }> = [];
+  const staticRoutes = new Map<string, string[]>();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     routes.push({ path: routePattern(route.url), methods });
+    if (!/[:*]/.test(route.url)) staticRoutes.set(route.url, [...new Set([...(staticRoutes.get(route.url) ?? []), ...methods])]);
   });
   // Answered on arrival, before a body is read: a QUERY without Content-Type or a TRACE with an odd
   // one is still a 405, not a 400 or 415 about a body no route would take.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.is404) return;
     const path = request.url.split('?', 1)[0] ?? '';
-    const allowed = [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
+    // A path with routes of its own is not also a parameter's value: `GET /v1/tasks/batch` is a
+    // 405 (only POST is documented there), not a read of task "batch".
+    const own = staticRoutes.get(path);
+    if (!request.is404 && (own === undefined || own.includes(request.method))) return;
+    const allowed = own ?? [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
     if (allowed.length === 0 || allowed.includes(request.method)) return;
     return reply
       .code(405)

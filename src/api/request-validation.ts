@@ -24,6 +24,9 @@ export interface ValidationIssue {
   parentSchema?: { errorMessage?: unknown };
 }
 
+/** Keywords whose failure says less than the schema's own `errorMessage` (a `not`: "must NOT be valid"). */
+const CUSTOM_MESSAGE_KEYWORDS = new Set(['pattern', 'format', 'not']);
+
 /** "callbackUrl: is required", "headers.x-trace: must be string": the field first, always. */
 export function validationMessage(issue: ValidationIssue, part: string | undefined): string {
   const path = issue.instancePath
@@ -37,7 +40,7 @@ export function validationMessage(issue: ValidationIssue, part: string | undefin
   if (issue.propertyName !== undefined) path.push(issue.propertyName);
   // A pattern says what it wants better in the schema's words than as a regular expression.
   const custom = issue.parentSchema?.errorMessage;
-  if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
+  if (CUSTOM_MESSAGE_KEYWORDS.has(issue.keyword) && typeof custom === 'string' && path.length > 0) {
     return `${path.join('.')}: ${custom}`;
   }
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {

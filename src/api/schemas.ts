@@ -105,6 +105,31 @@ export const CallbackMethodSchema = Type.Enum(['POST', 'PUT', 'PATCH', 'GET', 'D
     'absent, `null` or `{}` (anything else is a 400 naming `payload`); the signature covers the empty body',
 });
 
+/**
+ * `GET` and `DELETE` send no body, so their `payload` must be empty: absent, `null` or `{}`
+ * (task-input.ts stores all three as `{}`). In the schema, so the document says it too; `not`
+ * rather than a type list, so that the 400 is the one message below whatever the payload is.
+ */
+export const BODILESS_METHOD_RULE = {
+  if: { properties: { method: { enum: ['GET', 'DELETE'] } }, required: ['method'] },
+  then: {
+    properties: {
+      payload: {
+        not: {
+          anyOf: [
+            { type: 'array' },
+            { type: 'string' },
+            { type: 'number' },
+            { type: 'boolean' },
+            { type: 'object', minProperties: 1 },
+          ],
+        },
+        ...says('must be absent, null or {} with method GET or DELETE, which send no body'),
+      },
+    },
+  },
+};
+
 export const CreateTaskBody = Type.Object(
   {
     callbackUrl: HttpUrl,
@@ -125,6 +150,7 @@ export const CreateTaskBody = Type.Object(
   },
   {
     additionalProperties: false,
+    ...BODILESS_METHOD_RULE,
     examples: [
       {
         callbackUrl: 'https://your-app.com/api/run-report',

@@ -5,7 +5,7 @@
  * entry fails alone with a 400 result naming `tasks[i].<field>`.
  */
 import { Type, type Static } from 'typebox';
-import { CreateTaskBody, ErrorSchema, TaskViewSchema } from '../schemas.js';
+import { BODILESS_METHOD_RULE, CreateTaskBody, ErrorSchema, TaskViewSchema } from '../schemas.js';
 
 export const MAX_BATCH_TASKS = 100;
 
@@ -23,7 +23,7 @@ const IdempotencyKeySchema = Type.String({
 /** One entry: a create body, plus its own optional idempotency key. */
 export const BatchTaskSchema = Type.Object(
   { ...CreateTaskBody.properties, idempotencyKey: Type.Optional(IdempotencyKeySchema) },
-  { additionalProperties: false },
+  { additionalProperties: false, ...BODILESS_METHOD_RULE },
 );
 export type BatchTask = Static<typeof BatchTaskSchema>;
 
