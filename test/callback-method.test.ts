@@ -14,6 +14,7 @@ import {
   type TaskInput,
   type TaskMemo,
 } from '../workflows/task-contract.js';
+import { ExitCode, runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -143,6 +144,23 @@ describe('callback method', () => {
     assert.equal(repeat.status, 200);
     assert.equal(repeat.body.method, 'GET');
     for (const id of [first.body.id, created.body.id]) await harness.api('POST', `/v1/tasks/${id}/cancel`, {});
+  });
+
+  it('is `asyncqueue tasks create --method` on the command line', async () => {
+    receiver.script('/cli-put', respondJson(200, { put: true }));
+    const lines: string[] = [];
+    const run = (...args: string[]) =>
+      runCli(args, { ASYNCQUEUE_URL: harness.baseUrl }, { write: (text) => lines.push(text), error: (text) => lines.push(text) });
+    const code = await run('tasks', 'create', '--callback-url', receiver.url('/cli-put'), '--method', 'put', '--json');
+    assert.equal(code, ExitCode.Ok, lines.join('\n'));
+    const { id } = JSON.parse(lines.at(-1) ?? '{}') as { id: string };
+    const [call] = await receiver.waitFor('/cli-put', 1);
+    assert.equal(call?.method, 'PUT');
+    await harness.waitForEnd(id);
+    assert.equal(await run('tasks', 'get', id), ExitCode.Ok);
+    assert.match(lines.at(-1) ?? '', /callback: {2}PUT /);
+    assert.equal(await run('tasks', 'create', '--callback-url', receiver.url('/never'), '--method', 'TRACE'), ExitCode.Failed);
+    assert.match(lines.at(-1) ?? '', /method: /);
   });
 
   it('shows POST for a task created before `method` existed, and calls it with POST', async () => {
