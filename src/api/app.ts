@@ -21,7 +21,8 @@ import { validationMessage, validatorFor, type ValidationIssue } from './request
 import type { TemporalTarget } from '../shared/temporal-connection.js';
 
 const OVERLOAD_RETRY_AFTER_SECONDS = 2;
-const TASK_URL = /^\/v1\/tasks\/([^/?#]{1,64})/;
+/** A task's own URL; `/v1/tasks/batch` is not one (its log lines carry no task id). */
+const TASK_URL = /^\/v1\/tasks\/(?!batch(?:[/?#]|$))([^/?#]{1,64})/;
 /**
  * The router answers a longer path parameter 414 before any route runs (find-my-way's default is
  * 100). As long as the whole request head may be, so that a parameter's length is judged by its
