@@ -12,13 +12,16 @@ import {
   ASYNC_COMPLETION_VALUE,
   CALLBACK_ACTIVITY,
   CallbackErrorType,
+  DEFAULT_CALLBACK_METHOD,
   HOLDER_QUEUE_MARK,
   callbackMessageId,
+  methodHasBody,
   webhookMessageId,
   workflowIdForTask,
   type AsyncCompletion,
   type AttemptFailureDetails,
   type AwaitCompletionRequest,
+  type CallbackMethod,
   type HeldCallRequest,
   type CallbackOutcome,
   type CallbackRequest,
@@ -72,11 +75,12 @@ export function createActivities(deps: ActivityDependencies) {
     messageId: string,
     taskId: string,
     url: string,
-    body: string,
+    body: string | undefined,
     extraHeaders: Record<string, string>,
     timeoutMs: number,
     maxResponseBytes: number,
     attemptOffset = 0,
+    method: CallbackMethod = DEFAULT_CALLBACK_METHOD,
   ): Promise<{ attempt: number; response: OutgoingResponse; elapsedMs: number }> {
     const context = Context.current();
     const attempt = attemptOffset + context.info.attempt;
@@ -88,6 +92,7 @@ export function createActivities(deps: ActivityDependencies) {
     const startedAt = performance.now();
     try {
       const response = await postJson(url, body, {
+        method,
         dispatcher: deps.dispatcher,
         timeoutMs,
         signal:
@@ -96,7 +101,8 @@ export function createActivities(deps: ActivityDependencies) {
         headers: {
           ...extraHeaders,
           'user-agent': deps.userAgent,
-          ...signatureHeaders(deps.signingKeys, messageId, body),
+          // Without a body the signature covers the empty string, as Standard Webhooks verifies it.
+          ...signatureHeaders(deps.signingKeys, messageId, body ?? ''),
           'asyncqueue-task-id': taskId,
           'asyncqueue-attempt': String(attempt),
         },
@@ -120,7 +126,9 @@ export function createActivities(deps: ActivityDependencies) {
 
   return {
     async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
-      const body = JSON.stringify(request.payload);
+      // GET and DELETE carry no body (the API refuses a payload with them); older requests have no method: POST.
+      const method = request.method ?? DEFAULT_CALLBACK_METHOD;
+      const body = methodHasBody(method) ? JSON.stringify(request.payload) : undefined;
       const { attempt, response, elapsedMs } = await send(
         'callback',
         callbackMessageId(request.taskId),
@@ -131,6 +139,7 @@ export function createActivities(deps: ActivityDependencies) {
         request.timeoutMs,
         deps.maxResponseBytes,
         request.attemptOffset,
+        method,
       );
       const status = response.statusCode;
       if (status === ASYNC_ACCEPTED_STATUS && asksForAsyncCompletion(response)) {

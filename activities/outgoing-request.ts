@@ -1,5 +1,5 @@
 /**
- * One outgoing POST: signed, size-capped, aborted on timeout or cancellation, never redirected.
+ * One outgoing request (a webhook's POST, a callback's POST/PUT/PATCH/GET/DELETE): signed, size-capped, aborted on timeout or cancellation, never redirected.
  * Knows nothing about Temporal; the activities translate its errors into retry decisions.
  */
 import { request, type Dispatcher } from 'undici';
@@ -13,6 +13,8 @@ export interface OutgoingResponse {
 }
 
 export interface PostOptions {
+  /** Default `POST`. */
+  method?: 'POST' | 'PUT' | 'PATCH' | 'GET' | 'DELETE';
   dispatcher: Dispatcher;
   headers: Record<string, string>;
   timeoutMs: number;
@@ -52,7 +54,8 @@ export class RequestAbortedError extends AsyncQueueError {
   readonly code = 'aborted';
 }
 
-export async function postJson(url: string, body: string, options: PostOptions): Promise<OutgoingResponse> {
+/** `body` undefined sends none and no Content-Type (a callback's GET or DELETE). */
+export async function postJson(url: string, body: string | undefined, options: PostOptions): Promise<OutgoingResponse> {
   // One controller per request, disarmed in `finally`: undici keeps listening to the signal while
   // a response body is alive, and an abort after we are done would surface as an uncaught error.
   const controller = new AbortController();
@@ -66,9 +69,9 @@ export async function postJson(url: string, body: string, options: PostOptions):
   if (options.signal.aborted) controller.abort();
   try {
     const response = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...options.headers },
-      body,
+      method: options.method ?? 'POST',
+      headers: body === undefined ? options.headers : { 'content-type': 'application/json', ...options.headers },
+      ...(body === undefined ? {} : { body }),
       signal: controller.signal,
       dispatcher: options.dispatcher,
     });

@@ -38,6 +38,9 @@ export const SEARCH_ATTRIBUTES = [{ name: 'TaskStatus', type: 'Keyword' }] as co
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+export { CALLBACK_METHODS, DEFAULT_CALLBACK_METHOD, methodHasBody, type CallbackMethod } from './callback-method.js';
+import type { CallbackMethod } from './callback-method.js';
+
 /** Retry and timing policy, fixed at creation so replays of one task always see the same values. */
 export interface TaskPolicy {
   retryInitialIntervalMs: number;
@@ -52,6 +55,8 @@ export interface TaskPolicy {
 export interface TaskInput {
   id: string;
   callbackUrl: string;
+  /** Absent in tasks created before `method` existed: those call with `POST`. */
+  method?: CallbackMethod;
   payload: JsonValue;
   webhookUrl: string | null;
   retries: number;
@@ -105,6 +110,8 @@ export interface TaskState {
   id: string;
   status: TaskStatus;
   callbackUrl: string;
+  /** Absent in tasks created before `method` existed (they call with `POST`); the API fills it in. */
+  method?: CallbackMethod;
   webhookUrl: string | null;
   retries: number;
   timeout: number;
@@ -221,6 +228,8 @@ export interface WebhookEvent {
 export interface CallbackRequest {
   taskId: string;
   url: string;
+  /** Absent in older histories: `POST`. */
+  method?: CallbackMethod;
   payload: JsonValue;
   headers: Record<string, string>;
   timeoutMs: number;

@@ -61,6 +61,7 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     id: input.id,
     status: input.delaySeconds > 0 ? 'scheduled' : 'pending',
     callbackUrl: input.callbackUrl,
+    ...(input.method !== undefined ? { method: input.method } : {}),
     webhookUrl: input.webhookUrl,
     retries: input.retries,
     timeout: input.timeoutSeconds,
@@ -241,6 +242,7 @@ async function runCallback(
     const outcome = await callCallback({
       taskId: input.id,
       url: input.callbackUrl,
+      ...(input.method !== undefined ? { method: input.method } : {}),
       payload: input.payload,
       headers: input.headers,
       timeoutMs: input.timeoutSeconds * 1000,

@@ -6,8 +6,6 @@ import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Ajv, type Options as AjvOptions } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import underPressure from '@fastify/under-pressure';
 import { registerApiDocs } from './plugins/openapi.js';
 import { registerApiMetrics } from './plugins/metrics.js';
@@ -19,10 +17,12 @@ import { healthRoutes } from './routes/health.js';
 import { loadTaskTokenSecrets } from '../shared/server-secrets.js';
 import { v1Routes } from './routes/v1.js';
 import { temporalPlugin } from './plugins/temporal.js';
+import { validationMessage, validatorFor, type ValidationIssue } from './request-validation.js';
 import type { TemporalTarget } from '../shared/temporal-connection.js';
 
 const OVERLOAD_RETRY_AFTER_SECONDS = 2;
-const TASK_URL = /^\/v1\/tasks\/([^/?#]{1,64})/;
+/** A task's own URL; `/v1/tasks/batch` is not one (its log lines carry no task id). */
+const TASK_URL = /^\/v1\/tasks\/(?!batch(?:[/?#]|$))([^/?#]{1,64})/;
 /**
  * The router answers a longer path parameter 414 before any route runs (find-my-way's default is
  * 100). As long as the whole request head may be, so that a parameter's length is judged by its
@@ -110,16 +110,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // A known path asked with a method it does not have (TRACE, DELETE, …) is a 405 naming the ones
   // it has (RFC 9110), not a 404: the router alone cannot tell the two apart.
   const routes: Array<{ path: RegExp; methods: string[] }> = [];
+  const staticRoutes = new Map<string, string[]>();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     routes.push({ path: routePattern(route.url), methods });
+    if (!/[:*]/.test(route.url)) staticRoutes.set(route.url, [...new Set([...(staticRoutes.get(route.url) ?? []), ...methods])]);
   });
   // Answered on arrival, before a body is read: a QUERY without Content-Type or a TRACE with an odd
   // one is still a 405, not a 400 or 415 about a body no route would take.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.is404) return;
     const path = request.url.split('?', 1)[0] ?? '';
-    const allowed = [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
+    // A path with routes of its own is not also a parameter's value: `GET /v1/tasks/batch` is a
+    // 405 (only POST is documented there), not a read of task "batch".
+    const own = staticRoutes.get(path);
+    if (!request.is404 && (own === undefined || own.includes(request.method))) return;
+    const allowed = own ?? [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
     if (allowed.length === 0 || allowed.includes(request.method)) return;
     return reply
       .code(405)
@@ -167,23 +172,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onTaskCreated: (delayed) => metrics.tasksCreated.inc({ delay: delayed ? 'yes' : 'no' }),
   });
   return app;
-}
-
-function validatorFor(options: AjvOptions) {
-  // verbose: an issue carries its schema, so a 400 can use the schema's own `errorMessage`.
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, verbose: true, ...options });
-  (ajvFormats as unknown as (ajv: Ajv) => void)(ajv);
-  return ajv;
-}
-
-interface ValidationIssue {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-  /** Set when a key failed `propertyNames`. */
-  propertyName?: string;
-  parentSchema?: { errorMessage?: unknown };
 }
 
 /** `/v1/tasks/:id/cancel` → a regex for the concrete paths the router would match to it. */
@@ -257,30 +245,4 @@ function describeError(error: FastifyError): { statusCode: number; code: string;
     return { statusCode, code, message: error instanceof SyntaxError ? `body: ${error.message}` : error.message };
   }
   return { statusCode: 500, code: 'internal_error', message: error.message };
-}
-
-/** "callbackUrl: is required", "headers.x-trace: must be string": the field first, always. */
-function validationMessage(issue: ValidationIssue, part: string | undefined): string {
-  const path = issue.instancePath
-    .split('/')
-    .filter((segment) => segment !== '')
-    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
-  // Request headers by the name people write: Idempotency-Key, not idempotency-key.
-  if (part === 'headers' && path[0] !== undefined) {
-    path[0] = path[0].replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
-  }
-  if (issue.propertyName !== undefined) path.push(issue.propertyName);
-  // A pattern says what it wants better in the schema's words than as a regular expression.
-  const custom = issue.parentSchema?.errorMessage;
-  if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
-    return `${path.join('.')}: ${custom}`;
-  }
-  if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
-    return `${[...path, issue.params.missingProperty].join('.')}: is required`;
-  }
-  if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
-    return `${[...path, issue.params.additionalProperty].join('.')}: is not a known field`;
-  }
-  const field = path.length > 0 ? path.join('.') : part === 'querystring' ? 'query' : (part ?? 'body');
-  return `${field}: ${issue.message ?? 'is invalid'}`;
 }

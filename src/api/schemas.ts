@@ -4,6 +4,7 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import type { TaskStatus } from '../../workflows/task-status.js';
+import type { CallbackMethod } from '../../workflows/callback-method.js';
 
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -96,9 +97,43 @@ const CallbackHeaderValue = Type.String({
   ...says('must be printable ASCII (tabs allowed; no CR, LF or NUL)'),
 });
 
+/** The callback's HTTP method (CONTRACT v2, "More create fields"); the webhook is always POST. */
+export const CallbackMethodSchema = Type.Enum(['POST', 'PUT', 'PATCH', 'GET', 'DELETE'], {
+  type: 'string',
+  description:
+    "the callback request's HTTP method. `GET` and `DELETE` send no body and no Content-Type: `payload` must then be " +
+    'absent, `null` or `{}` (anything else is a 400 naming `payload`); the signature covers the empty body',
+});
+
+/**
+ * `GET` and `DELETE` send no body, so their `payload` must be empty: absent, `null` or `{}`
+ * (task-input.ts stores all three as `{}`). In the schema, so the document says it too; `not`
+ * rather than a type list, so that the 400 is the one message below whatever the payload is.
+ */
+export const BODILESS_METHOD_RULE = {
+  if: { properties: { method: { enum: ['GET', 'DELETE'] } }, required: ['method'] },
+  then: {
+    properties: {
+      payload: {
+        not: {
+          anyOf: [
+            { type: 'array' },
+            { type: 'string' },
+            { type: 'number' },
+            { type: 'boolean' },
+            { type: 'object', minProperties: 1 },
+          ],
+        },
+        ...says('must be absent, null or {} with method GET or DELETE, which send no body'),
+      },
+    },
+  },
+};
+
 export const CreateTaskBody = Type.Object(
   {
     callbackUrl: HttpUrl,
+    method: Type.Optional({ ...CallbackMethodSchema, default: 'POST' }),
     payload: Type.Optional(Type.Unknown({ description: 'any JSON; the body of the callback request' })),
     webhookUrl: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
     retries: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_RETRIES, default: 3 })),
@@ -115,6 +150,7 @@ export const CreateTaskBody = Type.Object(
   },
   {
     additionalProperties: false,
+    ...BODILESS_METHOD_RULE,
     examples: [
       {
         callbackUrl: 'https://your-app.com/api/run-report',
@@ -159,6 +195,12 @@ const _sameStatuses: Static<typeof TaskStatusSchema> extends TaskStatus
     : never
   : never = true;
 void _sameStatuses; // a compile-time check only
+const _sameMethods: Static<typeof CallbackMethodSchema> extends CallbackMethod
+  ? CallbackMethod extends Static<typeof CallbackMethodSchema>
+    ? true
+    : never
+  : never = true;
+void _sameMethods;
 
 const TaskErrorSchema = Type.Object({
   code: Type.String(),
@@ -179,6 +221,7 @@ export const TaskViewSchema = Type.Object(
     id: Type.String(),
     status: TaskStatusSchema,
     callbackUrl: Type.String(),
+    method: CallbackMethodSchema,
     webhookUrl: Type.Union([Type.String(), Type.Null()]),
     retries: Type.Integer(),
     timeout: Type.Integer(),
@@ -206,6 +249,7 @@ export const TaskViewSchema = Type.Object(
         id: '0b9d6f4e-8a1c-4f0e-9d55-3f2b7f1e9c21',
         status: 'succeeded',
         callbackUrl: 'https://your-app.com/api/run-report',
+        method: 'POST',
         webhookUrl: 'https://your-app.com/api/on-report-ready',
         retries: 3,
         timeout: 120,

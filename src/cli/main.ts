@@ -9,14 +9,21 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AsyncQueue, AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError, type Task } from '../client/index.js';
+import {
+  AsyncQueue,
+  AsyncQueueApiError,
+  AsyncQueueConnectionError,
+  WaitTimeoutError,
+  type CreateTaskInput,
+  type Task,
+} from '../client/index.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
 const USAGE = `Usage: asyncqueue tasks <command> [options]
 
 Commands:
-  create --callback-url URL [--payload JSON] [--webhook-url URL] [--retries N]
+  create --callback-url URL [--method POST|PUT|PATCH|GET|DELETE] [--payload JSON] [--webhook-url URL] [--retries N]
          [--timeout SECONDS] [--delay SECONDS] [--header "Name: value"]... [--idempotency-key KEY]
   get ID
   list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
@@ -55,6 +62,7 @@ export async function runCli(
         url: { type: 'string' },
         'api-key': { type: 'string' },
         'callback-url': { type: 'string' },
+        method: { type: 'string' },
         payload: { type: 'string' },
         'webhook-url': { type: 'string' },
         retries: { type: 'string' },
@@ -102,6 +110,8 @@ export async function runCli(
         const created = await aq.tasks.create(
           {
             callbackUrl: values['callback-url'],
+            // The API checks the value (a 400 naming `method`); any case is taken here.
+            ...(values.method !== undefined ? { method: values.method.toUpperCase() as CreateTaskInput['method'] } : {}),
             ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
             ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
             ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
@@ -214,7 +224,7 @@ function describeTask(task: Task): string {
   const lines = [
     `id:        ${task.id}`,
     `status:    ${task.status}`,
-    `callback:  ${task.callbackUrl}`,
+    `callback:  ${task.method} ${task.callbackUrl}`,
     `attempts:  ${task.attempts} (retries ${task.retries}, timeout ${task.timeout} s)`,
     `created:   ${task.createdAt}`,
     `updated:   ${task.updatedAt}`,

@@ -11,6 +11,8 @@ import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
 import {
   TERMINAL_STATUSES,
+  type BatchResult,
+  type BatchTaskInput,
   type CreateTaskInput,
   type CreatedTask,
   type ListTasksParams,
@@ -83,6 +85,20 @@ class Tasks {
       retry: options.idempotencyKey !== undefined,
     });
     return { id: created.id, status: created.status, createdAt: created.createdAt };
+  }
+
+  /**
+   * Creates up to 100 tasks in one request (`POST /v1/tasks/batch`). Resolves with one result per
+   * entry, in order: `{ status: 202, id, createdAt }` created, `{ status: 200, id, createdAt, task }`
+   * an idempotent repeat, or `{ status: 400 | 409 | 413 | 500 | 503, error }` for an entry that
+   * started nothing; check each. Retried like `create` only when every entry has an `idempotencyKey`.
+   */
+  async createMany(tasks: readonly BatchTaskInput[]): Promise<BatchResult[]> {
+    const { results } = await this.http.request<{ results: BatchResult[] }>('POST', '/v1/tasks/batch', {
+      body: { tasks },
+      retry: tasks.length > 0 && tasks.every((task) => task.idempotencyKey !== undefined),
+    });
+    return results;
   }
 
   get(id: string): Promise<Task> {

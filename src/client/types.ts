@@ -12,6 +12,7 @@ import type {
   TaskStatusSchema,
   TaskViewSchema,
 } from '../api/schemas.js';
+import type { BatchCreatedSchema, BatchTaskSchema } from '../api/batch/batch-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -19,6 +20,10 @@ export type Task = Static<typeof TaskViewSchema>;
 export type TaskStatus = Static<typeof TaskStatusSchema>;
 export type ListTasksParams = Static<typeof ListTasksQuery>;
 export type TaskPage = Static<typeof TaskListSchema>;
+/** One entry of `aq.tasks.createMany`: a create body with its own optional `idempotencyKey`. */
+export type BatchTaskInput = Static<typeof BatchTaskSchema>;
+/** One entry's outcome: 202 created, 200 an idempotent repeat (with `task`), or an error status with `error`. */
+export type BatchResult = Static<typeof BatchCreatedSchema>['results'][number];
 
 /** The webhook's JSON body. */
 export interface TaskEvent {

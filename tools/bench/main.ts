@@ -31,6 +31,8 @@
  * repository, which gets its own `.gitignore` so nothing there is ever committed); the markdown is
  * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the engine.
  *
+ * `--batch-only [--batches N] [--batch-size N]` runs only the batch-create measurement (batch-create.ts).
+ *
  * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster,
  * --big (adds N = 5000 held calls), --held 100,5000 (these held-call runs instead),
  * --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the
@@ -56,6 +58,7 @@ import path from 'node:path';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { runTool } from '../shared/run-tool.js';
 import { runAsyncQueuePhase } from './asyncqueue-phase.js';
+import { BATCH_ONLY_FLAG, runBatchBench } from './batch-create.js';
 import { log, now, T0 } from './clock.js';
 import { round } from './distribution.js';
 import { startEngine } from './engine.js';
@@ -71,6 +74,8 @@ import { prepareBaseline, runBaseline } from './targets/baseline.js';
 import { historyCosts, type HistoryCosts } from './task-costs.js';
 
 async function main(): Promise<number> {
+  // The batch-create measurement is a run of its own (batch-create.ts).
+  if (process.argv.includes(BATCH_ONLY_FLAG)) return runBatchBench(process.argv.slice(2));
   const options = parseOptions(process.argv.slice(2));
   const runId = randomUUID().slice(0, 8);
   const startedAt = new Date().toISOString();

@@ -6,7 +6,7 @@ import { RESERVED_HEADER_NAMES, RESERVED_HEADER_PREFIXES, type CreateTaskBody } 
 import { DestinationBlockedError, ValidationError } from '../../shared/errors.js';
 import type { DestinationGuard } from '../../../activities/destination-guard.js';
 import type { NewTask } from './task-service.js';
-import type { JsonValue } from '../../../workflows/task-contract.js';
+import { DEFAULT_CALLBACK_METHOD, methodHasBody, type CallbackMethod, type JsonValue } from '../../../workflows/task-contract.js';
 
 const MAX_HOST_LENGTH = 253;
 /** Deeper JSON than this serves no API call and could exhaust the stack of a serializer downstream. */
@@ -21,10 +21,12 @@ export async function newTaskFromRequest(body: CreateTaskBody, guard: Destinatio
     checkUrl('callbackUrl', body.callbackUrl, guard),
     body.webhookUrl === undefined || body.webhookUrl === null ? null : checkUrl('webhookUrl', body.webhookUrl, guard),
   ]);
+  const method = body.method ?? DEFAULT_CALLBACK_METHOD;
   return {
     callbackUrl,
+    method,
     webhookUrl,
-    payload: checkDepth('payload', body.payload === undefined ? {} : body.payload) as JsonValue,
+    payload: checkPayload(method, body.payload),
     retries: body.retries ?? 3,
     timeout: body.timeout ?? 30,
     delay: body.delay ?? 0,
@@ -56,6 +58,23 @@ async function checkUrl(field: string, raw: string, guard: DestinationGuard): Pr
     throw err;
   }
   return url.href;
+}
+
+/**
+ * A GET or DELETE sends no body, so a payload that would be lost is refused rather than dropped.
+ * "Empty" is absent, `null` or `{}` (the default): the three mean "nothing to send", and are stored
+ * alike as `{}`, so they are one request for idempotency too.
+ */
+function checkPayload(method: CallbackMethod, payload: unknown): JsonValue {
+  if (methodHasBody(method)) return checkDepth('payload', payload === undefined ? {} : payload) as JsonValue;
+  const empty =
+    payload === undefined ||
+    payload === null ||
+    (typeof payload === 'object' && !Array.isArray(payload) && Object.keys(payload).length === 0);
+  if (!empty) {
+    throw new ValidationError('payload', `must be absent, null or {} with method ${method}, which sends no body`);
+  }
+  return {};
 }
 
 /** Iterative, so a hostile document cannot overflow the stack of the check itself. */

@@ -24,11 +24,14 @@ import {
   isTerminal,
   progressSignal,
   workflowIdForTask,
+  DEFAULT_CALLBACK_METHOD,
+  type CallbackMethod,
   type JsonValue,
   type ProgressUpdate,
   type TaskInput,
   type TaskMemo,
   type TaskPolicy,
+  type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
@@ -46,7 +49,7 @@ import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } fr
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
-import { closedView, timestampToIso, withPendingActivities, type TaskView } from './task-views.js';
+import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
 
@@ -62,12 +65,34 @@ export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
 
 export interface NewTask {
   callbackUrl: string;
+  method: CallbackMethod;
   payload: JsonValue;
   webhookUrl: string | null;
   retries: number;
   timeout: number;
   delay: number;
   headers: Record<string, string>;
+}
+
+/**
+ * What the idempotency hash covers: the request, without a `POST` method. Requests before `method`
+ * existed were hashed without it, and a retry of one across the upgrade must stay a retry (not a
+ * 409); a `POST` then and a `POST` now are the same request.
+ */
+function hashedRequest(task: NewTask): Omit<NewTask, 'method'> & { method?: CallbackMethod } {
+  if (task.method !== DEFAULT_CALLBACK_METHOD) return task;
+  const { method: _post, ...rest } = task;
+  return rest;
+}
+
+/** A create checked and ready to start (TaskService.prepare). */
+export interface PreparedTask {
+  readonly task: NewTask;
+  readonly idempotency: { caller: string; key: string } | undefined;
+  readonly id: string;
+  readonly hash: string;
+  readonly input: TaskInput;
+  readonly memo: TaskMemo;
 }
 
 export interface TaskListPage {
@@ -113,14 +138,23 @@ export class TaskService {
    * the same request returns the existing task (`created: false`) instead of starting another.
    */
   async create(task: NewTask, idempotency?: { caller: string; key: string }): Promise<{ task: TaskView; created: boolean }> {
+    return this.start(this.prepare(task, idempotency));
+  }
+
+  /**
+   * Everything a create decides before it calls Temporal: the id, the workflow's input and memo,
+   * and the size check (413). A batch prepares every item before it starts any (batch-create.ts).
+   */
+  prepare(task: NewTask, idempotency?: { caller: string; key: string }): PreparedTask {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
-    const hash = requestHash(task);
+    const hash = requestHash(hashedRequest(task));
     const createdAt = new Date().toISOString();
     const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
     const memo: TaskMemo = {
       id,
       status,
       callbackUrl: task.callbackUrl,
+      method: task.method,
       webhookUrl: task.webhookUrl,
       retries: task.retries,
       timeout: task.timeout,
@@ -133,6 +167,7 @@ export class TaskService {
     const input: TaskInput = {
       id,
       callbackUrl: task.callbackUrl,
+      method: task.method,
       payload: task.payload,
       webhookUrl: task.webhookUrl,
       retries: task.retries,
@@ -149,6 +184,12 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
+    return { task, idempotency, id, hash, input, memo };
+  }
+
+  /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
+  async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
+    const { task, idempotency, id, hash, input, memo } = prepared;
     try {
       await this.calls.rpc(
         () =>
@@ -160,7 +201,7 @@ export class TaskService {
             args: [input],
             memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
             typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
-            staticSummary: `POST ${new URL(task.callbackUrl).host}`,
+            staticSummary: `${task.method} ${new URL(task.callbackUrl).host}`,
           }),
         { sizeField: 'payload' },
       );
@@ -168,10 +209,10 @@ export class TaskService {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
       const existing = await this.calls.describe(id);
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
-      if (!isSameRequest(stored?.hash, task)) throw new IdempotencyConflictError(id);
+      if (!isSameRequest(stored?.hash, hashedRequest(task))) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
-    return { task: memo, created: true };
+    return { task: withDefaults(memo), created: true };
   }
 
   async get(id: string): Promise<TaskView> {
@@ -188,7 +229,11 @@ export class TaskService {
    * `askWorker`, or when no worker answers in time, it is what the server stores (memo and
    * pending attempt). A finished task's comes from its result, or its memo (task-views.ts).
    */
-  private async read(id: string, { askWorker }: { askWorker: boolean }): Promise<TaskView> {
+  private async read(id: string, options: { askWorker: boolean }): Promise<TaskView> {
+    return withDefaults(await this.readStored(id, options));
+  }
+
+  private async readStored(id: string, { askWorker }: { askWorker: boolean }): Promise<TaskState> {
     const description = await this.calls.describe(id);
     const memo = taskMemo(description);
     if (description.status.name === 'RUNNING') {
@@ -221,7 +266,12 @@ export class TaskService {
         }
         throw err;
       });
-    const views = await Promise.all((response.executions ?? []).map(async (execution) => this.listedView(execution)));
+    const views = await Promise.all(
+      (response.executions ?? []).map(async (execution) => {
+        const view = await this.listedView(execution);
+        return view === undefined ? undefined : withDefaults(view);
+      }),
+    );
     const token = response.nextPageToken;
     return {
       tasks: views.filter(
@@ -231,7 +281,7 @@ export class TaskService {
     };
   }
 
-  private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskView | undefined> {
+  private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskState | undefined> {
     // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
     const memo = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
     if (memo === undefined) return undefined;
@@ -313,7 +363,7 @@ export class TaskService {
     return this.get(id);
   }
 
-  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskView> {
+  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskState> {
     const closed = closedExecutionStatus(description.raw.workflowExecutionInfo?.status);
     if (closed === 'Completed' || closed === 'Failed') {
       try {
@@ -321,7 +371,7 @@ export class TaskService {
       } catch (err) {
         const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === TASK_FAILED_ERROR_TYPE && cause.details?.[0]) {
-          return cause.details[0] as TaskView;
+          return cause.details[0] as TaskState;
         }
         if (!(err instanceof WorkflowFailedError)) throw err;
       }

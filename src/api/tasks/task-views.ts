@@ -8,9 +8,11 @@ import {
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
   CANCELLING_INDEXED_STATUS,
+  DEFAULT_CALLBACK_METHOD,
   callbackAttemptsBefore,
   WEBHOOK_ACTIVITY,
   isTerminal,
+  type CallbackMethod,
   type TaskMemo,
   type TaskState,
   type TaskStatus,
@@ -21,9 +23,10 @@ type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
 /**
  * What the API shows: the workflow's state, with `status`, `attempts`, `nextAttemptAt` and
- * `lastError` refined from what only the server's pending-activity state knows.
+ * `lastError` refined from what only the server's pending-activity state knows, and the fields a
+ * task created before they existed lacks filled in (`withDefaults`).
  */
-export type TaskView = TaskState;
+export type TaskView = TaskState & { method: CallbackMethod };
 
 /**
  * How a closed workflow ended, in the words of visibility's `ExecutionStatus` (the names the
@@ -46,9 +49,9 @@ export type ClosedExecutionStatus = 'Completed' | 'Failed' | 'Canceled' | 'Termi
 export function closedView(
   memo: TaskMemo,
   closed: { execution: ClosedExecutionStatus; closedAt: string | undefined; indexedStatus: string | undefined },
-): TaskView {
+): TaskState {
   const { execution, closedAt } = closed;
-  const view: TaskView = { ...memo };
+  const view: TaskState = { ...memo };
   const how = execution === 'TimedOut' ? 'timed_out' : execution === 'Canceled' ? 'cancelled' : 'terminated';
   const message = `the task's workflow was ${how.replace('_', ' ')} outside AsyncQueue`;
   if (view.webhook?.status === 'pending') view.webhook = { ...view.webhook, status: 'failed', error: message };
@@ -68,8 +71,8 @@ export function closedView(
  * whether the callback attempt has started (running) or waits for its retry (retrying), and how
  * many webhook attempts were made.
  */
-export function withPendingActivities(view: TaskView, pending: readonly PendingActivity[]): TaskView {
-  const refined: TaskView = { ...view };
+export function withPendingActivities(view: TaskState, pending: readonly PendingActivity[]): TaskState {
+  const refined: TaskState = { ...view };
   for (const activity of pending) {
     const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
     const attempt = activity.attempt ?? 1;
@@ -96,6 +99,11 @@ export function withPendingActivities(view: TaskView, pending: readonly PendingA
     }
   }
   return refined;
+}
+
+/** Fields a task created before they existed lacks, with the value it behaves by. */
+export function withDefaults(view: TaskState): TaskView {
+  return { ...view, method: view.method ?? DEFAULT_CALLBACK_METHOD };
 }
 
 export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {
