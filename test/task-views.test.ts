@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { withPendingActivities, type TaskView } from '../src/api/tasks/task-views.js';
-import { callbackActivityIdAfter } from '../workflows/task-contract.js';
+import { withPendingActivities } from '../src/api/tasks/task-views.js';
+import { callbackActivityIdAfter, type TaskState } from '../workflows/task-contract.js';
 
 const STARTED = 2;
 const SCHEDULED = 1;
-const view = (attempts: number, status: TaskView['status'] = 'pending'): TaskView => ({
+const view = (attempts: number, status: TaskState['status'] = 'pending'): TaskState => ({
   id: 't',
   status,
   callbackUrl: 'https://app.example/run',

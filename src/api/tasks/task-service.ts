@@ -18,9 +18,7 @@ import {
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
   TASK_WORKFLOW_TYPE,
-  WORKFLOW_ID_PREFIX,
   cancelTaskSignal,
-  indexedTaskStatus,
   isTerminal,
   progressSignal,
   workflowIdForTask,
@@ -29,12 +27,22 @@ import {
   type TaskInput,
   type TaskMemo,
   type TaskPolicy,
+  type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
+import {
+  initialMemo,
+  replayInput,
+  taskSearchAttributes,
+  taskSummary,
+  type ReplayOverrides,
+} from '../../../workflows/task-start.js';
+import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
+  TaskNotEndedError,
   TaskNotFoundError,
   TemporalUnavailableError,
   ValidationError,
@@ -44,9 +52,9 @@ import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } from './idempotency.js';
 import { decodeCursor, encodeCursor } from './list-cursor.js';
-import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
+import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
-import { closedView, timestampToIso, withPendingActivities, type TaskView } from './task-views.js';
+import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
 
@@ -68,6 +76,7 @@ export interface NewTask {
   timeout: number;
   delay: number;
   headers: Record<string, string>;
+  labels: string[];
 }
 
 export interface TaskListPage {
@@ -109,27 +118,11 @@ export class TaskService {
   }
 
   /**
-   * Starts the task's workflow. With an idempotency key the id is derived from it, and a repeat of
-   * the same request returns the existing task (`created: false`) instead of starting another.
+   * Starts a new task. With an idempotency key the id is derived from it, and a repeat of the same
+   * request returns the existing task (`created: false`) instead of starting another.
    */
   async create(task: NewTask, idempotency?: { caller: string; key: string }): Promise<{ task: TaskView; created: boolean }> {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
-    const hash = requestHash(task);
-    const createdAt = new Date().toISOString();
-    const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
-    const memo: TaskMemo = {
-      id,
-      status,
-      callbackUrl: task.callbackUrl,
-      webhookUrl: task.webhookUrl,
-      retries: task.retries,
-      timeout: task.timeout,
-      delay: task.delay,
-      createdAt,
-      updatedAt: createdAt,
-      attempts: 0,
-      ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
-    };
     const input: TaskInput = {
       id,
       callbackUrl: task.callbackUrl,
@@ -139,9 +132,23 @@ export class TaskService {
       timeoutSeconds: task.timeout,
       delaySeconds: task.delay,
       headers: task.headers,
-      createdAt,
+      createdAt: new Date().toISOString(),
       policy: this.options.policy,
+      ...(task.labels.length > 0 ? { labels: task.labels } : {}),
     };
+    // Without labels, hashed as before labels existed: a retry across the upgrade stays a retry.
+    const { labels, ...unlabelled } = task;
+    return this.start(input, labels.length > 0 ? task : unlabelled, idempotency !== undefined);
+  }
+
+  /**
+   * Starts a task's workflow. With an idempotency key (`idempotent`, the id derived from it) a
+   * repeat of the same request (same hash) returns the existing task (`created: false`).
+   */
+  private async start(input: TaskInput, request: unknown, idempotent: boolean): Promise<{ task: TaskView; created: boolean }> {
+    const { id } = input;
+    const hash = requestHash(request);
+    const memo = initialMemo(input);
     const inputBytes = Buffer.byteLength(JSON.stringify(input));
     if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
       throw new PayloadTooLargeError(
@@ -159,19 +166,43 @@ export class TaskService {
             workflowIdReusePolicy: 'REJECT_DUPLICATE',
             args: [input],
             memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
-            typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
-            staticSummary: `POST ${new URL(task.callbackUrl).host}`,
+            typedSearchAttributes: taskSearchAttributes(input),
+            staticSummary: taskSummary(input),
           }),
         { sizeField: 'payload' },
       );
     } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || !idempotent) throw err;
       const existing = await this.calls.describe(id);
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
-      if (!isSameRequest(stored?.hash, task)) throw new IdempotencyConflictError(id);
+      if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
-    return { task: memo, created: true };
+    return { task: withDefaults(memo), created: true };
+  }
+
+  /**
+   * A new task with the original's input (read from its history, so an ended task with no worker
+   * running replays too), `replayOf` pointing back. The original is only read.
+   */
+  async replay(
+    originalId: string,
+    overrides: ReplayOverrides,
+    idempotency?: { caller: string; key: string },
+  ): Promise<{ task: TaskView; created: boolean }> {
+    const description = await this.calls.describe(originalId);
+    if (description.status.name === 'RUNNING') throw new TaskNotEndedError(originalId);
+    const original = await this.calls.rpc(() => readTaskInput(this.calls.client, originalId, description.runId), {
+      taskId: originalId,
+    });
+    const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
+    const input = replayInput(original, {
+      id,
+      createdAt: new Date().toISOString(),
+      policy: this.options.policy,
+      overrides,
+    });
+    return this.start(input, { replayOf: originalId, ...overrides }, idempotency !== undefined);
   }
 
   async get(id: string): Promise<TaskView> {
@@ -188,7 +219,11 @@ export class TaskService {
    * `askWorker`, or when no worker answers in time, it is what the server stores (memo and
    * pending attempt). A finished task's comes from its result, or its memo (task-views.ts).
    */
-  private async read(id: string, { askWorker }: { askWorker: boolean }): Promise<TaskView> {
+  private async read(id: string, options: { askWorker: boolean }): Promise<TaskView> {
+    return withDefaults(await this.readStored(id, options));
+  }
+
+  private async readStored(id: string, { askWorker }: { askWorker: boolean }): Promise<TaskState> {
     const description = await this.calls.describe(id);
     const memo = taskMemo(description);
     if (description.status.name === 'RUNNING') {
@@ -203,15 +238,16 @@ export class TaskService {
     return this.finalView(id, description, memo);
   }
 
-  async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
-    const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
-    if (query.status !== undefined) filters.push(statusFilter(query.status));
+  async list(query: { status?: TaskStatus; labels?: string[]; limit: number; cursor?: string }): Promise<TaskListPage> {
     const response = await this.calls
       .rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
           namespace: this.options.namespace,
           pageSize: query.limit,
-          query: filters.join(' AND '),
+          query: tasksQuery({
+            ...(query.status !== undefined ? { status: query.status } : {}),
+            ...(query.labels !== undefined ? { labels: query.labels } : {}),
+          }),
           nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
         }),
       )
@@ -221,7 +257,12 @@ export class TaskService {
         }
         throw err;
       });
-    const views = await Promise.all((response.executions ?? []).map(async (execution) => this.listedView(execution)));
+    const views = await Promise.all(
+      (response.executions ?? []).map(async (execution) => {
+        const view = await this.listedView(execution);
+        return view === undefined ? undefined : withDefaults(view);
+      }),
+    );
     const token = response.nextPageToken;
     return {
       tasks: views.filter(
@@ -231,7 +272,7 @@ export class TaskService {
     };
   }
 
-  private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskView | undefined> {
+  private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskState | undefined> {
     // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
     const memo = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
     if (memo === undefined) return undefined;
@@ -313,7 +354,7 @@ export class TaskService {
     return this.get(id);
   }
 
-  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskView> {
+  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskState> {
     const closed = closedExecutionStatus(description.raw.workflowExecutionInfo?.status);
     if (closed === 'Completed' || closed === 'Failed') {
       try {
@@ -321,7 +362,7 @@ export class TaskService {
       } catch (err) {
         const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === TASK_FAILED_ERROR_TYPE && cause.details?.[0]) {
-          return cause.details[0] as TaskView;
+          return cause.details[0] as TaskState;
         }
         if (!(err instanceof WorkflowFailedError)) throw err;
       }

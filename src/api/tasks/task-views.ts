@@ -23,7 +23,12 @@ type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
  * What the API shows: the workflow's state, with `status`, `attempts`, `nextAttemptAt` and
  * `lastError` refined from what only the server's pending-activity state knows.
  */
-export type TaskView = TaskState;
+export type TaskView = TaskState & { labels: string[] };
+
+/** Fields every view has even when the task's workflow never stored them (tasks from before they existed). */
+export function withDefaults(view: TaskState): TaskView {
+  return { ...view, labels: view.labels ?? [] };
+}
 
 /**
  * How a closed workflow ended, in the words of visibility's `ExecutionStatus` (the names the
@@ -46,9 +51,9 @@ export type ClosedExecutionStatus = 'Completed' | 'Failed' | 'Canceled' | 'Termi
 export function closedView(
   memo: TaskMemo,
   closed: { execution: ClosedExecutionStatus; closedAt: string | undefined; indexedStatus: string | undefined },
-): TaskView {
+): TaskState {
   const { execution, closedAt } = closed;
-  const view: TaskView = { ...memo };
+  const view: TaskState = { ...memo };
   const how = execution === 'TimedOut' ? 'timed_out' : execution === 'Canceled' ? 'cancelled' : 'terminated';
   const message = `the task's workflow was ${how.replace('_', ' ')} outside AsyncQueue`;
   if (view.webhook?.status === 'pending') view.webhook = { ...view.webhook, status: 'failed', error: message };
@@ -68,8 +73,8 @@ export function closedView(
  * whether the callback attempt has started (running) or waits for its retry (retrying), and how
  * many webhook attempts were made.
  */
-export function withPendingActivities(view: TaskView, pending: readonly PendingActivity[]): TaskView {
-  const refined: TaskView = { ...view };
+export function withPendingActivities(view: TaskState, pending: readonly PendingActivity[]): TaskState {
+  const refined: TaskState = { ...view };
   for (const activity of pending) {
     const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
     const attempt = activity.attempt ?? 1;
