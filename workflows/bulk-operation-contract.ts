@@ -90,6 +90,7 @@ export interface OperationPageRequest {
   action: BulkAction;
   policy: TaskPolicy;
   query?: string;
+  pageSize?: number;
   status?: TaskStatus;
   pageToken?: string;
   ids?: string[];

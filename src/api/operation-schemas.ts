@@ -55,18 +55,21 @@ const BulkAction = Type.Union([Type.Literal('cancel'), Type.Literal('replay')], 
   description: '`cancel` every matched task that has not ended; `replay` every matched task that has ended, once',
 });
 
-export const BulkBody = Type.Union(
-  [
-    Type.Object({ action: BulkAction, filter: BulkFilterSchema }, { additionalProperties: false }),
-    Type.Object(
-      {
-        action: BulkAction,
-        ids: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: MAX_BULK_IDS }),
-      },
-      { additionalProperties: false },
-    ),
-  ],
+/** One object, not a union: a 400 then names the field that is wrong, not a branch that did not match. */
+export const BulkBody = Type.Object(
   {
+    action: BulkAction,
+    filter: Type.Optional(BulkFilterSchema),
+    ids: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        minItems: 1,
+        maxItems: MAX_BULK_IDS,
+        description: `up to ${MAX_BULK_IDS} task ids; give either \`filter\` or \`ids\``,
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
     examples: [
       { action: 'replay', filter: { status: 'failed', label: 'customer:acme' } },
       { action: 'cancel', ids: ['0b9d6f4e-8a1c-4f0e-9d55-3f2b7f1e9c21'] },

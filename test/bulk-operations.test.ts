@@ -1,0 +1,182 @@
+/**
+ * Bulk actions: a cancel by label touches exactly the matching tasks (and sends their
+ * task.cancelled webhooks); a replay re-runs each task once, also when the API restarts while the
+ * operation runs; an ids list; a filter without criterion is a 400.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { buildApp } from '../src/api/app.js';
+import { Receiver, respondJson } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+import { terminateRunning, visibilityCaughtUp } from './support/cleanup.js';
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness();
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await terminateRunning(harness);
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+async function getJson(baseUrl: string, path: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${baseUrl}${path}`);
+  return { status: response.status, body: await response.json() };
+}
+
+/** Polls the operation until it has ended; its view. */
+async function operationEnded(id: string, baseUrl = harness.baseUrl): Promise<any> {
+  return eventually(
+    async () => {
+      const { status, body } = await getJson(baseUrl, `/v1/operations/${id}`);
+      assert.equal(status, 200, JSON.stringify(body));
+      return body.state === 'running' ? undefined : body;
+    },
+    { timeoutMs: 60_000, what: `operation ${id} to end` },
+  );
+}
+
+describe('bulk actions', () => {
+  it('refuses a filter without criterion, both or neither of filter and ids, and an unknown operation', async () => {
+    const empty = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', filter: {} });
+    assert.equal(empty.status, 400);
+    assert.match(empty.body.error.message, /^filter: /);
+    const neither = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel' });
+    assert.equal(neither.status, 400);
+    assert.match(neither.body.error.message, /^filter: /);
+    const both = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', filter: { label: 'x' }, ids: ['a'] });
+    assert.equal(both.status, 400);
+    const many = await harness.api('POST', '/v1/tasks/bulk', {
+      action: 'cancel',
+      ids: Array.from({ length: 1001 }, (_, i) => `t${i}`),
+    });
+    assert.equal(many.status, 400);
+    assert.match(many.body.error.message, /^ids: /);
+    const badLabel = await harness.api('POST', '/v1/tasks/bulk', { action: 'replay', filter: { label: 'no spaces' } });
+    assert.equal(badLabel.status, 400);
+    assert.match(badLabel.body.error.message, /^filter\.label/);
+    const unknown = await harness.api('GET', `/v1/operations/${randomUUID()}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error.code, 'operation_not_found');
+  });
+
+  it('cancel by label touches exactly the matching tasks and sends their task.cancelled webhooks', async () => {
+    const label = `bulk-cancel:${randomUUID().slice(0, 8)}`;
+    const hook = `/cancel-hook-${randomUUID()}`;
+    const matching = await Promise.all(
+      [1, 2, 3].map(() =>
+        harness.createTask({ callbackUrl: receiver.url('/never'), webhookUrl: receiver.url(hook), delay: 3600, labels: [label] }),
+      ),
+    );
+    const otherLabel = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600, labels: [`${label}-not`] });
+    const bothLabels = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600, labels: ['x', label] });
+    await visibilityCaughtUp(harness);
+
+    const response = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', filter: { label } });
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    assert.equal(response.body.state, 'running');
+    assert.equal(response.body.action, 'cancel');
+    assert.equal(response.headers.get('location'), `/v1/operations/${response.body.id}`);
+
+    const operation = await operationEnded(response.body.id);
+    assert.equal(operation.state, 'completed', JSON.stringify(operation));
+    assert.equal(operation.matched, 4);
+    assert.equal(operation.succeeded, 4);
+    assert.equal(operation.failed, 0);
+    assert.deepEqual(operation.filter, { label });
+    assert.ok(operation.endedAt !== null);
+
+    for (const id of [...matching, bothLabels]) {
+      const view = await harness.waitForEnd(id);
+      assert.equal(view.status, 'cancelled');
+      assert.equal(view.error.message, `cancelled by bulk operation ${operation.id}`);
+    }
+    assert.equal((await harness.task(otherLabel)).status, 'scheduled');
+    const hooks = await receiver.waitFor(hook, 3);
+    assert.deepEqual(
+      hooks
+        .map((request) => JSON.parse(request.body))
+        .map((event) => [event.type, event.taskId])
+        .sort(),
+      matching.map((id) => ['task.cancelled', id]).sort(),
+    );
+    assert.equal(receiver.requests.filter((request) => request.path === '/never').length, 0);
+  });
+
+  it('cancel by ids: unknown ids fail alone, ended ones are skipped, a repeated id counts once', async () => {
+    const running = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+    const ended = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+    assert.equal((await harness.api('POST', `/v1/tasks/${ended}/cancel`)).status, 202);
+    await harness.waitForEnd(ended);
+    const unknown = randomUUID();
+    const response = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', ids: [running, unknown, ended, running] });
+    assert.equal(response.status, 202);
+    const operation = await operationEnded(response.body.id);
+    assert.equal(operation.ids, 3);
+    assert.deepEqual(
+      [operation.matched, operation.succeeded, operation.failed, operation.skipped],
+      [3, 1, 1, 1],
+      JSON.stringify(operation),
+    );
+    assert.deepEqual(operation.errors, [{ taskId: unknown, code: 'task_not_found', message: `task ${unknown} not found` }]);
+    assert.equal((await harness.waitForEnd(running)).status, 'cancelled');
+  });
+
+  it('replay re-runs each matching task once, also when the API restarts while the operation runs', async () => {
+    const label = `bulk-replay:${randomUUID().slice(0, 8)}`;
+    const paths = [1, 2, 3].map((n) => `/replay-${n}-${randomUUID()}`);
+    for (const path of paths) {
+      receiver.script(path, respondJson(503, { error: 'bad deploy' }));
+      receiver.always(path, respondJson(200, { fixed: true }));
+    }
+    const originals = await Promise.all(
+      paths.map((path) => harness.createTask({ callbackUrl: receiver.url(path), retries: 0, labels: [label] })),
+    );
+    for (const id of originals) assert.equal((await harness.waitForEnd(id)).status, 'failed');
+    await visibilityCaughtUp(harness);
+
+    // No worker: the operation is accepted and waits; the API that accepted it goes away.
+    await harness.stopWorker();
+    const response = await harness.api('POST', '/v1/tasks/bulk', { action: 'replay', filter: { label, status: 'failed' } });
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    const operationId = response.body.id as string;
+    await harness.app.close();
+    const app = await buildApp({ config: harness.config, target: { embeddedAddress: await temporalAddress() }, logger: false });
+    try {
+      const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+      const waiting = await getJson(baseUrl, `/v1/operations/${operationId}`);
+      assert.equal(waiting.status, 200);
+      assert.equal(waiting.body.state, 'running');
+      await harness.startWorker();
+
+      const operation = await operationEnded(operationId, baseUrl);
+      assert.equal(operation.state, 'completed', JSON.stringify(operation));
+      assert.deepEqual([operation.matched, operation.succeeded, operation.failed], [3, 3, 0]);
+
+      // Each path: the original's attempt, then exactly one replay's.
+      for (const path of paths) await receiver.waitFor(path, 2);
+      const replays = await eventually(
+        async () => {
+          const { body } = await getJson(baseUrl, `/v1/tasks?label=${encodeURIComponent(label)}&status=succeeded&limit=100`);
+          return body.tasks.length >= 3 ? body.tasks : undefined;
+        },
+        { what: 'the replays to be listed' },
+      );
+      assert.deepEqual(replays.map((task: { replayOf: string }) => task.replayOf).sort(), [...originals].sort());
+      for (const id of originals) assert.equal((await getJson(baseUrl, `/v1/tasks/${id}`)).body.status, 'failed');
+      // Nothing replayed a replay, or a task twice, once everything is listed.
+      await visibilityCaughtUp(harness);
+      for (const path of paths) assert.equal(receiver.requests.filter((request) => request.path === path).length, 2);
+    } finally {
+      await app.close();
+    }
+  });
+});
