@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../src/api/app.js';
+import { AsyncQueue } from '../src/client/index.js';
+import { runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
@@ -130,6 +132,44 @@ describe('bulk actions', () => {
     assert.equal((await harness.waitForEnd(running)).status, 'cancelled');
   });
 
+  it('the SDK and the CLI: aq.tasks.bulk, aq.operations.get, aq.tasks.replay, tasks list --label', async () => {
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const label = `sdk:${randomUUID().slice(0, 8)}`;
+    const { id } = await aq.tasks.create({ callbackUrl: receiver.url('/never'), delay: 3600, labels: [label] });
+    const started = await aq.tasks.bulk({ action: 'cancel', ids: [id] });
+    assert.equal(started.state, 'running');
+    const operation = await eventually(async () => {
+      const read = await aq.operations.get(started.id);
+      return read.state === 'running' ? undefined : read;
+    });
+    assert.deepEqual([operation.state, operation.succeeded], ['completed', 1]);
+    await harness.waitForEnd(id);
+
+    const lines: string[] = [];
+    const out = { write: (text: string) => lines.push(text), error: (text: string) => lines.push(text) };
+    const env = { ASYNCQUEUE_URL: harness.baseUrl };
+    assert.equal(await runCli(['operations', 'get', started.id, '--json'], env, out), 0);
+    assert.equal(JSON.parse(lines.pop()!).succeeded, 1);
+
+    const replayed = await aq.tasks.replay(id, { delay: 3600 });
+    assert.equal(replayed.replayOf, id);
+    assert.equal(await runCli(['tasks', 'replay', id, '--delay', '3600', '--json'], env, out), 0);
+    assert.equal(JSON.parse(lines.pop()!).replayOf, id);
+    const listed = await eventually(async () => {
+      const page = await aq.tasks.list({ label: [label], status: 'scheduled' });
+      return page.tasks.length >= 2 ? page.tasks : undefined;
+    });
+    assert.ok(listed.every((task) => task.replayOf === id));
+    assert.equal(await runCli(['tasks', 'bulk', '--action', 'cancel', '--label', label, '--json'], env, out), 0);
+    const second = JSON.parse(lines.pop()!);
+    const ended = await eventually(async () => {
+      const read = await aq.operations.get(second.id);
+      return read.state === 'running' ? undefined : read;
+    });
+    assert.equal(ended.succeeded, 2, JSON.stringify(ended));
+  });
+
+  // Last: it closes the harness's app.
   it('replay re-runs each matching task once, also when the API restarts while the operation runs', async () => {
     const label = `bulk-replay:${randomUUID().slice(0, 8)}`;
     const paths = [1, 2, 3].map((n) => `/replay-${n}-${randomUUID()}`);

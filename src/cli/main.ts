@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait|replay|bulk` and `operations get` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -10,6 +10,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AsyncQueue, AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError, type Task } from '../client/index.js';
+import { OPERATION_USAGE, runOperationCommand } from './operation-commands.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
@@ -22,6 +23,7 @@ Commands:
   list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
+${OPERATION_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -69,6 +71,12 @@ export async function runCli(
         reason: { type: 'string' },
         'wait-timeout': { type: 'string' },
         interval: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        action: { type: 'string' },
+        id: { type: 'string', multiple: true },
+        'created-after': { type: 'string' },
+        'created-before': { type: 'string' },
+        'flow-control-key': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -91,6 +99,13 @@ export async function runCli(
   const show = (value: unknown, human: () => string): void => out.write(values.json ? JSON.stringify(value) : human());
 
   try {
+    const handled = await runOperationCommand(
+      { aq, values, show, usage: (message) => new UsageError(message), number: parseNumber },
+      group,
+      command,
+      id,
+    );
+    if (handled !== undefined) return handled;
     if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
@@ -122,6 +137,7 @@ export async function runCli(
       case 'list': {
         const params = {
           ...(values.status !== undefined ? { status: values.status as Task['status'] } : {}),
+          ...(values.label !== undefined ? { label: values.label } : {}),
           ...(values.limit !== undefined ? { limit: parseNumber('--limit', values.limit) } : {}),
           ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
         };

@@ -12,6 +12,13 @@ import type {
   TaskStatusSchema,
   TaskViewSchema,
 } from '../api/schemas.js';
+import type {
+  BulkBody,
+  CreatedOperationSchema,
+  OperationViewSchema,
+  ReplayTaskBody,
+  ReplayedTaskSchema,
+} from '../api/operation-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -19,6 +26,11 @@ export type Task = Static<typeof TaskViewSchema>;
 export type TaskStatus = Static<typeof TaskStatusSchema>;
 export type ListTasksParams = Static<typeof ListTasksQuery>;
 export type TaskPage = Static<typeof TaskListSchema>;
+export type ReplayOverrides = NonNullable<Static<typeof ReplayTaskBody>>;
+export type ReplayedTask = Static<typeof ReplayedTaskSchema>;
+export type BulkRequest = Static<typeof BulkBody>;
+export type CreatedOperation = Static<typeof CreatedOperationSchema>;
+export type Operation = Static<typeof OperationViewSchema>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {
