@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { Receiver, respondJson } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { terminateRunning } from './support/cleanup.js';
 
@@ -114,5 +115,28 @@ describe('replay', () => {
     } finally {
       await harness.startWorker();
     }
+  });
+
+  it('a failures page (?status=failed) shows each task its final error code and when it failed', async () => {
+    const label = `dlq:${randomUUID().slice(0, 8)}`;
+    const path = `/refuses-${randomUUID()}`;
+    receiver.always(path, respondJson(422, { error: 'unprocessable' }));
+    const id = await harness.createTask({ callbackUrl: receiver.url(path), labels: [label] });
+    const ended = await harness.waitForEnd(id);
+    const page = await eventually(
+      async () => {
+        const response = await harness.api('GET', `/v1/tasks?status=failed&label=${encodeURIComponent(label)}`);
+        return response.body.tasks.length > 0 ? response.body : undefined;
+      },
+      { what: 'the failed task to be listed' },
+    );
+    const [listed] = page.tasks;
+    assert.equal(listed.id, id);
+    assert.equal(listed.error.code, 'callback_http_status');
+    assert.equal(listed.error.statusCode, 422);
+    assert.equal(listed.endedAt, ended.endedAt);
+    assert.ok(Date.parse(listed.endedAt) >= Date.parse(listed.createdAt));
+    const running = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+    assert.equal((await harness.task(running)).endedAt, undefined);
   });
 });

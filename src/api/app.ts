@@ -109,17 +109,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   // A known path asked with a method it does not have (TRACE, DELETE, …) is a 405 naming the ones
   // it has (RFC 9110), not a 404: the router alone cannot tell the two apart.
-  const routes: Array<{ path: RegExp; methods: string[] }> = [];
+  const routes: Array<{ path: RegExp; methods: string[]; fixed: boolean }> = [];
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    routes.push({ path: routePattern(route.url), methods });
+    routes.push({ path: routePattern(route.url), methods, fixed: !/[:*]/.test(route.url) });
   });
   // Answered on arrival, before a body is read: a QUERY without Content-Type or a TRACE with an odd
   // one is still a 405, not a 400 or 415 about a body no route would take.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.is404) return;
     const path = request.url.split('?', 1)[0] ?? '';
-    const allowed = [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
+    // A fixed path (/v1/tasks/bulk) names a resource of its own, not a value of /v1/tasks/:id.
+    const matching = routes.filter((route) => route.path.test(path));
+    const fixed = matching.filter((route) => route.fixed);
+    const allowed = [...new Set((fixed.length > 0 ? fixed : matching).flatMap((route) => route.methods))];
     if (allowed.length === 0 || allowed.includes(request.method)) return;
     return reply
       .code(405)
@@ -281,6 +284,8 @@ function validationMessage(issue: ValidationIssue, part: string | undefined): st
   if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
     return `${field}: ${custom}`;
   }
+  // Fields that exclude each other (a bulk request's filter and ids) say so in their schema's words.
+  if (issue.keyword === 'oneOf' && typeof custom === 'string') return `${field !== '' ? field : (part ?? 'body')}: ${custom}`;
   const within = (name: string) => (field === '' ? name : `${field}.${name}`);
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
     return `${within(issue.params.missingProperty)}: is required`;

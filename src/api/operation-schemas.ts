@@ -46,6 +46,7 @@ export const BulkFilterSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    minProperties: 1,
     description: 'every criterion given must hold; at least one is required',
   },
 );
@@ -70,6 +71,9 @@ export const BulkBody = Type.Object(
   },
   {
     additionalProperties: false,
+    // Exactly one of the two: a 400 for both or neither, as the document says.
+    oneOf: [{ required: ['filter'] }, { required: ['ids'] }],
+    errorMessage: 'give either filter or ids, not both',
     examples: [
       { action: 'replay', filter: { status: 'failed', label: 'customer:acme' } },
       { action: 'cancel', ids: ['0b9d6f4e-8a1c-4f0e-9d55-3f2b7f1e9c21'] },

@@ -198,6 +198,9 @@ export const TaskViewSchema = Type.Object(
     delay: Type.Integer(),
     createdAt: Type.String(),
     updatedAt: Type.String(),
+    endedAt: Type.Optional(
+      Type.String({ description: 'once the task has ended: when it reached its final status (when it failed, for `failed`)' }),
+    ),
     attempts: Type.Integer({ description: 'callback attempts started' }),
     labels: Type.Array(Type.String(), { description: "the task's labels, [] when it has none" }),
     replayOf: Type.Optional(Type.String({ description: 'the task this one replays' })),
@@ -227,6 +230,7 @@ export const TaskViewSchema = Type.Object(
         delay: 0,
         createdAt: '2026-11-28T10:00:00.000Z',
         updatedAt: '2026-11-28T10:00:42.000Z',
+        endedAt: '2026-11-28T10:00:42.000Z',
         attempts: 1,
         labels: ['customer:acme', 'report'],
         result: { jobId: '5f1c2a', reportUrl: 'https://files.your-app.com/5f1c2a.pdf', pageCount: 12 },

@@ -223,7 +223,9 @@ function parseHeaders(lines: string[]): Record<string, string> {
 }
 
 function listLine(task: Task): string {
-  return `${task.id}\t${task.status.padEnd(9)}\t${task.createdAt}\t${task.callbackUrl}`;
+  const line = `${task.id}\t${task.status.padEnd(9)}\t${task.createdAt}\t${task.callbackUrl}`;
+  // The failures page at a glance: why and when each one ended.
+  return task.error !== undefined ? `${line}\t${task.error.code}\t${task.endedAt ?? task.updatedAt}` : line;
 }
 
 function describeTask(task: Task): string {

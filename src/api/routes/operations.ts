@@ -34,6 +34,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { action, filter, ids } = request.body;
+      // The schema's oneOf refuses both and neither already; kept so the types know which one it is.
       if ((filter === undefined) === (ids === undefined)) {
         throw new ValidationError(
           filter === undefined ? 'filter' : 'ids',

@@ -23,11 +23,17 @@ type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
  * What the API shows: the workflow's state, with `status`, `attempts`, `nextAttemptAt` and
  * `lastError` refined from what only the server's pending-activity state knows.
  */
-export type TaskView = TaskState & { labels: string[] };
+export type TaskView = TaskState & { labels: string[]; endedAt?: string };
 
-/** Fields every view has even when the task's workflow never stored them (tasks from before they existed). */
+/**
+ * Fields every view has even when the task's workflow never stored them (tasks from before they
+ * existed), and `endedAt`: the workflow stamps `updatedAt` at each status change and never after
+ * the final one (the webhook's delivery has its own `deliveredAt`), so an ended task's
+ * `updatedAt` is when it ended. Derived here, so the failures page (`?status=failed`) shows
+ * when each task failed without one more memo field or visibility write per task.
+ */
 export function withDefaults(view: TaskState): TaskView {
-  return { ...view, labels: view.labels ?? [] };
+  return { ...view, labels: view.labels ?? [], ...(isTerminal(view.status) ? { endedAt: view.updatedAt } : {}) };
 }
 
 /**
