@@ -8,6 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../src/api/app.js';
 import { AsyncQueue } from '../src/client/index.js';
+import { tasksQuery } from '../src/api/tasks/list-query.js';
+import { OPERATION_MEMO_KEY, workflowIdForOperation } from '../workflows/bulk-operation-contract.js';
+import { bulkOperationWorkflow } from '../workflows/bulk-operation-workflow.js';
 import { runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
@@ -167,6 +170,52 @@ describe('bulk actions', () => {
       return read.state === 'running' ? undefined : read;
     });
     assert.equal(ended.succeeded, 2, JSON.stringify(ended));
+  });
+
+  it('continues as new, carrying its progress, and pages through tasks that close as it cancels them', async () => {
+    const label = `bulk-can:${randomUUID().slice(0, 8)}`;
+    const ids = await Promise.all(
+      [1, 2, 3].map(() => harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600, labels: [label] })),
+    );
+    await visibilityCaughtUp(harness);
+    const operationId = randomUUID();
+    const createdAt = new Date().toISOString();
+    // Started directly, with the test-only knobs: one task per page, one page per run.
+    const handle = await harness.client.workflow.start(bulkOperationWorkflow, {
+      taskQueue: harness.config.taskQueue,
+      workflowId: workflowIdForOperation(operationId),
+      args: [
+        {
+          id: operationId,
+          action: 'cancel',
+          createdAt,
+          policy: harness.config.policy,
+          filter: { label },
+          query: `${tasksQuery({ labels: [label], createdBefore: createdAt })} AND ExecutionStatus = 'Running'`,
+          pageSize: 1,
+          pagesPerRun: 1,
+        },
+      ],
+      memo: {
+        [OPERATION_MEMO_KEY]: {
+          id: operationId,
+          action: 'cancel',
+          state: 'running',
+          createdAt,
+          endedAt: null,
+          matched: 0,
+          succeeded: 0,
+          failed: 0,
+          skipped: 0,
+          errors: [],
+        },
+      },
+    });
+    const operation = await operationEnded(operationId);
+    assert.deepEqual([operation.state, operation.matched, operation.succeeded], ['completed', 3, 3], JSON.stringify(operation));
+    const description = await harness.client.workflow.getHandle(workflowIdForOperation(operationId)).describe();
+    assert.notEqual(description.runId, handle.firstExecutionRunId, 'it continued as new');
+    for (const id of ids) assert.equal((await harness.waitForEnd(id)).status, 'cancelled');
   });
 
   // Last: it closes the harness's app.

@@ -68,6 +68,9 @@ export interface BulkOperationInput {
   /** The retry policy replays get: the deployment's, as the API that accepted the operation had it. */
   policy: TaskPolicy;
   progress?: OperationProgress;
+  /** Tests only (the API never sets them): smaller pages and runs, to reach continue-as-new with a few tasks. */
+  pageSize?: number;
+  pagesPerRun?: number;
 }
 
 /** What `GET /v1/operations/{id}` shows; the query returns it and the memo holds it. */

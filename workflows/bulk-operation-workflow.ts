@@ -60,7 +60,7 @@ export async function bulkOperationWorkflow(input: BulkOperationInput): Promise<
   let offset = progress.offset ?? 0;
   try {
     for (let pages = 0; ; pages++) {
-      if (pages >= PAGES_PER_RUN || workflowInfo().continueAsNewSuggested) {
+      if (pages >= (input.pagesPerRun ?? PAGES_PER_RUN) || workflowInfo().continueAsNewSuggested) {
         const carried: OperationProgress = {
           matched: state.matched,
           succeeded: state.succeeded,
@@ -72,7 +72,8 @@ export async function bulkOperationWorkflow(input: BulkOperationInput): Promise<
         };
         await continueAsNew<typeof bulkOperationWorkflow>({ ...input, progress: carried });
       }
-      const ids = input.ids?.slice(offset, offset + OPERATION_PAGE_SIZE);
+      const pageSize = input.pageSize ?? OPERATION_PAGE_SIZE;
+      const ids = input.ids?.slice(offset, offset + pageSize);
       const page = await processOperationPage({
         operationId: input.id,
         action: input.action,
@@ -82,7 +83,7 @@ export async function bulkOperationWorkflow(input: BulkOperationInput): Promise<
           ? { ids }
           : {
               query: input.query ?? '',
-              pageSize: OPERATION_PAGE_SIZE,
+              pageSize,
               ...(pageToken !== undefined ? { pageToken } : {}),
             }),
       });
