@@ -11,6 +11,8 @@ import { AsyncQueue } from '../src/client/index.js';
 import { tasksQuery } from '../src/api/tasks/list-query.js';
 import { OPERATION_MEMO_KEY, workflowIdForOperation } from '../workflows/bulk-operation-contract.js';
 import { bulkOperationWorkflow } from '../workflows/bulk-operation-workflow.js';
+import { TASK_MEMO_KEY, TASK_WORKFLOW_TYPE, workflowIdForTask, type TaskInput } from '../workflows/task-contract.js';
+import { initialMemo, taskSearchAttributes } from '../workflows/task-start.js';
 import { runCli } from '../src/cli/main.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
@@ -216,6 +218,42 @@ describe('bulk actions', () => {
     const description = await harness.client.workflow.getHandle(workflowIdForOperation(operationId)).describe();
     assert.notEqual(description.runId, handle.firstExecutionRunId, 'it continued as new');
     for (const id of ids) assert.equal((await harness.waitForEnd(id)).status, 'cancelled');
+  });
+
+  it('cancel by flowControlKey, a key with a quote included (FlowControlKey set at start from the input)', async () => {
+    const key = `tenant's:${randomUUID().slice(0, 8)}`;
+    // Flow control is another feature's: a task whose input carries flowControl.key, started as the API starts tasks.
+    const input: TaskInput = {
+      id: randomUUID(),
+      callbackUrl: receiver.url('/never'),
+      payload: {},
+      webhookUrl: null,
+      retries: 0,
+      timeoutSeconds: 5,
+      delaySeconds: 3600,
+      headers: {},
+      createdAt: new Date().toISOString(),
+      policy: harness.config.policy,
+      ...({ flowControl: { key, parallelism: 1 } } as object),
+    };
+    await harness.client.workflow.start(TASK_WORKFLOW_TYPE, {
+      taskQueue: harness.config.taskQueue,
+      workflowId: workflowIdForTask(input.id),
+      args: [input],
+      memo: { [TASK_MEMO_KEY]: initialMemo(input) },
+      typedSearchAttributes: taskSearchAttributes(input),
+    });
+    const other = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+    const refused = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', filter: { flowControlKey: 'a"b' } });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error.message, /^filter\.flowControlKey: /);
+    await visibilityCaughtUp(harness);
+    const response = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', filter: { flowControlKey: key } });
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    const operation = await operationEnded(response.body.id);
+    assert.deepEqual([operation.state, operation.matched, operation.succeeded], ['completed', 1, 1], JSON.stringify(operation));
+    assert.equal((await harness.waitForEnd(input.id)).status, 'cancelled');
+    assert.equal((await harness.task(other)).status, 'scheduled');
   });
 
   // Last: it closes the harness's app.

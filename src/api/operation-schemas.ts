@@ -42,7 +42,16 @@ export const BulkFilterSchema = Type.Object(
     ),
     createdAfter: Type.Optional(Timestamp('tasks created at or after this time')),
     createdBefore: Type.Optional(Timestamp('tasks created before this time')),
-    flowControlKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' })),
+    flowControlKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        // Visible ASCII but `"` and `\\`, which Temporal's visibility queries cannot match (list-query.ts).
+        pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$',
+        description: 'the flow-control key; a key holding `"` or `\\` cannot be selected by a filter (list them by ids)',
+        errorMessage: 'must be 1–128 visible ASCII characters other than " and \\',
+      }),
+    ),
   },
   {
     additionalProperties: false,
