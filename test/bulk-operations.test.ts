@@ -256,6 +256,32 @@ describe('bulk actions', () => {
     assert.equal((await harness.task(other)).status, 'scheduled');
   });
 
+  it('a page handled twice (as after a worker crash) replays each task once: replay ids derive from operation and task', async () => {
+    const path = `/twice-${randomUUID()}`;
+    receiver.script(path, respondJson(500, {}));
+    receiver.always(path, respondJson(200, { fixed: true }));
+    const original = await harness.createTask({ callbackUrl: receiver.url(path), retries: 0 });
+    assert.equal((await harness.waitForEnd(original)).status, 'failed');
+    const operationId = randomUUID();
+    const createdAt = new Date().toISOString();
+    // The same operation's page run by two workflow executions: the second is what a retried activity does.
+    for (const run of ['first', 'again']) {
+      const result = await harness.client.workflow.execute(bulkOperationWorkflow, {
+        taskQueue: harness.config.taskQueue,
+        workflowId: `${workflowIdForOperation(operationId)}-${run}`,
+        args: [{ id: operationId, action: 'replay', createdAt, policy: harness.config.policy, ids: [original] }],
+      });
+      assert.deepEqual([result.state, result.matched, result.succeeded], ['completed', 1, 1], JSON.stringify(result));
+    }
+    await receiver.waitFor(path, 2);
+    await visibilityCaughtUp(harness);
+    const replays = await harness.client.workflow.count(
+      `WorkflowId STARTS_WITH 'task-' AND TaskQueue = '${harness.config.taskQueue}' AND StartTime > '${createdAt}'`,
+    );
+    assert.equal(replays.count, 1);
+    assert.equal(receiver.requests.filter((request) => request.path === path).length, 2);
+  });
+
   // Last: it closes the harness's app.
   it('replay re-runs each matching task once, also when the API restarts while the operation runs', async () => {
     const label = `bulk-replay:${randomUUID().slice(0, 8)}`;
