@@ -29,6 +29,7 @@ import {
   type WebhookOutcome,
   type WebhookRequest,
 } from '../workflows/task-contract.js';
+import { createBulkOperationActivities } from './bulk-operation.js';
 import { DestinationBlockedError } from './errors.js';
 import {
   NetworkError,
@@ -243,6 +244,9 @@ export function createActivities(deps: ActivityDependencies) {
     async abortHeldCall(request: HeldCallRequest): Promise<number> {
       return deps.heldCalls.abort(request.taskId);
     },
+
+    // Bulk operations (bulk-operation.ts), through the worker's own client (Context.current().client).
+    ...createBulkOperationActivities(),
   };
 }
 

@@ -348,7 +348,11 @@ function matches(outcome: Outcome, reply: Reply): boolean {
   if ('code' in outcome) return reply.body.error.code === outcome.code;
   if ('field' in outcome) {
     const message: string = reply.body.error.message;
-    return message.startsWith(`${outcome.field}:`) || (outcome.nested === true && message.startsWith(`${outcome.field}.`));
+    return (
+      message.startsWith(`${outcome.field}:`) ||
+      // A field inside it: `headers.x-trace`, or an array item, `labels[2]`.
+      (outcome.nested === true && (message.startsWith(`${outcome.field}.`) || message.startsWith(`${outcome.field}[`)))
+    );
   }
   return true;
 }
@@ -723,7 +727,8 @@ function listCase(what: string, params: Array<[string, string]>, expect: Outcome
 const paramsOf = (query: Record<string, unknown>): Array<[string, string]> =>
   Object.entries(query)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [k, String(v)]);
+    // An array (`label`) is the parameter repeated, as browsers and the SDK send it.
+    .flatMap(([k, v]): Array<[string, string]> => (Array.isArray(v) ? v.map((item) => [k, String(item)]) : [[k, String(v)]]));
 
 /** Cursors derived from a real one (`real`, as issued by the API), changed in one way or another. */
 function tamperedCursors(real: Buffer): fc.Arbitrary<[string, string]> {

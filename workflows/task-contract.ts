@@ -34,7 +34,28 @@ export function indexedTaskStatus(status: TaskStatus): string {
  */
 export const CANCELLING_INDEXED_STATUS = 'cancelling';
 
-export const SEARCH_ATTRIBUTES = [{ name: 'TaskStatus', type: 'Keyword' }] as const;
+/**
+ * `TaskLabels` search attribute (KeywordList): the task's `labels`, set when its workflow starts and
+ * never changed, so the list, bulk actions and the Temporal UI filter on them (`TaskLabels = 'x'`
+ * matches tasks carrying label `x`).
+ */
+export const TASK_LABELS_SEARCH_ATTRIBUTE = defineSearchAttributeKey('TaskLabels', 'KEYWORD_LIST');
+/**
+ * `FlowControlKey` search attribute (Keyword): the task's `flowControl.key`, set when its workflow
+ * starts, so bulk actions can select a key's tasks.
+ */
+export const FLOW_CONTROL_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey('FlowControlKey', 'KEYWORD');
+
+/** Every search attribute the namespace must have (dev server boot, cluster setup, API and worker boot). */
+export const SEARCH_ATTRIBUTES = [
+  { name: 'TaskStatus', type: 'Keyword' },
+  { name: 'TaskLabels', type: 'KeywordList' },
+  { name: 'FlowControlKey', type: 'Keyword' },
+] as const;
+
+/** Labels: at most this many per task, each 1–64 of `A-Z a-z 0-9 . _ : = / -`. */
+export const MAX_LABELS = 10;
+export const LABEL_PATTERN = '^[A-Za-z0-9._:=/-]{1,64}$';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -65,6 +86,10 @@ export interface TaskInput {
   headers: Record<string, string>;
   createdAt: string;
   policy: TaskPolicy;
+  /** Absent on tasks created before labels existed: none. */
+  labels?: string[];
+  /** The task this one replays (`POST /v1/tasks/{id}/replay`). */
+  replayOf?: string;
   /**
    * Tasks created before tokens were derived (activities/task-token.ts) carried their token here,
    * in clear in the history. No longer set, and ignored: the worker derives every task's token.
@@ -119,6 +144,9 @@ export interface TaskState {
   createdAt: string;
   updatedAt: string;
   attempts: number;
+  /** Set when the task has labels; the API shows `[]` otherwise. */
+  labels?: string[];
+  replayOf?: string;
   result?: JsonValue;
   error?: TaskError;
   webhook?: WebhookState;

@@ -69,6 +69,9 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     createdAt: input.createdAt,
     updatedAt: input.createdAt,
     attempts: 0,
+    // Only when set: older histories' state (and so their memo and result) stays as it was.
+    ...(input.labels !== undefined && input.labels.length > 0 ? { labels: input.labels } : {}),
+    ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
     ...(input.webhookUrl ? { webhook: { status: 'pending' as const, attempts: 0 } } : {}),
   };
 

@@ -38,17 +38,26 @@ export function validationMessage(issue: ValidationIssue, part: string | undefin
     path[0] = path[0].replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
   }
   if (issue.propertyName !== undefined) path.push(issue.propertyName);
+  // An array item as people write it: labels[2], not labels.2.
+  const field = path.reduce(
+    (joined, segment) =>
+      /^\d+$/.test(segment) && joined !== '' ? `${joined}[${segment}]` : joined === '' ? segment : `${joined}.${segment}`,
+    '',
+  );
   // A pattern says what it wants better in the schema's words than as a regular expression.
   const custom = issue.parentSchema?.errorMessage;
   if (CUSTOM_MESSAGE_KEYWORDS.has(issue.keyword) && typeof custom === 'string' && path.length > 0) {
-    return `${path.join('.')}: ${custom}`;
+    return `${field}: ${custom}`;
   }
+  // Fields that exclude each other (a bulk request's filter and ids) say so in their schema's words.
+  if (issue.keyword === 'oneOf' && typeof custom === 'string') return `${field !== '' ? field : (part ?? 'body')}: ${custom}`;
+  const within = (name: string): string => (field === '' ? name : `${field}.${name}`);
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
-    return `${[...path, issue.params.missingProperty].join('.')}: is required`;
+    return `${within(issue.params.missingProperty)}: is required`;
   }
   if (issue.keyword === 'additionalProperties' && typeof issue.params.additionalProperty === 'string') {
-    return `${[...path, issue.params.additionalProperty].join('.')}: is not a known field`;
+    return `${within(issue.params.additionalProperty)}: is not a known field`;
   }
-  const field = path.length > 0 ? path.join('.') : part === 'querystring' ? 'query' : (part ?? 'body');
-  return `${field}: ${issue.message ?? 'is invalid'}`;
+  const named = field !== '' ? field : part === 'querystring' ? 'query' : (part ?? 'body');
+  return `${named}: ${issue.message ?? 'is invalid'}`;
 }

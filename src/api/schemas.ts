@@ -5,6 +5,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import type { TaskStatus } from '../../workflows/task-status.js';
 import type { CallbackMethod } from '../../workflows/callback-method.js';
+import { LABEL_PATTERN, MAX_LABELS } from '../../workflows/task-contract.js';
 
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -130,6 +131,17 @@ export const BODILESS_METHOD_RULE = {
   },
 };
 
+export const LabelSchema = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: LABEL_PATTERN,
+  ...says('must be 1–64 characters of A-Z a-z 0-9 . _ : = / -'),
+});
+const LabelsSchema = Type.Array(LabelSchema, {
+  maxItems: MAX_LABELS,
+  description: `at most ${MAX_LABELS} labels, each 1–64 of \`A-Z a-z 0-9 . _ : = / -\`: shown in the view, filterable in lists (\`label\`) and bulk actions, and the \`TaskLabels\` search attribute in the Temporal UI`,
+});
+
 export const CreateTaskBody = Type.Object(
   {
     callbackUrl: HttpUrl,
@@ -147,6 +159,7 @@ export const CreateTaskBody = Type.Object(
         description: 'extra headers for the callback request; each name at most once, in any case',
       }),
     ),
+    labels: Type.Optional(LabelsSchema),
   },
   {
     additionalProperties: false,
@@ -228,7 +241,12 @@ export const TaskViewSchema = Type.Object(
     delay: Type.Integer(),
     createdAt: Type.String(),
     updatedAt: Type.String(),
+    endedAt: Type.Optional(
+      Type.String({ description: 'once the task has ended: when it reached its final status (when it failed, for `failed`)' }),
+    ),
     attempts: Type.Integer({ description: 'callback attempts started' }),
+    labels: Type.Array(Type.String(), { description: "the task's labels, [] when it has none" }),
+    replayOf: Type.Optional(Type.String({ description: 'the task this one replays' })),
     result: Type.Optional(Type.Unknown({ description: "when succeeded: the callback's response body" })),
     error: Type.Optional(TaskErrorSchema),
     webhook: Type.Optional(WebhookStateSchema),
@@ -256,7 +274,9 @@ export const TaskViewSchema = Type.Object(
         delay: 0,
         createdAt: '2026-11-28T10:00:00.000Z',
         updatedAt: '2026-11-28T10:00:42.000Z',
+        endedAt: '2026-11-28T10:00:42.000Z',
         attempts: 1,
+        labels: ['customer:acme', 'report'],
         result: { jobId: '5f1c2a', reportUrl: 'https://files.your-app.com/5f1c2a.pdf', pageCount: 12 },
         webhook: { status: 'delivered', attempts: 1, statusCode: 200, deliveredAt: '2026-11-28T10:00:42.300Z' },
       },
@@ -277,6 +297,12 @@ export const TaskParams = Type.Object({
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
+    label: Type.Optional(
+      Type.Array(LabelSchema, {
+        maxItems: MAX_LABELS,
+        description: 'tasks carrying this label; repeat it (`label=a&label=b`) for tasks carrying all of them',
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
     cursor: Type.Optional(
       Type.String({

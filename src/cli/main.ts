@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait|replay|bulk` and `operations get` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -17,6 +17,7 @@ import {
   type CreateTaskInput,
   type Task,
 } from '../client/index.js';
+import { OPERATION_USAGE, runOperationCommand } from './operation-commands.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
@@ -29,6 +30,7 @@ Commands:
   list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
+${OPERATION_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -77,6 +79,12 @@ export async function runCli(
         reason: { type: 'string' },
         'wait-timeout': { type: 'string' },
         interval: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        action: { type: 'string' },
+        id: { type: 'string', multiple: true },
+        'created-after': { type: 'string' },
+        'created-before': { type: 'string' },
+        'flow-control-key': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -99,6 +107,13 @@ export async function runCli(
   const show = (value: unknown, human: () => string): void => out.write(values.json ? JSON.stringify(value) : human());
 
   try {
+    const handled = await runOperationCommand(
+      { aq, values, show, usage: (message) => new UsageError(message), number: parseNumber },
+      group,
+      command,
+      id,
+    );
+    if (handled !== undefined) return handled;
     if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
@@ -132,6 +147,7 @@ export async function runCli(
       case 'list': {
         const params = {
           ...(values.status !== undefined ? { status: values.status as Task['status'] } : {}),
+          ...(values.label !== undefined ? { label: values.label } : {}),
           ...(values.limit !== undefined ? { limit: parseNumber('--limit', values.limit) } : {}),
           ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
         };
@@ -217,7 +233,9 @@ function parseHeaders(lines: string[]): Record<string, string> {
 }
 
 function listLine(task: Task): string {
-  return `${task.id}\t${task.status.padEnd(9)}\t${task.createdAt}\t${task.callbackUrl}`;
+  const line = `${task.id}\t${task.status.padEnd(9)}\t${task.createdAt}\t${task.callbackUrl}`;
+  // The failures page at a glance: why and when each one ended.
+  return task.error !== undefined ? `${line}\t${task.error.code}\t${task.endedAt ?? task.updatedAt}` : line;
 }
 
 function describeTask(task: Task): string {

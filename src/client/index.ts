@@ -15,7 +15,12 @@ import {
   type BatchTaskInput,
   type CreateTaskInput,
   type CreatedTask,
+  type BulkRequest,
+  type CreatedOperation,
   type ListTasksParams,
+  type Operation,
+  type ReplayOverrides,
+  type ReplayedTask,
   type Task,
   type TaskPage,
 } from './types.js';
@@ -66,9 +71,22 @@ export interface WaitOptions {
 
 export class AsyncQueue {
   readonly tasks: Tasks;
+  /** Bulk operations started with `aq.tasks.bulk`. */
+  readonly operations: Operations;
 
   constructor(options: AsyncQueueOptions) {
-    this.tasks = new Tasks(new HttpClient(options));
+    const http = new HttpClient(options);
+    this.tasks = new Tasks(http);
+    this.operations = new Operations(http);
+  }
+}
+
+class Operations {
+  constructor(private readonly http: HttpClient) {}
+
+  /** A bulk operation's progress: counts, first errors, `state` running until it has ended. */
+  get(id: string): Promise<Operation> {
+    return this.http.request<Operation>('GET', `/v1/operations/${encodeURIComponent(id)}`, { retry: true });
   }
 }
 
@@ -113,6 +131,7 @@ class Tasks {
     return new TaskListing((cursor) => {
       const query = new URLSearchParams();
       if (params.status !== undefined) query.set('status', params.status);
+      for (const label of params.label ?? []) query.append('label', label);
       if (params.limit !== undefined) query.set('limit', String(params.limit));
       const pageCursor = cursor ?? params.cursor;
       if (pageCursor !== undefined) query.set('cursor', pageCursor);
@@ -127,6 +146,31 @@ class Tasks {
       body: options.reason !== undefined ? { reason: options.reason } : {},
       retry: true, // repeating a cancel is harmless: the workflow takes the first one
     });
+  }
+
+  /**
+   * A new task with the ended task's callback, payload, headers, webhook and labels (and its other
+   * fields), `replayOf` pointing back; `delay`, `retries` and `timeout` may be overridden.
+   * AsyncQueueApiError 409 while the task has not ended.
+   */
+  async replay(id: string, overrides: ReplayOverrides = {}, options: CreateOptions = {}): Promise<ReplayedTask> {
+    const headers: Record<string, string> = {};
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    const replayed = await this.http.request<ReplayedTask & Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/replay`, {
+      body: overrides,
+      headers,
+      retry: options.idempotencyKey !== undefined,
+    });
+    return { id: replayed.id, status: replayed.status, createdAt: replayed.createdAt, replayOf: replayed.replayOf ?? id };
+  }
+
+  /**
+   * Cancels or replays many tasks: `{ action, filter: { status?, label?, createdAfter?, createdBefore?,
+   * flowControlKey? } }` or `{ action, ids }`. Answers at once; follow it with `aq.operations.get(id)`.
+   */
+  bulk(request: BulkRequest): Promise<CreatedOperation> {
+    // Not retried: a repeat would start a second operation (a second replay of each task).
+    return this.http.request<CreatedOperation>('POST', '/v1/tasks/bulk', { body: request, retry: false });
   }
 
   /**

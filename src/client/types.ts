@@ -13,6 +13,13 @@ import type {
   TaskViewSchema,
 } from '../api/schemas.js';
 import type { BatchCreatedSchema, BatchTaskSchema } from '../api/batch/batch-schemas.js';
+import type {
+  BulkBody,
+  CreatedOperationSchema,
+  OperationViewSchema,
+  ReplayTaskBody,
+  ReplayedTaskSchema,
+} from '../api/operation-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -24,6 +31,11 @@ export type TaskPage = Static<typeof TaskListSchema>;
 export type BatchTaskInput = Static<typeof BatchTaskSchema>;
 /** One entry's outcome: 202 created, 200 an idempotent repeat (with `task`), or an error status with `error`. */
 export type BatchResult = Static<typeof BatchCreatedSchema>['results'][number];
+export type ReplayOverrides = NonNullable<Static<typeof ReplayTaskBody>>;
+export type ReplayedTask = Static<typeof ReplayedTaskSchema>;
+export type BulkRequest = Static<typeof BulkBody>;
+export type CreatedOperation = Static<typeof CreatedOperationSchema>;
+export type Operation = Static<typeof OperationViewSchema>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {

@@ -41,6 +41,15 @@ export class TaskAlreadyEndedError extends AsyncQueueError {
   }
 }
 
+/** A replay of a task that is still running: only an ended task can be replayed. */
+export class TaskNotEndedError extends AsyncQueueError {
+  readonly code = 'task_not_ended';
+  override readonly statusCode = 409;
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} has not ended; replay it once it has (or cancel it first)`);
+  }
+}
+
 /** `/complete` or `/fail` for a task whose callback attempt is not in progress. */
 export class NotAwaitingCompletionError extends AsyncQueueError {
   readonly code = 'not_awaiting_completion';

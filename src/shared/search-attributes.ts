@@ -10,6 +10,12 @@ import { AsyncQueueError } from './errors.js';
 
 const { IndexedValueType } = proto.temporal.api.enums.v1;
 
+/** The server's type for each type name SEARCH_ATTRIBUTES uses (the CLI's and the UI's names). */
+const INDEXED_VALUE_TYPES: Record<(typeof SEARCH_ATTRIBUTES)[number]['type'], proto.temporal.api.enums.v1.IndexedValueType> = {
+  Keyword: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  KeywordList: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+};
+
 export class SearchAttributesMissingError extends AsyncQueueError {
   readonly code = 'search_attributes_missing';
 }
@@ -22,9 +28,7 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
   try {
     await connection.operatorService.addSearchAttributes({
       namespace,
-      searchAttributes: Object.fromEntries(
-        missing.map((attribute) => [attribute.name, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
-      ),
+      searchAttributes: Object.fromEntries(missing.map((attribute) => [attribute.name, INDEXED_VALUE_TYPES[attribute.type]])),
     });
   } catch (err) {
     const commands = missing

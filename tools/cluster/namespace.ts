@@ -1,6 +1,7 @@
 /**
- * The namespace AsyncQueue runs in, with its retention, and the TaskStatus search attribute (added
- * the way the API and the worker add it at boot, src/search-attributes.ts). A cluster caches
+ * The namespace AsyncQueue runs in, with its retention, and the search attributes (TaskStatus,
+ * TaskLabels, FlowControlKey: SEARCH_ATTRIBUTES, added the way the API and the worker add them at
+ * boot, src/shared/search-attributes.ts). A cluster caches
  * namespaces and search attributes per service for a few seconds, so "registered" is not yet
  * "usable": the setup ends with a workflow started with TaskStatus set and found by a TaskStatus
  * query, which is the first thing a task does.
@@ -25,7 +26,7 @@ export async function setUpNamespace(
   try {
     await registerNamespace(connection, namespace, retentionDays, log);
     await waitFor(
-      `namespace ${namespace} did not get the TaskStatus search attribute`,
+      `namespace ${namespace} did not get its search attributes`,
       async () => {
         const added = await ensureSearchAttributes(connection, namespace);
         if (added.length > 0) log(`added search attribute ${added.join(', ')} to ${namespace}`);

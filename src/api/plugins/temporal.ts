@@ -7,11 +7,13 @@ import fp from 'fastify-plugin';
 import { Client } from '@temporalio/client';
 import type { Config } from '../../shared/config.js';
 import { TaskService } from '../tasks/task-service.js';
+import { OperationService } from '../operations/operation-service.js';
 import { lazyClientConnection, type TemporalTarget } from '../../shared/temporal-connection.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     tasks: TaskService;
+    operations: OperationService;
   }
 }
 
@@ -42,7 +44,18 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
           .digest(),
       }),
     );
+    app.decorate(
+      'operations',
+      new OperationService(client, {
+        namespace: config.temporalNamespace,
+        taskQueue: config.taskQueue,
+        policy: config.policy,
+        queryTimeoutMs: config.queryTimeoutMs,
+        rpcTimeoutMs: config.temporalRpcTimeoutMs,
+      }),
+    );
     app.addHook('onClose', async () => {
+      await app.operations.close();
       await app.tasks.close();
       await connection.close();
     });

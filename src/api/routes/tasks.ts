@@ -77,10 +77,11 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       },
     },
     async (request) => {
-      const { status, limit, cursor } = request.query;
+      const { status, label, limit, cursor } = request.query;
       return app.tasks.list({
         limit: limit ?? 20,
         ...(status !== undefined ? { status } : {}),
+        ...(label !== undefined ? { labels: label } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
     },

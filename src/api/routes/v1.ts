@@ -12,6 +12,8 @@ import { RateLimitedError, UnauthorizedError } from '../../shared/errors.js';
 import type { ApiKeyVerifier } from '../api-keys.js';
 import { batchRoutes } from './batch.js';
 import { calleeRoutes } from './callee.js';
+import { operationRoutes } from './operations.js';
+import { taskReplayRoutes } from './task-replay.js';
 import { taskRoutes } from './tasks.js';
 
 declare module 'fastify' {
@@ -87,4 +89,6 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
   await app.register(taskRoutes, { guard: options.guard, onTaskCreated: options.onTaskCreated });
   await app.register(batchRoutes, { guard: options.guard, onTaskCreated: options.onTaskCreated });
   await app.register(calleeRoutes);
+  await app.register(taskReplayRoutes);
+  await app.register(operationRoutes);
 };

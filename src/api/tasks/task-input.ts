@@ -31,6 +31,8 @@ export async function newTaskFromRequest(body: CreateTaskBody, guard: Destinatio
     timeout: body.timeout ?? 30,
     delay: body.delay ?? 0,
     headers: checkHeaders(body.headers ?? {}),
+    // A label given twice is one label: the search attribute holds a set.
+    labels: [...new Set(body.labels ?? [])],
   };
 }
 

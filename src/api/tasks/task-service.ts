@@ -18,9 +18,7 @@ import {
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
   TASK_WORKFLOW_TYPE,
-  WORKFLOW_ID_PREFIX,
   cancelTaskSignal,
-  indexedTaskStatus,
   isTerminal,
   progressSignal,
   workflowIdForTask,
@@ -34,10 +32,19 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
+import {
+  initialMemo,
+  replayInput,
+  taskSearchAttributes,
+  taskSummary,
+  type ReplayOverrides,
+} from '../../../workflows/task-start.js';
+import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
+  TaskNotEndedError,
   TaskNotFoundError,
   TemporalUnavailableError,
   ValidationError,
@@ -47,7 +54,7 @@ import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } from './idempotency.js';
 import { decodeCursor, encodeCursor } from './list-cursor.js';
-import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
+import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
 
@@ -72,22 +79,28 @@ export interface NewTask {
   timeout: number;
   delay: number;
   headers: Record<string, string>;
+  labels: string[];
 }
 
 /**
- * What the idempotency hash covers: the request, without a `POST` method. Requests before `method`
- * existed were hashed without it, and a retry of one across the upgrade must stay a retry (not a
- * 409); a `POST` then and a `POST` now are the same request.
+ * What the idempotency hash covers: the request, without a `POST` method and without empty
+ * labels. Requests before `method` and `labels` existed were hashed without them, and a retry of
+ * one across the upgrade must stay a retry (not a 409): a `POST` then and a `POST` now, no labels
+ * then and `[]` now, are the same request.
  */
-function hashedRequest(task: NewTask): Omit<NewTask, 'method'> & { method?: CallbackMethod } {
-  if (task.method !== DEFAULT_CALLBACK_METHOD) return task;
-  const { method: _post, ...rest } = task;
-  return rest;
+function hashedRequest(task: NewTask): Partial<NewTask> {
+  const { method, labels, ...rest } = task;
+  return {
+    ...rest,
+    ...(method !== DEFAULT_CALLBACK_METHOD ? { method } : {}),
+    ...(labels.length > 0 ? { labels } : {}),
+  };
 }
 
 /** A create checked and ready to start (TaskService.prepare). */
 export interface PreparedTask {
-  readonly task: NewTask;
+  /** What the idempotency hash covers (a create's request, or a replay's original and overrides). */
+  readonly request: unknown;
   readonly idempotency: { caller: string; key: string } | undefined;
   readonly id: string;
   readonly hash: string;
@@ -134,8 +147,8 @@ export class TaskService {
   }
 
   /**
-   * Starts the task's workflow. With an idempotency key the id is derived from it, and a repeat of
-   * the same request returns the existing task (`created: false`) instead of starting another.
+   * Starts a new task. With an idempotency key the id is derived from it, and a repeat of the same
+   * request returns the existing task (`created: false`) instead of starting another.
    */
   async create(task: NewTask, idempotency?: { caller: string; key: string }): Promise<{ task: TaskView; created: boolean }> {
     return this.start(this.prepare(task, idempotency));
@@ -147,23 +160,6 @@ export class TaskService {
    */
   prepare(task: NewTask, idempotency?: { caller: string; key: string }): PreparedTask {
     const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
-    const hash = requestHash(hashedRequest(task));
-    const createdAt = new Date().toISOString();
-    const status: TaskStatus = task.delay > 0 ? 'scheduled' : 'pending';
-    const memo: TaskMemo = {
-      id,
-      status,
-      callbackUrl: task.callbackUrl,
-      method: task.method,
-      webhookUrl: task.webhookUrl,
-      retries: task.retries,
-      timeout: task.timeout,
-      delay: task.delay,
-      createdAt,
-      updatedAt: createdAt,
-      attempts: 0,
-      ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
-    };
     const input: TaskInput = {
       id,
       callbackUrl: task.callbackUrl,
@@ -174,9 +170,14 @@ export class TaskService {
       timeoutSeconds: task.timeout,
       delaySeconds: task.delay,
       headers: task.headers,
-      createdAt,
+      createdAt: new Date().toISOString(),
       policy: this.options.policy,
+      ...(task.labels.length > 0 ? { labels: task.labels } : {}),
     };
+    return this.prepared(input, hashedRequest(task), idempotency);
+  }
+
+  private prepared(input: TaskInput, request: unknown, idempotency: { caller: string; key: string } | undefined): PreparedTask {
     const inputBytes = Buffer.byteLength(JSON.stringify(input));
     if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
       throw new PayloadTooLargeError(
@@ -184,12 +185,12 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
-    return { task, idempotency, id, hash, input, memo };
+    return { request, idempotency, id: input.id, hash: requestHash(request), input, memo: initialMemo(input) };
   }
 
   /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
   async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
-    const { task, idempotency, id, hash, input, memo } = prepared;
+    const { request, idempotency, id, hash, input, memo } = prepared;
     try {
       await this.calls.rpc(
         () =>
@@ -200,8 +201,8 @@ export class TaskService {
             workflowIdReusePolicy: 'REJECT_DUPLICATE',
             args: [input],
             memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
-            typedSearchAttributes: [{ key: TASK_STATUS_SEARCH_ATTRIBUTE, value: indexedTaskStatus(memo.status) }],
-            staticSummary: `${task.method} ${new URL(task.callbackUrl).host}`,
+            typedSearchAttributes: taskSearchAttributes(input),
+            staticSummary: taskSummary(input),
           }),
         { sizeField: 'payload' },
       );
@@ -209,10 +210,34 @@ export class TaskService {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
       const existing = await this.calls.describe(id);
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
-      if (!isSameRequest(stored?.hash, hashedRequest(task))) throw new IdempotencyConflictError(id);
+      if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
     return { task: withDefaults(memo), created: true };
+  }
+
+  /**
+   * A new task with the original's input (read from its history, so an ended task with no worker
+   * running replays too), `replayOf` pointing back. The original is only read.
+   */
+  async replay(
+    originalId: string,
+    overrides: ReplayOverrides,
+    idempotency?: { caller: string; key: string },
+  ): Promise<{ task: TaskView; created: boolean }> {
+    const description = await this.calls.describe(originalId);
+    if (description.status.name === 'RUNNING') throw new TaskNotEndedError(originalId);
+    const original = await this.calls.rpc(() => readTaskInput(this.calls.client, originalId, description.runId), {
+      taskId: originalId,
+    });
+    const id = idempotency !== undefined ? taskIdForKey(idempotency.caller, idempotency.key) : randomUUID();
+    const input = replayInput(original, {
+      id,
+      createdAt: new Date().toISOString(),
+      policy: this.options.policy,
+      overrides,
+    });
+    return this.start(this.prepared(input, { replayOf: originalId, ...overrides }, idempotency));
   }
 
   async get(id: string): Promise<TaskView> {
@@ -248,15 +273,16 @@ export class TaskService {
     return this.finalView(id, description, memo);
   }
 
-  async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
-    const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
-    if (query.status !== undefined) filters.push(statusFilter(query.status));
+  async list(query: { status?: TaskStatus; labels?: string[]; limit: number; cursor?: string }): Promise<TaskListPage> {
     const response = await this.calls
       .rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
           namespace: this.options.namespace,
           pageSize: query.limit,
-          query: filters.join(' AND '),
+          query: tasksQuery({
+            ...(query.status !== undefined ? { status: query.status } : {}),
+            ...(query.labels !== undefined ? { labels: query.labels } : {}),
+          }),
           nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
         }),
       )

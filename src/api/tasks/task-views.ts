@@ -26,7 +26,7 @@ type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
  * `lastError` refined from what only the server's pending-activity state knows, and the fields a
  * task created before they existed lacks filled in (`withDefaults`).
  */
-export type TaskView = TaskState & { method: CallbackMethod };
+export type TaskView = TaskState & { method: CallbackMethod; labels: string[]; endedAt?: string };
 
 /**
  * How a closed workflow ended, in the words of visibility's `ExecutionStatus` (the names the
@@ -101,9 +101,21 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
   return refined;
 }
 
-/** Fields a task created before they existed lacks, with the value it behaves by. */
+/**
+ * Fields every view has even when the task's workflow never stored them (tasks from before they
+ * existed), with the value the task behaves by, and `endedAt`: the workflow stamps `updatedAt` at
+ * each status change and never after the final one (the webhook's delivery has its own
+ * `deliveredAt`), so an ended task's `updatedAt` is when it ended. Derived here, so the failures
+ * page (`?status=failed`) shows when each task failed without one more memo field or visibility
+ * write per task.
+ */
 export function withDefaults(view: TaskState): TaskView {
-  return { ...view, method: view.method ?? DEFAULT_CALLBACK_METHOD };
+  return {
+    ...view,
+    method: view.method ?? DEFAULT_CALLBACK_METHOD,
+    labels: view.labels ?? [],
+    ...(isTerminal(view.status) ? { endedAt: view.updatedAt } : {}),
+  };
 }
 
 export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {

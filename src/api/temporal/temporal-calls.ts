@@ -92,9 +92,12 @@ export class TemporalCalls {
   }
 
   async queryState(id: string): Promise<TaskState> {
-    return this.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
-      this.handle(id).query(taskStateQuery),
-    );
+    return this.queryWithin(() => this.handle(id).query(taskStateQuery));
+  }
+
+  /** A query, given as long as a read waits for a worker to answer. */
+  async queryWithin<T>(query: () => Promise<T>): Promise<T> {
+    return this.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, query);
   }
 
   /** Temporal is reachable and answers for our namespace. */

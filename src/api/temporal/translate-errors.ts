@@ -35,11 +35,14 @@ export interface TranslateContext {
   taskId?: string;
   /** The request field whose value the call carried, named when Temporal finds it too large. */
   sizeField?: string;
+  /** What NOT_FOUND means for a call about something else than a task (an operation). */
+  notFound?: () => AsyncQueueError;
 }
 
 export function translateTemporalError(err: unknown, context: TranslateContext = {}): unknown {
   if (err instanceof AsyncQueueError) return err;
   if (err instanceof WorkflowNotFoundError && context.taskId !== undefined) return new TaskNotFoundError(context.taskId);
+  if (err instanceof WorkflowNotFoundError && context.notFound !== undefined) return context.notFound();
   if (err instanceof WorkflowExecutionAlreadyStartedError) return err;
   let grpc: unknown = err;
   for (let depth = 0; grpc !== undefined && !isGrpcServiceError(grpc) && depth < 4; depth++) {
@@ -49,6 +52,7 @@ export function translateTemporalError(err: unknown, context: TranslateContext =
   switch (grpc.code) {
     case GrpcStatus.NOT_FOUND:
       // Not about a task (a create, a list): what went missing is the server's (a shard moving).
+      if (context.notFound !== undefined) return context.notFound();
       return context.taskId !== undefined
         ? new TaskNotFoundError(context.taskId)
         : new TemporalFailedError(`Temporal failed to serve the request (${grpc.details ?? grpc.message}); retry shortly`, {
