@@ -10,6 +10,7 @@ import type { DestinationGuard } from '../../../activities/destination-guard.js'
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from '../../../activities/task-token.js';
 import { RateLimitedError, UnauthorizedError } from '../../shared/errors.js';
 import type { ApiKeyVerifier } from '../api-keys.js';
+import { attemptRoutes } from './attempts.js';
 import { calleeRoutes } from './callee.js';
 import { taskRoutes } from './tasks.js';
 
@@ -85,4 +86,5 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
 
   await app.register(taskRoutes, { guard: options.guard, onTaskCreated: options.onTaskCreated });
   await app.register(calleeRoutes);
+  await app.register(attemptRoutes);
 };
