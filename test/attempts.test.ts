@@ -1,0 +1,279 @@
+/**
+ * `GET /v1/tasks/{id}/attempts` on a real Temporal server with real receivers: every callback and
+ * webhook attempt with its answer, recorded in the task's history (a retried attempt by a signal,
+ * the last one in its result or failure), so the list survives worker restarts and reads with no
+ * worker running.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Receiver, respondJson, type Responder } from './support/receiver.js';
+import { eventually } from './support/eventually.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { ATTEMPT_RECORDED_SIGNAL } from '../workflows/attempt-record.js';
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness();
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+const respondText =
+  (status: number, body: string, headers: Record<string, string> = {}): Responder =>
+  (_received, response) => {
+    response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+    response.end(body);
+  };
+
+async function attempts(id: string): Promise<any[]> {
+  const response = await harness.api('GET', `/v1/tasks/${id}/attempts`);
+  assert.equal(response.status, 200, JSON.stringify(response.body));
+  return response.body.attempts as any[];
+}
+
+/** The records the history holds: signals, activity results, failure details. */
+async function historyRecords(id: string): Promise<{ where: string; attempt: number; kind: string }[]> {
+  const history = await harness.client.workflow.getHandle(`task-${id}`).fetchHistory();
+  const { defaultPayloadConverter } = await import('@temporalio/common');
+  const decode = (payload: unknown): any => (payload ? defaultPayloadConverter.fromPayload(payload as never) : undefined);
+  const found: { where: string; attempt: number; kind: string }[] = [];
+  for (const event of history.events ?? []) {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName === ATTEMPT_RECORDED_SIGNAL) {
+      const record = decode(signal.input?.payloads?.[0]);
+      found.push({ where: 'signal', attempt: record.attempt, kind: record.kind });
+    }
+    const result = decode(event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]);
+    if (result?.record) found.push({ where: 'result', attempt: result.record.attempt, kind: result.record.kind });
+    const failure = event.activityTaskFailedEventAttributes?.failure;
+    const details = decode(failure?.applicationFailureInfo?.details?.payloads?.[0]);
+    if (details?.record) found.push({ where: 'failure', attempt: details.record.attempt, kind: details.record.kind });
+  }
+  return found;
+}
+
+function assertTimes(attempt: any): void {
+  assert.ok(!Number.isNaN(Date.parse(attempt.startedAt)), `startedAt of ${JSON.stringify(attempt)}`);
+  assert.ok(!Number.isNaN(Date.parse(attempt.endedAt)), `endedAt of ${JSON.stringify(attempt)}`);
+  assert.equal(typeof attempt.durationMs, 'number');
+  assert.ok(attempt.durationMs >= 0);
+}
+
+describe('callback attempts', () => {
+  it('records 503 (Retry-After, x-request-id), 500 (a body over 4 KiB, truncated) and 200 in order, each in the history', async () => {
+    const big = `${'é'.repeat(3000)}tail`; // 6004 bytes of UTF-8: cut at a character boundary
+    receiver.script(
+      '/three',
+      respondText(503, 'busy, come back', { 'retry-after': '1', 'x-request-id': 'req-1', 'x-other': 'not kept' }),
+      respondText(500, big),
+      respondJson(200, { done: true }, { 'x-request-id': 'req-3' }),
+    );
+    const id = await harness.createTask({ callbackUrl: receiver.url('/three'), retries: 3 });
+    const view = await harness.waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.kind, a.attempt, a.outcome, a.statusCode]),
+      [
+        ['callback', 1, 'failed', 503],
+        ['callback', 2, 'failed', 500],
+        ['callback', 3, 'succeeded', 200],
+      ],
+    );
+    const [first, second, third] = list;
+    for (const attempt of list) assertTimes(attempt);
+    assert.ok(Date.parse(first.endedAt) <= Date.parse(second.startedAt));
+    assert.ok(Date.parse(second.endedAt) <= Date.parse(third.startedAt));
+    // Retry-After: 1 held the second attempt back a second.
+    assert.ok(Date.parse(second.startedAt) - Date.parse(first.endedAt) >= 900);
+    assert.deepEqual(first.error, { code: 'callback_http_status', message: 'callback answered 503' });
+    assert.deepEqual(first.response, {
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1', 'x-request-id': 'req-1' },
+      body: 'busy, come back',
+      truncated: false,
+    });
+    assert.equal(second.response.truncated, true);
+    assert.equal(second.response.body, 'é'.repeat(2048));
+    assert.equal(Buffer.byteLength(second.response.body), 4096);
+    assert.equal(third.error, undefined);
+    assert.deepEqual(third.response, {
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-3' },
+      body: '{"done":true}',
+      truncated: false,
+    });
+
+    // What the Temporal UI shows: the retried attempts as signals, the last one in its result.
+    assert.deepEqual(await historyRecords(id), [
+      { where: 'signal', attempt: 1, kind: 'callback' },
+      { where: 'signal', attempt: 2, kind: 'callback' },
+      { where: 'result', attempt: 3, kind: 'callback' },
+    ]);
+  });
+
+  it('records a timed-out attempt as timeout, the retried one by signal and the last in its failure', async () => {
+    receiver.always('/silent', () => undefined);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/silent'), retries: 1, timeout: 1 });
+    const view = await harness.waitForEnd(id, { timeoutMs: 30_000 });
+    assert.equal(view.status, 'failed');
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.attempt, a.outcome, a.error?.code, a.statusCode]),
+      [
+        [1, 'timeout', 'callback_timeout', undefined],
+        [2, 'timeout', 'callback_timeout', undefined],
+      ],
+    );
+    for (const attempt of list) {
+      assertTimes(attempt);
+      assert.ok(attempt.durationMs >= 900, `durationMs ${attempt.durationMs}`);
+      assert.equal(attempt.response, undefined);
+    }
+    assert.deepEqual(await historyRecords(id), [
+      { where: 'signal', attempt: 1, kind: 'callback' },
+      { where: 'failure', attempt: 2, kind: 'callback' },
+    ]);
+  });
+
+  it('keeps attempt records across a worker restart, and reads them with no worker running', async () => {
+    receiver.script('/restart', respondText(500, 'first fails', { 'retry-after': '3' }), respondJson(200, { second: 'ok' }));
+    const id = await harness.createTask({ callbackUrl: receiver.url('/restart'), retries: 2 });
+    await receiver.waitFor('/restart', 1);
+    // Attempt 1 has failed and recorded itself (Retry-After holds attempt 2 back 3 s).
+    await eventually(async () => ((await historyRecords(id)).length === 1 ? true : undefined), {
+      what: 'attempt 1 recorded',
+    });
+    await harness.stopWorker();
+    const whileStopped = await attempts(id);
+    assert.deepEqual(
+      whileStopped.map((a) => [a.attempt, a.outcome, a.statusCode]),
+      [[1, 'failed', 500]],
+    );
+    await harness.startWorker();
+    const view = await harness.waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(receiver.to('/restart').length, 2);
+
+    await harness.stopWorker();
+    try {
+      const list = await attempts(id);
+      assert.deepEqual(
+        list.map((a) => [a.attempt, a.outcome, a.statusCode, a.response?.body]),
+        [
+          [1, 'failed', 500, 'first fails'],
+          [2, 'succeeded', 200, '{"second":"ok"}'],
+        ],
+      );
+    } finally {
+      await harness.startWorker();
+    }
+  });
+
+  it('shows the running attempt as in_progress, and a call cut off by a cancel as cancelled', async () => {
+    receiver.always('/hold', () => undefined);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/hold'), timeout: 60 });
+    await receiver.waitFor('/hold', 1);
+    const running = await eventually(
+      async () => {
+        const list = await attempts(id);
+        return list[0]?.outcome === 'in_progress' ? list : undefined;
+      },
+      { what: 'the attempt in progress' },
+    );
+    assert.equal(running.length, 1);
+    assert.ok(!Number.isNaN(Date.parse(running[0].startedAt)));
+    assert.equal(running[0].endedAt, null);
+    assert.equal(running[0].durationMs, null);
+
+    assert.equal((await harness.api('POST', `/v1/tasks/${id}/cancel`, {})).status, 202);
+    assert.equal((await harness.waitForEnd(id)).status, 'cancelled');
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.attempt, a.outcome, a.error?.code]),
+      [[1, 'cancelled', 'cancelled']],
+    );
+    assertTimes(list[0]);
+  });
+
+  it('answers 404 for an unknown task', async () => {
+    const response = await harness.api('GET', '/v1/tasks/no-such-task/attempts');
+    assert.equal(response.status, 404);
+    assert.equal(response.body.error.code, 'task_not_found');
+  });
+});
+
+describe('async completion attempts', () => {
+  it('shows an accepted attempt as awaiting_completion, then as the outcome /fail and /complete gave it', async () => {
+    const acceptAsync = respondJson(202, { queued: true }, { 'asyncqueue-completion': 'async' });
+    receiver.script('/async', acceptAsync, acceptAsync);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/async'), retries: 2, timeout: 60 });
+    const [call] = await receiver.waitFor('/async', 1);
+    const token = { 'asyncqueue-task-token': String(call!.headers['asyncqueue-task-token']) };
+    const awaiting = await eventually(
+      async () => {
+        const list = await attempts(id);
+        return list[0]?.outcome === 'awaiting_completion' ? list : undefined;
+      },
+      { what: 'the attempt awaiting completion' },
+    );
+    assert.equal(awaiting[0].statusCode, 202);
+    assert.equal(awaiting[0].endedAt, null);
+    assert.equal(awaiting[0].response.body, '{"queued":true}');
+
+    const fail = { error: { message: 'renderer crashed', code: 'renderer_crashed' }, retryable: true };
+    assert.equal((await harness.api('POST', `/v1/tasks/${id}/fail`, fail, token)).status, 202);
+    await receiver.waitFor('/async', 2);
+    await eventually(
+      async () => {
+        const response = await harness.api('POST', `/v1/tasks/${id}/complete`, { result: { pages: 3 } }, token);
+        return response.status === 202 ? true : undefined;
+      },
+      { what: 'the second attempt completed' },
+    );
+    const view = await harness.waitForEnd(id);
+    assert.deepEqual(view.result, { pages: 3 });
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.attempt, a.outcome, a.statusCode, a.error?.code]),
+      [
+        [1, 'failed', 202, 'renderer_crashed'],
+        [2, 'succeeded', 202, undefined],
+      ],
+    );
+    for (const attempt of list) assertTimes(attempt);
+    assert.equal(list[0].error.message, 'renderer crashed');
+  });
+});
+
+describe('webhook attempts', () => {
+  it('lists webhook attempts after the callback attempts', async () => {
+    receiver.script('/hook-flaky', respondText(500, 'hook down', { 'x-request-id': 'h-1' }), respondText(200, 'thanks'));
+    const id = await harness.createTask({ callbackUrl: receiver.url('/ok'), webhookUrl: receiver.url('/hook-flaky') });
+    const view = await harness.waitForEnd(id);
+    assert.equal(view.webhook.status, 'delivered');
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.kind, a.attempt, a.outcome, a.statusCode, a.response?.body]),
+      [
+        ['callback', 1, 'succeeded', 200, '{"ok":true}'],
+        ['webhook', 1, 'failed', 500, 'hook down'],
+        ['webhook', 2, 'succeeded', 200, 'thanks'],
+      ],
+    );
+    assert.equal(list[1].response.headers['x-request-id'], 'h-1');
+    assert.equal(list[1].error.code, 'webhook_http_status');
+    for (const attempt of list) assertTimes(attempt);
+    assert.deepEqual(await historyRecords(id), [
+      { where: 'result', attempt: 1, kind: 'callback' },
+      { where: 'signal', attempt: 1, kind: 'webhook' },
+      { where: 'result', attempt: 2, kind: 'webhook' },
+    ]);
+  });
+});
