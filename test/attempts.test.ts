@@ -10,6 +10,8 @@ import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { ATTEMPT_RECORDED_SIGNAL } from '../workflows/attempt-record.js';
+import { AsyncQueue } from '../src/client/index.js';
+import { ExitCode, runCli } from '../src/cli/main.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -200,6 +202,31 @@ describe('callback attempts', () => {
       [[1, 'cancelled', 'cancelled']],
     );
     assertTimes(list[0]);
+  });
+
+  it('reads through the SDK (aq.tasks.attempts) and the CLI (asyncqueue tasks attempts ID, a table)', async () => {
+    receiver.script('/sdk', respondText(502, 'bad gateway'), respondJson(200, { fine: true }));
+    const id = await harness.createTask({ callbackUrl: receiver.url('/sdk') });
+    await harness.waitForEnd(id);
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const list = await aq.tasks.attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.attempt, a.outcome, a.statusCode]),
+      [
+        [1, 'failed', 502],
+        [2, 'succeeded', 200],
+      ],
+    );
+    const lines: string[] = [];
+    const output = { write: (text: string) => lines.push(text), error: (text: string) => lines.push(text) };
+    assert.equal(await runCli(['tasks', 'attempts', id, '--url', harness.baseUrl], {}, output), ExitCode.Ok);
+    const table = lines.join('\n').split('\n');
+    assert.match(table[0]!, /^KIND\s+ATTEMPT\s+OUTCOME\s+STATUS\s+STARTED\s+DURATION\s+ERROR$/);
+    assert.match(table[1]!, /^callback\s+1\s+failed\s+502\s+\S+Z\s+\d+ ms\s+callback_http_status: callback answered 502$/);
+    assert.match(table[2]!, /^callback\s+2\s+succeeded\s+200\s+\S+Z\s+\d+ ms$/);
+    lines.length = 0;
+    assert.equal(await runCli(['tasks', 'attempts', id, '--json', '--url', harness.baseUrl], {}, output), ExitCode.Ok);
+    assert.deepEqual(JSON.parse(lines[0]!), { attempts: list });
   });
 
   it('answers 404 for an unknown task', async () => {

@@ -12,6 +12,7 @@ import type {
   TaskStatusSchema,
   TaskViewSchema,
 } from '../api/schemas.js';
+import type { AttemptListSchema, AttemptSchema } from '../api/attempt-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -19,6 +20,9 @@ export type Task = Static<typeof TaskViewSchema>;
 export type TaskStatus = Static<typeof TaskStatusSchema>;
 export type ListTasksParams = Static<typeof ListTasksQuery>;
 export type TaskPage = Static<typeof TaskListSchema>;
+/** One callback or webhook attempt (`aq.tasks.attempts(id)`). */
+export type Attempt = Static<typeof AttemptSchema>;
+export type AttemptList = Static<typeof AttemptListSchema>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {
