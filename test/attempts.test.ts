@@ -12,6 +12,9 @@ import { startHarness, stopOwnServer, type Harness } from './support/harness.js'
 import { ATTEMPT_RECORDED_SIGNAL } from '../workflows/attempt-record.js';
 import { AsyncQueue } from '../src/client/index.js';
 import { ExitCode, runCli } from '../src/cli/main.js';
+import { DestinationGuard } from '../activities/destination-guard.js';
+import { runEntry, type Started } from '../src/dev/entry-points.js';
+import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET } from './support/harness.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -302,5 +305,71 @@ describe('webhook attempts', () => {
       { where: 'signal', attempt: 1, kind: 'webhook' },
       { where: 'result', attempt: 2, kind: 'webhook' },
     ]);
+  });
+});
+
+describe('attempts that end without an answer', () => {
+  it('records a worker killed mid-attempt as timeout (heartbeat_timeout), and the attempt after it', async () => {
+    const local = await startHarness({ withoutWorker: true, env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '1' } });
+    let worker: Started | undefined;
+    try {
+      receiver.script('/crash', () => undefined, respondJson(200, { after: 'crash' }));
+      worker = runEntry('worker-main', {
+        TEMPORAL_ADDRESS: local.config.temporalAddress!,
+        ASYNCQUEUE_TASK_QUEUE: local.config.taskQueue,
+        ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+        ASYNCQUEUE_TASK_TOKEN_SECRET: TEST_TASK_TOKEN_SECRET,
+        ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+        ASYNCQUEUE_DATA_DIR: local.config.dataDir,
+        LOG_LEVEL: 'warn',
+      });
+      const id = await local.createTask({ callbackUrl: receiver.url('/crash'), retries: 2, timeout: 60 });
+      await receiver.waitFor('/crash', 1, 60_000);
+      await worker.stop('SIGKILL'); // a crash: nothing is recorded by the worker
+      worker = undefined;
+      await local.startWorker();
+      const view = await local.waitForEnd(id, { timeoutMs: 60_000 });
+      assert.equal(view.status, 'succeeded');
+      const list = (await local.api('GET', `/v1/tasks/${id}/attempts`)).body.attempts as any[];
+      assert.deepEqual(
+        list.map((a) => [a.attempt, a.outcome, a.error?.code, a.statusCode]),
+        [
+          [1, 'timeout', 'heartbeat_timeout', undefined],
+          [2, 'succeeded', undefined, 200],
+        ],
+      );
+      assertTimes(list[1]);
+    } finally {
+      await worker?.stop('SIGKILL');
+      await local.close();
+    }
+  });
+
+  it('records an address the destination guard refuses at connect time as blocked', async () => {
+    // The name does not resolve when the task is created (allowed: it may exist later), and
+    // resolves to loopback when the worker connects: the guard refuses it then.
+    let lookups = 0;
+    const guard = new DestinationGuard({
+      allowPrivateNetworks: false,
+      allowedDestinations: [],
+      resolve: async (hostname) => {
+        if (lookups++ === 0) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+        return [{ address: '127.0.0.1', family: 4 }];
+      },
+    });
+    const guarded = await startHarness({ guard });
+    try {
+      const id = await guarded.createTask({ callbackUrl: 'http://rebinding.example/x', retries: 3 });
+      const view = await guarded.waitForEnd(id);
+      assert.equal(view.status, 'failed');
+      const list = (await guarded.api('GET', `/v1/tasks/${id}/attempts`)).body.attempts as any[];
+      assert.deepEqual(
+        list.map((a) => [a.attempt, a.outcome, a.error?.code]),
+        [[1, 'blocked', 'destination_blocked']],
+      );
+      assertTimes(list[0]);
+    } finally {
+      await guarded.close();
+    }
   });
 });
