@@ -308,6 +308,37 @@ describe('webhook attempts', () => {
   });
 });
 
+describe('a bounded history', () => {
+  // 20 by default: the dev server spaces retries about a second apart whatever the interval. The
+  // README's figure for 100: ASYNCQUEUE_TEST_HISTORY_RETRIES=100 (about 100 s).
+  const retries = Number(process.env.ASYNCQUEUE_TEST_HISTORY_RETRIES ?? 20);
+  it(`keeps ${retries} retries with 4 KiB bodies far inside Temporal's limits (51,200 events, 50 MB)`, async () => {
+    const fast = await startHarness({
+      env: { ASYNCQUEUE_RETRY_INITIAL_INTERVAL: '0.05', ASYNCQUEUE_RETRY_MAX_INTERVAL: '0.05' },
+    });
+    try {
+      receiver.always('/always-503', respondText(503, 'x'.repeat(8192), { 'x-request-id': 'r'.repeat(64) }));
+      const id = await fast.createTask({ callbackUrl: receiver.url('/always-503'), retries });
+      const view = await fast.waitForEnd(id, { timeoutMs: 180_000 });
+      assert.equal(view.status, 'failed');
+      assert.equal(view.attempts, retries + 1);
+      const list = (await fast.api('GET', `/v1/tasks/${id}/attempts`)).body.attempts as any[];
+      assert.equal(list.length, retries + 1);
+      assert.ok(list.every((a, i) => a.attempt === i + 1 && a.outcome === 'failed' && a.response.truncated));
+      const history = await fast.client.workflow.getHandle(`task-${id}`).fetchHistory();
+      const { temporal } = (await import('@temporalio/proto')).default;
+      const bytes = temporal.api.history.v1.History.encode(history).finish().length;
+      const events = history.events?.length ?? 0;
+      process.stdout.write(`# ${retries} retries with 8 KiB answers: ${events} events, ${bytes} bytes of history\n`);
+      // Per attempt: a signal and its workflow task (4 events), one record of at most ~5.3 KiB.
+      assert.ok(events <= 20 + 4 * (retries + 1), `${events} events`);
+      assert.ok(bytes <= 16 * 1024 + 5.5 * 1024 * (retries + 1), `${bytes} bytes`);
+    } finally {
+      await fast.close();
+    }
+  });
+});
+
 describe('attempts that end without an answer', () => {
   it('records a worker killed mid-attempt as timeout (heartbeat_timeout), and the attempt after it', async () => {
     const local = await startHarness({ withoutWorker: true, env: { ASYNCQUEUE_HEARTBEAT_TIMEOUT: '1' } });
