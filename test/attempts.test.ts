@@ -156,12 +156,15 @@ describe('callback attempts', () => {
       what: 'attempt 1 recorded',
     });
     await harness.stopWorker();
-    const whileStopped = await attempts(id);
-    assert.deepEqual(
-      whileStopped.map((a) => [a.attempt, a.outcome, a.statusCode]),
-      [[1, 'failed', 500]],
-    );
-    await harness.startWorker();
+    try {
+      const whileStopped = await attempts(id);
+      assert.deepEqual(
+        whileStopped.map((a) => [a.attempt, a.outcome, a.statusCode]),
+        [[1, 'failed', 500]],
+      );
+    } finally {
+      await harness.startWorker();
+    }
     const view = await harness.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
     assert.equal(receiver.to('/restart').length, 2);

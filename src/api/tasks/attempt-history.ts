@@ -205,10 +205,14 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
       activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED ||
       activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
     if (running) {
-      put({
-        ...unrecorded(schedule.kind, schedule.before + serverAttempt, 'in_progress'),
-        startedAt: timestampToIso(activity.lastStartedTime) ?? null,
-      });
+      // Weak: the history, read after this state, may already hold the attempt's end.
+      put(
+        {
+          ...unrecorded(schedule.kind, schedule.before + serverAttempt, 'in_progress'),
+          startedAt: timestampToIso(activity.lastStartedTime) ?? null,
+        },
+        { weak: true },
+      );
     }
     schedule.startedAttempt = running ? serverAttempt : serverAttempt - 1;
     if (activity.lastFailure && serverAttempt > 1) {
