@@ -5,7 +5,7 @@
  * history keeps only the last failure of a retried activity.
  */
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure, type ApplicationFailureOptions } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, type ApplicationFailureOptions } from '@temporalio/common';
 import {
   RECORDED_BODY_BYTES,
   RECORDED_RESPONSE_HEADERS,
@@ -100,6 +100,19 @@ export async function failAttempt(
     details: signalled ? options.details : [{ ...options.details[0], record }],
   });
 }
+
+/**
+ * An attempt cut off because its worker is stopping (graceful shutdown, past the grace time):
+ * the SDK reports it as a retryable `WorkerShutdown` failure of its own, without our details, so
+ * its record can only go by signal.
+ */
+export async function recordIfWorkerShutdown(base: AttemptBase): Promise<void> {
+  const reason: unknown = Context.current().cancellationSignal.reason;
+  if (!(reason instanceof CancelledFailure) || reason.message !== WORKER_SHUTDOWN || !temporalWillRetry()) return;
+  const error = { code: 'worker_shutdown', message: 'the worker stopped during the attempt (a deploy or restart)' };
+  await signalRecord(attemptRecord(base, 'failed', { error }));
+}
+const WORKER_SHUTDOWN = 'WORKER_SHUTDOWN';
 
 /** Whether the retry policy allows another attempt after this one (an attempt limit of 0 is none). */
 function temporalWillRetry(): boolean {

@@ -38,7 +38,14 @@ import {
   type OutgoingResponse,
 } from './outgoing-request.js';
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
-import { AttemptClock, attemptRecord, failAttempt, outcomeOfError, type AttemptBase } from './attempt-records.js';
+import {
+  AttemptClock,
+  attemptRecord,
+  failAttempt,
+  outcomeOfError,
+  recordIfWorkerShutdown,
+  type AttemptBase,
+} from './attempt-records.js';
 import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-record.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
@@ -117,6 +124,7 @@ export function createActivities(deps: ActivityDependencies) {
         const error = { code: 'cancelled', message: (err as Error).message };
         throw await failure(CallbackErrorType.CancelRequested, err as Error, attemptRecord(base, 'cancelled', { error }), true);
       }
+      if (context.cancellationSignal.aborted) await recordIfWorkerShutdown(base);
       throw await toFailure(err, base);
     } finally {
       clearInterval(beat);

@@ -379,6 +379,28 @@ describe('attempts that end without an answer', () => {
     }
   });
 
+  it('records an attempt its stopping worker cut off (a deploy) as failed, worker_shutdown, with its times', async () => {
+    receiver.script('/deploy', () => undefined, respondJson(200, { after: 'deploy' }));
+    const id = await harness.createTask({ callbackUrl: receiver.url('/deploy'), retries: 2, timeout: 60 });
+    await receiver.waitFor('/deploy', 1);
+    await harness.stopWorker(); // graceful: the held call is cut off after the grace time (1 s)
+    await harness.startWorker();
+    assert.equal((await harness.waitForEnd(id, { timeoutMs: 60_000 })).status, 'succeeded');
+    const list = await attempts(id);
+    assert.deepEqual(
+      list.map((a) => [a.attempt, a.outcome, a.error?.code, a.statusCode]),
+      [
+        [1, 'failed', 'worker_shutdown', undefined],
+        [2, 'succeeded', undefined, 200],
+      ],
+    );
+    for (const attempt of list) assertTimes(attempt);
+    assert.deepEqual(await historyRecords(id), [
+      { where: 'signal', attempt: 1, kind: 'callback' },
+      { where: 'result', attempt: 2, kind: 'callback' },
+    ]);
+  });
+
   it('records an address the destination guard refuses at connect time as blocked', async () => {
     // The name does not resolve when the task is created (allowed: it may exist later), and
     // resolves to loopback when the worker connects: the guard refuses it then.

@@ -280,7 +280,10 @@ function errorCode(failure: Failure): string {
   const timeout = failure.timeoutFailureInfo?.timeoutType;
   if (timeout === TimeoutType.TIMEOUT_TYPE_HEARTBEAT) return 'heartbeat_timeout';
   if (timeout != null) return 'callback_timeout';
-  return failure.applicationFailureInfo?.type ?? 'failed';
+  const type = failure.applicationFailureInfo?.type;
+  // The SDK's own failure for an attempt its stopping worker cut off.
+  if (type === 'WorkerShutdown') return 'worker_shutdown';
+  return type ?? 'failed';
 }
 
 /** An attempt made from a failure alone: its record when it carries one, else what it says. */
