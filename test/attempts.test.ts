@@ -10,6 +10,10 @@ import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { ATTEMPT_RECORDED_SIGNAL } from '../workflows/attempt-record.js';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { attemptsFromHistory } from '../src/api/tasks/attempt-history.js';
 import { AsyncQueue } from '../src/client/index.js';
 import { ExitCode, runCli } from '../src/cli/main.js';
 import { DestinationGuard } from '../activities/destination-guard.js';
@@ -307,6 +311,36 @@ describe('webhook attempts', () => {
       { where: 'result', attempt: 1, kind: 'callback' },
       { where: 'signal', attempt: 1, kind: 'webhook' },
       { where: 'result', attempt: 2, kind: 'webhook' },
+    ]);
+  });
+});
+
+describe('histories recorded before attempt records', () => {
+  const HISTORIES = fileURLToPath(new URL('../../test/histories/', import.meta.url));
+  const read = async (name: string) => {
+    const history = historyFromJSON(JSON.parse(await readFile(`${HISTORIES}${name}.json`, 'utf8')));
+    return attemptsFromHistory(history.events ?? [], []).map((a) => [a.kind, a.attempt, a.outcome, a.statusCode, a.error?.code]);
+  };
+
+  it('read from what their events say: results, final failures, the last failure Temporal kept', async () => {
+    assert.deepEqual(await read('v4-succeeded-after-retry-with-webhook-retry'), [
+      ['callback', 1, 'failed', 503, 'callback_http_status'],
+      ['callback', 2, 'succeeded', 200, undefined],
+      ['webhook', 1, 'failed', 500, 'webhook_http_status'],
+      ['webhook', 2, 'succeeded', 200, undefined],
+    ]);
+    assert.deepEqual(await read('v1-failed-after-retries-with-webhook'), [
+      ['callback', 1, 'failed', 500, 'callback_http_status'],
+      ['callback', 2, 'failed', 500, 'callback_http_status'],
+      ['webhook', 1, 'succeeded', 200, undefined],
+    ]);
+    assert.deepEqual(await read('v4-cancelled-in-flight'), [
+      ['callback', 1, 'cancelled', undefined, 'cancelled'],
+      ['webhook', 1, 'succeeded', 200, undefined],
+    ]);
+    assert.deepEqual(await read('v4-async-failed-then-retried'), [
+      ['callback', 1, 'failed', 202, 'callback_reported_failure'],
+      ['callback', 2, 'succeeded', 200, undefined],
     ]);
   });
 });

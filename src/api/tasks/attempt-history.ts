@@ -18,6 +18,7 @@ import {
   type AttemptRecord,
 } from '../../../workflows/attempt-record.js';
 import {
+  ASYNC_ACCEPTED_STATUS,
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
   WEBHOOK_ACTIVITY,
@@ -132,6 +133,8 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
         put({
           ...unrecorded(schedule.kind, value.attempt, outcome),
           ...timesOf(schedule.startedAt, at),
+          // An accepted call answered 202 (+ AsyncQueue-Completion: async), which its result does not repeat.
+          ...(value.kind === 'accepted' ? { statusCode: ASYNC_ACCEPTED_STATUS } : {}),
           ...(value.statusCode !== undefined ? { statusCode: value.statusCode } : {}),
         });
       }
