@@ -4,7 +4,7 @@
  * ApplicationFailures whose `nonRetryable` and `nextRetryDelay` encode the CONTRACT's classification.
  */
 import { CompleteAsyncError, Context, log } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure, type ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import {
   ASYNC_ACCEPTED_STATUS,
@@ -42,6 +42,15 @@ import {
   type OutgoingResponse,
 } from './outgoing-request.js';
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
+import {
+  AttemptClock,
+  attemptRecord,
+  failAttempt,
+  outcomeOfError,
+  recordIfWorkerShutdown,
+  type AttemptBase,
+} from './attempt-records.js';
+import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-record.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
 
@@ -82,9 +91,10 @@ export function createActivities(deps: ActivityDependencies) {
     maxResponseBytes: number,
     attemptOffset = 0,
     method: CallbackMethod = DEFAULT_CALLBACK_METHOD,
-  ): Promise<{ attempt: number; response: OutgoingResponse; elapsedMs: number }> {
+  ): Promise<{ attempt: number; response: OutgoingResponse; elapsedMs: number; base: AttemptBase }> {
     const context = Context.current();
     const attempt = attemptOffset + context.info.attempt;
+    const base: AttemptBase = { kind, attempt, clock: new AttemptClock() };
     // Heartbeats only tell Temporal this worker is alive (cancels come through abortHeldCall),
     // and each is a server write: none at the start, since most calls end well inside a second.
     const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
@@ -99,6 +109,8 @@ export function createActivities(deps: ActivityDependencies) {
         signal:
           watched !== undefined ? AbortSignal.any([context.cancellationSignal, watched.signal]) : context.cancellationSignal,
         maxResponseBytes,
+        // A webhook's answer is not kept, but its attempt's record shows the start of it.
+        keepBytes: RECORDED_BODY_BYTES + 4,
         headers: {
           ...extraHeaders,
           'user-agent': deps.userAgent,
@@ -109,16 +121,18 @@ export function createActivities(deps: ActivityDependencies) {
         },
       });
       recordCall(kind, startedAt, statusClass(response.statusCode));
-      return { attempt, response, elapsedMs: performance.now() - startedAt };
+      return { attempt, response, elapsedMs: performance.now() - startedAt, base };
     } catch (err) {
       recordCall(kind, startedAt, errorOutcome(err));
       if (watched?.signal.aborted === true && !context.cancellationSignal.aborted) {
         // Cut off by `abortHeldCall` before the SDK heard of the cancel: the SDK would report a
         // CancelledFailure as a retryable failure, so say it is final; the workflow, which
         // accepted the cancel, ends the task as cancelled.
-        throw failure(CallbackErrorType.CancelRequested, err as Error, { attempt, code: 'cancelled' }, true);
+        const error = { code: 'cancelled', message: (err as Error).message };
+        throw await failure(CallbackErrorType.CancelRequested, err as Error, attemptRecord(base, 'cancelled', { error }), true);
       }
-      throw toFailure(err, attempt);
+      if (context.cancellationSignal.aborted) await recordIfWorkerShutdown(base);
+      throw await toFailure(err, base);
     } finally {
       clearInterval(beat);
       watched?.release();
@@ -130,7 +144,7 @@ export function createActivities(deps: ActivityDependencies) {
       // GET and DELETE carry no body (the API refuses a payload with them); older requests have no method: POST.
       const method = request.method ?? DEFAULT_CALLBACK_METHOD;
       const body = methodHasBody(method) ? JSON.stringify(request.payload) : undefined;
-      const { attempt, response, elapsedMs } = await send(
+      const { attempt, response, elapsedMs, base } = await send(
         'callback',
         callbackMessageId(request.taskId),
         request.taskId,
@@ -147,7 +161,8 @@ export function createActivities(deps: ActivityDependencies) {
         // The callee took the work and will report through /complete or /fail; the workflow
         // awaits that in `awaitCompletion`, which holds nothing in this process.
         log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
-        return { kind: 'accepted', attempt, elapsedMs: Math.round(elapsedMs) };
+        const record = attemptRecord(base, 'awaiting_completion', { statusCode: status, response });
+        return { kind: 'accepted', attempt, elapsedMs: Math.round(elapsedMs), record };
       }
       if (status >= 200 && status < 300) {
         const result = decodeResult(response) as JsonValue;
@@ -155,15 +170,18 @@ export function createActivities(deps: ActivityDependencies) {
         // make it several times the raw body, so the limit applies to that size.
         const encodedBytes = Buffer.byteLength(JSON.stringify(result));
         if (encodedBytes > deps.maxResponseBytes) {
-          throw failure(
+          const err = new ResponseTooLargeError(deps.maxResponseBytes, encodedBytes);
+          const error = { code: 'response_too_large', message: err.message };
+          throw await failure(
             CallbackErrorType.ResponseTooLarge,
-            new ResponseTooLargeError(deps.maxResponseBytes, encodedBytes),
-            { attempt, statusCode: status, code: 'response_too_large' },
+            err,
+            attemptRecord(base, 'failed', { statusCode: status, error, response }),
             true,
           );
         }
         log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
-        return { kind: 'succeeded', attempt, statusCode: status, result };
+        const record = attemptRecord(base, 'succeeded', { statusCode: status, response });
+        return { kind: 'succeeded', attempt, statusCode: status, result, record };
       }
       const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
       const details: AttemptFailureDetails = {
@@ -176,18 +194,15 @@ export function createActivities(deps: ActivityDependencies) {
           ? `callback answered ${status} (redirects are not followed)`
           : `callback answered ${status}`;
       log.warn('callback attempt failed', { taskId: request.taskId, attempt, statusCode: status, retryable });
-      throw ApplicationFailure.create({
-        type: CallbackErrorType.HttpStatus,
-        message,
-        nonRetryable: !retryable,
-        details: [details],
-        ...retryDelay(response),
-      });
+      throw await failAttempt(
+        { type: CallbackErrorType.HttpStatus, message, nonRetryable: !retryable, details: [details], ...retryDelay(response) },
+        attemptRecord(base, 'failed', { statusCode: status, error: { code: details.code, message }, response }),
+      );
     },
 
     async deliverWebhook(request: WebhookRequest): Promise<WebhookOutcome> {
       const body = JSON.stringify(request.event);
-      const { attempt, response } = await send(
+      const { attempt, response, base } = await send(
         'webhook',
         webhookMessageId(request.taskId),
         request.taskId,
@@ -200,18 +215,16 @@ export function createActivities(deps: ActivityDependencies) {
       const status = response.statusCode;
       if (status >= 200 && status < 300) {
         log.info('webhook delivered', { taskId: request.taskId, attempt, statusCode: status });
-        return { attempt, statusCode: status };
+        return { attempt, statusCode: status, record: attemptRecord(base, 'succeeded', { statusCode: status, response }) };
       }
       // 410 Gone is the receiver's way of saying "stop sending"; anything else may heal.
       const details: AttemptFailureDetails = { attempt, statusCode: status, code: 'webhook_http_status' };
       log.warn('webhook attempt failed', { taskId: request.taskId, attempt, statusCode: status });
-      throw ApplicationFailure.create({
-        type: 'WebhookHttpStatus',
-        message: `webhook answered ${status}`,
-        nonRetryable: status === 410,
-        details: [details],
-        ...retryDelay(response),
-      });
+      const message = `webhook answered ${status}`;
+      throw await failAttempt(
+        { type: 'WebhookHttpStatus', message, nonRetryable: status === 410, details: [details], ...retryDelay(response) },
+        attemptRecord(base, 'failed', { statusCode: status, error: { code: details.code, message }, response }),
+      );
     },
 
     /**
@@ -288,27 +301,36 @@ function retryDelay(response: OutgoingResponse): { nextRetryDelay?: number } {
   return delay === undefined ? {} : { nextRetryDelay: Math.min(delay, MAX_RETRY_AFTER_MS) };
 }
 
-function toFailure(err: unknown, attempt: number): unknown {
+async function toFailure(err: unknown, base: AttemptBase): Promise<unknown> {
+  const record = (code: string): AttemptRecord =>
+    attemptRecord(base, outcomeOfError(err), { error: { code, message: (err as Error).message } });
   if (err instanceof RequestTimeoutError) {
-    return failure(CallbackErrorType.Timeout, err, { attempt, code: 'callback_timeout' }, false);
+    return failure(CallbackErrorType.Timeout, err, record('callback_timeout'), false);
   }
   if (err instanceof ResponseTooLargeError) {
-    return failure(CallbackErrorType.ResponseTooLarge, err, { attempt, code: 'response_too_large' }, true);
+    return failure(CallbackErrorType.ResponseTooLarge, err, record('response_too_large'), true);
   }
   if (err instanceof DestinationBlockedError) {
-    return failure(CallbackErrorType.DestinationBlocked, err, { attempt, code: 'destination_blocked' }, true);
+    return failure(CallbackErrorType.DestinationBlocked, err, record('destination_blocked'), true);
   }
   if (err instanceof NetworkError) {
-    return failure(CallbackErrorType.Network, err, { attempt, code: 'network_error' }, false);
+    return failure(CallbackErrorType.Network, err, record('network_error'), false);
   }
   if (err instanceof RequestAbortedError) {
     // The SDK reports an activity as cancelled (not failed, so no retry) only for a CancelledFailure;
-    // its details tell the workflow which attempt was cut off.
-    return new CancelledFailure(err.message, [{ attempt, code: 'cancelled' } satisfies AttemptFailureDetails]);
+    // its details tell the workflow which attempt was cut off, and carry the attempt's record.
+    const details: AttemptFailureDetails = { attempt: base.attempt, code: 'cancelled', record: record('cancelled') };
+    return new CancelledFailure(err.message, [details]);
   }
-  return err; // the unexpected: the SDK reports it as it is
+  return err; // the unexpected: the SDK reports it as it is (the attempts list shows its failure)
 }
 
-function failure(type: string, err: Error, details: AttemptFailureDetails, nonRetryable: boolean): ApplicationFailure {
-  return ApplicationFailure.create({ type, message: err.message, nonRetryable, details: [details], cause: err });
+/** A classified failure; its record goes with it or, when Temporal will retry, in a signal. */
+async function failure(type: string, err: Error, record: AttemptRecord, nonRetryable: boolean): Promise<ApplicationFailure> {
+  const details: AttemptFailureDetails = {
+    attempt: record.attempt,
+    code: record.error?.code ?? 'failed',
+    ...(record.statusCode !== undefined ? { statusCode: record.statusCode } : {}),
+  };
+  return failAttempt({ type, message: err.message, nonRetryable, details: [details], cause: err }, record);
 }

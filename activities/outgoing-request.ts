@@ -10,6 +10,8 @@ export interface OutgoingResponse {
   headers: Record<string, string | string[] | undefined>;
   contentType: string | undefined;
   body: Buffer;
+  /** With `keepBytes`: the body was longer than what was kept. */
+  bodyTruncated?: boolean;
 }
 
 export interface PostOptions {
@@ -22,6 +24,8 @@ export interface PostOptions {
   signal: AbortSignal;
   /** Bodies above this fail the request; 0 discards the body unread (webhook answers carry nothing we keep). */
   maxResponseBytes: number;
+  /** With `maxResponseBytes` 0: keep this much of the body (for the attempt's record), skip the rest. */
+  keepBytes?: number;
 }
 
 export class RequestTimeoutError extends AsyncQueueError {
@@ -82,8 +86,23 @@ export async function postJson(url: string, body: string | undefined, options: P
       contentType: Array.isArray(contentType) ? contentType[0] : contentType,
     };
     if (options.maxResponseBytes === 0) {
-      await response.body.dump();
-      return { ...base, body: Buffer.alloc(0) };
+      const keep = options.keepBytes ?? 0;
+      const kept: Buffer[] = [];
+      let keptBytes = 0;
+      let bodyTruncated = false;
+      if (keep > 0) {
+        for await (const chunk of response.body) {
+          kept.push(chunk as Buffer);
+          keptBytes += (chunk as Buffer).length;
+          if (keptBytes > keep) {
+            bodyTruncated = true;
+            break; // ends the stream: the rest is not read
+          }
+        }
+      }
+      await response.body.dump().catch(() => undefined);
+      // Up to one chunk past `keep`: whoever keeps `keep` bytes can cut at a character boundary.
+      return { ...base, body: Buffer.concat(kept), ...(bodyTruncated ? { bodyTruncated } : {}) };
     }
     const declared = Number(response.headers['content-length']);
     if (Number.isFinite(declared) && declared > options.maxResponseBytes) {

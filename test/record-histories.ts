@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   receiver.always('/accept', acceptAsync);
   receiver.script('/accept-fail-then-ok', acceptAsync, respondJson(200, { second: true }));
   receiver.always('/plain-202', respondJson(202, { queued: true }));
+  receiver.script('/silent-once', () => undefined, respondJson(200, { late: 'ok' }));
 
   const scenarios: Record<string, Record<string, unknown>> = {
     'succeeded-after-retry-with-webhook-retry': {
@@ -51,6 +52,8 @@ async function main(): Promise<void> {
     'delayed-then-succeeded': { callbackUrl: receiver.url('/ok'), delay: 1 },
     'progress-then-async-completion': { callbackUrl: receiver.url('/accept'), webhookUrl: receiver.url('/hook-ok'), timeout: 60 },
     'async-failed-then-retried': { callbackUrl: receiver.url('/accept-fail-then-ok'), retries: 2, timeout: 60 },
+    // Attempt records (v5): a timed-out attempt signalled, a webhook answer with a body.
+    'timed-out-then-succeeded': { callbackUrl: receiver.url('/silent-once'), webhookUrl: receiver.url('/hook-ok'), timeout: 1 },
     'plain-202-succeeded': { callbackUrl: receiver.url('/plain-202'), webhookUrl: receiver.url('/hook-ok') },
     'cancelled-through-temporal-in-flight': {
       callbackUrl: receiver.url('/hold'),

@@ -53,5 +53,8 @@ describe('workflow code', () => {
     const asyncRetry = await types('v4-async-failed-then-retried.json');
     assert.ok(asyncRetry.includes('TIMER_STARTED'), 'the backoff after a failed async attempt');
     assert.equal(asyncRetry.filter((type) => type === 'ACTIVITY_TASK_SCHEDULED').length, 3);
+    // Attempt records: a retried attempt (callback 503, webhook 500) signals its record.
+    const recorded = await types('v5-succeeded-after-retry-with-webhook-retry.json');
+    assert.equal(recorded.filter((type) => type === 'WORKFLOW_EXECUTION_SIGNALED').length, 2);
   });
 });

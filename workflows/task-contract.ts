@@ -16,6 +16,7 @@ export function workflowIdForTask(taskId: string): string {
 
 export { TASK_STATUSES, TERMINAL_STATUSES, isTerminal, type TaskStatus } from './task-status.js';
 import type { TaskStatus } from './task-status.js';
+import type { AttemptRecord } from './attempt-record.js';
 
 /**
  * `TaskStatus` search attribute (Keyword). The workflow keeps it current for the phases it sees
@@ -201,6 +202,8 @@ export interface AttemptFailureDetails {
   attempt: number;
   statusCode?: number;
   code: string;
+  /** The attempt's record, when the failure is final (attempt-record.ts). Absent in older histories. */
+  record?: AttemptRecord;
 }
 
 /** The callee answered 2xx (a 202 without `AsyncQueue-Completion: async` included). */
@@ -210,6 +213,8 @@ export interface CallbackSucceeded {
   attempt: number;
   statusCode: number;
   result: JsonValue;
+  /** The attempt's record (attempt-record.ts). Absent in older histories. */
+  record?: AttemptRecord;
 }
 
 /**
@@ -222,6 +227,8 @@ export interface CallbackAccepted {
   attempt: number;
   /** How long the call took: the attempt's `timeout` covers the call and the wait together. */
   elapsedMs: number;
+  /** The call's record, outcome `awaiting_completion`; the `awaitCompletion` activity ends it. */
+  record?: AttemptRecord;
 }
 
 export type CallbackOutcome = CallbackSucceeded | CallbackAccepted;
@@ -239,6 +246,8 @@ export interface AwaitCompletionRequest {
 export interface WebhookOutcome {
   attempt: number;
   statusCode: number;
+  /** The attempt's record (attempt-record.ts). Absent in older histories. */
+  record?: AttemptRecord;
 }
 
 export type WebhookEventType = 'task.succeeded' | 'task.failed' | 'task.cancelled';

@@ -22,6 +22,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import { attemptRecordedSignal } from './attempt-record.js';
 import {
   CANCELLING_INDEXED_STATUS,
   TASK_FAILED_ERROR_TYPE,
@@ -109,6 +110,9 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
 
   setHandler(taskStateQuery, () => state);
   setHandler(cancelTaskSignal, requestCancel);
+  // A failed attempt Temporal retries records itself in the history with this signal; the API
+  // reads it from there (src/api/tasks/attempt-history.ts). Nothing to do: no command, no state.
+  setHandler(attemptRecordedSignal, () => undefined);
   // A cancel request through Temporal ends the task as the API's cancel does (webhook included),
   // and the workflow then ends Canceled. Patched, when the request arrives: older histories took
   // no action on one. (Asked only then: each patch a workflow meets costs a marker and a

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait|replay|bulk` and `operations get` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait|attempts|replay|bulk` and `operations get` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -9,6 +9,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { attemptsTable } from './attempts-table.js';
 import {
   AsyncQueue,
   AsyncQueueApiError,
@@ -30,6 +31,7 @@ Commands:
   list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
+  attempts ID
 ${OPERATION_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
@@ -184,6 +186,11 @@ export async function runCli(
           : task.status === 'failed'
             ? ExitCode.TaskFailed
             : ExitCode.TaskCancelled;
+      }
+      case 'attempts': {
+        const attempts = await aq.tasks.attempts(needId());
+        show({ attempts }, () => attemptsTable(attempts));
+        return ExitCode.Ok;
       }
       default:
         throw new UsageError(`unknown command: tasks ${command}`);

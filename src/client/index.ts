@@ -13,6 +13,8 @@ import {
   TERMINAL_STATUSES,
   type BatchResult,
   type BatchTaskInput,
+  type Attempt,
+  type AttemptList,
   type CreateTaskInput,
   type CreatedTask,
   type BulkRequest,
@@ -121,6 +123,17 @@ class Tasks {
 
   get(id: string): Promise<Task> {
     return this.http.request<Task>('GET', `/v1/tasks/${encodeURIComponent(id)}`, { retry: true });
+  }
+
+  /**
+   * Every callback and webhook attempt of the task, oldest first, with its outcome, status code,
+   * error and the start of the answer; also for ended tasks.
+   */
+  async attempts(id: string): Promise<Attempt[]> {
+    const list = await this.http.request<AttemptList>('GET', `/v1/tasks/${encodeURIComponent(id)}/attempts`, {
+      retry: true,
+    });
+    return list.attempts;
   }
 
   /**

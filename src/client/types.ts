@@ -20,6 +20,7 @@ import type {
   ReplayTaskBody,
   ReplayedTaskSchema,
 } from '../api/operation-schemas.js';
+import type { AttemptListSchema, AttemptSchema } from '../api/attempt-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -36,6 +37,9 @@ export type ReplayedTask = Static<typeof ReplayedTaskSchema>;
 export type BulkRequest = Static<typeof BulkBody>;
 export type CreatedOperation = Static<typeof CreatedOperationSchema>;
 export type Operation = Static<typeof OperationViewSchema>;
+/** One callback or webhook attempt (`aq.tasks.attempts(id)`). */
+export type Attempt = Static<typeof AttemptSchema>;
+export type AttemptList = Static<typeof AttemptListSchema>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {

@@ -11,6 +11,7 @@ import { TASK_TOKEN_HEADER, type TaskTokenKeys } from '../../../activities/task-
 import { RateLimitedError, UnauthorizedError } from '../../shared/errors.js';
 import type { ApiKeyVerifier } from '../api-keys.js';
 import { batchRoutes } from './batch.js';
+import { attemptRoutes } from './attempts.js';
 import { calleeRoutes } from './callee.js';
 import { operationRoutes } from './operations.js';
 import { taskReplayRoutes } from './task-replay.js';
@@ -91,4 +92,5 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
   await app.register(calleeRoutes);
   await app.register(taskReplayRoutes);
   await app.register(operationRoutes);
+  await app.register(attemptRoutes);
 };

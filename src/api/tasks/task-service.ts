@@ -52,6 +52,7 @@ import {
 import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from '../../shared/temporal-limits.js';
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
+import { attemptsFromHistory, type AttemptView } from './attempt-history.js';
 import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } from './idempotency.js';
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
@@ -344,6 +345,17 @@ export class TaskService {
         throw err;
       });
     return this.read(id, { askWorker: false });
+  }
+
+  /**
+   * Every callback and webhook attempt, from the workflow's history and the server's
+   * pending-activity state: no worker is asked (attempt-history.ts).
+   */
+  async attempts(id: string): Promise<AttemptView[]> {
+    const description = await this.calls.describe(id);
+    const history = await this.calls.rpc(() => this.calls.handle(id, description.runId).fetchHistory(), { taskId: id });
+    const running = description.status.name === 'RUNNING';
+    return attemptsFromHistory(history.events ?? [], running ? (description.raw.pendingActivities ?? []) : []);
   }
 
   /** Records what the callee reports while it works; shown as `progress` until the task ends. */
