@@ -230,6 +230,17 @@ export const TaskParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, description: 'the task id a create returned' }),
 });
 
+/** `?wait=N`: 0 or absent answers at once; 1–60 waits for the task to end (task-end-watch.ts). */
+export const MAX_WAIT_SECONDS = 60;
+const WaitSeconds = Type.Integer({
+  minimum: 0,
+  maximum: MAX_WAIT_SECONDS,
+  default: 0,
+  description: `seconds (1–${MAX_WAIT_SECONDS}) to wait for the task to end before answering; 0 answers at once`,
+});
+export const ReadTaskQuery = Type.Object({ wait: Type.Optional(WaitSeconds) });
+export const CreateTaskQuery = Type.Object({ wait: Type.Optional(WaitSeconds) });
+
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),

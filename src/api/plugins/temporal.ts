@@ -32,6 +32,7 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         policy: config.policy,
         queryTimeoutMs: config.queryTimeoutMs,
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
+        maxWaitPolls: config.maxWaitPolls,
         progressIntervalMs: config.progressIntervalMs,
         maxResultBytes: config.maxResponseBytes,
         onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),

@@ -46,6 +46,7 @@ import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } fr
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
+import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
 import { closedView, timestampToIso, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
@@ -81,6 +82,8 @@ export interface TaskServiceOptions {
   policy: TaskPolicy;
   queryTimeoutMs: number;
   rpcTimeoutMs: number;
+  /** Long polls for `?wait` at once (task-end-watch.ts). */
+  maxWaitPolls: number;
   /** Authenticates list cursors; every API process of one deployment must use the same key. */
   cursorKey: Buffer;
   /** At most one progress signal per task per this interval (progress-coalescer.ts). */
@@ -94,6 +97,7 @@ export class TaskService {
   private readonly calls: TemporalCalls;
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
+  private readonly endWatch: TaskEndWatch;
 
   constructor(
     client: Client,
@@ -101,6 +105,7 @@ export class TaskService {
   ) {
     this.calls = new TemporalCalls(client, options);
     this.completions = new AsyncCompletions(this.calls, options.maxResultBytes);
+    this.endWatch = new TaskEndWatch(client, { namespace: options.namespace, maxPolls: options.maxWaitPolls });
     this.progress = new ProgressCoalescer({
       intervalMs: options.progressIntervalMs,
       send: (taskId, update) => this.signalProgress(taskId, update),
@@ -293,6 +298,22 @@ export class TaskService {
       });
   }
 
+  /**
+   * The task's view once it has ended, or after `timeoutMs` its current one (`?wait`). One long
+   * poll per waited-for task, shared by all its waiters (task-end-watch.ts). Undefined when
+   * `signal` fired first (the client left).
+   */
+  async waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskView | undefined> {
+    const outcome = await this.endWatch.wait(id, timeoutMs, signal);
+    if (outcome === 'aborted') return undefined;
+    return this.get(id);
+  }
+
+  /** Waiting clients and their long polls, for /metrics and the load measurement. */
+  waitStats(): WatchStats {
+    return this.endWatch.stats();
+  }
+
   /** Temporal is reachable and answers for our namespace. */
   async ready(): Promise<boolean> {
     return this.calls.ready();
@@ -300,6 +321,7 @@ export class TaskService {
 
   /** Sends the progress reports held back, then closes the Temporal side. */
   async close(): Promise<void> {
+    this.endWatch.close();
     await this.progress.flush();
     await this.calls.close();
   }
