@@ -199,6 +199,7 @@ export const TaskViewSchema = Type.Object(
         updatedAt: Type.String(),
       }),
     ),
+    scheduleId: Type.Optional(Type.String({ description: 'set on the runs of a schedule: its id' })),
   },
   {
     examples: [
@@ -244,6 +245,15 @@ export const CreateTaskQuery = Type.Object({ wait: Type.Optional(WaitSeconds) })
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
+    scheduleId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 36,
+        pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$',
+        description: "only the runs of this schedule (Temporal's TemporalScheduledById)",
+        ...says('must be a schedule id: 1–36 letters, digits, _ or -'),
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
     cursor: Type.Optional(
       Type.String({

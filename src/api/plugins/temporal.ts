@@ -7,11 +7,13 @@ import fp from 'fastify-plugin';
 import { Client } from '@temporalio/client';
 import type { Config } from '../../shared/config.js';
 import { TaskService } from '../tasks/task-service.js';
+import { ScheduleService } from '../schedules/schedule-service.js';
 import { lazyClientConnection, type TemporalTarget } from '../../shared/temporal-connection.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     tasks: TaskService;
+    schedules: ScheduleService;
   }
 }
 
@@ -43,6 +45,11 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
           .digest(),
       }),
     );
+    app.decorate('schedules', new ScheduleService(app.tasks.calls, { taskQueue: config.taskQueue, policy: config.policy }));
+    // Before the server waits for requests in flight: a `?wait` may otherwise hold it for a minute.
+    app.addHook('preClose', async () => {
+      await app.tasks.endWaits();
+    });
     app.addHook('onClose', async () => {
       await app.tasks.close();
       await connection.close();

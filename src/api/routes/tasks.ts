@@ -99,10 +99,11 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       },
     },
     async (request) => {
-      const { status, limit, cursor } = request.query;
+      const { status, scheduleId, limit, cursor } = request.query;
       return app.tasks.list({
         limit: limit ?? 20,
         ...(status !== undefined ? { status } : {}),
+        ...(scheduleId !== undefined ? { scheduleId } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
     },

@@ -4,6 +4,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
 import { TASK_MEMO_KEY, indexedTaskStatus, type TaskMemo, type TaskStatus } from '../../../workflows/task-contract.js';
 import type { ClosedExecutionStatus } from './task-views.js';
+import { withRunIdentity } from '../schedules/scheduled-runs.js';
 
 const { WorkflowExecutionStatus } = proto.temporal.api.enums.v1;
 
@@ -44,7 +45,8 @@ export function closedExecutionStatus(status: number | null | undefined): Closed
 }
 
 export function taskMemo(description: WorkflowExecutionDescription): TaskMemo {
-  return description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
+  const memo = description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
+  return withRunIdentity(memo, description.workflowId, description.startTime.toISOString());
 }
 
 export function decodePayload<T>(payload: temporal.api.common.v1.IPayload | null | undefined): T | undefined {

@@ -55,6 +55,8 @@ interface Watch {
 export class TaskEndWatch {
   private readonly watches = new Map<string, Watch>();
   private readonly queue: Watch[] = [];
+  /** Polls under way, awaited on close: a call left retrying on a closed connection throws. */
+  private readonly running = new Set<Promise<void>>();
   private polling = 0;
   private historyCalls = 0;
   private closed = false;
@@ -100,10 +102,14 @@ export class TaskEndWatch {
     return { polling: this.polling, queued: this.queue.length, waiters, historyCalls: this.historyCalls };
   }
 
-  /** Ends every wait (as a timeout: the route answers the current view) and aborts every poll. */
-  close(): void {
+  /**
+   * Ends every wait (as a timeout: the route answers the current view, so shutdown does not wait
+   * out a 60 s wait), aborts every poll and waits for the polls to end.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const watch of [...this.watches.values()]) this.settle(watch, false);
+    await Promise.allSettled([...this.running]);
   }
 
   private schedule(watch: Watch): void {
@@ -113,12 +119,14 @@ export class TaskEndWatch {
     }
     this.polling++;
     watch.running = true;
-    void this.poll(watch).finally(() => {
+    const polling = this.poll(watch).finally(() => {
+      this.running.delete(polling);
       this.polling--;
       watch.running = false;
       const next = this.queue.shift();
-      if (next !== undefined) this.schedule(next);
+      if (next !== undefined && !this.closed) this.schedule(next);
     });
+    this.running.add(polling);
   }
 
   /** The last waiter left: stop polling for this task. */

@@ -18,6 +18,7 @@ import {
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
   TASK_WORKFLOW_TYPE,
+  SCHEDULE_ID_PREFIX,
   WORKFLOW_ID_PREFIX,
   cancelTaskSignal,
   indexedTaskStatus,
@@ -47,6 +48,7 @@ import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, statusFilter, taskMemo } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
+import { SCHEDULED_BY_ATTRIBUTE, withRunIdentity } from '../schedules/scheduled-runs.js';
 import { closedView, timestampToIso, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
@@ -94,7 +96,8 @@ export interface TaskServiceOptions {
 }
 
 export class TaskService {
-  private readonly calls: TemporalCalls;
+  /** Shared with the schedule service: one deadline, error translation and availability for both. */
+  readonly calls: TemporalCalls;
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
   private readonly endWatch: TaskEndWatch;
@@ -208,9 +211,11 @@ export class TaskService {
     return this.finalView(id, description, memo);
   }
 
-  async list(query: { status?: TaskStatus; limit: number; cursor?: string }): Promise<TaskListPage> {
+  async list(query: { status?: TaskStatus; scheduleId?: string; limit: number; cursor?: string }): Promise<TaskListPage> {
     const filters = [`WorkflowType = '${TASK_WORKFLOW_TYPE}'`, `WorkflowId STARTS_WITH '${WORKFLOW_ID_PREFIX}'`];
     if (query.status !== undefined) filters.push(statusFilter(query.status));
+    // The schema's pattern keeps the id to letters, digits, _ and -: nothing to escape.
+    if (query.scheduleId !== undefined) filters.push(`${SCHEDULED_BY_ATTRIBUTE} = '${SCHEDULE_ID_PREFIX}${query.scheduleId}'`);
     const response = await this.calls
       .rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
@@ -238,8 +243,9 @@ export class TaskService {
 
   private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskView | undefined> {
     // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
-    const memo = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
-    if (memo === undefined) return undefined;
+    const stored = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
+    if (stored === undefined) return undefined;
+    const memo = withRunIdentity(stored, execution.execution?.workflowId ?? '', timestampToIso(execution.startTime));
     const closed = closedExecutionStatus(execution.status);
     if (closed !== undefined) {
       if (closed === 'Completed' || (closed === 'Failed' && memo.status === 'failed')) return memo;
@@ -320,8 +326,13 @@ export class TaskService {
   }
 
   /** Sends the progress reports held back, then closes the Temporal side. */
+  /** Answers every `?wait` now (current views), so that shutdown does not wait them out. */
+  async endWaits(): Promise<void> {
+    await this.endWatch.close();
+  }
+
   async close(): Promise<void> {
-    this.endWatch.close();
+    await this.endWatch.close();
     await this.progress.flush();
     await this.calls.close();
   }
