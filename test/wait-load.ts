@@ -4,7 +4,7 @@
  * Temporal calls the waits cost, and how fast waiters wake when their tasks end, which also shows
  * whether every long poll is live on the server at once (none held back by an HTTP/2 stream limit).
  *
- *   node dist/tools/wait-load/main.js [clients=1000] [tasks=1000]
+ *   node --expose-gc dist/test/wait-load.js [clients=1000] [tasks=1000]
  *
  * It starts its own Temporal dev server (through the test harness); the clients run in a child
  * process so that their cost is not counted.
@@ -12,7 +12,7 @@
 import { fork } from 'node:child_process';
 import { request, Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { startHarness, stopOwnServer } from '../../test/support/harness.js';
+import { startHarness, stopOwnServer } from './support/harness.js';
 
 const WAIT_SECONDS = 60;
 const STEADY_MS = 20_000;
