@@ -20,6 +20,7 @@ import { newTaskFromRequest } from '../tasks/task-input.js';
 import { isTerminal } from '../../../workflows/task-contract.js';
 import { bodyErrors, conflict, errors, security, taskErrors } from './route-schemas.js';
 import { clientGone } from './client-gone.js';
+import { WaitInterruptedError } from '../tasks/task-end-watch.js';
 
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
@@ -134,8 +135,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       const view = await app.tasks.get(id);
       const wait = request.query.wait ?? 0;
       if (wait === 0 || isTerminal(view.status)) return view;
-      // Undefined: the client left; nobody reads the answer.
-      return (await app.tasks.waitForEnd(id, wait * 1000, clientGone(reply))) ?? view;
+      const ended = await app.tasks.waitForEnd(id, wait * 1000, clientGone(reply));
+      // Undefined: the client left (nobody reads this), or the API is shutting down (retry).
+      if (ended === undefined) throw new WaitInterruptedError();
+      return ended;
     },
   );
 

@@ -18,6 +18,7 @@ import type { Client } from '@temporalio/client';
 import proto, { type temporal } from '@temporalio/proto';
 import { TASK_MEMO_KEY, isTerminal, workflowIdForTask, type TaskMemo } from '../../../workflows/task-contract.js';
 import { decodePayload } from './list-query.js';
+import { AsyncQueueError } from '../../shared/errors.js';
 
 const { HistoryEventFilterType } = proto.temporal.api.enums.v1;
 
@@ -26,7 +27,18 @@ const POLL_DEADLINE_MS = 30_000;
 /** After a failed poll (Temporal away), the next try waits this long. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 
-export type WaitOutcome = 'ended' | 'timeout' | 'aborted';
+/** `closing`: the API is shutting down; the waiter answers without another Temporal call. */
+export type WaitOutcome = 'ended' | 'timeout' | 'aborted' | 'closing';
+
+/** A `GET ?wait` cut short by the API's shutdown: retry (on another process). */
+export class WaitInterruptedError extends AsyncQueueError {
+  readonly code = 'shutting_down';
+  override readonly statusCode = 503;
+  override readonly retryAfterSeconds = 1;
+  constructor() {
+    super('the API is shutting down; retry the wait');
+  }
+}
 
 export interface TaskEndWatchOptions {
   namespace: string;
@@ -43,11 +55,13 @@ export interface WatchStats {
   waiters: number;
   /** GetWorkflowExecutionHistory calls made since the start. */
   historyCalls: number;
+  /** Of them, calls that failed (not counting aborts), by gRPC status code. */
+  failedCalls: Record<string, number>;
 }
 
 interface Watch {
   taskId: string;
-  waiters: Set<(ended: boolean) => void>;
+  waiters: Set<(outcome: WaitOutcome) => void>;
   abort: AbortController;
   running: boolean;
 }
@@ -59,6 +73,7 @@ export class TaskEndWatch {
   private readonly running = new Set<Promise<void>>();
   private polling = 0;
   private historyCalls = 0;
+  private readonly failedCalls: Record<string, number> = {};
   private closed = false;
 
   constructor(
@@ -72,7 +87,7 @@ export class TaskEndWatch {
    * the task exists and had not ended.
    */
   wait(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
-    if (this.closed || signal?.aborted) return Promise.resolve(signal?.aborted ? 'aborted' : 'timeout');
+    if (this.closed || signal?.aborted) return Promise.resolve(signal?.aborted ? 'aborted' : 'closing');
     let watch = this.watches.get(taskId);
     if (watch === undefined) {
       watch = { taskId, waiters: new Set(), abort: new AbortController(), running: false };
@@ -88,7 +103,7 @@ export class TaskEndWatch {
         if (current.waiters.size === 0) this.drop(current);
         resolve(outcome);
       };
-      const onEnd = (ended: boolean): void => finish(ended ? 'ended' : 'timeout');
+      const onEnd = (outcome: WaitOutcome): void => finish(outcome);
       const onAbort = (): void => finish('aborted');
       const timer = setTimeout(() => finish('timeout'), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -99,16 +114,22 @@ export class TaskEndWatch {
   stats(): WatchStats {
     let waiters = 0;
     for (const watch of this.watches.values()) waiters += watch.waiters.size;
-    return { polling: this.polling, queued: this.queue.length, waiters, historyCalls: this.historyCalls };
+    return {
+      polling: this.polling,
+      queued: this.queue.length,
+      waiters,
+      historyCalls: this.historyCalls,
+      failedCalls: { ...this.failedCalls },
+    };
   }
 
   /**
-   * Ends every wait (as a timeout: the route answers the current view, so shutdown does not wait
-   * out a 60 s wait), aborts every poll and waits for the polls to end.
+   * Ends every wait (`closing`: shutdown must not wait out a 60 s wait, nor start a read per
+   * waiter on a connection about to close), aborts every poll and waits for the polls to end.
    */
   async close(): Promise<void> {
     this.closed = true;
-    for (const watch of [...this.watches.values()]) this.settle(watch, false);
+    for (const watch of [...this.watches.values()]) this.settle(watch, 'closing');
     await Promise.allSettled([...this.running]);
   }
 
@@ -138,8 +159,8 @@ export class TaskEndWatch {
     watch.abort.abort();
   }
 
-  private settle(watch: Watch, ended: boolean): void {
-    for (const waiter of [...watch.waiters]) waiter(ended);
+  private settle(watch: Watch, outcome: WaitOutcome): void {
+    for (const waiter of [...watch.waiters]) waiter(outcome);
     this.drop(watch);
   }
 
@@ -163,20 +184,22 @@ export class TaskEndWatch {
             }),
           ),
         );
-      } catch {
+      } catch (err) {
         if (signal.aborted) return;
+        const code = String((err as { code?: unknown }).code ?? 'other');
+        this.failedCalls[code] = (this.failedCalls[code] ?? 0) + 1;
         // Temporal away or the task gone: the waiters answer what a read says at their deadline.
         await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_FAILURE_MS));
         continue;
       }
       if ((response.history?.events ?? []).some(endsTask)) {
-        this.settle(watch, true);
+        this.settle(watch, 'ended');
         return;
       }
       const token = response.nextPageToken;
       if (token == null || token.length === 0) {
         // No further page: the workflow has closed (its close event is the history's last).
-        this.settle(watch, true);
+        this.settle(watch, 'ended');
         return;
       }
       nextPageToken = token;

@@ -307,11 +307,11 @@ export class TaskService {
   /**
    * The task's view once it has ended, or after `timeoutMs` its current one (`?wait`). One long
    * poll per waited-for task, shared by all its waiters (task-end-watch.ts). Undefined when
-   * `signal` fired first (the client left).
+   * `signal` fired first (the client left) or the API is shutting down.
    */
   async waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskView | undefined> {
     const outcome = await this.endWatch.wait(id, timeoutMs, signal);
-    if (outcome === 'aborted') return undefined;
+    if (outcome === 'aborted' || outcome === 'closing') return undefined;
     return this.get(id);
   }
 
