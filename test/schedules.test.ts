@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SCHEDULE_ID_PREFIX } from '../workflows/task-contract.js';
+import { AsyncQueue, AsyncQueueApiError } from '../src/client/index.js';
+import { ExitCode, runCli } from '../src/cli/main.js';
 import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { terminateRunning } from './support/cleanup.js';
@@ -242,5 +244,51 @@ describe('schedules', () => {
     assert.ok(!listed.some((schedule) => schedule.id === foreign || schedule.id === lookalike));
     // Still there: we did not touch it.
     assert.equal((await harness.client.schedule.getHandle(lookalike).describe()).state.paused, true);
+  });
+
+  it('works through the SDK (aq.schedules.*) and the CLI (asyncqueue schedules …)', async () => {
+    receiver.always('/sdk-run', respondJson(200, { sdk: true }));
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const id = uniqueId('sdk');
+    const schedule = await aq.schedules.create({
+      id,
+      every: 3600,
+      paused: true,
+      task: { callbackUrl: receiver.url('/sdk-run') },
+    });
+    created.push(`${SCHEDULE_ID_PREFIX}${id}`);
+    assert.equal(schedule.paused, true);
+    assert.equal((await aq.schedules.get(id)).every, 3600);
+    assert.ok((await aq.schedules.list()).some((listed) => listed.id === id));
+    assert.equal((await aq.schedules.resume(id)).paused, false);
+    assert.equal((await aq.schedules.pause(id)).paused, true);
+    await aq.schedules.trigger(id);
+    const runs = await eventually(async () => {
+      const ids = (await aq.schedules.get(id)).recentTaskIds;
+      return ids.length === 1 ? ids : undefined;
+    });
+    const page = await eventually(async () => {
+      const listed = await aq.tasks.list({ scheduleId: id });
+      return listed.tasks.length === 1 ? listed : undefined;
+    });
+    assert.equal(page.tasks[0]!.id, runs[0]);
+    assert.equal((await aq.tasks.wait(runs[0]!, { timeoutMs: 20_000 })).status, 'succeeded');
+    await aq.schedules.delete(id);
+    await assert.rejects(aq.schedules.get(id), (err: unknown) => err instanceof AsyncQueueApiError && err.status === 404);
+
+    const lines: string[] = [];
+    const out = { write: (text: string) => void lines.push(text), error: (text: string) => void lines.push(text) };
+    const env = { ASYNCQUEUE_URL: harness.baseUrl };
+    const cliId = uniqueId('cli');
+    const args = ['schedules', 'create', '--id', cliId, '--cron', '*/5 * * * *', '--timezone', 'Asia/Tokyo'];
+    const code = await runCli([...args, '--paused', '--callback-url', receiver.url('/cli'), '--json'], env, out);
+    created.push(`${SCHEDULE_ID_PREFIX}${cliId}`);
+    assert.equal(code, ExitCode.Ok, lines.join('\n'));
+    assert.equal(JSON.parse(lines.at(-1)!).timezone, 'Asia/Tokyo');
+    assert.equal(await runCli(['schedules', 'list'], env, out), ExitCode.Ok);
+    assert.ok(lines.at(-1)!.includes(cliId));
+    assert.equal(await runCli(['schedules', 'delete', cliId], env, out), ExitCode.Ok);
+    assert.equal(await runCli(['schedules', 'get', cliId], env, out), ExitCode.Failed);
+    assert.equal(await runCli(['schedules', 'create', '--every', '5'], env, out), ExitCode.Usage);
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait` and `schedules …` (schedule-commands.ts) against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -10,18 +10,20 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AsyncQueue, AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError, type Task } from '../client/index.js';
+import { SCHEDULE_USAGE, runScheduleCommand } from './schedule-commands.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
-const USAGE = `Usage: asyncqueue tasks <command> [options]
+const USAGE = `Usage: asyncqueue tasks|schedules <command> [options]
 
 Commands:
   create --callback-url URL [--payload JSON] [--webhook-url URL] [--retries N]
          [--timeout SECONDS] [--delay SECONDS] [--header "Name: value"]... [--idempotency-key KEY]
   get ID
-  list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
+  list [--status STATUS] [--schedule-id ID] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
+${SCHEDULE_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -69,6 +71,13 @@ export async function runCli(
         reason: { type: 'string' },
         'wait-timeout': { type: 'string' },
         interval: { type: 'string' },
+        'schedule-id': { type: 'string' },
+        id: { type: 'string' },
+        cron: { type: 'string' },
+        every: { type: 'string' },
+        timezone: { type: 'string' },
+        paused: { type: 'boolean', default: false },
+        overlap: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -90,25 +99,48 @@ export async function runCli(
   });
   const show = (value: unknown, human: () => string): void => out.write(values.json ? JSON.stringify(value) : human());
 
+  const taskBody = () => {
+    if (values['callback-url'] === undefined) throw new UsageError(`${group} create needs --callback-url`);
+    return {
+      callbackUrl: values['callback-url'],
+      ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
+      ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
+      ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
+      ...(values.timeout !== undefined ? { timeout: parseNumber('--timeout', values.timeout) } : {}),
+      ...(values.delay !== undefined ? { delay: parseNumber('--delay', values.delay) } : {}),
+      ...(values.header !== undefined ? { headers: parseHeaders(values.header) } : {}),
+    };
+  };
+
   try {
-    if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks <command>');
+    if (group === 'schedules' && command !== undefined) {
+      await runScheduleCommand(
+        aq,
+        command,
+        id,
+        {
+          id: values.id,
+          cron: values.cron,
+          every: values.every !== undefined ? parseNumber('--every', values.every) : undefined,
+          timezone: values.timezone,
+          paused: values.paused,
+          overlap: values.overlap,
+        },
+        taskBody,
+        show,
+        (message) => new UsageError(message),
+      );
+      return ExitCode.Ok;
+    }
+    if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks|schedules <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
       return id;
     };
     switch (command) {
       case 'create': {
-        if (values['callback-url'] === undefined) throw new UsageError('tasks create needs --callback-url');
         const created = await aq.tasks.create(
-          {
-            callbackUrl: values['callback-url'],
-            ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
-            ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
-            ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
-            ...(values.timeout !== undefined ? { timeout: parseNumber('--timeout', values.timeout) } : {}),
-            ...(values.delay !== undefined ? { delay: parseNumber('--delay', values.delay) } : {}),
-            ...(values.header !== undefined ? { headers: parseHeaders(values.header) } : {}),
-          },
+          taskBody(),
           values['idempotency-key'] !== undefined ? { idempotencyKey: values['idempotency-key'] } : {},
         );
         show(created, () => `${created.id}\t${created.status}\t${created.createdAt}`);
@@ -122,6 +154,7 @@ export async function runCli(
       case 'list': {
         const params = {
           ...(values.status !== undefined ? { status: values.status as Task['status'] } : {}),
+          ...(values['schedule-id'] !== undefined ? { scheduleId: values['schedule-id'] } : {}),
           ...(values.limit !== undefined ? { limit: parseNumber('--limit', values.limit) } : {}),
           ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
         };

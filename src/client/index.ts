@@ -9,6 +9,7 @@
  */
 import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
+import { Schedules } from './schedules.js';
 import {
   TERMINAL_STATUSES,
   type CreateTaskInput,
@@ -20,6 +21,7 @@ import {
 
 export * from './errors.js';
 export * from './types.js';
+export type { CreateScheduleInput, Schedule } from './schedules.js';
 export { verifyRequest, expressReceiver } from './receiver.js';
 // fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).
 
@@ -72,9 +74,12 @@ const WAIT_REQUEST_SLACK_MS = 15_000;
 
 export class AsyncQueue {
   readonly tasks: Tasks;
+  readonly schedules: Schedules;
 
   constructor(options: AsyncQueueOptions) {
-    this.tasks = new Tasks(new HttpClient(options));
+    const http = new HttpClient(options);
+    this.tasks = new Tasks(http);
+    this.schedules = new Schedules(http);
   }
 }
 
@@ -105,6 +110,7 @@ class Tasks {
     return new TaskListing((cursor) => {
       const query = new URLSearchParams();
       if (params.status !== undefined) query.set('status', params.status);
+      if (params.scheduleId !== undefined) query.set('scheduleId', params.scheduleId);
       if (params.limit !== undefined) query.set('limit', String(params.limit));
       const pageCursor = cursor ?? params.cursor;
       if (pageCursor !== undefined) query.set('cursor', pageCursor);
