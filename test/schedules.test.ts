@@ -291,4 +291,28 @@ describe('schedules', () => {
     assert.equal(await runCli(['schedules', 'get', cliId], env, out), ExitCode.Failed);
     assert.equal(await runCli(['schedules', 'create', '--every', '5'], env, out), ExitCode.Usage);
   });
+
+  it("accepts a run's task id everywhere a task id goes: task token, progress, async completion, ?wait", async () => {
+    receiver.always('/accept-async', respondJson(202, { accepted: true }, { 'asyncqueue-completion': 'async' }));
+    const id = uniqueId('async');
+    await createSchedule({ id, every: 3600, paused: true, task: { callbackUrl: receiver.url('/accept-async'), timeout: 60 } });
+    assert.equal((await harness.api('POST', `/v1/schedules/${id}/trigger`)).status, 202);
+    const call = await eventually(async () =>
+      receiver.to('/accept-async').find((request) => String(request.headers['asyncqueue-task-id']).startsWith(`aqs-${id}-`)),
+    );
+    const taskId = String(call.headers['asyncqueue-task-id']);
+    assert.match(taskId, /^aqs-async-[0-9a-f]{8}-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    const token = { 'asyncqueue-task-token': String(call.headers['asyncqueue-task-token']) };
+    const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
+    assert.equal((await harness.api('POST', `${path}/progress`, { percent: 50 }, token)).status, 202);
+    const completed = await eventually(async () => {
+      const response = await harness.api('POST', `${path}/complete`, { result: { done: 'async' } }, token);
+      return response.status === 200 ? response : undefined;
+    });
+    assert.equal(completed.body.id, taskId);
+    const ended = await harness.api('GET', `${path}?wait=20`);
+    assert.equal(ended.body.status, 'succeeded');
+    assert.deepEqual(ended.body.result, { done: 'async' });
+    assert.equal(ended.body.scheduleId, id);
+  });
 });

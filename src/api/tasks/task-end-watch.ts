@@ -63,7 +63,6 @@ interface Watch {
   taskId: string;
   waiters: Set<(outcome: WaitOutcome) => void>;
   abort: AbortController;
-  running: boolean;
 }
 
 export class TaskEndWatch {
@@ -90,7 +89,7 @@ export class TaskEndWatch {
     if (this.closed || signal?.aborted) return Promise.resolve(signal?.aborted ? 'aborted' : 'closing');
     let watch = this.watches.get(taskId);
     if (watch === undefined) {
-      watch = { taskId, waiters: new Set(), abort: new AbortController(), running: false };
+      watch = { taskId, waiters: new Set(), abort: new AbortController() };
       this.watches.set(taskId, watch);
       this.schedule(watch);
     }
@@ -139,11 +138,9 @@ export class TaskEndWatch {
       return;
     }
     this.polling++;
-    watch.running = true;
     const polling = this.poll(watch).finally(() => {
       this.running.delete(polling);
       this.polling--;
-      watch.running = false;
       const next = this.queue.shift();
       if (next !== undefined && !this.closed) this.schedule(next);
     });
