@@ -307,7 +307,7 @@ describe('schedules', () => {
     assert.equal((await harness.api('POST', `${path}/progress`, { percent: 50 }, token)).status, 202);
     const completed = await eventually(async () => {
       const response = await harness.api('POST', `${path}/complete`, { result: { done: 'async' } }, token);
-      return response.status === 200 ? response : undefined;
+      return response.status === 202 ? response : undefined;
     });
     assert.equal(completed.body.id, taskId);
     const ended = await harness.api('GET', `${path}?wait=20`);
