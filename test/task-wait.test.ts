@@ -170,6 +170,9 @@ describe('GET /v1/tasks/{id}?wait=N', () => {
     );
     await eventually(async () => (stats().waiters === 5 ? true : undefined), { what: 'five waiters' });
     assert.equal(stats().polling, 1, 'one long poll for the five');
+    const metrics = await (await fetch(`${harness.baseUrl}/metrics`)).text();
+    assert.match(metrics, /^asyncqueue_wait_clients 5$/m);
+    assert.match(metrics, /^asyncqueue_wait_polls 1$/m);
     for (const controller of controllers) controller.abort();
     await Promise.all(requests);
     // The clients hung up: nothing waits and no poll runs any more.
