@@ -10,6 +10,7 @@ import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
+import { TaskEndWatch } from '../src/api/tasks/task-end-watch.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -189,6 +190,38 @@ describe('GET /v1/tasks/{id}?wait=N', () => {
       assert.match(response.body.error.message, /^wait: /);
     }
     assert.equal((await harness.api('GET', '/v1/tasks/no-such-task?wait=5')).status, 404);
+  });
+});
+
+describe('the long-poll cap', () => {
+  it('queues waited-for tasks beyond ASYNCQUEUE_MAX_WAIT_POLLS and polls them as polls free up', async () => {
+    const watch = new TaskEndWatch(harness.client, { namespace: harness.config.temporalNamespace, maxPolls: 1 });
+    try {
+      const first = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+      const second = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+      const firstWait = watch.wait(first, 40_000);
+      const secondWait = watch.wait(second, 40_000);
+      assert.deepEqual(
+        { ...watch.stats(), historyCalls: 0, failedCalls: {} },
+        {
+          polling: 1,
+          queued: 1,
+          waiters: 2,
+          historyCalls: 0,
+          failedCalls: {},
+        },
+      );
+      await harness.api('POST', `/v1/tasks/${first}/cancel`);
+      assert.equal(await firstWait, 'ended');
+      await eventually(async () => (watch.stats().queued === 0 && watch.stats().polling === 1 ? true : undefined), {
+        what: 'the queued task to get the poll',
+      });
+      await harness.api('POST', `/v1/tasks/${second}/cancel`);
+      assert.equal(await secondWait, 'ended');
+      assert.deepEqual(watch.stats().failedCalls, {});
+    } finally {
+      await watch.close();
+    }
   });
 });
 
