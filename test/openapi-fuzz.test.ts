@@ -97,6 +97,15 @@ before(async () => {
 });
 
 after(async () => {
+  // Schedules the run created would go on starting tasks in the namespace.
+  if (harness !== undefined) {
+    for await (const schedule of harness.client.schedule.list()) {
+      await harness.client.schedule
+        .getHandle(schedule.scheduleId)
+        .delete()
+        .catch(() => undefined);
+    }
+  }
   if (harness !== undefined) await terminateRunning(harness, 'fuzz run over');
   await harness?.close();
   await stopOwnServer();

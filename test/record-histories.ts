@@ -1,5 +1,5 @@
 /**
- * `npm run record-histories -- <label>`: runs one task per scenario on a fresh dev server and
+ * `npm run record-histories -- <label> [scenario…]`: runs one task per scenario (or only those named) on a fresh dev server and
  * saves each workflow's event history as test/histories/<label>-<scenario>.json. The replay test
  * replays every saved history against the current workflow code, so a change that would break
  * running tasks fails CI. Record under a new label when the workflow gains behaviour, and keep
@@ -67,8 +67,11 @@ async function main(): Promise<void> {
     },
   };
   const holds = () => receiver.to('/hold').length;
+  const only = process.argv.slice(3);
+  const wanted = (name: string): boolean => only.length === 0 || only.includes(name);
   try {
     for (const [name, body] of Object.entries(scenarios)) {
+      if (!wanted(name)) continue;
       const api = name === 'cancelled-by-cut-off-cancel-wins-over-failure' ? slowBeats : harness;
       const heldBefore = holds();
       const created = await api.api('POST', '/v1/tasks', body);
@@ -106,6 +109,31 @@ async function main(): Promise<void> {
       const history = await handle.fetchHistory();
       await writeFile(`${HISTORIES_DIR}${label}-${name}.json`, `${historyToJSON(history)}\n`);
       process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
+    }
+    // A schedule's run: its input has no id or createdAt (workflows/scheduled-input.ts).
+    if (wanted('scheduled-run')) {
+      const scheduleId = `record-${Date.now()}`;
+      const schedule = {
+        id: scheduleId,
+        every: 3600,
+        paused: true,
+        task: { callbackUrl: receiver.url('/ok'), webhookUrl: receiver.url('/hook-ok') },
+      };
+      await harness.api('POST', '/v1/schedules', schedule);
+      await harness.api('POST', `/v1/schedules/${scheduleId}/trigger`);
+      const [taskId] = await eventually(async () => {
+        const ids = (await harness.api('GET', `/v1/schedules/${scheduleId}`)).body.recentTaskIds as string[];
+        return ids.length > 0 ? ids : undefined;
+      });
+      await harness.api('DELETE', `/v1/schedules/${scheduleId}`);
+      const handle = harness.client.workflow.getHandle(`task-${taskId}`);
+      await eventually(async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true), {
+        timeoutMs: 30_000,
+        what: 'scheduled-run to close',
+      });
+      const history = await handle.fetchHistory();
+      await writeFile(`${HISTORIES_DIR}${label}-scheduled-run.json`, `${historyToJSON(history)}\n`);
+      process.stdout.write(`recorded scheduled-run (${history.events?.length ?? 0} events)\n`);
     }
   } finally {
     await slowBeats.close();

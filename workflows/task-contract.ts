@@ -8,6 +8,12 @@ import { defineSearchAttributeKey } from '@temporalio/common';
 export const TASK_WORKFLOW_TYPE = 'taskWorkflow';
 export const DEFAULT_TASK_QUEUE = 'asyncqueue-tasks';
 
+/**
+ * Schedules of AsyncQueue are Temporal Schedules named `aqs-<id>`: schedules of other programs in
+ * the namespace are not ours to show. A run's task id is then `aqs-<id>-<time>`.
+ */
+export const SCHEDULE_ID_PREFIX = 'aqs-';
+
 /** Every task's workflow id is derived from its task id, so one task is one workflow. */
 export const WORKFLOW_ID_PREFIX = 'task-';
 export function workflowIdForTask(taskId: string): string {
@@ -96,7 +102,21 @@ export interface TaskInput {
    * in clear in the history. No longer set, and ignored: the worker derives every task's token.
    */
   taskToken?: string;
+  /** A run of this schedule (workflows/scheduled-input.ts). */
+  scheduleId?: string;
 }
+
+/**
+ * The input a schedule's action carries: one input for every run, so no run's id or creation
+ * time can be in it. Each run's workflow id is the action's plus the time Temporal appends
+ * (`task-aqs-nightly-2026-12-02T06:00:00Z`); the workflow derives `id` and `createdAt` from its
+ * own info (scheduled-input.ts). Only such inputs lack them, so older histories replay unchanged.
+ */
+export type ScheduledTaskInput = Omit<TaskInput, 'id' | 'createdAt'> & {
+  scheduleId: string;
+  id?: undefined;
+  createdAt?: undefined;
+};
 
 /** What an app sees when a task fails or is cancelled. */
 export interface TaskError {
@@ -160,6 +180,8 @@ export interface TaskState {
    */
   nextAttemptAt?: string;
   lastError?: { message: string };
+  /** Set on the runs of a schedule: the schedule's id (without Temporal's `aqs-` prefix). */
+  scheduleId?: string;
 }
 
 /**

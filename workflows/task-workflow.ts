@@ -37,12 +37,14 @@ import {
   type AttemptFailureDetails,
   type CancelRequest,
   type TaskError,
+  type ScheduledTaskInput,
   type TaskInput,
   type TaskMemo,
   type TaskState,
   type TaskStatus,
   type WebhookEvent,
 } from './task-contract.js';
+import { isScheduledInput, taskInputOf } from './scheduled-input.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -57,7 +59,8 @@ const BACKOFF_COEFFICIENT = 2;
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
 
-export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
+export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise<TaskState> {
+  const input = taskInputOf(raw);
   const state: TaskState = {
     id: input.id,
     status: input.delaySeconds > 0 ? 'scheduled' : 'pending',
@@ -74,7 +77,10 @@ export async function taskWorkflow(input: TaskInput): Promise<TaskState> {
     ...(input.labels !== undefined && input.labels.length > 0 ? { labels: input.labels } : {}),
     ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
     ...(input.webhookUrl ? { webhook: { status: 'pending' as const, attempts: 0 } } : {}),
+    ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
   };
+  // A schedule's memo cannot name the run (scheduled-input.ts): the run does, first thing.
+  if (isScheduledInput(raw)) publishMemo(state);
 
   let cancelRequest: CancelRequest | undefined;
   // Read through a function: TypeScript cannot see the signal handler assign it between awaits.

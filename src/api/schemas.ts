@@ -260,6 +260,7 @@ export const TaskViewSchema = Type.Object(
         updatedAt: Type.String(),
       }),
     ),
+    scheduleId: Type.Optional(Type.String({ description: 'set on the runs of a schedule: its id' })),
   },
   {
     examples: [
@@ -294,6 +295,17 @@ export const TaskParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, description: 'the task id a create returned' }),
 });
 
+/** `?wait=N`: 0 or absent answers at once; 1–60 waits for the task to end (task-end-watch.ts). */
+export const MAX_WAIT_SECONDS = 60;
+const WaitSeconds = Type.Integer({
+  minimum: 0,
+  maximum: MAX_WAIT_SECONDS,
+  default: 0,
+  description: `seconds (1–${MAX_WAIT_SECONDS}) to wait for the task to end before answering; 0 answers at once`,
+});
+export const ReadTaskQuery = Type.Object({ wait: Type.Optional(WaitSeconds) });
+export const CreateTaskQuery = Type.Object({ wait: Type.Optional(WaitSeconds) });
+
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
@@ -301,6 +313,15 @@ export const ListTasksQuery = Type.Object(
       Type.Array(LabelSchema, {
         maxItems: MAX_LABELS,
         description: 'tasks carrying this label; repeat it (`label=a&label=b`) for tasks carrying all of them',
+      }),
+    ),
+    scheduleId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 36,
+        pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$',
+        description: "only the runs of this schedule (Temporal's TemporalScheduledById)",
+        ...says('must be a schedule id: 1–36 letters, digits, _ or -'),
       }),
     ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),

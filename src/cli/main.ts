@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait|attempts|replay|bulk` and `operations get` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait|attempts|replay|bulk`, `operations get` and `schedules …` (schedule-commands.ts) against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -19,20 +19,22 @@ import {
   type Task,
 } from '../client/index.js';
 import { OPERATION_USAGE, runOperationCommand } from './operation-commands.js';
+import { SCHEDULE_USAGE, runScheduleCommand } from './schedule-commands.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
-const USAGE = `Usage: asyncqueue tasks <command> [options]
+const USAGE = `Usage: asyncqueue tasks|schedules <command> [options]
 
 Commands:
   create --callback-url URL [--method POST|PUT|PATCH|GET|DELETE] [--payload JSON] [--webhook-url URL] [--retries N]
          [--timeout SECONDS] [--delay SECONDS] [--header "Name: value"]... [--idempotency-key KEY]
   get ID
-  list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
+  list [--status STATUS] [--schedule-id ID] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
   attempts ID
 ${OPERATION_USAGE}
+${SCHEDULE_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -87,6 +89,12 @@ export async function runCli(
         'created-after': { type: 'string' },
         'created-before': { type: 'string' },
         'flow-control-key': { type: 'string' },
+        'schedule-id': { type: 'string' },
+        cron: { type: 'string' },
+        every: { type: 'string' },
+        timezone: { type: 'string' },
+        paused: { type: 'boolean', default: false },
+        overlap: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -108,6 +116,22 @@ export async function runCli(
   });
   const show = (value: unknown, human: () => string): void => out.write(values.json ? JSON.stringify(value) : human());
 
+  const taskBody = () => {
+    if (values['callback-url'] === undefined) throw new UsageError(`${group} create needs --callback-url`);
+    return {
+      callbackUrl: values['callback-url'],
+      // The API checks the value (a 400 naming `method`); any case is taken here.
+      ...(values.method !== undefined ? { method: values.method.toUpperCase() as CreateTaskInput['method'] } : {}),
+      ...(values.label !== undefined ? { labels: values.label } : {}),
+      ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
+      ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
+      ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
+      ...(values.timeout !== undefined ? { timeout: parseNumber('--timeout', values.timeout) } : {}),
+      ...(values.delay !== undefined ? { delay: parseNumber('--delay', values.delay) } : {}),
+      ...(values.header !== undefined ? { headers: parseHeaders(values.header) } : {}),
+    };
+  };
+
   try {
     const handled = await runOperationCommand(
       { aq, values, show, usage: (message) => new UsageError(message), number: parseNumber },
@@ -116,26 +140,35 @@ export async function runCli(
       id,
     );
     if (handled !== undefined) return handled;
-    if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks <command>');
+    if (group === 'schedules' && command !== undefined) {
+      await runScheduleCommand(
+        aq,
+        command,
+        id,
+        {
+          // --id is repeatable for `tasks bulk`; a schedule has one.
+          id: values.id?.at(-1),
+          cron: values.cron,
+          every: values.every !== undefined ? parseNumber('--every', values.every) : undefined,
+          timezone: values.timezone,
+          paused: values.paused,
+          overlap: values.overlap,
+        },
+        taskBody,
+        show,
+        (message) => new UsageError(message),
+      );
+      return ExitCode.Ok;
+    }
+    if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks|schedules <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
       return id;
     };
     switch (command) {
       case 'create': {
-        if (values['callback-url'] === undefined) throw new UsageError('tasks create needs --callback-url');
         const created = await aq.tasks.create(
-          {
-            callbackUrl: values['callback-url'],
-            // The API checks the value (a 400 naming `method`); any case is taken here.
-            ...(values.method !== undefined ? { method: values.method.toUpperCase() as CreateTaskInput['method'] } : {}),
-            ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
-            ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
-            ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
-            ...(values.timeout !== undefined ? { timeout: parseNumber('--timeout', values.timeout) } : {}),
-            ...(values.delay !== undefined ? { delay: parseNumber('--delay', values.delay) } : {}),
-            ...(values.header !== undefined ? { headers: parseHeaders(values.header) } : {}),
-          },
+          taskBody(),
           values['idempotency-key'] !== undefined ? { idempotencyKey: values['idempotency-key'] } : {},
         );
         show(created, () => `${created.id}\t${created.status}\t${created.createdAt}`);
@@ -150,6 +183,7 @@ export async function runCli(
         const params = {
           ...(values.status !== undefined ? { status: values.status as Task['status'] } : {}),
           ...(values.label !== undefined ? { label: values.label } : {}),
+          ...(values['schedule-id'] !== undefined ? { scheduleId: values['schedule-id'] } : {}),
           ...(values.limit !== undefined ? { limit: parseNumber('--limit', values.limit) } : {}),
           ...(values.cursor !== undefined ? { cursor: values.cursor } : {}),
         };

@@ -9,6 +9,7 @@
  */
 import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
+import { Schedules } from './schedules.js';
 import {
   TERMINAL_STATUSES,
   type BatchResult,
@@ -29,6 +30,7 @@ import {
 
 export * from './errors.js';
 export * from './types.js';
+export type { CreateScheduleInput, Schedule } from './schedules.js';
 export { verifyRequest, expressReceiver } from './receiver.js';
 // fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).
 
@@ -67,19 +69,29 @@ export interface CreateOptions {
 export interface WaitOptions {
   /** Give up after this long (default 5 minutes) with a WaitTimeoutError. */
   timeoutMs?: number;
-  /** Time between reads (default 1 s). */
+  /**
+   * Unused: `wait` long-polls the server (`GET /v1/tasks/{id}?wait=N`), which answers as soon as
+   * the task ends. Kept so that existing calls still compile.
+   */
   intervalMs?: number;
 }
+
+/** The longest `?wait` the server takes, in seconds. */
+const MAX_WAIT_SECONDS = 60;
+/** A long poll's request may take this much longer than its `wait` before the client gives up. */
+const WAIT_REQUEST_SLACK_MS = 15_000;
 
 export class AsyncQueue {
   readonly tasks: Tasks;
   /** Bulk operations started with `aq.tasks.bulk`. */
   readonly operations: Operations;
+  readonly schedules: Schedules;
 
   constructor(options: AsyncQueueOptions) {
     const http = new HttpClient(options);
     this.tasks = new Tasks(http);
     this.operations = new Operations(http);
+    this.schedules = new Schedules(http);
   }
 }
 
@@ -145,6 +157,7 @@ class Tasks {
       const query = new URLSearchParams();
       if (params.status !== undefined) query.set('status', params.status);
       for (const label of params.label ?? []) query.append('label', label);
+      if (params.scheduleId !== undefined) query.set('scheduleId', params.scheduleId);
       if (params.limit !== undefined) query.set('limit', String(params.limit));
       const pageCursor = cursor ?? params.cursor;
       if (pageCursor !== undefined) query.set('cursor', pageCursor);
@@ -233,16 +246,22 @@ class Tasks {
     });
   }
 
-  /** Reads the task until it has ended (succeeded, failed or cancelled), and returns it. */
+  /**
+   * Waits until the task has ended (succeeded, failed or cancelled), and returns it. Long-polls:
+   * each request (`GET /v1/tasks/{id}?wait=N`, N ≤ 60) returns as soon as the task ends.
+   */
   async wait(id: string, options: WaitOptions = {}): Promise<Task> {
     const deadline = Date.now() + (options.timeoutMs ?? 5 * 60_000);
-    const interval = options.intervalMs ?? 1_000;
     for (;;) {
-      const task = await this.get(id);
-      if (TERMINAL_STATUSES.includes(task.status)) return task;
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new WaitTimeoutError(id, task.status);
-      await sleep(Math.min(interval, remaining));
+      // Whole seconds, at least 1: the last request may overshoot the deadline by under a second.
+      const seconds = Math.min(MAX_WAIT_SECONDS, Math.max(1, Math.ceil(remaining / 1000)));
+      const task = await this.http.request<Task>('GET', `/v1/tasks/${encodeURIComponent(id)}?wait=${seconds}`, {
+        retry: true,
+        timeoutMs: seconds * 1000 + WAIT_REQUEST_SLACK_MS,
+      });
+      if (TERMINAL_STATUSES.includes(task.status)) return task;
+      if (deadline - Date.now() <= 0) throw new WaitTimeoutError(id, task.status);
     }
   }
 }
@@ -287,6 +306,8 @@ interface RequestOptions {
   retry: boolean;
   /** Error codes that say the server did nothing, so even a request that may not be repeated is retried. */
   retryCodes?: readonly string[];
+  /** This request's own timeout (a long poll's), instead of the client's. */
+  timeoutMs?: number;
 }
 
 /** `/complete` or `/fail` in the moment before the attempt's wait has begun: nothing happened yet. */
@@ -334,7 +355,7 @@ class HttpClient {
         method,
         headers,
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.options.timeoutMs ?? 30_000),
       });
     } catch (err) {
       throw new AsyncQueueConnectionError(`${method} ${path}: ${(err as Error).message}`, { cause: err });

@@ -46,6 +46,8 @@ export interface Config {
   queryTimeoutMs: number;
   /** How long any Temporal call made for an API request may take before the API answers 503. */
   temporalRpcTimeoutMs: number;
+  /** Long polls for `?wait` (one per waited-for task) this API process runs at once. */
+  maxWaitPolls: number;
   worker: {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
@@ -151,6 +153,9 @@ const ENV_SCHEMA = Type.Object({
   ASYNCQUEUE_RETENTION_DAYS: wholeNumber(7, { minimum: 1, maximum: 3650 }),
   ASYNCQUEUE_QUERY_TIMEOUT: seconds(3, { minimum: 0.1 }),
   ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: seconds(10, { minimum: 0.1 }),
+  // Temporal's frontend admits 1200 concurrent long polls per namespace and method by default
+  // (frontend.namespaceCount): the sum over the API processes behind one frontend stays below it.
+  ASYNCQUEUE_MAX_WAIT_POLLS: wholeNumber(500, { minimum: 1, maximum: 100_000 }),
   ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: wholeNumber(2000, { minimum: 1 }),
   ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS: wholeNumber(5000, { minimum: 0 }),
   ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: seconds(30, { minimum: 0 }),
@@ -208,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: vars.ASYNCQUEUE_RETENTION_DAYS,
     queryTimeoutMs: ms(vars.ASYNCQUEUE_QUERY_TIMEOUT),
     temporalRpcTimeoutMs: ms(vars.ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT),
+    maxWaitPolls: vars.ASYNCQUEUE_MAX_WAIT_POLLS,
     worker: {
       maxConcurrentActivities: vars.ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS,
       maxCachedWorkflows: vars.ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS,

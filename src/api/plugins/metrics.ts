@@ -5,7 +5,7 @@
  * by the SDK's exporter.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ApiMetrics {
   tasksCreated: Counter<'delay'>;
@@ -31,6 +31,23 @@ export function registerApiMetrics(
     labelNames: ['delay'],
     registers: [registry],
   });
+
+  // `?wait` long polls (tasks/task-end-watch.ts), read when scraped.
+  const waits = () => (app.hasDecorator('tasks') ? app.tasks.waitStats() : undefined);
+  for (const [name, help, read] of [
+    ['asyncqueue_wait_clients', 'Requests waiting with ?wait for their task to end', 'waiters'],
+    ['asyncqueue_wait_polls', 'Long polls on Temporal for ?wait (one per waited-for task)', 'polling'],
+    ['asyncqueue_wait_polls_queued', 'Waited-for tasks queued for a long poll (ASYNCQUEUE_MAX_WAIT_POLLS reached)', 'queued'],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(waits()?.[read] ?? 0);
+      },
+    });
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, not the URL: task ids must not become label values.

@@ -49,6 +49,7 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       },
       tags: [
         { name: 'tasks', description: 'Create, read, list and cancel tasks' },
+        { name: 'schedules', description: 'Recurring tasks on Temporal Schedules' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },

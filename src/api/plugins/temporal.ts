@@ -8,12 +8,14 @@ import { Client } from '@temporalio/client';
 import type { Config } from '../../shared/config.js';
 import { TaskService } from '../tasks/task-service.js';
 import { OperationService } from '../operations/operation-service.js';
+import { ScheduleService } from '../schedules/schedule-service.js';
 import { lazyClientConnection, type TemporalTarget } from '../../shared/temporal-connection.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     tasks: TaskService;
     operations: OperationService;
+    schedules: ScheduleService;
   }
 }
 
@@ -34,6 +36,7 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         policy: config.policy,
         queryTimeoutMs: config.queryTimeoutMs,
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
+        maxWaitPolls: config.maxWaitPolls,
         progressIntervalMs: config.progressIntervalMs,
         maxResultBytes: config.maxResponseBytes,
         onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),
@@ -54,6 +57,11 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
       }),
     );
+    app.decorate('schedules', new ScheduleService(app.tasks.calls, { taskQueue: config.taskQueue, policy: config.policy }));
+    // Before the server waits for requests in flight: a `?wait` may otherwise hold it for a minute.
+    app.addHook('preClose', async () => {
+      await app.tasks.endWaits();
+    });
     app.addHook('onClose', async () => {
       await app.operations.close();
       await app.tasks.close();

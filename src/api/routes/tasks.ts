@@ -5,8 +5,10 @@ import {
   CancelTaskBody,
   CreateTaskBody,
   CreateTaskHeaders,
+  CreateTaskQuery,
   CreatedTaskSchema,
   ListTasksQuery,
+  ReadTaskQuery,
   TaskLocationHeader,
   TaskListSchema,
   TaskParams,
@@ -15,7 +17,10 @@ import {
 } from '../schemas.js';
 import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../tasks/idempotency.js';
 import { newTaskFromRequest } from '../tasks/task-input.js';
+import { isTerminal } from '../../../workflows/task-contract.js';
 import { bodyErrors, conflict, errors, security, taskErrors } from './route-schemas.js';
+import { clientGone } from './client-gone.js';
+import { WaitInterruptedError } from '../tasks/task-end-watch.js';
 
 export interface TaskRoutesOptions {
   guard: DestinationGuard;
@@ -32,14 +37,27 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         summary: 'Create a task',
         description:
           'Starts one workflow that calls `callbackUrl` with `payload` and delivers the outcome to `webhookUrl`. ' +
-          'Answers at once. With `Idempotency-Key`, a repeat of the same request returns the existing task (200).',
+          'Answers at once. With `Idempotency-Key`, a repeat of the same request returns the existing task (200). ' +
+          'With `?wait=N` (1–60) a new task is waited for: `200` with its final view (result included) when it ends ' +
+          'within N seconds, else the usual `202`; so a short callee call costs one round trip.',
         tags: ['tasks'],
         security,
         body: CreateTaskBody,
         headers: CreateTaskHeaders,
+        querystring: CreateTaskQuery,
         response: {
-          202: documented(CreatedTaskSchema, 'The task was created; its workflow has started', TaskLocationHeader),
-          200: documented(TaskViewSchema, 'An idempotent repeat: the task the same key and body created', TaskLocationHeader),
+          202: documented(
+            CreatedTaskSchema,
+            'The task was created; its workflow has started (with `?wait=N`: it had not ended after N seconds)',
+            TaskLocationHeader,
+          ),
+          200: documented(
+            TaskViewSchema,
+            'Two meanings, told apart by `status`: with `?wait=N`, the new task ended within N seconds and this is its ' +
+              'final view (`succeeded`, `failed` or `cancelled`, result included); or an idempotent repeat (no waiting), ' +
+              'the task the same key and body created, in whatever status it has now',
+            TaskLocationHeader,
+          ),
           ...conflict('The Idempotency-Key was used for a different request'),
           ...bodyErrors,
           ...errors,
@@ -60,6 +78,11 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       }
       options.onTaskCreated(view.delay > 0);
       request.log.info({ taskId: view.id }, 'task created');
+      const wait = request.query.wait ?? 0;
+      if (wait > 0) {
+        const ended = await app.tasks.waitForEnd(view.id, wait * 1000, clientGone(reply));
+        if (ended !== undefined && isTerminal(ended.status)) return reply.code(200).send(ended);
+      }
       return reply.code(202).send({ id: view.id, status: view.status, createdAt: view.createdAt });
     },
   );
@@ -77,11 +100,12 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       },
     },
     async (request) => {
-      const { status, label, limit, cursor } = request.query;
+      const { status, label, scheduleId, limit, cursor } = request.query;
       return app.tasks.list({
         limit: limit ?? 20,
         ...(status !== undefined ? { status } : {}),
         ...(label !== undefined ? { labels: label } : {}),
+        ...(scheduleId !== undefined ? { scheduleId } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
     },
@@ -92,13 +116,31 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     {
       schema: {
         summary: 'Read a task',
+        description:
+          'With `?wait=N` (1–60) a long poll: answers as soon as the task has ended (its final view, result ' +
+          'included), or after N seconds with its current view. All clients waiting for one task share one ' +
+          'long poll on Temporal.',
         tags: ['tasks'],
         security,
         params: TaskParams,
-        response: { 200: documented(TaskViewSchema, 'The task view'), ...taskErrors, ...errors },
+        querystring: ReadTaskQuery,
+        response: {
+          200: documented(TaskViewSchema, 'The task view (with `?wait`: final, or current after N seconds)'),
+          ...taskErrors,
+          ...errors,
+        },
       },
     },
-    async (request) => app.tasks.get(request.params.id),
+    async (request, reply) => {
+      const { id } = request.params;
+      const view = await app.tasks.get(id);
+      const wait = request.query.wait ?? 0;
+      if (wait === 0 || isTerminal(view.status)) return view;
+      const ended = await app.tasks.waitForEnd(id, wait * 1000, clientGone(reply));
+      // Undefined: the client left (nobody reads this), or the API is shutting down (retry).
+      if (ended === undefined) throw new WaitInterruptedError();
+      return ended;
+    },
   );
 
   app.post(

@@ -16,6 +16,7 @@ import { calleeRoutes } from './callee.js';
 import { operationRoutes } from './operations.js';
 import { taskReplayRoutes } from './task-replay.js';
 import { taskRoutes } from './tasks.js';
+import { scheduleRoutes } from './schedules.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -93,4 +94,5 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
   await app.register(taskReplayRoutes);
   await app.register(operationRoutes);
   await app.register(attemptRoutes);
+  await app.register(scheduleRoutes, { guard: options.guard });
 };

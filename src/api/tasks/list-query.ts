@@ -6,6 +6,7 @@ import {
   FLOW_CONTROL_KEY_SEARCH_ATTRIBUTE,
   TASK_LABELS_SEARCH_ATTRIBUTE,
   TASK_MEMO_KEY,
+  SCHEDULE_ID_PREFIX,
   TASK_WORKFLOW_TYPE,
   WORKFLOW_ID_PREFIX,
   indexedTaskStatus,
@@ -13,6 +14,7 @@ import {
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
 import type { ClosedExecutionStatus } from './task-views.js';
+import { SCHEDULED_BY_ATTRIBUTE, withRunIdentity } from '../schedules/scheduled-runs.js';
 
 const { WorkflowExecutionStatus } = proto.temporal.api.enums.v1;
 
@@ -25,6 +27,8 @@ export interface TaskCriteria {
   createdAfter?: string;
   createdBefore?: string;
   flowControlKey?: string;
+  /** The runs of this schedule (its id without our prefix). */
+  scheduleId?: string;
 }
 
 /**
@@ -42,6 +46,9 @@ export function tasksQuery(criteria: TaskCriteria): string {
   if (criteria.flowControlKey !== undefined) {
     filters.push(`${FLOW_CONTROL_KEY_SEARCH_ATTRIBUTE.name} = ${quoted(criteria.flowControlKey)}`);
   }
+  // The schema's pattern keeps the id to letters, digits, _ and -: nothing to escape.
+  if (criteria.scheduleId !== undefined)
+    filters.push(`${SCHEDULED_BY_ATTRIBUTE} = '${SCHEDULE_ID_PREFIX}${criteria.scheduleId}'`);
   return filters.join(' AND ');
 }
 
@@ -92,7 +99,8 @@ export function closedExecutionStatus(status: number | null | undefined): Closed
 }
 
 export function taskMemo(description: WorkflowExecutionDescription): TaskMemo {
-  return description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
+  const memo = description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
+  return withRunIdentity(memo, description.workflowId, description.startTime.toISOString());
 }
 
 export function decodePayload<T>(payload: temporal.api.common.v1.IPayload | null | undefined): T | undefined {

@@ -57,6 +57,8 @@ import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } fr
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
+import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
+import { withRunIdentity } from '../schedules/scheduled-runs.js';
 import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
@@ -120,6 +122,8 @@ export interface TaskServiceOptions {
   policy: TaskPolicy;
   queryTimeoutMs: number;
   rpcTimeoutMs: number;
+  /** Long polls for `?wait` at once (task-end-watch.ts). */
+  maxWaitPolls: number;
   /** Authenticates list cursors; every API process of one deployment must use the same key. */
   cursorKey: Buffer;
   /** At most one progress signal per task per this interval (progress-coalescer.ts). */
@@ -130,9 +134,11 @@ export interface TaskServiceOptions {
 }
 
 export class TaskService {
-  private readonly calls: TemporalCalls;
+  /** Shared with the schedule service: one deadline, error translation and availability for both. */
+  readonly calls: TemporalCalls;
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
+  private readonly endWatch: TaskEndWatch;
 
   constructor(
     client: Client,
@@ -140,6 +146,7 @@ export class TaskService {
   ) {
     this.calls = new TemporalCalls(client, options);
     this.completions = new AsyncCompletions(this.calls, options.maxResultBytes);
+    this.endWatch = new TaskEndWatch(client, { namespace: options.namespace, maxPolls: options.maxWaitPolls });
     this.progress = new ProgressCoalescer({
       intervalMs: options.progressIntervalMs,
       send: (taskId, update) => this.signalProgress(taskId, update),
@@ -274,7 +281,13 @@ export class TaskService {
     return this.finalView(id, description, memo);
   }
 
-  async list(query: { status?: TaskStatus; labels?: string[]; limit: number; cursor?: string }): Promise<TaskListPage> {
+  async list(query: {
+    status?: TaskStatus;
+    labels?: string[];
+    scheduleId?: string;
+    limit: number;
+    cursor?: string;
+  }): Promise<TaskListPage> {
     const response = await this.calls
       .rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
@@ -283,6 +296,7 @@ export class TaskService {
           query: tasksQuery({
             ...(query.status !== undefined ? { status: query.status } : {}),
             ...(query.labels !== undefined ? { labels: query.labels } : {}),
+            ...(query.scheduleId !== undefined ? { scheduleId: query.scheduleId } : {}),
           }),
           nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
         }),
@@ -310,8 +324,9 @@ export class TaskService {
 
   private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskState | undefined> {
     // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
-    const memo = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
-    if (memo === undefined) return undefined;
+    const stored = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
+    if (stored === undefined) return undefined;
+    const memo = withRunIdentity(stored, execution.execution?.workflowId ?? '', timestampToIso(execution.startTime));
     const closed = closedExecutionStatus(execution.status);
     if (closed !== undefined) {
       if (closed === 'Completed' || (closed === 'Failed' && memo.status === 'failed')) return memo;
@@ -381,13 +396,35 @@ export class TaskService {
       });
   }
 
+  /**
+   * The task's view once it has ended, or after `timeoutMs` its current one (`?wait`). One long
+   * poll per waited-for task, shared by all its waiters (task-end-watch.ts). Undefined when
+   * `signal` fired first (the client left) or the API is shutting down.
+   */
+  async waitForEnd(id: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskView | undefined> {
+    const outcome = await this.endWatch.wait(id, timeoutMs, signal);
+    if (outcome === 'aborted' || outcome === 'closing') return undefined;
+    return this.get(id);
+  }
+
+  /** Waiting clients and their long polls, for /metrics and the load measurement. */
+  waitStats(): WatchStats {
+    return this.endWatch.stats();
+  }
+
   /** Temporal is reachable and answers for our namespace. */
   async ready(): Promise<boolean> {
     return this.calls.ready();
   }
 
   /** Sends the progress reports held back, then closes the Temporal side. */
+  /** Answers every `?wait` now (current views), so that shutdown does not wait them out. */
+  async endWaits(): Promise<void> {
+    await this.endWatch.close();
+  }
+
   async close(): Promise<void> {
+    await this.endWatch.close();
     await this.progress.flush();
     await this.calls.close();
   }

@@ -1,0 +1,233 @@
+/**
+ * Schedules on Temporal Schedules (`client.schedule`): they show on the Temporal UI's Schedules
+ * page, survive restarts, and pause and trigger there too. Each run starts an ordinary task
+ * workflow; Temporal sets `TemporalScheduledById` on it, which the task list filters on.
+ *
+ * Ours are named `aqs-<id>` and carry the AsyncQueue memo; any other schedule in the namespace is
+ * not found here. Nothing secret goes into a schedule beyond what a task's history holds anyway:
+ * the task's `headers` are in the action's input, as they are in each task's workflow input.
+ */
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError as TemporalScheduleNotFound,
+  type ScheduleDescription,
+  type ScheduleHandle,
+} from '@temporalio/client';
+import {
+  SCHEDULE_ID_PREFIX,
+  TASK_MEMO_KEY,
+  TASK_STATUS_SEARCH_ATTRIBUTE,
+  TASK_LABELS_SEARCH_ATTRIBUTE,
+  DEFAULT_CALLBACK_METHOD,
+  TASK_WORKFLOW_TYPE,
+  WORKFLOW_ID_PREFIX,
+  workflowIdForTask,
+  type ScheduledTaskInput,
+  type TaskMemo,
+  type TaskPolicy,
+} from '../../../workflows/task-contract.js';
+import type { ScheduleView } from '../schedule-schemas.js';
+import type { NewTask } from '../tasks/task-service.js';
+import type { TemporalCalls } from '../temporal/temporal-calls.js';
+import { ScheduleExistsError, ScheduleNotFoundError } from './schedule-errors.js';
+
+/** The schedule's own memo: what the view shows that Temporal's spec does not keep as given. */
+const SCHEDULE_MEMO_KEY = 'asyncqueueSchedule';
+/**
+ * Runs missed while Temporal was down are started when it returns only this far back: an
+ * `every: 1` schedule must not start an hour of runs after an hour's outage.
+ */
+const CATCHUP_WINDOW_MS = 5 * 60_000;
+/** A list reads at most this many schedules (each with a describe). */
+const MAX_LISTED = 1000;
+
+export type Overlap = 'skip' | 'allow';
+
+export interface NewSchedule {
+  id: string;
+  cron?: string;
+  every?: number;
+  timezone: string;
+  task: NewTask;
+  paused: boolean;
+  overlap: Overlap;
+}
+
+interface ScheduleMemo {
+  cron?: string;
+  every?: number;
+  timezone: string;
+}
+
+export class ScheduleService {
+  constructor(
+    private readonly calls: TemporalCalls,
+    private readonly options: { taskQueue: string; policy: TaskPolicy },
+  ) {}
+
+  async create(schedule: NewSchedule): Promise<ScheduleView> {
+    const { id, task } = schedule;
+    const temporalId = `${SCHEDULE_ID_PREFIX}${id}`;
+    const input: ScheduledTaskInput = {
+      callbackUrl: task.callbackUrl,
+      method: task.method,
+      payload: task.payload,
+      webhookUrl: task.webhookUrl,
+      retries: task.retries,
+      timeoutSeconds: task.timeout,
+      delaySeconds: 0,
+      headers: task.headers,
+      policy: this.options.policy,
+      scheduleId: id,
+      ...(task.labels.length > 0 ? { labels: task.labels } : {}),
+    };
+    // Every run starts with this memo; the API fills in the run's id and time until the run
+    // publishes its own (scheduled-runs.ts).
+    const memo: TaskMemo = {
+      id: '',
+      status: 'pending',
+      callbackUrl: task.callbackUrl,
+      method: task.method,
+      webhookUrl: task.webhookUrl,
+      retries: task.retries,
+      timeout: task.timeout,
+      delay: 0,
+      createdAt: '',
+      updatedAt: '',
+      attempts: 0,
+      scheduleId: id,
+      ...(task.labels.length > 0 ? { labels: task.labels } : {}),
+      ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
+    };
+    const own: ScheduleMemo = {
+      ...(schedule.cron !== undefined ? { cron: schedule.cron } : { every: schedule.every! }),
+      timezone: schedule.timezone,
+    };
+    await this.calls
+      .rpc(
+        () =>
+          this.calls.client.schedule.create({
+            scheduleId: temporalId,
+            spec:
+              schedule.cron !== undefined
+                ? { cronExpressions: [schedule.cron], timezone: schedule.timezone }
+                : { intervals: [{ every: schedule.every! * 1000 }], timezone: schedule.timezone },
+            action: {
+              type: 'startWorkflow',
+              workflowType: TASK_WORKFLOW_TYPE,
+              // Temporal appends each run's time: `task-aqs-<id>-<time>`, task id `aqs-<id>-<time>`.
+              workflowId: workflowIdForTask(temporalId),
+              taskQueue: this.options.taskQueue,
+              args: [input],
+              memo: { [TASK_MEMO_KEY]: memo },
+              typedSearchAttributes: [
+                { key: TASK_STATUS_SEARCH_ATTRIBUTE, value: 'pending' },
+                ...(task.labels.length > 0 ? [{ key: TASK_LABELS_SEARCH_ATTRIBUTE, value: task.labels }] : []),
+              ],
+              staticSummary: `${task.method} ${new URL(task.callbackUrl).host} (schedule ${id})`,
+            },
+            policies: { overlap: schedule.overlap === 'allow' ? 'ALLOW_ALL' : 'SKIP', catchupWindow: CATCHUP_WINDOW_MS },
+            state: {
+              paused: schedule.paused,
+              note: schedule.paused ? 'created paused through AsyncQueue' : 'created through AsyncQueue',
+            },
+            memo: { [SCHEDULE_MEMO_KEY]: own },
+          }),
+        { sizeField: 'task.payload' },
+      )
+      .catch((err: unknown) => {
+        if (err instanceof ScheduleAlreadyRunning) throw new ScheduleExistsError(id);
+        throw err;
+      });
+    return this.get(id);
+  }
+
+  async get(id: string): Promise<ScheduleView> {
+    return viewOf(id, await this.describe(id));
+  }
+
+  async list(): Promise<ScheduleView[]> {
+    const ids: string[] = [];
+    await this.calls.rpc(async () => {
+      for await (const summary of this.calls.client.schedule.list()) {
+        if (!summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX) || summary.memo?.[SCHEDULE_MEMO_KEY] === undefined) continue;
+        ids.push(summary.scheduleId.slice(SCHEDULE_ID_PREFIX.length));
+        if (ids.length >= MAX_LISTED) break;
+      }
+    });
+    const views = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
+    return views.filter((view): view is ScheduleView => view !== undefined).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async pause(id: string): Promise<ScheduleView> {
+    await this.describe(id);
+    await this.onHandle(id, (handle) => handle.pause('paused through AsyncQueue'));
+    return this.get(id);
+  }
+
+  async resume(id: string): Promise<ScheduleView> {
+    await this.describe(id);
+    await this.onHandle(id, (handle) => handle.unpause('resumed through AsyncQueue'));
+    return this.get(id);
+  }
+
+  /** One run now, whatever the overlap policy says (as the Temporal UI's Trigger does). */
+  async trigger(id: string): Promise<ScheduleView> {
+    await this.describe(id);
+    await this.onHandle(id, (handle) => handle.trigger('ALLOW_ALL'));
+    return this.get(id);
+  }
+
+  /** Deletes the schedule; tasks it started go on. */
+  async delete(id: string): Promise<void> {
+    await this.describe(id);
+    await this.onHandle(id, (handle) => handle.delete());
+  }
+
+  private async describe(id: string): Promise<ScheduleDescription> {
+    const description = await this.onHandle(id, (handle) => handle.describe());
+    if (description.memo?.[SCHEDULE_MEMO_KEY] === undefined) throw new ScheduleNotFoundError(id);
+    return description;
+  }
+
+  private async onHandle<T>(id: string, call: (handle: ScheduleHandle) => Promise<T>): Promise<T> {
+    const handle = this.calls.client.schedule.getHandle(`${SCHEDULE_ID_PREFIX}${id}`);
+    return this.calls.rpc(() =>
+      call(handle).catch((err: unknown) => {
+        // Inside the call: translated later, a NOT_FOUND not about a task would be a 503.
+        if (err instanceof TemporalScheduleNotFound) throw new ScheduleNotFoundError(id);
+        throw err;
+      }),
+    );
+  }
+}
+
+function viewOf(id: string, description: ScheduleDescription): ScheduleView {
+  const own = description.memo![SCHEDULE_MEMO_KEY] as ScheduleMemo;
+  const input = description.action.args?.[0] as ScheduledTaskInput;
+  const next = description.info.nextActionTimes[0];
+  return {
+    id,
+    ...(own.cron !== undefined ? { cron: own.cron } : { every: own.every! }),
+    timezone: own.timezone,
+    task: {
+      callbackUrl: input.callbackUrl,
+      method: input.method ?? DEFAULT_CALLBACK_METHOD,
+      ...(input.labels !== undefined ? { labels: input.labels } : {}),
+      payload: input.payload,
+      webhookUrl: input.webhookUrl,
+      retries: input.retries,
+      timeout: input.timeoutSeconds,
+      headers: input.headers,
+    },
+    paused: description.state.paused,
+    overlap: description.policies.overlap === 'ALLOW_ALL' ? 'allow' : 'skip',
+    nextRunAt: description.state.paused || next === undefined ? null : next.toISOString(),
+    recentTaskIds: description.info.recentActions.map((action) =>
+      action.action.workflow.workflowId.startsWith(WORKFLOW_ID_PREFIX)
+        ? action.action.workflow.workflowId.slice(WORKFLOW_ID_PREFIX.length)
+        : action.action.workflow.workflowId,
+    ),
+    createdAt: description.info.createdAt.toISOString(),
+  };
+}
