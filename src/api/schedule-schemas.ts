@@ -4,7 +4,7 @@
  * task takes, a schedule's task takes too.
  */
 import { Type, type Static } from 'typebox';
-import { CreateTaskBody } from './schemas.js';
+import { BODILESS_METHOD_RULE, CreateTaskBody } from './schemas.js';
 
 /**
  * Letters, digits, `_` and `-`, at most 36: a run's task id is `aqs-<id>-<time>` (Temporal appends
@@ -21,6 +21,8 @@ export const ScheduleId = Type.String({
 
 export const ScheduleTaskBody = Type.Omit(CreateTaskBody, ['delay'], {
   additionalProperties: false,
+  // Omit keeps the properties, not the create body's rule that GET and DELETE carry no payload.
+  ...BODILESS_METHOD_RULE,
   description: 'what each run creates: the body of POST /v1/tasks without `delay`',
 });
 
