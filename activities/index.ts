@@ -40,6 +40,7 @@ import {
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
+import { flowControlActivities } from './flow-control.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
@@ -234,6 +235,8 @@ export function createActivities(deps: ActivityDependencies) {
     async abortHeldCall(request: HeldCallRequest): Promise<number> {
       return deps.heldCalls.abort(request.taskId);
     },
+
+    ...flowControlActivities,
   };
 }
 

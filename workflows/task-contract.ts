@@ -16,6 +16,7 @@ export function workflowIdForTask(taskId: string): string {
 
 export { TASK_STATUSES, TERMINAL_STATUSES, isTerminal, type TaskStatus } from './task-status.js';
 import type { TaskStatus } from './task-status.js';
+import type { TaskFlowControl } from './flow-control-contract.js';
 
 /**
  * `TaskStatus` search attribute (Keyword). The workflow keeps it current for the phases it sees
@@ -65,6 +66,10 @@ export interface TaskInput {
    * in clear in the history. No longer set, and ignored: the worker derives every task's token.
    */
   taskToken?: string;
+  /** Flow control (flow-control-contract.ts): each attempt waits for a slot of the key. */
+  flowControl?: TaskFlowControl;
+  /** 1–5, lower first among the waiters of one key; absent in older histories (3). */
+  priority?: number;
 }
 
 /** What an app sees when a task fails or is cancelled. */
@@ -124,6 +129,10 @@ export interface TaskState {
    */
   nextAttemptAt?: string;
   lastError?: { message: string };
+  /** 1–5 (CONTRACT v2); absent for tasks created before priorities existed. */
+  priority?: number;
+  /** The task's flow-control key, and whether it waits for a slot of it. */
+  flowControl?: { key: string; waiting: boolean };
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import type { TaskStatus } from '../../workflows/task-status.js';
+import { FlowControlSchema, PrioritySchema, TaskFlowControlViewSchema } from './flow-control/flow-control-schemas.js';
 
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -112,6 +113,8 @@ export const CreateTaskBody = Type.Object(
         description: 'extra headers for the callback request; each name at most once, in any case',
       }),
     ),
+    flowControl: Type.Optional(FlowControlSchema),
+    priority: Type.Optional(PrioritySchema),
   },
   {
     additionalProperties: false,
@@ -199,6 +202,8 @@ export const TaskViewSchema = Type.Object(
         updatedAt: Type.String(),
       }),
     ),
+    priority: Type.Optional(Type.Integer({ description: '1–5; absent on tasks created before priorities existed' })),
+    flowControl: Type.Optional(TaskFlowControlViewSchema),
   },
   {
     examples: [

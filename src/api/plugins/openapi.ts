@@ -49,6 +49,7 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       },
       tags: [
         { name: 'tasks', description: 'Create, read, list and cancel tasks' },
+        { name: 'flow-control', description: 'Limits shared by the tasks of one key: read, set, pause, resume' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },

@@ -12,6 +12,7 @@ import { RateLimitedError, UnauthorizedError } from '../../shared/errors.js';
 import type { ApiKeyVerifier } from '../api-keys.js';
 import { calleeRoutes } from './callee.js';
 import { taskRoutes } from './tasks.js';
+import { flowControlRoutes } from './flow-control.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -85,4 +86,5 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
 
   await app.register(taskRoutes, { guard: options.guard, onTaskCreated: options.onTaskCreated });
   await app.register(calleeRoutes);
+  await app.register(flowControlRoutes);
 };

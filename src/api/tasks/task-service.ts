@@ -32,6 +32,8 @@ import {
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
+import { DEFAULT_PRIORITY, type TaskFlowControl } from '../../../workflows/flow-control-contract.js';
+import { FlowControlService } from '../flow-control/flow-control-service.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
@@ -68,6 +70,8 @@ export interface NewTask {
   timeout: number;
   delay: number;
   headers: Record<string, string>;
+  flowControl?: TaskFlowControl;
+  priority?: number;
 }
 
 export interface TaskListPage {
@@ -94,6 +98,8 @@ export class TaskService {
   private readonly calls: TemporalCalls;
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
+  /** The flow-control keys' limiters (flow-control-service.ts), on the same Temporal calls. */
+  readonly flowControl: FlowControlService;
 
   constructor(
     client: Client,
@@ -101,6 +107,7 @@ export class TaskService {
   ) {
     this.calls = new TemporalCalls(client, options);
     this.completions = new AsyncCompletions(this.calls, options.maxResultBytes);
+    this.flowControl = new FlowControlService(this.calls, options);
     this.progress = new ProgressCoalescer({
       intervalMs: options.progressIntervalMs,
       send: (taskId, update) => this.signalProgress(taskId, update),
@@ -129,6 +136,8 @@ export class TaskService {
       updatedAt: createdAt,
       attempts: 0,
       ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
+      priority: task.priority ?? DEFAULT_PRIORITY,
+      ...(task.flowControl !== undefined ? { flowControl: { key: task.flowControl.key, waiting: false } } : {}),
     };
     const input: TaskInput = {
       id,
@@ -141,6 +150,8 @@ export class TaskService {
       headers: task.headers,
       createdAt,
       policy: this.options.policy,
+      ...(task.flowControl !== undefined ? { flowControl: task.flowControl } : {}),
+      ...(task.priority !== undefined ? { priority: task.priority } : {}),
     };
     const inputBytes = Buffer.byteLength(JSON.stringify(input));
     if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
@@ -149,6 +160,9 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
+    // The create's limits become the key's (the newest wins) before the task can ask for a slot.
+    if (task.flowControl !== undefined)
+      await this.flowControl.configure(task.flowControl.key, { limits: task.flowControl.limits });
     try {
       await this.calls.rpc(
         () =>

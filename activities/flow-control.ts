@@ -1,0 +1,62 @@
+/**
+ * Flow control's two calls to Temporal from inside the worker: the limiter's check of the tasks it
+ * believes hold a slot, and a task's re-creation of a limiter that is not running.
+ */
+import { Context, log } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  DEFAULT_HOLDER_CHECK_INTERVAL_MS,
+  configureFlowSignal,
+  limiterStartOptions,
+  type ClosedHoldersRequest,
+  type EnsureLimiterRequest,
+} from '../workflows/flow-control-contract.js';
+import { workflowIdForTask } from '../workflows/task-contract.js';
+
+/** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
+const DESCRIBE_CONCURRENCY = 20;
+
+export const flowControlActivities = {
+  /**
+   * Of the tasks a limiter believes hold a slot, those whose workflow is not running: stopped from
+   * outside (terminated, reset) before it could release. Any other answer keeps the slot held.
+   */
+  async closedFlowHolders(request: ClosedHoldersRequest): Promise<string[]> {
+    const { client } = Context.current();
+    const closed: string[] = [];
+    const queue = [...request.taskIds];
+    const worker = async (): Promise<void> => {
+      for (let taskId = queue.shift(); taskId !== undefined; taskId = queue.shift()) {
+        try {
+          const description = await client.workflow.getHandle(workflowIdForTask(taskId)).describe();
+          if (description.status.name !== 'RUNNING') closed.push(taskId);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) closed.push(taskId);
+          // Anything else (the server is busy): the slot stays held until the next check.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, queue.length) }, worker));
+    if (closed.length > 0) log.warn('flow control: dropping slots held by closed task workflows', { closed });
+    return closed;
+  },
+
+  /** Signal-with-start: starts the key's limiter with the task's limits unless one is running. */
+  async ensureFlowLimiter(request: EnsureLimiterRequest): Promise<void> {
+    const { client, info } = Context.current();
+    log.warn('flow control: the key has no running limiter; starting one', { key: request.key });
+    await client.workflow.signalWithStart('flowLimiterWorkflow', {
+      ...limiterStartOptions(
+        {
+          key: request.key,
+          limits: request.limits,
+          paused: false,
+          holderCheckIntervalMs: DEFAULT_HOLDER_CHECK_INTERVAL_MS,
+        },
+        info.taskQueue,
+      ),
+      signal: configureFlowSignal,
+      signalArgs: [{}],
+    });
+  },
+};
