@@ -123,14 +123,24 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       const waiter = waiters.shift()!;
       holders.set(waiter.taskId, { request: waiter.request, grantedAt: now });
       if (limits.rate !== null) starts.push(now);
-      grant(waiter.taskId, waiter.request);
+      grant(waiter.taskId, waiter.request, now);
     }
   }
 
-  function grant(taskId: string, request: number): void {
+  function grant(taskId: string, request: number, grantedAt: number): void {
     grantsInFlight++;
     void getExternalWorkflowHandle(workflowIdForTask(taskId))
       .signal(slotGrantedSignal, { request })
+      .then(() => {
+        // The rate counts the start from when the task has its grant: this workflow task began
+        // after the signal was delivered, which can be well after the grant was decided when
+        // the server is busy. Counting from the decision would let the next window open early.
+        const index = starts.indexOf(grantedAt);
+        if (index < 0) return;
+        starts.splice(index, 1);
+        starts.push(Date.now());
+        starts.sort((a, b) => a - b);
+      })
       .catch(() => {
         // The task's workflow is gone (ended, terminated): the slot was never taken.
         if (holders.get(taskId)?.request === request) holders.delete(taskId);
