@@ -157,10 +157,14 @@ export function createActivities(deps: ActivityDependencies) {
         return { kind: 'succeeded', attempt, statusCode: status, result };
       }
       const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
+      const delay = retryDelay(response);
       const details: AttemptFailureDetails = {
         attempt,
         statusCode: status,
         code: status >= 300 && status < 400 ? 'redirect_not_followed' : 'callback_http_status',
+        // Also here: the workflow SDK drops `nextRetryDelay` when it decodes a failure, and a
+        // flow-controlled task does its own backoff (workflows/flow-controlled-callback.ts).
+        ...(delay.nextRetryDelay !== undefined ? { retryAfterMs: delay.nextRetryDelay } : {}),
       };
       const message =
         status >= 300 && status < 400
@@ -172,7 +176,7 @@ export function createActivities(deps: ActivityDependencies) {
         message,
         nonRetryable: !retryable,
         details: [details],
-        ...retryDelay(response),
+        ...delay,
       });
     },
 

@@ -11,11 +11,14 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer } from './support/harness.js';
+import { limiterWorkflowId } from '../workflows/flow-control-contract.js';
 
 const HISTORIES_DIR = fileURLToPath(new URL('../../test/histories/', import.meta.url));
 
 async function main(): Promise<void> {
   const label = process.argv[2];
+  // Optional: record only the scenarios whose name contains this (e.g. `flow`).
+  const only = process.argv[3];
   if (label === undefined || !/^[a-z0-9-]+$/.test(label)) {
     throw new Error('usage: npm run record-histories -- <label>   (e.g. v3; lower-case letters, digits, dashes)');
   }
@@ -33,6 +36,9 @@ async function main(): Promise<void> {
   receiver.always('/accept', acceptAsync);
   receiver.script('/accept-fail-then-ok', acceptAsync, respondJson(200, { second: true }));
   receiver.always('/plain-202', respondJson(202, { queued: true }));
+  receiver.script('/flow-flaky', respondJson(503, {}, { 'retry-after': '1' }), respondJson(200, { rendered: true }));
+  const flowKey = `recorded-${Date.now()}`;
+  const flowControl = { key: flowKey, parallelism: 1 };
 
   const scenarios: Record<string, Record<string, unknown>> = {
     'succeeded-after-retry-with-webhook-retry': {
@@ -62,12 +68,22 @@ async function main(): Promise<void> {
       webhookUrl: receiver.url('/hook-ok'),
       timeout: 60,
     },
+    'flow-controlled-retried-after-retry-after': {
+      callbackUrl: receiver.url('/flow-flaky'),
+      webhookUrl: receiver.url('/hook-ok'),
+      retries: 2,
+      priority: 2,
+      flowControl,
+    },
+    'flow-controlled-cancelled-while-waiting': { callbackUrl: receiver.url('/never'), flowControl },
   };
   const holds = () => receiver.to('/hold').length;
   try {
     for (const [name, body] of Object.entries(scenarios)) {
+      if (only !== undefined && !name.includes(only)) continue;
       const api = name === 'cancelled-by-cut-off-cancel-wins-over-failure' ? slowBeats : harness;
       const heldBefore = holds();
+      if (name === 'flow-controlled-cancelled-while-waiting') await api.api('POST', `/v1/flow-control/${flowKey}/pause`);
       const created = await api.api('POST', '/v1/tasks', body);
       const id = created.body.id as string;
       const completeAsync = async (path: string, outcome: Record<string, unknown>, progress?: Record<string, unknown>) => {
@@ -89,6 +105,12 @@ async function main(): Promise<void> {
       }
       if (name === 'async-failed-then-retried')
         await completeAsync('/accept-fail-then-ok', { error: { message: 'renderer crashed' } });
+      if (name === 'flow-controlled-cancelled-while-waiting') {
+        await eventually(async () => ((await api.task(id)).flowControl?.waiting === true ? true : undefined), {
+          what: `${name} waiting`,
+        });
+        await api.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'recorded scenario' });
+      }
       if (name.startsWith('cancelled')) {
         if (name !== 'cancelled-during-delay')
           await eventually(async () => (holds() > heldBefore ? true : undefined), { what: `${name} held` });
@@ -103,6 +125,14 @@ async function main(): Promise<void> {
       const history = await handle.fetchHistory();
       await writeFile(`${HISTORIES_DIR}${label}-${name}.json`, `${historyToJSON(history)}\n`);
       process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
+    }
+    if (only === undefined || 'flow-limiter'.includes(only) || only.includes('flow')) {
+      // The key's limiter never ends by itself: its history so far, closed by a terminate.
+      const limiter = harness.client.workflow.getHandle(limiterWorkflowId(flowKey));
+      await limiter.terminate('recorded');
+      const history = await limiter.fetchHistory();
+      await writeFile(`${HISTORIES_DIR}${label}-flow-limiter.json`, `${historyToJSON(history)}\n`);
+      process.stdout.write(`recorded flow-limiter (${history.events?.length ?? 0} events)\n`);
     }
   } finally {
     await slowBeats.close();

@@ -4,7 +4,6 @@
  * (task-workflow.ts) and the flow-controlled one (flow-controlled-callback.ts).
  */
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
-import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { AttemptFailureDetails, TaskError, TaskPolicy } from './task-contract.js';
 
 export const BACKOFF_COEFFICIENT = 2;
@@ -14,11 +13,13 @@ export function backoffMs(policy: TaskPolicy, attemptsMade: number): number {
   return Math.min(policy.retryInitialIntervalMs * BACKOFF_COEFFICIENT ** (attemptsMade - 1), policy.retryMaximumIntervalMs);
 }
 
-/** The callee's `Retry-After`, which the activity put on its failure, when it gave one. */
+/**
+ * The callee's `Retry-After`, which the activity put in the failure's details (the SDK decodes a
+ * failure without its `nextRetryDelay`).
+ */
 export function retryAfterMs(err: ActivityFailure): number | undefined {
-  const cause = err.cause;
-  if (!(cause instanceof ApplicationFailure) || cause.nextRetryDelay == null) return undefined;
-  return msToNumber(cause.nextRetryDelay);
+  const delay = failureDetails(err)?.retryAfterMs;
+  return typeof delay === 'number' ? delay : undefined;
 }
 
 /** A `/fail` with `retryable: false` is final; a timeout or any other failure may heal. */

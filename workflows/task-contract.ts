@@ -175,6 +175,8 @@ export interface AttemptFailureDetails {
   attempt: number;
   statusCode?: number;
   code: string;
+  /** The callee's `Retry-After`, in ms, when it gave one. */
+  retryAfterMs?: number;
 }
 
 /** The callee answered 2xx (a 202 without `AsyncQueue-Completion: async` included). */
