@@ -58,6 +58,11 @@ export interface SlotGrant {
 export interface FlowConfiguration {
   limits?: FlowLimits;
   paused?: boolean;
+  /**
+   * A create's request for the task's first slot, made by the API right after it started the
+   * task: the grant then needs no hop through the task's first workflow task. The task asks too.
+   */
+  acquire?: SlotRequest;
 }
 
 /** The key as `GET /v1/flow-control/{key}` shows it. */

@@ -50,6 +50,8 @@ export async function runFlowControlledCallback(
     granted = Math.max(granted, request);
   });
 
+  /** The acquire signal of the current request, in flight or delivered. */
+  let asked: Promise<void> = Promise.resolve();
   const acquire = async (request: number): Promise<void> => {
     state.flowControl = { key: flow.key, waiting: true };
     setStatus('pending');
@@ -60,8 +62,9 @@ export async function runFlowControlledCallback(
       createdAt: input.createdAt,
     };
     // Not cancellable: a cancel now must still find the request in the limiter's history before
-    // the release that withdraws it, or the limiter could grant a slot no one gives back.
-    await CancellationScope.nonCancellable(async () => {
+    // the release that withdraws it, or the limiter could grant a slot no one gives back. Not
+    // awaited before the wait for the grant, which may come in the same workflow task.
+    asked = CancellationScope.nonCancellable(async () => {
       try {
         await limiter.signal(acquireSlotSignal, slot);
       } catch {
@@ -78,10 +81,12 @@ export async function runFlowControlledCallback(
   };
 
   const release = async (request: number): Promise<void> => {
-    // Awaited, so the next request (a retry's) reaches the limiter after this release.
-    await CancellationScope.nonCancellable(() =>
-      limiter.signal(releaseSlotSignal, { taskId: input.id, request }).catch(() => undefined),
-    );
+    // After the request it releases, and awaited, so that the next request (a retry's) reaches
+    // the limiter after this release.
+    await CancellationScope.nonCancellable(async () => {
+      await asked.catch(() => undefined);
+      await limiter.signal(releaseSlotSignal, { taskId: input.id, request }).catch(() => undefined);
+    });
   };
 
   let attemptsMade = 0;

@@ -25,6 +25,7 @@ import {
   type FlowKeyView,
   type FlowLimiterInput,
   type FlowWaiter,
+  type SlotRequest,
 } from './flow-control-contract.js';
 import { workflowIdForTask } from './task-contract.js';
 
@@ -70,22 +71,28 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
 
   setHandler(flowKeyQuery, view);
 
-  setHandler(configureFlowSignal, (configuration) => {
-    if (configuration.limits !== undefined) limits = configuration.limits;
-    if (configuration.paused !== undefined) paused = configuration.paused;
-    changed = true;
-  });
-
-  setHandler(acquireSlotSignal, (request) => {
+  const acquire = (request: SlotRequest): void => {
     // A task sends its requests in order and each after releasing the one before (it awaits the
-    // signals), so a newer request replaces whatever the task still had here.
+    // signals), so a newer request replaces whatever the task still had here; a repeat of one
+    // (the API's and the task's own for a first attempt) keeps its place.
     const held = holders.get(request.taskId);
     if (held !== undefined && held.request >= request.request) return;
+    const waiting = waiters.find((w) => w.taskId === request.taskId);
+    if (waiting !== undefined && waiting.request >= request.request) return;
     holders.delete(request.taskId);
     removeWaiter(request.taskId);
     insertWaiter({ ...request, seq: ++seq });
     changed = true;
+  };
+
+  setHandler(configureFlowSignal, (configuration) => {
+    if (configuration.limits !== undefined) limits = configuration.limits;
+    if (configuration.paused !== undefined) paused = configuration.paused;
+    if (configuration.acquire !== undefined) acquire(configuration.acquire);
+    changed = true;
   });
+
+  setHandler(acquireSlotSignal, acquire);
 
   setHandler(releaseSlotSignal, (release) => {
     const held = holders.get(release.taskId);

@@ -160,9 +160,6 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
-    // The create's limits become the key's (the newest wins) before the task can ask for a slot.
-    if (task.flowControl !== undefined)
-      await this.flowControl.configure(task.flowControl.key, { limits: task.flowControl.limits });
     try {
       await this.calls.rpc(
         () =>
@@ -184,6 +181,15 @@ export class TaskService {
       const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
       if (!isSameRequest(stored?.hash, task)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
+    }
+    if (task.flowControl !== undefined) {
+      // The create's limits become the key's (the newest wins). A task due now also asks for its
+      // first slot here, sparing the grant a hop through the task's first workflow task; the task
+      // asks as well, so a failure here delays nothing but the answer (a 503 to retry).
+      const { key, limits } = task.flowControl;
+      const acquire =
+        task.delay === 0 ? { taskId: id, request: 1, priority: input.priority ?? DEFAULT_PRIORITY, createdAt } : undefined;
+      await this.flowControl.configure(key, { limits, ...(acquire !== undefined ? { acquire } : {}) });
     }
     return { task: memo, created: true };
   }
