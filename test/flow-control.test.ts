@@ -9,6 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { limiterWorkflowId } from '../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { runEntry, type Started } from '../src/dev/entry-points.js';
+import { AsyncQueue, AsyncQueueApiError } from '../src/client/index.js';
+import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { callbackAttemptsOnceClosed } from './support/history.js';
@@ -429,5 +431,67 @@ describe('the API', () => {
       { what: 'the key in the list' },
     );
     assert.equal(listed.rate, 10);
+  });
+});
+
+describe('the SDK and the CLI', () => {
+  it('aq.flowControl sets, reads, pauses, resumes and lists; the CLI does the same', async () => {
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const key = newKey('sdk');
+    assert.deepEqual(await aq.flowControl.set(key, { parallelism: 5 }), {
+      key,
+      parallelism: 5,
+      rate: null,
+      period: 1,
+      paused: false,
+      inFlight: 0,
+      waiting: 0,
+    });
+    assert.equal((await aq.flowControl.pause(key)).paused, true);
+    assert.equal((await aq.flowControl.get(key)).paused, true);
+    assert.equal((await aq.flowControl.resume(key)).paused, false);
+    await assert.rejects(aq.flowControl.get(newKey('missing')), (err: unknown) => {
+      return err instanceof AsyncQueueApiError && err.status === 404 && err.code === 'flow_control_key_not_found';
+    });
+    await eventually(async () => ((await aq.flowControl.list()).some((view) => view.key === key) ? true : undefined), {
+      what: 'the key in the SDK list',
+    });
+
+    const lines: string[] = [];
+    const out = { write: (text: string) => lines.push(text), error: (text: string) => lines.push(text) };
+    const cli = (...args: string[]) => runCli([...args, '--url', harness.baseUrl], {}, out);
+    assert.equal(await cli('flow-control', 'set', key, '--rate', '10', '--period', '60', '--json'), 0);
+    assert.deepEqual(JSON.parse(lines.at(-1)!), {
+      key,
+      parallelism: null,
+      rate: 10,
+      period: 60,
+      paused: false,
+      inFlight: 0,
+      waiting: 0,
+    });
+    assert.equal(await cli('flow-control', 'pause', key), 0);
+    assert.match(lines.at(-1)!, /\tpaused\t/);
+    assert.equal(await cli('flow-control', 'set', key), 2);
+    assert.equal(
+      await cli(
+        'tasks',
+        'create',
+        '--callback-url',
+        receiver.url('/cli'),
+        '--flow-key',
+        key,
+        '--rate',
+        '10',
+        '--priority',
+        '1',
+        '--json',
+      ),
+      0,
+    );
+    const { id } = JSON.parse(lines.at(-1)!);
+    await harness.waitForTask(id, (view) => view.flowControl?.waiting === true && view.priority === 1, 'waiting (paused key)');
+    assert.equal(await cli('flow-control', 'resume', key), 0);
+    assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
   });
 });

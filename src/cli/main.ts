@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait` and `npx asyncqueue flow-control list|get|set|pause|resume`
+ * against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -10,6 +11,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AsyncQueue, AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError, type Task } from '../client/index.js';
+import { FLOW_CONTROL_USAGE, runFlowControlCommand } from './flow-control-command.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
@@ -18,10 +20,13 @@ const USAGE = `Usage: asyncqueue tasks <command> [options]
 Commands:
   create --callback-url URL [--payload JSON] [--webhook-url URL] [--retries N]
          [--timeout SECONDS] [--delay SECONDS] [--header "Name: value"]... [--idempotency-key KEY]
+         [--flow-key KEY (--parallelism N | --rate N [--period SECONDS])] [--priority 1-5]
   get ID
   list [--status STATUS] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
+
+${FLOW_CONTROL_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -69,6 +74,11 @@ export async function runCli(
         reason: { type: 'string' },
         'wait-timeout': { type: 'string' },
         interval: { type: 'string' },
+        'flow-key': { type: 'string' },
+        parallelism: { type: 'string' },
+        rate: { type: 'string' },
+        period: { type: 'string' },
+        priority: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -91,6 +101,14 @@ export async function runCli(
   const show = (value: unknown, human: () => string): void => out.write(values.json ? JSON.stringify(value) : human());
 
   try {
+    if (group === 'flow-control') {
+      const fail = (message: string): never => {
+        throw new UsageError(message);
+      };
+      const { value, human } = await runFlowControlCommand(aq, command, id, values, fail, parseNumber);
+      show(value, () => human);
+      return ExitCode.Ok;
+    }
     if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
@@ -108,6 +126,19 @@ export async function runCli(
             ...(values.timeout !== undefined ? { timeout: parseNumber('--timeout', values.timeout) } : {}),
             ...(values.delay !== undefined ? { delay: parseNumber('--delay', values.delay) } : {}),
             ...(values.header !== undefined ? { headers: parseHeaders(values.header) } : {}),
+            ...(values['flow-key'] !== undefined
+              ? {
+                  flowControl: {
+                    key: values['flow-key'],
+                    ...(values.parallelism !== undefined
+                      ? { parallelism: parseNumber('--parallelism', values.parallelism) }
+                      : {}),
+                    ...(values.rate !== undefined ? { rate: parseNumber('--rate', values.rate) } : {}),
+                    ...(values.period !== undefined ? { period: parseNumber('--period', values.period) } : {}),
+                  },
+                }
+              : {}),
+            ...(values.priority !== undefined ? { priority: parseNumber('--priority', values.priority) } : {}),
           },
           values['idempotency-key'] !== undefined ? { idempotencyKey: values['idempotency-key'] } : {},
         );
@@ -223,6 +254,9 @@ function describeTask(task: Task): string {
   if (task.result !== undefined) lines.push(`result:    ${JSON.stringify(task.result)}`);
   if (task.error !== undefined) lines.push(`error:     ${task.error.code}: ${task.error.message}`);
   if (task.webhook !== undefined) lines.push(`webhook:   ${task.webhook.status} after ${task.webhook.attempts} attempt(s)`);
+  if (task.flowControl !== undefined) {
+    lines.push(`flow key:  ${task.flowControl.key}${task.flowControl.waiting ? ' (waiting for a slot)' : ''}`);
+  }
   return lines.join('\n');
 }
 

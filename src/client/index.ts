@@ -9,6 +9,7 @@
  */
 import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
+import { FlowControl } from './flow-control.js';
 import {
   TERMINAL_STATUSES,
   type CreateTaskInput,
@@ -20,6 +21,7 @@ import {
 
 export * from './errors.js';
 export * from './types.js';
+export { FlowControl } from './flow-control.js';
 export { verifyRequest, expressReceiver } from './receiver.js';
 // fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).
 
@@ -64,9 +66,13 @@ export interface WaitOptions {
 
 export class AsyncQueue {
   readonly tasks: Tasks;
+  /** Limits shared by the tasks of one `flowControl.key` (flow-control.ts). */
+  readonly flowControl: FlowControl;
 
   constructor(options: AsyncQueueOptions) {
-    this.tasks = new Tasks(new HttpClient(options));
+    const http = new HttpClient(options);
+    this.tasks = new Tasks(http);
+    this.flowControl = new FlowControl(http);
   }
 }
 

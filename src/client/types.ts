@@ -12,6 +12,7 @@ import type {
   TaskStatusSchema,
   TaskViewSchema,
 } from '../api/schemas.js';
+import type { FlowKeyViewSchema, FlowLimitsBody } from '../api/flow-control/flow-control-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -19,6 +20,9 @@ export type Task = Static<typeof TaskViewSchema>;
 export type TaskStatus = Static<typeof TaskStatusSchema>;
 export type ListTasksParams = Static<typeof ListTasksQuery>;
 export type TaskPage = Static<typeof TaskListSchema>;
+/** A flow-control key's limits and live counts (`aq.flowControl`). */
+export type FlowKey = Static<typeof FlowKeyViewSchema>;
+export type FlowLimits = Static<typeof FlowLimitsBody>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {
