@@ -234,7 +234,11 @@ function describeError(error: FastifyError): { statusCode: number; code: string;
     return { statusCode: error.statusCode, code: error.code, message: error.message };
   }
   if (error.validation) {
-    const issue = error.validation[0] as ValidationIssue | undefined;
+    const issues = error.validation as ValidationIssue[];
+    // An `anyOf` with its own message (flow control's "needs parallelism, rate or both") says
+    // more than the `required` of its first branch, which Ajv lists before it.
+    const issue =
+      issues.find((found) => found.keyword === 'anyOf' && typeof found.parentSchema?.errorMessage === 'string') ?? issues[0];
     return {
       statusCode: 400,
       code: 'invalid_request',
@@ -274,6 +278,9 @@ function validationMessage(issue: ValidationIssue, part: string | undefined): st
   const custom = issue.parentSchema?.errorMessage;
   if ((issue.keyword === 'pattern' || issue.keyword === 'format') && typeof custom === 'string' && path.length > 0) {
     return `${path.join('.')}: ${custom}`;
+  }
+  if (issue.keyword === 'anyOf' && typeof custom === 'string') {
+    return `${path.length > 0 ? path.join('.') : (part ?? 'body')}: ${custom}`;
   }
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
     return `${[...path, issue.params.missingProperty].join('.')}: is required`;

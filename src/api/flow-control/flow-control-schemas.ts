@@ -35,9 +35,19 @@ const limitFields = {
   ),
 };
 
+/**
+ * At least one of `parallelism` and `rate`, in the schema so that the document says it; the
+ * message replaces Ajv's (app.ts).
+ */
+const oneLimitAtLeast = {
+  anyOf: [{ required: ['parallelism'] }, { required: ['rate'] }],
+  errorMessage: 'needs parallelism, rate or both',
+};
+
 export const FlowControlSchema = Type.Object(
   { key: FlowKeySchema, ...limitFields },
   {
+    ...oneLimitAtLeast,
     additionalProperties: false,
     description:
       'limits shared by every task with the same key: at least one of `parallelism` and `rate`. The newest ' +
@@ -54,6 +64,7 @@ export const PrioritySchema = Type.Integer({
 });
 
 export const FlowLimitsBody = Type.Object(limitFields, {
+  ...oneLimitAtLeast,
   additionalProperties: false,
   description: 'at least one of `parallelism` and `rate`',
   examples: [{ parallelism: 5 }],
