@@ -225,9 +225,16 @@ describe('pause and resume', () => {
     } finally {
       await first.close();
     }
-    const second = await startHarness({ env });
+    const second = await startHarness({ env, withoutWorker: true });
     try {
-      const view = await flowKey(second, key);
+      // With no worker the limits and the pause read from what Temporal stores.
+      const stored = await flowKey(second, key);
+      assert.deepEqual(
+        { parallelism: stored.parallelism, rate: stored.rate, period: stored.period, paused: stored.paused },
+        { parallelism: 1, rate: 50, period: 10, paused: true },
+      );
+      await second.startWorker();
+      const view = await waitForKey(second, key, (live) => live.waiting === 2, 'the live view');
       assert.deepEqual(view, { key, parallelism: 1, rate: 50, period: 10, paused: true, inFlight: 0, waiting: 2 });
       assert.equal(receiver.to('/restart').length, 0);
       assert.equal((await second.api('POST', `/v1/flow-control/${key}/resume`)).status, 200);

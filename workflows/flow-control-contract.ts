@@ -123,12 +123,20 @@ export interface EnsureLimiterRequest {
 /** When no create or PUT said how often to check holders (a limiter a task had to re-create). */
 export const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 
+/**
+ * Memo key of the limiter's view as of its last change of limits or pause: what the API answers
+ * when no worker answers the query in time (the counts are then those of that moment).
+ */
+export const FLOW_MEMO_KEY = 'flowKey';
+
 /** The options both the API and the worker start a limiter with (signal-with-start). */
 export function limiterStartOptions(input: FlowLimiterInput, taskQueue: string) {
+  const view: FlowKeyView = { key: input.key, ...input.limits, paused: input.paused, inFlight: 0, waiting: 0 };
   return {
     workflowId: limiterWorkflowId(input.key),
     taskQueue,
     args: [input] as [FlowLimiterInput],
+    memo: { [FLOW_MEMO_KEY]: view },
     staticSummary: `flow control: ${input.key}`,
   };
 }

@@ -12,10 +12,12 @@ import {
   getExternalWorkflowHandle,
   proxyActivities,
   setHandler,
+  upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import {
+  FLOW_MEMO_KEY,
   acquireSlotSignal,
   configureFlowSignal,
   flowKeyQuery,
@@ -86,9 +88,12 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   };
 
   setHandler(configureFlowSignal, (configuration) => {
+    const before = JSON.stringify([limits, paused]);
     if (configuration.limits !== undefined) limits = configuration.limits;
     if (configuration.paused !== undefined) paused = configuration.paused;
     if (configuration.acquire !== undefined) acquire(configuration.acquire);
+    // Only on a real change (creates repeat the same limits): each upsert is a history event.
+    if (JSON.stringify([limits, paused]) !== before) upsertMemo({ [FLOW_MEMO_KEY]: view() });
     changed = true;
   });
 

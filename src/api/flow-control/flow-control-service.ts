@@ -7,7 +7,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import {
-  FLOW_LIMITER_ID_PREFIX,
+  FLOW_MEMO_KEY,
   FLOW_LIMITER_WORKFLOW_TYPE,
   configureFlowSignal,
   flowKeyQuery,
@@ -22,6 +22,7 @@ import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
 import { FlowKeyNotFoundError } from '../../shared/errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
+import { decodePayload } from '../tasks/list-query.js';
 
 export interface FlowControlServiceOptions {
   namespace: string;
@@ -61,7 +62,7 @@ export class FlowControlService {
 
   async set(key: string, limits: FlowLimits): Promise<FlowKeyView> {
     await this.configure(key, { limits });
-    return this.get(key);
+    return this.get(key, { ...limits });
   }
 
   /** Pause or resume a key some task or `PUT` named; FlowKeyNotFoundError otherwise. */
@@ -74,49 +75,79 @@ export class FlowControlService {
         throw err;
       }
     });
-    return this.get(key);
+    return this.get(key, { paused });
   }
 
-  async get(key: string): Promise<FlowKeyView> {
-    return this.calls.rpc(async () => {
+  /**
+   * The limiter's live view (its query, which the server answers after the signals before it).
+   * When no worker answers within the query timeout: what Temporal stores, the memo of the
+   * limiter's last change of limits or pause, with `changed` (what this request just set) on top.
+   * A slow query must not count as Temporal being unreachable, so it is not one of `rpc`'s calls.
+   */
+  async get(key: string, changed: Partial<FlowKeyView> = {}): Promise<FlowKeyView> {
+    const handle = this.calls.client.workflow.getHandle(limiterWorkflowId(key));
+    try {
+      return await this.calls.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
+        handle.query(flowKeyQuery),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new FlowKeyNotFoundError(key);
+    }
+    const description = await this.calls.rpc(async () => {
       try {
-        return await this.calls.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
-          this.calls.client.workflow.getHandle(limiterWorkflowId(key)).query(flowKeyQuery),
-        );
+        return await handle.describe();
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw new FlowKeyNotFoundError(key);
         throw err;
       }
     });
+    const stored = description.memo?.[FLOW_MEMO_KEY] as FlowKeyView | undefined;
+    if (description.type !== FLOW_LIMITER_WORKFLOW_TYPE || stored === undefined) throw new FlowKeyNotFoundError(key);
+    return { ...stored, ...changed, key };
   }
 
-  /** Every key with a running limiter, by key. */
+  /**
+   * Every key with a running limiter (at most 1,000), by key: each limiter's live view, or its
+   * stored one once a batch of queries found no worker to answer.
+   */
   async list(): Promise<FlowKeyView[]> {
-    const keys: string[] = [];
+    const stored = new Map<string, FlowKeyView>();
     let nextPageToken: Uint8Array | null = null;
     do {
       const token: Uint8Array | null = nextPageToken;
       const page: temporal.api.workflowservice.v1.IListWorkflowExecutionsResponse = await this.calls.rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
           namespace: this.options.namespace,
-          pageSize: Math.min(MAX_LISTED_KEYS, 1_000),
+          pageSize: MAX_LISTED_KEYS,
           query: `WorkflowType = '${FLOW_LIMITER_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`,
           nextPageToken: token,
         }),
       );
       for (const execution of page.executions ?? []) {
-        const id = execution.execution?.workflowId ?? '';
-        if (id.startsWith(FLOW_LIMITER_ID_PREFIX)) keys.push(decodeURIComponent(id.slice(FLOW_LIMITER_ID_PREFIX.length)));
+        const view = decodePayload<FlowKeyView>(execution.memo?.fields?.[FLOW_MEMO_KEY]);
+        if (view !== undefined) stored.set(view.key, view);
       }
       nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : null;
-    } while (nextPageToken !== null && keys.length < MAX_LISTED_KEYS);
+    } while (nextPageToken !== null && stored.size < MAX_LISTED_KEYS);
 
-    const unique = [...new Set(keys)].sort().slice(0, MAX_LISTED_KEYS);
+    const keys = [...stored.keys()].sort().slice(0, MAX_LISTED_KEYS);
     const views: FlowKeyView[] = [];
-    for (let index = 0; index < unique.length; index += QUERY_CONCURRENCY) {
-      const batch = unique.slice(index, index + QUERY_CONCURRENCY);
-      const answers = await Promise.all(batch.map(async (key) => this.get(key).catch(() => undefined)));
-      for (const answer of answers) if (answer !== undefined) views.push(answer);
+    let workerAnswers = true;
+    for (let index = 0; index < keys.length; index += QUERY_CONCURRENCY) {
+      const batch = keys.slice(index, index + QUERY_CONCURRENCY);
+      const answers = workerAnswers
+        ? await Promise.all(
+            batch.map(async (key) =>
+              this.calls.client.connection
+                .withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
+                  this.calls.client.workflow.getHandle(limiterWorkflowId(key)).query(flowKeyQuery),
+                )
+                .catch(() => undefined),
+            ),
+          )
+        : [];
+      if (answers.every((answer) => answer === undefined)) workerAnswers = false;
+      batch.forEach((key, at) => views.push(answers[at] ?? stored.get(key)!));
     }
     return views;
   }
