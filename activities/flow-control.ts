@@ -8,6 +8,11 @@ import {
   DEFAULT_HOLDER_CHECK_INTERVAL_MS,
   configureFlowSignal,
   limiterStartOptions,
+  limiterWorkflowId,
+  releaseSlotSignal,
+  slotGrantedSignal,
+  type DeliverGrantsRequest,
+  type SlotGrantDelivery,
   type ClosedHoldersRequest,
   type EnsureLimiterRequest,
 } from '../workflows/flow-control-contract.js';
@@ -17,6 +22,23 @@ import { workflowIdForTask } from '../workflows/task-contract.js';
 const DESCRIBE_CONCURRENCY = 20;
 
 export const flowControlActivities = {
+  /** The limiter's grants, signalled from here (see workflows/flow-limiter.ts); those that found no running task. */
+  async deliverSlotGrants(request: DeliverGrantsRequest): Promise<SlotGrantDelivery[]> {
+    const { client } = Context.current();
+    const gone: SlotGrantDelivery[] = [];
+    await Promise.all(
+      request.grants.map(async (grant) => {
+        try {
+          await client.workflow.getHandle(workflowIdForTask(grant.taskId)).signal(slotGrantedSignal, { request: grant.request });
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) gone.push(grant);
+          else throw err; // retried by the local activity's policy
+        }
+      }),
+    );
+    return gone;
+  },
+
   /**
    * Of the tasks a limiter believes hold a slot, those whose workflow is not running: stopped from
    * outside (terminated, reset) before it could release. Any other answer keeps the slot held.
@@ -60,3 +82,17 @@ export const flowControlActivities = {
     });
   },
 };
+
+/**
+ * A flow-controlled attempt gives its slot back from the worker as soon as its call is over. Best
+ * effort: the task's workflow releases the slot in any case, this only comes a workflow task sooner.
+ */
+export async function releaseFlowSlot(taskId: string, slot: { key: string; request: number }): Promise<void> {
+  try {
+    await Context.current()
+      .client.workflow.getHandle(limiterWorkflowId(slot.key))
+      .signal(releaseSlotSignal, { taskId, request: slot.request });
+  } catch (err) {
+    log.warn('flow control: early release failed; the workflow releases the slot', { taskId, error: String(err) });
+  }
+}

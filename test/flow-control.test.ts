@@ -14,7 +14,7 @@ import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { callbackAttemptsOnceClosed } from './support/history.js';
-import { Receiver, type Responder } from './support/receiver.js';
+import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 let harness: Harness;
@@ -363,13 +363,15 @@ describe('slots of attempts that died', () => {
 
   it('a holder terminated from outside is found and its slot freed', async () => {
     const key = newKey('terminated');
-    receiver.always('/terminated', () => undefined);
+    // The holder awaits async completion: no worker holds its attempt, so nothing but the
+    // limiter's check of its holders can find that its workflow is gone.
+    receiver.always('/terminated', respondJson(202, {}, { 'asyncqueue-completion': 'async' }));
     const holder = await harness.createTask({
       callbackUrl: receiver.url('/terminated'),
       timeout: 300,
       flowControl: { key, parallelism: 1 },
     });
-    await receiver.waitFor('/terminated', 1);
+    await harness.waitForTask(holder, (view) => view.status === 'running', 'awaiting completion');
     const next = await harness.createTask({
       callbackUrl: receiver.url('/after-terminated'),
       flowControl: { key, parallelism: 1 },

@@ -54,6 +54,15 @@ export interface SlotGrant {
   request: number;
 }
 
+/** Local activity of the limiter: signals these grants; answers those whose task workflow is gone. */
+export interface SlotGrantDelivery {
+  taskId: string;
+  request: number;
+}
+export interface DeliverGrantsRequest {
+  grants: SlotGrantDelivery[];
+}
+
 /** Changes an operator (or a create naming limits) makes to a key. */
 export interface FlowConfiguration {
   limits?: FlowLimits;

@@ -95,7 +95,7 @@ export async function runFlowControlledCallback(
     let waitMs: number;
     try {
       await acquire(attempt);
-      return await runAttempt(input, state, setStatus, phase, attemptsMade);
+      return await runAttempt(input, state, setStatus, phase, attemptsMade, flow.key);
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       attemptsMade = Math.max(attempt, attemptFromFailure(err) ?? 0);
@@ -119,6 +119,7 @@ async function runAttempt(
   setStatus: (status: TaskStatus) => void,
   phase: { callInFlight: boolean },
   attemptsMade: number,
+  key: string,
 ): Promise<{ attempt: number; result: TaskState['result'] }> {
   const { callCallback } = proxyActivities<Activities>({
     startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
@@ -136,6 +137,7 @@ async function runAttempt(
     headers: input.headers,
     timeoutMs: input.timeoutSeconds * 1000,
     ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
+    flowSlot: { key, request: attemptsMade + 1 },
   }).finally(() => {
     phase.callInFlight = false;
   });
