@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { limiterWorkflowId } from '../workflows/flow-control-contract.js';
+import {
+  FLOW_LIMITER_WORKFLOW_TYPE,
+  configureFlowSignal,
+  limiterStartOptions,
+  limiterWorkflowId,
+} from '../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { runEntry, type Started } from '../src/dev/entry-points.js';
 import { AsyncQueue, AsyncQueueApiError } from '../src/client/index.js';
@@ -381,6 +386,33 @@ describe('slots of attempts that died', () => {
     // Holders are checked every 2 × the heartbeat timeout (2 s here) while waiters find no slot.
     assert.equal((await harness.waitForEnd(next, { timeoutMs: 30_000 })).status, 'succeeded');
     await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+  });
+});
+
+describe('continue-as-new', () => {
+  it('carries holders, waiters and limits across the limiter runs', async () => {
+    const key = newKey('long-lived');
+    const limits = { parallelism: 2, rate: null, period: 1 };
+    const first = await harness.client.workflow.signalWithStart(FLOW_LIMITER_WORKFLOW_TYPE, {
+      ...limiterStartOptions(
+        { key, limits, paused: false, holderCheckIntervalMs: 60_000, maxHistoryEvents: 40 },
+        harness.config.taskQueue,
+      ),
+      signal: configureFlowSignal,
+      signalArgs: [{}],
+    });
+    const counter = concurrencyCounter(150);
+    receiver.always('/long-lived', counter.responder);
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      ids.push(await harness.createTask({ callbackUrl: receiver.url('/long-lived'), flowControl: { key, parallelism: 2 } }));
+    }
+    for (const id of ids) assert.equal((await harness.waitForEnd(id, { timeoutMs: 60_000 })).status, 'succeeded');
+    assert.equal(counter.peak(), 2);
+    const idle = await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+    assert.equal(idle.parallelism, 2);
+    const firstRun = await harness.client.workflow.getHandle(first.workflowId, first.signaledRunId).describe();
+    assert.equal(firstRun.status.name, 'CONTINUED_AS_NEW');
   });
 });
 

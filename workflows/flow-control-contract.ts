@@ -108,6 +108,8 @@ export interface FlowLimiterInput {
   /** Workflow times of the grants inside the current rate window, oldest first. */
   starts?: number[];
   seq?: number;
+  /** Continue as new past this many events (default 10,000; tests use a few dozen). */
+  maxHistoryEvents?: number;
 }
 
 export const acquireSlotSignal = defineSignal<[SlotRequest]>('acquireSlot');

@@ -212,7 +212,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   }
 
   const shouldContinueAsNew = (): boolean =>
-    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS;
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.maxHistoryEvents ?? MAX_HISTORY_EVENTS);
 
   for (;;) {
     grantWhatFits();
