@@ -16,7 +16,7 @@ import {
   type ClosedHoldersRequest,
   type EnsureLimiterRequest,
 } from '../workflows/flow-control-contract.js';
-import { workflowIdForTask } from '../workflows/task-contract.js';
+import { workflowIdForTask, type CallbackOutcome, type CallbackRequest } from '../workflows/task-contract.js';
 
 /** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
 const DESCRIBE_CONCURRENCY = 20;
@@ -95,4 +95,24 @@ export async function releaseFlowSlot(taskId: string, slot: { key: string; reque
   } catch (err) {
     log.warn('flow control: early release failed; the workflow releases the slot', { taskId, error: String(err) });
   }
+}
+
+/**
+ * `callCallback` that, for a flow-controlled attempt, releases its slot once the call is over
+ * (unless the callee took the work for async completion: the attempt then stays in flight).
+ */
+export function withEarlyRelease(
+  callCallback: (request: CallbackRequest) => Promise<CallbackOutcome>,
+): (request: CallbackRequest) => Promise<CallbackOutcome> {
+  return async (request) => {
+    const slot = request.flowSlot;
+    if (slot === undefined) return callCallback(request);
+    let outcome: CallbackOutcome | undefined;
+    try {
+      outcome = await callCallback(request);
+      return outcome;
+    } finally {
+      if (outcome?.kind !== 'accepted') await releaseFlowSlot(request.taskId, slot);
+    }
+  };
 }

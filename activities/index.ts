@@ -40,7 +40,7 @@ import {
 import { signatureHeaders, type SigningKey } from './webhook-signature.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
-import { flowControlActivities, releaseFlowSlot } from './flow-control.js';
+import { flowControlActivities, withEarlyRelease } from './flow-control.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
@@ -119,77 +119,65 @@ export function createActivities(deps: ActivityDependencies) {
     }
   }
 
-  async function callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
-    const body = JSON.stringify(request.payload);
-    const { attempt, response, elapsedMs } = await send(
-      'callback',
-      callbackMessageId(request.taskId),
-      request.taskId,
-      request.url,
-      body,
-      { ...request.headers, [TASK_TOKEN_HEADER]: deps.taskTokens.tokenFor(request.taskId) },
-      request.timeoutMs,
-      deps.maxResponseBytes,
-      request.attemptOffset,
-    );
-    const status = response.statusCode;
-    if (status === ASYNC_ACCEPTED_STATUS && asksForAsyncCompletion(response)) {
-      // The callee took the work and will report through /complete or /fail; the workflow
-      // awaits that in `awaitCompletion`, which holds nothing in this process.
-      log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
-      return { kind: 'accepted', attempt, elapsedMs: Math.round(elapsedMs) };
-    }
-    if (status >= 200 && status < 300) {
-      const result = decodeResult(response) as JsonValue;
-      // What Temporal stores is the encoded result: invalid UTF-8 or control characters can
-      // make it several times the raw body, so the limit applies to that size.
-      const encodedBytes = Buffer.byteLength(JSON.stringify(result));
-      if (encodedBytes > deps.maxResponseBytes) {
-        throw failure(
-          CallbackErrorType.ResponseTooLarge,
-          new ResponseTooLargeError(deps.maxResponseBytes, encodedBytes),
-          { attempt, statusCode: status, code: 'response_too_large' },
-          true,
-        );
-      }
-      log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
-      return { kind: 'succeeded', attempt, statusCode: status, result };
-    }
-    const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
-    const delay = retryDelay(response);
-    const details: AttemptFailureDetails = {
-      attempt,
-      statusCode: status,
-      code: status >= 300 && status < 400 ? 'redirect_not_followed' : 'callback_http_status',
-      // Also here: the workflow SDK drops `nextRetryDelay` when it decodes a failure, and a
-      // flow-controlled task does its own backoff (workflows/flow-controlled-callback.ts).
-      ...(delay.nextRetryDelay !== undefined ? { retryAfterMs: delay.nextRetryDelay } : {}),
-    };
-    const message =
-      status >= 300 && status < 400 ? `callback answered ${status} (redirects are not followed)` : `callback answered ${status}`;
-    log.warn('callback attempt failed', { taskId: request.taskId, attempt, statusCode: status, retryable });
-    throw ApplicationFailure.create({
-      type: CallbackErrorType.HttpStatus,
-      message,
-      nonRetryable: !retryable,
-      details: [details],
-      ...delay,
-    });
-  }
-
-  return {
+  const activities = {
     async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
-      const slot = request.flowSlot;
-      if (slot === undefined) return callCallback(request);
-      let outcome: CallbackOutcome | undefined;
-      try {
-        outcome = await callCallback(request);
-        return outcome;
-      } finally {
-        // The call is over (unless the callee took the work for async completion): its slot goes
-        // back now, a workflow task earlier than the task's own release, which follows anyway.
-        if (outcome?.kind !== 'accepted') await releaseFlowSlot(request.taskId, slot);
+      const body = JSON.stringify(request.payload);
+      const { attempt, response, elapsedMs } = await send(
+        'callback',
+        callbackMessageId(request.taskId),
+        request.taskId,
+        request.url,
+        body,
+        { ...request.headers, [TASK_TOKEN_HEADER]: deps.taskTokens.tokenFor(request.taskId) },
+        request.timeoutMs,
+        deps.maxResponseBytes,
+        request.attemptOffset,
+      );
+      const status = response.statusCode;
+      if (status === ASYNC_ACCEPTED_STATUS && asksForAsyncCompletion(response)) {
+        // The callee took the work and will report through /complete or /fail; the workflow
+        // awaits that in `awaitCompletion`, which holds nothing in this process.
+        log.info('callback accepted the work; awaiting its completion', { taskId: request.taskId, attempt });
+        return { kind: 'accepted', attempt, elapsedMs: Math.round(elapsedMs) };
       }
+      if (status >= 200 && status < 300) {
+        const result = decodeResult(response) as JsonValue;
+        // What Temporal stores is the encoded result: invalid UTF-8 or control characters can
+        // make it several times the raw body, so the limit applies to that size.
+        const encodedBytes = Buffer.byteLength(JSON.stringify(result));
+        if (encodedBytes > deps.maxResponseBytes) {
+          throw failure(
+            CallbackErrorType.ResponseTooLarge,
+            new ResponseTooLargeError(deps.maxResponseBytes, encodedBytes),
+            { attempt, statusCode: status, code: 'response_too_large' },
+            true,
+          );
+        }
+        log.info('callback succeeded', { taskId: request.taskId, attempt, statusCode: status });
+        return { kind: 'succeeded', attempt, statusCode: status, result };
+      }
+      const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
+      const delay = retryDelay(response);
+      const details: AttemptFailureDetails = {
+        attempt,
+        statusCode: status,
+        code: status >= 300 && status < 400 ? 'redirect_not_followed' : 'callback_http_status',
+        // Also here: the workflow SDK drops `nextRetryDelay` when it decodes a failure, and a
+        // flow-controlled task does its own backoff (workflows/flow-controlled-callback.ts).
+        ...(delay.nextRetryDelay !== undefined ? { retryAfterMs: delay.nextRetryDelay } : {}),
+      };
+      const message =
+        status >= 300 && status < 400
+          ? `callback answered ${status} (redirects are not followed)`
+          : `callback answered ${status}`;
+      log.warn('callback attempt failed', { taskId: request.taskId, attempt, statusCode: status, retryable });
+      throw ApplicationFailure.create({
+        type: CallbackErrorType.HttpStatus,
+        message,
+        nonRetryable: !retryable,
+        details: [details],
+        ...delay,
+      });
     },
 
     async deliverWebhook(request: WebhookRequest): Promise<WebhookOutcome> {
@@ -254,6 +242,8 @@ export function createActivities(deps: ActivityDependencies) {
 
     ...flowControlActivities,
   };
+  // A flow-controlled attempt gives its slot back as soon as its call is over (flow-control.ts).
+  return { ...activities, callCallback: withEarlyRelease(activities.callCallback) };
 }
 
 /** `PendingActivityState.PENDING_ACTIVITY_STATE_STARTED` (temporal.api.enums.v1). */
