@@ -53,6 +53,7 @@ import {
 import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-record.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
+import { flowControlActivities, withEarlyRelease } from './flow-control.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
@@ -139,7 +140,7 @@ export function createActivities(deps: ActivityDependencies) {
     }
   }
 
-  return {
+  const activities = {
     async callCallback(request: CallbackRequest): Promise<CallbackOutcome> {
       // GET and DELETE carry no body (the API refuses a payload with them); older requests have no method: POST.
       const method = request.method ?? DEFAULT_CALLBACK_METHOD;
@@ -184,10 +185,14 @@ export function createActivities(deps: ActivityDependencies) {
         return { kind: 'succeeded', attempt, statusCode: status, result, record };
       }
       const retryable = status >= 500 || RETRYABLE_STATUSES.has(status);
+      const delay = retryDelay(response);
       const details: AttemptFailureDetails = {
         attempt,
         statusCode: status,
         code: status >= 300 && status < 400 ? 'redirect_not_followed' : 'callback_http_status',
+        // Also here: the workflow SDK drops `nextRetryDelay` when it decodes a failure, and a
+        // flow-controlled task does its own backoff (workflows/flow-controlled-callback.ts).
+        ...(delay.nextRetryDelay !== undefined ? { retryAfterMs: delay.nextRetryDelay } : {}),
       };
       const message =
         status >= 300 && status < 400
@@ -195,7 +200,7 @@ export function createActivities(deps: ActivityDependencies) {
           : `callback answered ${status}`;
       log.warn('callback attempt failed', { taskId: request.taskId, attempt, statusCode: status, retryable });
       throw await failAttempt(
-        { type: CallbackErrorType.HttpStatus, message, nonRetryable: !retryable, details: [details], ...retryDelay(response) },
+        { type: CallbackErrorType.HttpStatus, message, nonRetryable: !retryable, details: [details], ...delay },
         attemptRecord(base, 'failed', { statusCode: status, error: { code: details.code, message }, response }),
       );
     },
@@ -260,7 +265,10 @@ export function createActivities(deps: ActivityDependencies) {
 
     // Bulk operations (bulk-operation.ts), through the worker's own client (Context.current().client).
     ...createBulkOperationActivities(),
+    ...flowControlActivities,
   };
+  // A flow-controlled attempt gives its slot back as soon as its call is over (flow-control.ts).
+  return { ...activities, callCallback: withEarlyRelease(activities.callCallback) };
 }
 
 /** `PendingActivityState.PENDING_ACTIVITY_STATE_STARTED` (temporal.api.enums.v1). */

@@ -31,7 +31,7 @@ import fc from 'fast-check';
 import { CreateTaskBody, CreateTaskHeaders, ListTasksQuery } from '../src/api/schemas.js';
 import { DestinationGuard } from '../activities/destination-guard.js';
 import { MAX_PAYLOAD_DEPTH } from '../src/api/tasks/task-input.js';
-import { workflowIdForTask } from '../workflows/task-contract.js';
+import { TASK_WORKFLOW_TYPE, workflowIdForTask } from '../workflows/task-contract.js';
 import { eventually } from './support/eventually.js';
 import {
   arbitraryFor,
@@ -800,16 +800,18 @@ function queryCasesFor(query: Record<string, unknown>, realCursor: Buffer): fc.A
 // The runs.
 // ---------------------------------------------------------------------------------------------
 
+/** Task workflows only: creates with `flowControl` also start their key's limiter on the queue. */
+const TASKS_QUERY = (): string => `TaskQueue = '${harness.config.taskQueue}' AND WorkflowType = '${TASK_WORKFLOW_TYPE}'`;
+
 async function workflowIds(): Promise<string[]> {
   const ids: string[] = [];
-  for await (const execution of harness.client.workflow.list({ query: `TaskQueue = '${harness.config.taskQueue}'` }))
-    ids.push(execution.workflowId);
+  for await (const execution of harness.client.workflow.list({ query: TASKS_QUERY() })) ids.push(execution.workflowId);
   return ids;
 }
 
 /** Visibility is eventually consistent: wait until it shows `expected` workflows, hold, and count again. */
 async function settledCount(expected: number): Promise<number> {
-  const count = async () => (await harness.client.workflow.count(`TaskQueue = '${harness.config.taskQueue}'`)).count;
+  const count = async () => (await harness.client.workflow.count(TASKS_QUERY())).count;
   await eventually(async () => ((await count()) >= expected ? true : undefined), { what: `${expected} workflows in visibility` });
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   return count();

@@ -11,6 +11,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer } from './support/harness.js';
+import { limiterWorkflowId } from '../workflows/flow-control-contract.js';
 
 const HISTORIES_DIR = fileURLToPath(new URL('../../test/histories/', import.meta.url));
 
@@ -34,6 +35,9 @@ async function main(): Promise<void> {
   receiver.script('/accept-fail-then-ok', acceptAsync, respondJson(200, { second: true }));
   receiver.always('/plain-202', respondJson(202, { queued: true }));
   receiver.script('/silent-once', () => undefined, respondJson(200, { late: 'ok' }));
+  receiver.script('/flow-flaky', respondJson(503, {}, { 'retry-after': '1' }), respondJson(200, { rendered: true }));
+  const flowKey = `recorded-${Date.now()}`;
+  const flowControl = { key: flowKey, parallelism: 1 };
 
   const scenarios: Record<string, Record<string, unknown>> = {
     'succeeded-after-retry-with-webhook-retry': {
@@ -65,6 +69,14 @@ async function main(): Promise<void> {
       webhookUrl: receiver.url('/hook-ok'),
       timeout: 60,
     },
+    'flow-controlled-retried-after-retry-after': {
+      callbackUrl: receiver.url('/flow-flaky'),
+      webhookUrl: receiver.url('/hook-ok'),
+      retries: 2,
+      priority: 2,
+      flowControl,
+    },
+    'flow-controlled-cancelled-while-waiting': { callbackUrl: receiver.url('/never'), flowControl },
   };
   const holds = () => receiver.to('/hold').length;
   const only = process.argv.slice(3);
@@ -74,6 +86,7 @@ async function main(): Promise<void> {
       if (!wanted(name)) continue;
       const api = name === 'cancelled-by-cut-off-cancel-wins-over-failure' ? slowBeats : harness;
       const heldBefore = holds();
+      if (name === 'flow-controlled-cancelled-while-waiting') await api.api('POST', `/v1/flow-control/${flowKey}/pause`);
       const created = await api.api('POST', '/v1/tasks', body);
       const id = created.body.id as string;
       const completeAsync = async (path: string, outcome: Record<string, unknown>, progress?: Record<string, unknown>) => {
@@ -95,6 +108,12 @@ async function main(): Promise<void> {
       }
       if (name === 'async-failed-then-retried')
         await completeAsync('/accept-fail-then-ok', { error: { message: 'renderer crashed' } });
+      if (name === 'flow-controlled-cancelled-while-waiting') {
+        await eventually(async () => ((await api.task(id)).flowControl?.waiting === true ? true : undefined), {
+          what: `${name} waiting`,
+        });
+        await api.api('POST', `/v1/tasks/${id}/cancel`, { reason: 'recorded scenario' });
+      }
       if (name.startsWith('cancelled')) {
         if (name !== 'cancelled-during-delay')
           await eventually(async () => (holds() > heldBefore ? true : undefined), { what: `${name} held` });
@@ -134,6 +153,14 @@ async function main(): Promise<void> {
       const history = await handle.fetchHistory();
       await writeFile(`${HISTORIES_DIR}${label}-scheduled-run.json`, `${historyToJSON(history)}\n`);
       process.stdout.write(`recorded scheduled-run (${history.events?.length ?? 0} events)\n`);
+    }
+    if (wanted('flow-limiter')) {
+      // The key's limiter never ends by itself: its history so far, closed by a terminate.
+      const limiter = harness.client.workflow.getHandle(limiterWorkflowId(flowKey));
+      await limiter.terminate('recorded');
+      const history = await limiter.fetchHistory();
+      await writeFile(`${HISTORIES_DIR}${label}-flow-limiter.json`, `${historyToJSON(history)}\n`);
+      process.stdout.write(`recorded flow-limiter (${history.events?.length ?? 0} events)\n`);
     }
   } finally {
     await slowBeats.close();

@@ -23,6 +23,7 @@ export function workflowIdForTask(taskId: string): string {
 export { TASK_STATUSES, TERMINAL_STATUSES, isTerminal, type TaskStatus } from './task-status.js';
 import type { TaskStatus } from './task-status.js';
 import type { AttemptRecord } from './attempt-record.js';
+import type { TaskFlowControl } from './flow-control-contract.js';
 
 /**
  * `TaskStatus` search attribute (Keyword). The workflow keeps it current for the phases it sees
@@ -104,6 +105,10 @@ export interface TaskInput {
   taskToken?: string;
   /** A run of this schedule (workflows/scheduled-input.ts). */
   scheduleId?: string;
+  /** Flow control (flow-control-contract.ts): each attempt waits for a slot of the key. */
+  flowControl?: TaskFlowControl;
+  /** 1–5, lower first among the waiters of one key; absent in older histories (3). */
+  priority?: number;
 }
 
 /**
@@ -182,6 +187,10 @@ export interface TaskState {
   lastError?: { message: string };
   /** Set on the runs of a schedule: the schedule's id (without Temporal's `aqs-` prefix). */
   scheduleId?: string;
+  /** 1–5 (CONTRACT v2); absent for tasks created before priorities existed. */
+  priority?: number;
+  /** The task's flow-control key, and whether it waits for a slot of it. */
+  flowControl?: { key: string; waiting: boolean };
 }
 
 /**
@@ -226,6 +235,8 @@ export interface AttemptFailureDetails {
   code: string;
   /** The attempt's record, when the failure is final (attempt-record.ts). Absent in older histories. */
   record?: AttemptRecord;
+  /** The callee's `Retry-After`, in ms, when it gave one. */
+  retryAfterMs?: number;
 }
 
 /** The callee answered 2xx (a 202 without `AsyncQueue-Completion: async` included). */
@@ -299,6 +310,8 @@ export interface CallbackRequest {
   attemptOffset?: number;
   /** Older histories carry the task's token here; the worker ignores it and derives the token. */
   taskToken?: string;
+  /** A flow-controlled attempt's slot, which the worker gives back once the call is over. */
+  flowSlot?: { key: string; request: number };
 }
 
 /**

@@ -5,6 +5,7 @@
  * share these. Pure functions of the input: deterministic, no I/O.
  */
 import type { SearchAttributePair } from '@temporalio/common';
+import { DEFAULT_PRIORITY } from './flow-control-contract.js';
 import {
   DEFAULT_CALLBACK_METHOD,
   FLOW_CONTROL_KEY_SEARCH_ATTRIBUTE,
@@ -35,6 +36,8 @@ export function initialMemo(input: TaskInput): TaskMemo {
     ...(input.labels !== undefined && input.labels.length > 0 ? { labels: input.labels } : {}),
     ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
     ...(input.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
+    priority: input.priority ?? DEFAULT_PRIORITY,
+    ...(input.flowControl !== undefined ? { flowControl: { key: input.flowControl.key, waiting: false } } : {}),
   };
 }
 

@@ -8,7 +8,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
-  TimeoutFailure,
   condition,
   isCancellation,
   metricMeter,
@@ -34,9 +33,7 @@ import {
   isTerminal,
   progressSignal,
   taskStateQuery,
-  type AttemptFailureDetails,
   type CancelRequest,
-  type TaskError,
   type ScheduledTaskInput,
   type TaskInput,
   type TaskMemo,
@@ -45,6 +42,16 @@ import {
   type WebhookEvent,
 } from './task-contract.js';
 import { isScheduledInput, taskInputOf } from './scheduled-input.js';
+import { DEFAULT_PRIORITY } from './flow-control-contract.js';
+import { runFlowControlledCallback } from './flow-controlled-callback.js';
+import {
+  BACKOFF_COEFFICIENT,
+  attemptFromFailure,
+  backoffMs,
+  failureDetails,
+  retryableAsyncFailure,
+  taskErrorFromFailure,
+} from './callback-failures.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -53,8 +60,6 @@ const CANCEL_WINS_OVER_FAILURE = 'cancel-wins-over-failure';
 const MARK_CANCELLING = 'mark-cancelling';
 const TEMPORAL_CANCEL = 'temporal-cancel';
 const CUT_OFF_HELD_CALL = 'cut-off-held-call';
-
-const BACKOFF_COEFFICIENT = 2;
 
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
@@ -78,6 +83,8 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
     ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
     ...(input.webhookUrl ? { webhook: { status: 'pending' as const, attempts: 0 } } : {}),
     ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
+    priority: input.priority ?? DEFAULT_PRIORITY,
+    ...(input.flowControl ? { flowControl: { key: input.flowControl.key, waiting: false } } : {}),
   };
   // A schedule's memo cannot name the run (scheduled-input.ts): the run does, first thing.
   if (isScheduledInput(raw)) publishMemo(state);
@@ -159,7 +166,12 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
     }
     if (cancelled() === undefined) {
       if (state.status === 'scheduled') setStatus('pending');
-      const outcome = await callbackScope.run(() => runCallback(input, state, setStatus, phase));
+      const flow = input.flowControl;
+      const outcome = await callbackScope.run(() =>
+        flow !== undefined
+          ? runFlowControlledCallback(input, flow, state, setStatus, phase)
+          : runCallback(input, state, setStatus, phase),
+      );
       state.attempts = outcome.attempt;
       state.result = outcome.result;
       setStatus('succeeded');
@@ -283,14 +295,11 @@ async function runCallback(
         throw err;
       }
       attemptsMade = outcome.attempt;
-      const backoffMs = Math.min(
-        policy.retryInitialIntervalMs * BACKOFF_COEFFICIENT ** (attemptsMade - 1),
-        policy.retryMaximumIntervalMs,
-      );
-      state.nextAttemptAt = new Date(Date.now() + backoffMs).toISOString();
+      const waitMs = backoffMs(policy, attemptsMade);
+      state.nextAttemptAt = new Date(Date.now() + waitMs).toISOString();
       state.lastError = { message: (err.cause ?? err).message };
       setStatus('retrying');
-      await sleep(backoffMs);
+      await sleep(waitMs);
       setStatus('pending');
     }
   }
@@ -311,13 +320,6 @@ async function cutOffHeldCall(taskId: string): Promise<void> {
     retry: { maximumAttempts: 1 },
   });
   await abortHeldCall({ taskId });
-}
-
-/** A `/fail` with `retryable: false` is final; a timeout or any other failure may heal. */
-function retryableAsyncFailure(err: ActivityFailure): boolean {
-  const cause = err.cause;
-  if (cause instanceof ApplicationFailure) return !cause.nonRetryable;
-  return cause instanceof TimeoutFailure;
 }
 
 async function deliverWebhook(input: TaskInput, url: string, state: TaskState): Promise<void> {
@@ -368,31 +370,4 @@ function publishMemo(state: TaskState): void {
     memo = { ...rest, progress: summary };
   }
   upsertMemo({ [TASK_MEMO_KEY]: memo });
-}
-
-function failureDetails(err: unknown): AttemptFailureDetails | undefined {
-  if (!(err instanceof ActivityFailure)) return undefined;
-  const cause = err.cause;
-  if (cause instanceof ApplicationFailure) return cause.details?.[0] as AttemptFailureDetails | undefined;
-  if (cause instanceof TimeoutFailure) return cause.lastHeartbeatDetails as AttemptFailureDetails | undefined;
-  if (cause instanceof CancelledFailure) return cause.details?.[0] as AttemptFailureDetails | undefined;
-  return undefined;
-}
-
-function attemptFromFailure(err: unknown): number | undefined {
-  const attempt = failureDetails(err)?.attempt;
-  return typeof attempt === 'number' ? attempt : undefined;
-}
-
-function taskErrorFromFailure(err: ActivityFailure): TaskError {
-  const cause = err.cause;
-  const details = failureDetails(err);
-  if (cause instanceof TimeoutFailure) {
-    return { code: 'callback_timeout', message: `callback attempt timed out (${cause.timeoutType ?? 'timeout'})` };
-  }
-  return {
-    code: details?.code ?? 'callback_failed',
-    message: cause?.message ?? err.message,
-    ...(details?.statusCode !== undefined ? { statusCode: details.statusCode } : {}),
-  };
 }

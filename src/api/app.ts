@@ -222,7 +222,11 @@ function describeError(error: FastifyError): { statusCode: number; code: string;
     return { statusCode: error.statusCode, code: error.code, message: error.message };
   }
   if (error.validation) {
-    const issue = error.validation[0] as ValidationIssue | undefined;
+    const issues = error.validation as ValidationIssue[];
+    // An `anyOf` with its own message (flow control's "needs parallelism, rate or both") says
+    // more than the `required` of its first branch, which Ajv lists before it.
+    const issue =
+      issues.find((found) => found.keyword === 'anyOf' && typeof found.parentSchema?.errorMessage === 'string') ?? issues[0];
     return {
       statusCode: 400,
       code: 'invalid_request',

@@ -49,8 +49,10 @@ export function validationMessage(issue: ValidationIssue, part: string | undefin
   if (CUSTOM_MESSAGE_KEYWORDS.has(issue.keyword) && typeof custom === 'string' && path.length > 0) {
     return `${field}: ${custom}`;
   }
-  // Fields that exclude each other (a bulk request's filter and ids) say so in their schema's words.
-  if (issue.keyword === 'oneOf' && typeof custom === 'string') return `${field !== '' ? field : (part ?? 'body')}: ${custom}`;
+  // Fields that exclude or need each other (a bulk request's filter and ids, flow control's parallelism
+  // and rate) say so in their schema's words.
+  if ((issue.keyword === 'oneOf' || issue.keyword === 'anyOf') && typeof custom === 'string')
+    return `${field !== '' ? field : (part ?? 'body')}: ${custom}`;
   const within = (name: string): string => (field === '' ? name : `${field}.${name}`);
   if (issue.keyword === 'required' && typeof issue.params.missingProperty === 'string') {
     return `${within(issue.params.missingProperty)}: is required`;

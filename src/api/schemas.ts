@@ -6,6 +6,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import type { TaskStatus } from '../../workflows/task-status.js';
 import type { CallbackMethod } from '../../workflows/callback-method.js';
 import { LABEL_PATTERN, MAX_LABELS } from '../../workflows/task-contract.js';
+import { FlowControlSchema, PrioritySchema, TaskFlowControlViewSchema } from './flow-control/flow-control-schemas.js';
 
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -160,6 +161,8 @@ export const CreateTaskBody = Type.Object(
       }),
     ),
     labels: Type.Optional(LabelsSchema),
+    flowControl: Type.Optional(FlowControlSchema),
+    priority: Type.Optional(PrioritySchema),
   },
   {
     additionalProperties: false,
@@ -261,6 +264,8 @@ export const TaskViewSchema = Type.Object(
       }),
     ),
     scheduleId: Type.Optional(Type.String({ description: 'set on the runs of a schedule: its id' })),
+    priority: Type.Optional(Type.Integer({ description: '1–5; absent on tasks created before priorities existed' })),
+    flowControl: Type.Optional(TaskFlowControlViewSchema),
   },
   {
     examples: [

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npx asyncqueue tasks create|get|list|cancel|wait|attempts|replay|bulk`, `operations get` and `schedules …` (schedule-commands.ts) against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
+ * `npx asyncqueue tasks create|get|list|cancel|wait|attempts|replay|bulk`, `operations get`, `schedules …`
+ * (schedule-commands.ts) and `flow-control list|get|set|pause|resume` against ASYNCQUEUE_URL with ASYNCQUEUE_API_KEY.
  * Human-readable by default, `--json` for scripts. Exit codes scripts can rely on:
  *   0 done (for `wait`: the task succeeded)   1 the API or the network said no
  *   2 bad usage                               3 `wait`: the task failed
@@ -20,21 +21,25 @@ import {
 } from '../client/index.js';
 import { OPERATION_USAGE, runOperationCommand } from './operation-commands.js';
 import { SCHEDULE_USAGE, runScheduleCommand } from './schedule-commands.js';
+import { FLOW_CONTROL_USAGE, runFlowControlCommand } from './flow-control-command.js';
 
 export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, TaskFailed: 3, TaskCancelled: 4, WaitTimedOut: 5 } as const;
 
-const USAGE = `Usage: asyncqueue tasks|schedules <command> [options]
+const USAGE = `Usage: asyncqueue tasks|schedules|operations|flow-control <command> [options]
 
 Commands:
   create --callback-url URL [--method POST|PUT|PATCH|GET|DELETE] [--payload JSON] [--webhook-url URL] [--retries N]
          [--timeout SECONDS] [--delay SECONDS] [--header "Name: value"]... [--idempotency-key KEY]
+         [--flow-key KEY (--parallelism N | --rate N [--period SECONDS])] [--priority 1-5]
   get ID
-  list [--status STATUS] [--schedule-id ID] [--limit N] [--cursor CURSOR] [--all]
+  list [--status STATUS] [--label L]... [--schedule-id ID] [--limit N] [--cursor CURSOR] [--all]
   cancel ID [--reason TEXT]
   wait ID [--wait-timeout SECONDS] [--interval SECONDS]
   attempts ID
 ${OPERATION_USAGE}
 ${SCHEDULE_USAGE}
+
+${FLOW_CONTROL_USAGE}
 
 Options: --json (machine-readable output), --url URL (default $ASYNCQUEUE_URL or
 http://127.0.0.1:3000), --api-key KEY (default $ASYNCQUEUE_API_KEY).
@@ -95,6 +100,11 @@ export async function runCli(
         timezone: { type: 'string' },
         paused: { type: 'boolean', default: false },
         overlap: { type: 'string' },
+        'flow-key': { type: 'string' },
+        parallelism: { type: 'string' },
+        rate: { type: 'string' },
+        period: { type: 'string' },
+        priority: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -123,6 +133,17 @@ export async function runCli(
       // The API checks the value (a 400 naming `method`); any case is taken here.
       ...(values.method !== undefined ? { method: values.method.toUpperCase() as CreateTaskInput['method'] } : {}),
       ...(values.label !== undefined ? { labels: values.label } : {}),
+      ...(values['flow-key'] !== undefined
+        ? {
+            flowControl: {
+              key: values['flow-key'],
+              ...(values.parallelism !== undefined ? { parallelism: parseNumber('--parallelism', values.parallelism) } : {}),
+              ...(values.rate !== undefined ? { rate: parseNumber('--rate', values.rate) } : {}),
+              ...(values.period !== undefined ? { period: parseNumber('--period', values.period) } : {}),
+            },
+          }
+        : {}),
+      ...(values.priority !== undefined ? { priority: parseNumber('--priority', values.priority) } : {}),
       ...(values.payload !== undefined ? { payload: parseJson('--payload', values.payload) } : {}),
       ...(values['webhook-url'] !== undefined ? { webhookUrl: values['webhook-url'] } : {}),
       ...(values.retries !== undefined ? { retries: parseNumber('--retries', values.retries) } : {}),
@@ -160,7 +181,16 @@ export async function runCli(
       );
       return ExitCode.Ok;
     }
-    if (group !== 'tasks' || command === undefined) throw new UsageError('expected: asyncqueue tasks|schedules <command>');
+    if (group === 'flow-control') {
+      const fail = (message: string): never => {
+        throw new UsageError(message);
+      };
+      const { value, human } = await runFlowControlCommand(aq, command, id, values, fail, parseNumber);
+      show(value, () => human);
+      return ExitCode.Ok;
+    }
+    if (group !== 'tasks' || command === undefined)
+      throw new UsageError('expected: asyncqueue tasks|schedules|flow-control|operations <command>');
     const needId = (): string => {
       if (id === undefined) throw new UsageError(`tasks ${command} needs a task id`);
       return id;
@@ -292,6 +322,9 @@ function describeTask(task: Task): string {
   if (task.result !== undefined) lines.push(`result:    ${JSON.stringify(task.result)}`);
   if (task.error !== undefined) lines.push(`error:     ${task.error.code}: ${task.error.message}`);
   if (task.webhook !== undefined) lines.push(`webhook:   ${task.webhook.status} after ${task.webhook.attempts} attempt(s)`);
+  if (task.flowControl !== undefined) {
+    lines.push(`flow key:  ${task.flowControl.key}${task.flowControl.waiting ? ' (waiting for a slot)' : ''}`);
+  }
   return lines.join('\n');
 }
 

@@ -10,6 +10,7 @@
 import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
 import { Schedules } from './schedules.js';
+import { FlowControl } from './flow-control.js';
 import {
   TERMINAL_STATUSES,
   type BatchResult,
@@ -31,6 +32,7 @@ import {
 export * from './errors.js';
 export * from './types.js';
 export type { CreateScheduleInput, Schedule } from './schedules.js';
+export { FlowControl } from './flow-control.js';
 export { verifyRequest, expressReceiver } from './receiver.js';
 // fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).
 
@@ -86,12 +88,15 @@ export class AsyncQueue {
   /** Bulk operations started with `aq.tasks.bulk`. */
   readonly operations: Operations;
   readonly schedules: Schedules;
+  /** Limits shared by the tasks of one `flowControl.key` (flow-control.ts). */
+  readonly flowControl: FlowControl;
 
   constructor(options: AsyncQueueOptions) {
     const http = new HttpClient(options);
     this.tasks = new Tasks(http);
     this.operations = new Operations(http);
     this.schedules = new Schedules(http);
+    this.flowControl = new FlowControl(http);
   }
 }
 

@@ -21,6 +21,7 @@ import type {
   ReplayedTaskSchema,
 } from '../api/operation-schemas.js';
 import type { AttemptListSchema, AttemptSchema } from '../api/attempt-schemas.js';
+import type { FlowKeyViewSchema, FlowLimitsBody } from '../api/flow-control/flow-control-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -40,6 +41,9 @@ export type Operation = Static<typeof OperationViewSchema>;
 /** One callback or webhook attempt (`aq.tasks.attempts(id)`). */
 export type Attempt = Static<typeof AttemptSchema>;
 export type AttemptList = Static<typeof AttemptListSchema>;
+/** A flow-control key's limits and live counts (`aq.flowControl`). */
+export type FlowKey = Static<typeof FlowKeyViewSchema>;
+export type FlowLimits = Static<typeof FlowLimitsBody>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {

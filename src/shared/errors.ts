@@ -30,6 +30,14 @@ export class TaskNotFoundError extends AsyncQueueError {
   }
 }
 
+export class FlowKeyNotFoundError extends AsyncQueueError {
+  readonly code = 'flow_control_key_not_found';
+  override readonly statusCode = 404;
+  constructor(readonly key: string) {
+    super(`flow-control key ${key} not found: no task or PUT has named it`);
+  }
+}
+
 export class TaskAlreadyEndedError extends AsyncQueueError {
   readonly code = 'task_already_ended';
   override readonly statusCode = 409;

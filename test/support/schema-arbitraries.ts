@@ -69,6 +69,8 @@ export function baseArbitrary(schema: JsonSchema, hooks: Hooks, path: string): f
   if ('const' in schema) return fc.constant(schema.const);
   if (schema.enum !== undefined) return fc.constantFrom(...schema.enum);
   const branches = schema.anyOf ?? schema.oneOf;
+  const base = constraintOnly(schema);
+  if (base !== undefined) return baseArbitrary(base, hooks, path).filter((value) => validates(schema, value));
   if (branches !== undefined) return fc.oneof(...branches.map((branch) => arbitraryFor(branch, hooks, path)));
   const type = types(schema);
   if (type === undefined) return fc.jsonValue({ maxDepth: 3 }); // {} / Unknown: any JSON
@@ -209,6 +211,8 @@ export interface Violation {
 export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): fc.Arbitrary<Violation>[] {
   const out: fc.Arbitrary<unknown>[] = [];
   const branches = schema.anyOf ?? schema.oneOf;
+  const base = constraintOnly(schema);
+  if (base !== undefined) return violationsFor(base, hooks, path);
   if (branches !== undefined) {
     return branches
       .flatMap((branch) => violationsFor(branch, hooks, path))
@@ -268,3 +272,16 @@ export function violationsFor(schema: JsonSchema, hooks: Hooks, path: string): f
 // ---------------------------------------------------------------------------------------------
 // The API's semantics on top of the schema: valid URLs, header names, and what they may not be.
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * A schema whose `anyOf` only adds constraints to itself (branches without a type, such as flow
+ * control's "at least one of parallelism and rate": `anyOf: [{ required: [...] }, …]`): the
+ * schema without them, whose values are then filtered by the whole schema.
+ */
+function constraintOnly(schema: JsonSchema): JsonSchema | undefined {
+  const branches = schema.anyOf ?? schema.oneOf;
+  if (branches === undefined || types(schema) === undefined) return undefined;
+  if (!branches.every((branch) => types(branch) === undefined && branch.properties === undefined)) return undefined;
+  const { anyOf: _anyOf, oneOf: _oneOf, ...rest } = schema;
+  return rest;
+}

@@ -50,6 +50,7 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'tasks', description: 'Create, read, list and cancel tasks' },
         { name: 'schedules', description: 'Recurring tasks on Temporal Schedules' },
+        { name: 'flow-control', description: 'Limits shared by the tasks of one key: read, set, pause, resume' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },

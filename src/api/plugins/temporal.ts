@@ -57,7 +57,10 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         rpcTimeoutMs: config.temporalRpcTimeoutMs,
       }),
     );
-    app.decorate('schedules', new ScheduleService(app.tasks.calls, { taskQueue: config.taskQueue, policy: config.policy }));
+    app.decorate(
+      'schedules',
+      new ScheduleService(app.tasks.calls, { taskQueue: config.taskQueue, policy: config.policy }, app.tasks.flowControl),
+    );
     // Before the server waits for requests in flight: a `?wait` may otherwise hold it for a minute.
     app.addHook('preClose', async () => {
       await app.tasks.endWaits();

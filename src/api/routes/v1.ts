@@ -17,6 +17,7 @@ import { operationRoutes } from './operations.js';
 import { taskReplayRoutes } from './task-replay.js';
 import { taskRoutes } from './tasks.js';
 import { scheduleRoutes } from './schedules.js';
+import { flowControlRoutes } from './flow-control.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -95,4 +96,5 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1RoutesOptions> = async (app, 
   await app.register(operationRoutes);
   await app.register(attemptRoutes);
   await app.register(scheduleRoutes, { guard: options.guard });
+  await app.register(flowControlRoutes);
 };

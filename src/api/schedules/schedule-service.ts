@@ -29,6 +29,8 @@ import {
 import type { ScheduleView } from '../schedule-schemas.js';
 import type { NewTask } from '../tasks/task-service.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
+import type { FlowControlService } from '../flow-control/flow-control-service.js';
+import { DEFAULT_PRIORITY, type TaskFlowControl } from '../../../workflows/flow-control-contract.js';
 import { ScheduleExistsError, ScheduleNotFoundError } from './schedule-errors.js';
 
 /** The schedule's own memo: what the view shows that Temporal's spec does not keep as given. */
@@ -63,6 +65,7 @@ export class ScheduleService {
   constructor(
     private readonly calls: TemporalCalls,
     private readonly options: { taskQueue: string; policy: TaskPolicy },
+    private readonly flowControl: FlowControlService,
   ) {}
 
   async create(schedule: NewSchedule): Promise<ScheduleView> {
@@ -80,6 +83,8 @@ export class ScheduleService {
       policy: this.options.policy,
       scheduleId: id,
       ...(task.labels.length > 0 ? { labels: task.labels } : {}),
+      ...(task.flowControl !== undefined ? { flowControl: task.flowControl } : {}),
+      ...(task.priority !== undefined ? { priority: task.priority } : {}),
     };
     // Every run starts with this memo; the API fills in the run's id and time until the run
     // publishes its own (scheduled-runs.ts).
@@ -97,6 +102,8 @@ export class ScheduleService {
       attempts: 0,
       scheduleId: id,
       ...(task.labels.length > 0 ? { labels: task.labels } : {}),
+      priority: task.priority ?? DEFAULT_PRIORITY,
+      ...(task.flowControl !== undefined ? { flowControl: { key: task.flowControl.key, waiting: false } } : {}),
       ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     };
     const own: ScheduleMemo = {
@@ -139,6 +146,11 @@ export class ScheduleService {
         if (err instanceof ScheduleAlreadyRunning) throw new ScheduleExistsError(id);
         throw err;
       });
+    // The schedule's limits become the key's now, as a create's do (each run's ask for a slot
+    // would otherwise only start a limiter the key does not have yet).
+    if (task.flowControl !== undefined) {
+      await this.flowControl.configure(task.flowControl.key, { limits: task.flowControl.limits }, task.flowControl.limits);
+    }
     return this.get(id);
   }
 
@@ -214,6 +226,8 @@ function viewOf(id: string, description: ScheduleDescription): ScheduleView {
       callbackUrl: input.callbackUrl,
       method: input.method ?? DEFAULT_CALLBACK_METHOD,
       ...(input.labels !== undefined ? { labels: input.labels } : {}),
+      ...(input.flowControl !== undefined ? { flowControl: flowControlBody(input.flowControl) } : {}),
+      ...(input.priority !== undefined ? { priority: input.priority } : {}),
       payload: input.payload,
       webhookUrl: input.webhookUrl,
       retries: input.retries,
@@ -229,5 +243,14 @@ function viewOf(id: string, description: ScheduleDescription): ScheduleView {
         : action.action.workflow.workflowId,
     ),
     createdAt: description.info.createdAt.toISOString(),
+  };
+}
+
+/** A task's flow control as its create body named it (limits it did not name are null in the input). */
+function flowControlBody({ key, limits }: TaskFlowControl): Record<string, string | number> {
+  return {
+    key,
+    ...(limits.parallelism !== null ? { parallelism: limits.parallelism } : {}),
+    ...(limits.rate !== null ? { rate: limits.rate, period: limits.period } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { DestinationBlockedError, ValidationError } from '../../shared/errors.js
 import type { DestinationGuard } from '../../../activities/destination-guard.js';
 import type { NewTask } from './task-service.js';
 import { DEFAULT_CALLBACK_METHOD, methodHasBody, type CallbackMethod, type JsonValue } from '../../../workflows/task-contract.js';
+import { flowControlFromRequest } from '../flow-control/flow-limits.js';
 
 const MAX_HOST_LENGTH = 253;
 /** Deeper JSON than this serves no API call and could exhaust the stack of a serializer downstream. */
@@ -33,6 +34,9 @@ export async function newTaskFromRequest(body: CreateTaskBody, guard: Destinatio
     headers: checkHeaders(body.headers ?? {}),
     // A label given twice is one label: the search attribute holds a set.
     labels: [...new Set(body.labels ?? [])],
+    // Only when given: the idempotency hash of a request without them stays what it was.
+    ...(body.flowControl !== undefined ? { flowControl: flowControlFromRequest(body.flowControl) } : {}),
+    ...(body.priority !== undefined ? { priority: body.priority } : {}),
   };
 }
 

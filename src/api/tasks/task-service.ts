@@ -41,6 +41,8 @@ import {
 } from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
+import { DEFAULT_PRIORITY, type TaskFlowControl } from '../../../workflows/flow-control-contract.js';
+import { FlowControlService } from '../flow-control/flow-control-service.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
@@ -83,6 +85,8 @@ export interface NewTask {
   delay: number;
   headers: Record<string, string>;
   labels: string[];
+  flowControl?: TaskFlowControl;
+  priority?: number;
 }
 
 /**
@@ -109,6 +113,8 @@ export interface PreparedTask {
   readonly hash: string;
   readonly input: TaskInput;
   readonly memo: TaskMemo;
+  /** A create's flow-control limits become the key's (the newest wins); a replay's do not. */
+  readonly setsFlowLimits: boolean;
 }
 
 export interface TaskListPage {
@@ -139,6 +145,8 @@ export class TaskService {
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
   private readonly endWatch: TaskEndWatch;
+  /** The flow-control keys' limiters (flow-control-service.ts), on the same Temporal calls. */
+  readonly flowControl: FlowControlService;
 
   constructor(
     client: Client,
@@ -147,6 +155,7 @@ export class TaskService {
     this.calls = new TemporalCalls(client, options);
     this.completions = new AsyncCompletions(this.calls, options.maxResultBytes);
     this.endWatch = new TaskEndWatch(client, { namespace: options.namespace, maxPolls: options.maxWaitPolls });
+    this.flowControl = new FlowControlService(this.calls, options);
     this.progress = new ProgressCoalescer({
       intervalMs: options.progressIntervalMs,
       send: (taskId, update) => this.signalProgress(taskId, update),
@@ -181,11 +190,18 @@ export class TaskService {
       createdAt: new Date().toISOString(),
       policy: this.options.policy,
       ...(task.labels.length > 0 ? { labels: task.labels } : {}),
+      ...(task.flowControl !== undefined ? { flowControl: task.flowControl } : {}),
+      ...(task.priority !== undefined ? { priority: task.priority } : {}),
     };
-    return this.prepared(input, hashedRequest(task), idempotency);
+    return this.prepared(input, hashedRequest(task), idempotency, true);
   }
 
-  private prepared(input: TaskInput, request: unknown, idempotency: { caller: string; key: string } | undefined): PreparedTask {
+  private prepared(
+    input: TaskInput,
+    request: unknown,
+    idempotency: { caller: string; key: string } | undefined,
+    setsFlowLimits: boolean,
+  ): PreparedTask {
     const inputBytes = Buffer.byteLength(JSON.stringify(input));
     if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
       throw new PayloadTooLargeError(
@@ -193,7 +209,7 @@ export class TaskService {
         `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
       );
     }
-    return { request, idempotency, id: input.id, hash: requestHash(request), input, memo: initialMemo(input) };
+    return { request, idempotency, id: input.id, hash: requestHash(request), input, memo: initialMemo(input), setsFlowLimits };
   }
 
   /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
@@ -221,7 +237,26 @@ export class TaskService {
       if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
+    if (input.flowControl !== undefined) await this.configureFlow(input, prepared.setsFlowLimits);
     return { task: withDefaults(memo), created: true };
+  }
+
+  /**
+   * A create's limits become the key's (the newest wins). A task due now also asks for its first
+   * slot here, sparing the grant a hop through the task's first workflow task; the task asks as
+   * well, so a failure here delays nothing but the answer (a 503 to retry).
+   */
+  private async configureFlow(input: TaskInput, setsLimits: boolean): Promise<void> {
+    const { key, limits } = input.flowControl!;
+    const acquire =
+      input.delaySeconds === 0
+        ? { taskId: input.id, request: 1, priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt }
+        : undefined;
+    await this.flowControl.configure(
+      key,
+      { ...(setsLimits ? { limits } : {}), ...(acquire !== undefined ? { acquire } : {}) },
+      limits,
+    );
   }
 
   /**
@@ -245,7 +280,7 @@ export class TaskService {
       policy: this.options.policy,
       overrides,
     });
-    return this.start(this.prepared(input, { replayOf: originalId, ...overrides }, idempotency));
+    return this.start(this.prepared(input, { replayOf: originalId, ...overrides }, idempotency, false));
   }
 
   async get(id: string): Promise<TaskView> {

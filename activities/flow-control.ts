@@ -1,0 +1,118 @@
+/**
+ * Flow control's two calls to Temporal from inside the worker: the limiter's check of the tasks it
+ * believes hold a slot, and a task's re-creation of a limiter that is not running.
+ */
+import { Context, log } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  DEFAULT_HOLDER_CHECK_INTERVAL_MS,
+  configureFlowSignal,
+  limiterStartOptions,
+  limiterWorkflowId,
+  releaseSlotSignal,
+  slotGrantedSignal,
+  type DeliverGrantsRequest,
+  type SlotGrantDelivery,
+  type ClosedHoldersRequest,
+  type EnsureLimiterRequest,
+} from '../workflows/flow-control-contract.js';
+import { workflowIdForTask, type CallbackOutcome, type CallbackRequest } from '../workflows/task-contract.js';
+
+/** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
+const DESCRIBE_CONCURRENCY = 20;
+
+export const flowControlActivities = {
+  /** The limiter's grants, signalled from here (see workflows/flow-limiter.ts); those that found no running task. */
+  async deliverSlotGrants(request: DeliverGrantsRequest): Promise<SlotGrantDelivery[]> {
+    const { client } = Context.current();
+    const gone: SlotGrantDelivery[] = [];
+    await Promise.all(
+      request.grants.map(async (grant) => {
+        try {
+          await client.workflow.getHandle(workflowIdForTask(grant.taskId)).signal(slotGrantedSignal, { request: grant.request });
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) gone.push(grant);
+          else throw err; // retried by the local activity's policy
+        }
+      }),
+    );
+    return gone;
+  },
+
+  /**
+   * Of the tasks a limiter believes hold a slot, those whose workflow is not running: stopped from
+   * outside (terminated, reset) before it could release. Any other answer keeps the slot held.
+   */
+  async closedFlowHolders(request: ClosedHoldersRequest): Promise<string[]> {
+    const { client } = Context.current();
+    const closed: string[] = [];
+    const queue = [...request.taskIds];
+    const worker = async (): Promise<void> => {
+      for (let taskId = queue.shift(); taskId !== undefined; taskId = queue.shift()) {
+        try {
+          const description = await client.workflow.getHandle(workflowIdForTask(taskId)).describe();
+          if (description.status.name !== 'RUNNING') closed.push(taskId);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) closed.push(taskId);
+          // Anything else (the server is busy): the slot stays held until the next check.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, queue.length) }, worker));
+    if (closed.length > 0) log.warn('flow control: dropping slots held by closed task workflows', { closed });
+    return closed;
+  },
+
+  /** Signal-with-start: starts the key's limiter with the task's limits unless one is running. */
+  async ensureFlowLimiter(request: EnsureLimiterRequest): Promise<void> {
+    const { client, info } = Context.current();
+    log.warn('flow control: the key has no running limiter; starting one', { key: request.key });
+    await client.workflow.signalWithStart('flowLimiterWorkflow', {
+      ...limiterStartOptions(
+        {
+          key: request.key,
+          limits: request.limits,
+          paused: false,
+          holderCheckIntervalMs: DEFAULT_HOLDER_CHECK_INTERVAL_MS,
+        },
+        info.taskQueue,
+      ),
+      signal: configureFlowSignal,
+      signalArgs: [{}],
+    });
+  },
+};
+
+/**
+ * A flow-controlled attempt gives its slot back from the worker as soon as its call is over. Best
+ * effort: the task's workflow releases the slot in any case, this only comes a workflow task sooner.
+ */
+export async function releaseFlowSlot(taskId: string, slot: { key: string; request: number }): Promise<void> {
+  try {
+    await Context.current()
+      .client.workflow.getHandle(limiterWorkflowId(slot.key))
+      .signal(releaseSlotSignal, { taskId, request: slot.request });
+  } catch (err) {
+    log.warn('flow control: early release failed; the workflow releases the slot', { taskId, error: String(err) });
+  }
+}
+
+/**
+ * `callCallback` that, for a flow-controlled attempt, releases its slot once the call is over
+ * (unless the callee took the work for async completion: the attempt then stays in flight).
+ */
+export function withEarlyRelease(
+  callCallback: (request: CallbackRequest) => Promise<CallbackOutcome>,
+): (request: CallbackRequest) => Promise<CallbackOutcome> {
+  return async (request) => {
+    const slot = request.flowSlot;
+    if (slot === undefined) return callCallback(request);
+    let outcome: CallbackOutcome | undefined;
+    try {
+      outcome = await callCallback(request);
+      return outcome;
+    } finally {
+      if (outcome?.kind !== 'accepted') await releaseFlowSlot(request.taskId, slot);
+    }
+  };
+}

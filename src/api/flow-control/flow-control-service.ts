@@ -1,0 +1,155 @@
+/**
+ * Flow-control keys on Temporal: each key is one limiter workflow (workflows/flow-limiter.ts).
+ * Changes are signals, with signal-with-start where a key may be new, so they are durable in the
+ * limiter's history the moment Temporal accepts them, worker or no worker; the view is the
+ * limiter's query, which the server answers after the signals before it.
+ */
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import {
+  FLOW_MEMO_KEY,
+  FLOW_LIMITER_WORKFLOW_TYPE,
+  configureFlowSignal,
+  flowKeyQuery,
+  limiterStartOptions,
+  limiterWorkflowId,
+  type FlowConfiguration,
+  type FlowKeyView,
+  type FlowLimiterInput,
+  type FlowLimits,
+} from '../../../workflows/flow-control-contract.js';
+import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
+import type { TaskPolicy } from '../../../workflows/task-contract.js';
+import { FlowKeyNotFoundError } from '../../shared/errors.js';
+import type { TemporalCalls } from '../temporal/temporal-calls.js';
+import { decodePayload } from '../tasks/list-query.js';
+
+export interface FlowControlServiceOptions {
+  namespace: string;
+  taskQueue: string;
+  policy: TaskPolicy;
+  queryTimeoutMs: number;
+}
+
+/** The list answers at most this many keys, and queries this many limiters at once. */
+export const MAX_LISTED_KEYS = 1_000;
+const QUERY_CONCURRENCY = 20;
+
+export class FlowControlService {
+  constructor(
+    private readonly calls: TemporalCalls,
+    private readonly options: FlowControlServiceOptions,
+  ) {}
+
+  /** Sets limits (starting the key's limiter if it is new): a create naming limits, or `PUT`. */
+  /** Sends the key's limiter `configuration`, starting it with `startLimits` when none runs. */
+  async configure(key: string, configuration: FlowConfiguration, startLimits: FlowLimits): Promise<void> {
+    const input: FlowLimiterInput = {
+      key,
+      limits: configuration.limits ?? startLimits,
+      paused: configuration.paused ?? false,
+      // A slot held by a workflow stopped from outside is looked for after twice the time a dead
+      // worker's attempt takes to be noticed (its heartbeat timeout).
+      holderCheckIntervalMs: Math.max(1_000, 2 * this.options.policy.heartbeatTimeoutMs),
+    };
+    await this.calls.rpc(() =>
+      this.calls.client.workflow.signalWithStart<typeof flowLimiterWorkflow, [FlowConfiguration]>(FLOW_LIMITER_WORKFLOW_TYPE, {
+        ...limiterStartOptions(input, this.options.taskQueue),
+        signal: configureFlowSignal,
+        signalArgs: [configuration],
+      }),
+    );
+  }
+
+  async set(key: string, limits: FlowLimits): Promise<FlowKeyView> {
+    await this.configure(key, { limits }, limits);
+    return this.get(key, { ...limits });
+  }
+
+  /** Pause or resume a key some task or `PUT` named; FlowKeyNotFoundError otherwise. */
+  async setPaused(key: string, paused: boolean): Promise<FlowKeyView> {
+    await this.calls.rpc(async () => {
+      try {
+        await this.calls.client.workflow.getHandle(limiterWorkflowId(key)).signal(configureFlowSignal, { paused });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new FlowKeyNotFoundError(key);
+        throw err;
+      }
+    });
+    return this.get(key, { paused });
+  }
+
+  /**
+   * The limiter's live view (its query, which the server answers after the signals before it).
+   * When no worker answers within the query timeout: what Temporal stores, the memo of the
+   * limiter's last change of limits or pause, with `changed` (what this request just set) on top.
+   * A slow query must not count as Temporal being unreachable, so it is not one of `rpc`'s calls.
+   */
+  async get(key: string, changed: Partial<FlowKeyView> = {}): Promise<FlowKeyView> {
+    const handle = this.calls.client.workflow.getHandle(limiterWorkflowId(key));
+    try {
+      return await this.calls.client.connection.withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
+        handle.query(flowKeyQuery),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new FlowKeyNotFoundError(key);
+    }
+    const description = await this.calls.rpc(async () => {
+      try {
+        return await handle.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new FlowKeyNotFoundError(key);
+        throw err;
+      }
+    });
+    const stored = description.memo?.[FLOW_MEMO_KEY] as FlowKeyView | undefined;
+    if (description.type !== FLOW_LIMITER_WORKFLOW_TYPE || stored === undefined) throw new FlowKeyNotFoundError(key);
+    return { ...stored, ...changed, key };
+  }
+
+  /**
+   * Every key with a running limiter (at most 1,000), by key: each limiter's live view, or its
+   * stored one once a batch of queries found no worker to answer.
+   */
+  async list(): Promise<FlowKeyView[]> {
+    const stored = new Map<string, FlowKeyView>();
+    let nextPageToken: Uint8Array | null = null;
+    do {
+      const token: Uint8Array | null = nextPageToken;
+      const page: temporal.api.workflowservice.v1.IListWorkflowExecutionsResponse = await this.calls.rpc(() =>
+        this.calls.client.workflowService.listWorkflowExecutions({
+          namespace: this.options.namespace,
+          pageSize: MAX_LISTED_KEYS,
+          query: `WorkflowType = '${FLOW_LIMITER_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`,
+          nextPageToken: token,
+        }),
+      );
+      for (const execution of page.executions ?? []) {
+        const view = decodePayload<FlowKeyView>(execution.memo?.fields?.[FLOW_MEMO_KEY]);
+        if (view !== undefined) stored.set(view.key, view);
+      }
+      nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : null;
+    } while (nextPageToken !== null && stored.size < MAX_LISTED_KEYS);
+
+    const keys = [...stored.keys()].sort().slice(0, MAX_LISTED_KEYS);
+    const views: FlowKeyView[] = [];
+    let workerAnswers = true;
+    for (let index = 0; index < keys.length; index += QUERY_CONCURRENCY) {
+      const batch = keys.slice(index, index + QUERY_CONCURRENCY);
+      const answers = workerAnswers
+        ? await Promise.all(
+            batch.map(async (key) =>
+              this.calls.client.connection
+                .withDeadline(Date.now() + this.options.queryTimeoutMs, () =>
+                  this.calls.client.workflow.getHandle(limiterWorkflowId(key)).query(flowKeyQuery),
+                )
+                .catch(() => undefined),
+            ),
+          )
+        : [];
+      if (answers.every((answer) => answer === undefined)) workerAnswers = false;
+      batch.forEach((key, at) => views.push(answers[at] ?? stored.get(key)!));
+    }
+    return views;
+  }
+}

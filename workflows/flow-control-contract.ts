@@ -1,0 +1,153 @@
+/**
+ * The contract of flow control (CONTRACT v2, "Flow control"): the per-key limiter workflow's id,
+ * input, signals and query, shared by the API, the worker's activities, the limiter and the task
+ * workflows that ask it for slots. Deterministic and free of I/O.
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const FLOW_LIMITER_WORKFLOW_TYPE = 'flowLimiterWorkflow';
+export const FLOW_LIMITER_ID_PREFIX = 'flow-';
+
+/**
+ * One limiter workflow per key. Keys are visible ASCII; percent-encoding keeps the id readable in
+ * the Temporal UI while making every key a distinct id without characters that visibility queries
+ * or URLs would have to quote.
+ */
+export function limiterWorkflowId(key: string): string {
+  return `${FLOW_LIMITER_ID_PREFIX}${encodeURIComponent(key)}`;
+}
+
+export const DEFAULT_PRIORITY = 3;
+export const DEFAULT_PERIOD_SECONDS = 1;
+
+/** A key's limits: `null` is no limit of that kind (at least one of the two is set). */
+export interface FlowLimits {
+  parallelism: number | null;
+  rate: number | null;
+  /** Seconds: the window `rate` counts starts in. */
+  period: number;
+}
+
+/** What a flow-controlled task carries in its input. */
+export interface TaskFlowControl {
+  key: string;
+  /** The limits the creating request named: what re-creates a limiter an operator terminated. */
+  limits: FlowLimits;
+}
+
+/** A task asks for a slot for one attempt; `request` numbers its requests (attempts) 1, 2, … */
+export interface SlotRequest {
+  taskId: string;
+  request: number;
+  priority: number;
+  /** The task's creation time: waiters of one priority are served in creation order. */
+  createdAt: string;
+}
+
+/** The attempt ended (or the wait for it was given up): the slot, or the place in line, is free. */
+export interface SlotRelease {
+  taskId: string;
+  request: number;
+}
+
+export interface SlotGrant {
+  request: number;
+}
+
+/** Local activity of the limiter: signals these grants; answers those whose task workflow is gone. */
+export interface SlotGrantDelivery {
+  taskId: string;
+  request: number;
+}
+export interface DeliverGrantsRequest {
+  grants: SlotGrantDelivery[];
+}
+
+/** Changes an operator (or a create naming limits) makes to a key. */
+export interface FlowConfiguration {
+  limits?: FlowLimits;
+  paused?: boolean;
+  /**
+   * A create's request for the task's first slot, made by the API right after it started the
+   * task: the grant then needs no hop through the task's first workflow task. The task asks too.
+   */
+  acquire?: SlotRequest;
+}
+
+/** The key as `GET /v1/flow-control/{key}` shows it. */
+export interface FlowKeyView {
+  key: string;
+  parallelism: number | null;
+  rate: number | null;
+  period: number;
+  paused: boolean;
+  inFlight: number;
+  waiting: number;
+}
+
+export interface FlowHolder {
+  request: number;
+  /** Workflow time of the grant, ms since the epoch. */
+  grantedAt: number;
+}
+
+export interface FlowWaiter extends SlotRequest {
+  /** Arrival order: breaks ties between tasks created in the same millisecond. */
+  seq: number;
+}
+
+/** The limiter's whole state: its input at start and at each continue-as-new. */
+export interface FlowLimiterInput {
+  key: string;
+  limits: FlowLimits;
+  paused: boolean;
+  /** How often, while waiters find every slot taken, holders' task workflows are checked for ones that closed. */
+  holderCheckIntervalMs: number;
+  holders?: Record<string, FlowHolder>;
+  waiters?: FlowWaiter[];
+  /** Workflow times of the grants inside the current rate window, oldest first. */
+  starts?: number[];
+  seq?: number;
+  /** Continue as new past this many events (default 10,000; tests use a few dozen). */
+  maxHistoryEvents?: number;
+}
+
+export const acquireSlotSignal = defineSignal<[SlotRequest]>('acquireSlot');
+export const releaseSlotSignal = defineSignal<[SlotRelease]>('releaseSlot');
+export const configureFlowSignal = defineSignal<[FlowConfiguration]>('configureFlow');
+/** Sent by the limiter to the task workflow it grants a slot. */
+export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
+export const flowKeyQuery = defineQuery<FlowKeyView>('flowKey');
+
+/** Activity: of these tasks, the ones whose workflow is no longer running (terminated, reset, gone). */
+export interface ClosedHoldersRequest {
+  taskIds: string[];
+}
+export const CLOSED_HOLDERS_ACTIVITY = 'closedFlowHolders';
+
+/** Activity: the limiter of a key, started if it is not running (an operator terminated it). */
+export interface EnsureLimiterRequest {
+  key: string;
+  limits: FlowLimits;
+}
+
+/** When no create or PUT said how often to check holders (a limiter a task had to re-create). */
+export const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
+
+/**
+ * Memo key of the limiter's view as of its last change of limits or pause: what the API answers
+ * when no worker answers the query in time (the counts are then those of that moment).
+ */
+export const FLOW_MEMO_KEY = 'flowKey';
+
+/** The options both the API and the worker start a limiter with (signal-with-start). */
+export function limiterStartOptions(input: FlowLimiterInput, taskQueue: string) {
+  const view: FlowKeyView = { key: input.key, ...input.limits, paused: input.paused, inFlight: 0, waiting: 0 };
+  return {
+    workflowId: limiterWorkflowId(input.key),
+    taskQueue,
+    args: [input] as [FlowLimiterInput],
+    memo: { [FLOW_MEMO_KEY]: view },
+    staticSummary: `flow control: ${input.key}`,
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * The callback phase of a task with `flowControl`: before each attempt the task asks its key's
+ * limiter (flow-limiter.ts) for a slot and waits for the grant, runs one attempt (one activity,
+ * no retry policy: a retry must wait for a slot like a first attempt), and gives the slot back
+ * when the attempt ends in any way. The workflow does the backoff the retry policy does for
+ * other tasks, `Retry-After` included. Tasks without `flowControl` never come here, so their
+ * histories replay unchanged.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import { attemptFromFailure, backoffMs, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
+import {
+  DEFAULT_PRIORITY,
+  acquireSlotSignal,
+  limiterWorkflowId,
+  releaseSlotSignal,
+  slotGrantedSignal,
+  type SlotRequest,
+  type TaskFlowControl,
+} from './flow-control-contract.js';
+import { callbackActivityIdAfter, type TaskInput, type TaskState, type TaskStatus } from './task-contract.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
+const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
+
+export async function runFlowControlledCallback(
+  input: TaskInput,
+  flow: TaskFlowControl,
+  state: TaskState,
+  setStatus: (status: TaskStatus) => void,
+  phase: { callInFlight: boolean },
+): Promise<{ attempt: number; result: TaskState['result'] }> {
+  const { policy } = input;
+  const maximumAttempts = input.retries + 1;
+  const limiter = getExternalWorkflowHandle(limiterWorkflowId(flow.key));
+  let granted = 0;
+  setHandler(slotGrantedSignal, ({ request }) => {
+    granted = Math.max(granted, request);
+  });
+
+  /** The acquire signal of the current request, in flight or delivered. */
+  let asked: Promise<void> = Promise.resolve();
+  const acquire = async (request: number): Promise<void> => {
+    state.flowControl = { key: flow.key, waiting: true };
+    setStatus('pending');
+    const slot: SlotRequest = {
+      taskId: input.id,
+      request,
+      priority: input.priority ?? DEFAULT_PRIORITY,
+      createdAt: input.createdAt,
+    };
+    // Not cancellable: a cancel now must still find the request in the limiter's history before
+    // the release that withdraws it, or the limiter could grant a slot no one gives back. Not
+    // awaited before the wait for the grant, which may come in the same workflow task.
+    asked = CancellationScope.nonCancellable(async () => {
+      try {
+        await limiter.signal(acquireSlotSignal, slot);
+      } catch {
+        // No limiter runs for the key (an operator terminated it): start one with this task's limits.
+        const { ensureFlowLimiter } = proxyLocalActivities<Activities>({ startToCloseTimeout: 10_000 });
+        await ensureFlowLimiter({ key: flow.key, limits: flow.limits });
+        await limiter.signal(acquireSlotSignal, slot);
+      }
+    });
+    // Cancellable: a cancel while waiting ends the task at once, without a callback.
+    await condition(() => granted >= request);
+    state.flowControl = { key: flow.key, waiting: false };
+    setStatus('pending');
+  };
+
+  const release = async (request: number): Promise<void> => {
+    // After the request it releases, and awaited, so that the next request (a retry's) reaches
+    // the limiter after this release.
+    await CancellationScope.nonCancellable(async () => {
+      await asked.catch(() => undefined);
+      await limiter.signal(releaseSlotSignal, { taskId: input.id, request }).catch(() => undefined);
+    });
+  };
+
+  let attemptsMade = 0;
+  for (;;) {
+    const attempt = attemptsMade + 1;
+    let waitMs: number;
+    try {
+      await acquire(attempt);
+      return await runAttempt(input, state, setStatus, phase, attemptsMade, flow.key);
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      attemptsMade = Math.max(attempt, attemptFromFailure(err) ?? 0);
+      if (!retryableAsyncFailure(err) || attemptsMade >= maximumAttempts) throw err;
+      waitMs = retryAfterMs(err) ?? backoffMs(policy, attemptsMade);
+      state.lastError = { message: (err.cause ?? err).message };
+    } finally {
+      await release(attempt);
+    }
+    state.attempts = attemptsMade;
+    state.nextAttemptAt = new Date(Date.now() + waitMs).toISOString();
+    setStatus('retrying');
+    await sleep(waitMs);
+  }
+}
+
+/** One attempt: the call, and the wait for its completion when the callee took the work. */
+async function runAttempt(
+  input: TaskInput,
+  state: TaskState,
+  setStatus: (status: TaskStatus) => void,
+  phase: { callInFlight: boolean },
+  attemptsMade: number,
+  key: string,
+): Promise<{ attempt: number; result: TaskState['result'] }> {
+  const { callCallback } = proxyActivities<Activities>({
+    startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
+    heartbeatTimeout: input.policy.heartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // The id says how many attempts came before, as the API's view counts them (task-views.ts).
+    ...(attemptsMade > 0 ? { activityId: callbackActivityIdAfter(attemptsMade) } : {}),
+    retry: { maximumAttempts: 1 },
+  });
+  phase.callInFlight = true;
+  const outcome = await callCallback({
+    taskId: input.id,
+    url: input.callbackUrl,
+    payload: input.payload,
+    headers: input.headers,
+    timeoutMs: input.timeoutSeconds * 1000,
+    ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
+    flowSlot: { key, request: attemptsMade + 1 },
+  }).finally(() => {
+    phase.callInFlight = false;
+  });
+  if (outcome.kind !== 'accepted') return outcome;
+
+  // The attempt stays in flight, and keeps its slot, until the callee completes or fails it.
+  state.attempts = outcome.attempt;
+  setStatus('running');
+  const { awaitCompletion } = proxyActivities<Activities>({
+    startToCloseTimeout: Math.max(1_000, input.timeoutSeconds * 1000 - outcome.elapsedMs),
+    retry: { maximumAttempts: 1 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+  const completion = await awaitCompletion({ taskId: input.id, attempt: outcome.attempt });
+  return { attempt: outcome.attempt, result: completion.result };
+}
