@@ -13,6 +13,7 @@ import { Connection } from '@temporalio/client';
 import { DevServer, freePort } from '../src/dev/dev-server.js';
 import { getRetentionDays, setRetention } from '../src/dev/retention.js';
 import { ensureSearchAttributes } from '../src/shared/search-attributes.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/task-contract.js';
 import { runEntry } from '../src/dev/entry-points.js';
 import { Receiver } from './support/receiver.js';
 import { onDevServerOnly } from './support/engine.js';
@@ -61,8 +62,10 @@ describe('npm run api + npm run worker', () => {
     const api = runEntry('api-main', env);
     try {
       const baseUrl = `http://127.0.0.1:${port}`;
+      // Generous: on a loaded 2-core runner the API boots while the worker bundles the workflows.
       await eventually(async () => ((await fetch(`${baseUrl}/readyz`)).ok ? true : undefined), {
         what: `the API to be ready: ${api.output()}`,
+        timeoutMs: 60_000,
       });
       const created = await fetch(`${baseUrl}/v1/tasks`, {
         method: 'POST',
@@ -120,9 +123,10 @@ describe('search attributes on a cluster', onDevServerOnly('needs a server start
     const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default', registerSearchAttributes: false });
     const connection = await Connection.connect({ address: server.address });
     try {
-      assert.deepEqual(await ensureSearchAttributes(connection, 'default'), ['TaskStatus']);
+      const names = SEARCH_ATTRIBUTES.map((attribute) => attribute.name);
+      assert.deepEqual(await ensureSearchAttributes(connection, 'default'), names);
       const listed = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
-      assert.ok(Object.keys(listed.customAttributes ?? {}).includes('TaskStatus'));
+      for (const name of names) assert.ok(Object.keys(listed.customAttributes ?? {}).includes(name), name);
       assert.deepEqual(await ensureSearchAttributes(connection, 'default'), []);
     } finally {
       await connection.close();
