@@ -73,6 +73,26 @@ describe('callback method', () => {
     }
   });
 
+  it('is kept by tasks under flow control, whose attempts the workflow schedules one by one', async () => {
+    receiver.script('/flow-method', respondJson(503, { busy: true }), respondJson(200, { deleted: true }));
+    const id = await harness.createTask({
+      callbackUrl: receiver.url('/flow-method'),
+      method: 'DELETE',
+      flowControl: { key: `method-${randomUUID()}`, parallelism: 1 },
+    });
+    const calls = await receiver.waitFor('/flow-method', 2);
+    assert.deepEqual(
+      calls.map((call) => [call.method, call.body]),
+      [
+        ['DELETE', ''],
+        ['DELETE', ''],
+      ],
+    );
+    const view = await harness.waitForEnd(id);
+    assert.equal(view.status, 'succeeded');
+    assert.equal(view.method, 'DELETE');
+  });
+
   it('defaults to POST, and the webhook stays POST with a JSON body when the callback is a GET', async () => {
     receiver.script('/default-method', respondJson(200, { ok: 1 }));
     const plain = await harness.createTask({ callbackUrl: receiver.url('/default-method') });

@@ -18,6 +18,7 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
 import { attemptFromFailure, backoffMs, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
 import {
   DEFAULT_PRIORITY,
@@ -131,12 +132,7 @@ async function runAttempt(
   });
   phase.callInFlight = true;
   const outcome = await callCallback({
-    taskId: input.id,
-    url: input.callbackUrl,
-    payload: input.payload,
-    headers: input.headers,
-    timeoutMs: input.timeoutSeconds * 1000,
-    ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
+    ...callbackRequest(input, attemptsMade),
     flowSlot: { key, request: attemptsMade + 1 },
   }).finally(() => {
     phase.callInFlight = false;
@@ -146,11 +142,6 @@ async function runAttempt(
   // The attempt stays in flight, and keeps its slot, until the callee completes or fails it.
   state.attempts = outcome.attempt;
   setStatus('running');
-  const { awaitCompletion } = proxyActivities<Activities>({
-    startToCloseTimeout: Math.max(1_000, input.timeoutSeconds * 1000 - outcome.elapsedMs),
-    retry: { maximumAttempts: 1 },
-    cancellationType: ActivityCancellationType.TRY_CANCEL,
-  });
-  const completion = await awaitCompletion({ taskId: input.id, attempt: outcome.attempt });
+  const completion = await awaitAcceptedCompletion(input, outcome);
   return { attempt: outcome.attempt, result: completion.result };
 }

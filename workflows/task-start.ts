@@ -18,7 +18,11 @@ import {
   type TaskStatus,
 } from './task-contract.js';
 
-/** The task's view before its workflow has run: what create answers and the memo starts with. */
+/**
+ * The task's view before its workflow has run: what create answers, what the memo starts with,
+ * and the workflow's own initial state. Fields added since v1 only when set (older histories'
+ * state stays as it was), `priority` always (the view has it).
+ */
 export function initialMemo(input: TaskInput): TaskMemo {
   const status: TaskStatus = input.delaySeconds > 0 ? 'scheduled' : 'pending';
   return {
@@ -35,6 +39,7 @@ export function initialMemo(input: TaskInput): TaskMemo {
     attempts: 0,
     ...(input.labels !== undefined && input.labels.length > 0 ? { labels: input.labels } : {}),
     ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
+    ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
     ...(input.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     priority: input.priority ?? DEFAULT_PRIORITY,
     ...(input.flowControl !== undefined ? { flowControl: { key: input.flowControl.key, waiting: false } } : {}),

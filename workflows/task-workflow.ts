@@ -42,7 +42,8 @@ import {
   type WebhookEvent,
 } from './task-contract.js';
 import { isScheduledInput, taskInputOf } from './scheduled-input.js';
-import { DEFAULT_PRIORITY } from './flow-control-contract.js';
+import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
+import { initialMemo } from './task-start.js';
 import { runFlowControlledCallback } from './flow-controlled-callback.js';
 import {
   BACKOFF_COEFFICIENT,
@@ -66,26 +67,8 @@ const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
 
 export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise<TaskState> {
   const input = taskInputOf(raw);
-  const state: TaskState = {
-    id: input.id,
-    status: input.delaySeconds > 0 ? 'scheduled' : 'pending',
-    callbackUrl: input.callbackUrl,
-    ...(input.method !== undefined ? { method: input.method } : {}),
-    webhookUrl: input.webhookUrl,
-    retries: input.retries,
-    timeout: input.timeoutSeconds,
-    delay: input.delaySeconds,
-    createdAt: input.createdAt,
-    updatedAt: input.createdAt,
-    attempts: 0,
-    // Only when set: older histories' state (and so their memo and result) stays as it was.
-    ...(input.labels !== undefined && input.labels.length > 0 ? { labels: input.labels } : {}),
-    ...(input.replayOf !== undefined ? { replayOf: input.replayOf } : {}),
-    ...(input.webhookUrl ? { webhook: { status: 'pending' as const, attempts: 0 } } : {}),
-    ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
-    priority: input.priority ?? DEFAULT_PRIORITY,
-    ...(input.flowControl ? { flowControl: { key: input.flowControl.key, waiting: false } } : {}),
-  };
+  // The same view the API's create answered with and started the memo from.
+  const state: TaskState = initialMemo(input);
   // A schedule's memo cannot name the run (scheduled-input.ts): the run does, first thing.
   if (isScheduledInput(raw)) publishMemo(state);
 
@@ -264,31 +247,15 @@ async function runCallback(
       },
     });
     phase.callInFlight = true;
-    const outcome = await callCallback({
-      taskId: input.id,
-      url: input.callbackUrl,
-      ...(input.method !== undefined ? { method: input.method } : {}),
-      payload: input.payload,
-      headers: input.headers,
-      timeoutMs: input.timeoutSeconds * 1000,
-      ...(attemptsMade > 0 ? { attemptOffset: attemptsMade } : {}),
-    }).finally(() => {
+    const outcome = await callCallback(callbackRequest(input, attemptsMade)).finally(() => {
       phase.callInFlight = false;
     });
     if (outcome.kind !== 'accepted') return outcome;
 
     state.attempts = outcome.attempt;
     setStatus('running');
-    const { awaitCompletion } = proxyActivities<Activities>({
-      // The attempt's `timeout` covers the call and the wait, as it would one slow answer.
-      startToCloseTimeout: Math.max(1_000, input.timeoutSeconds * 1000 - outcome.elapsedMs),
-      // Nothing runs for it: no heartbeats, no retries; the callee's answer or the timeout ends it.
-      retry: { maximumAttempts: 1 },
-      // Nothing to abort: a cancel ends the wait at once.
-      cancellationType: ActivityCancellationType.TRY_CANCEL,
-    });
     try {
-      const completion = await awaitCompletion({ taskId: input.id, attempt: outcome.attempt });
+      const completion = await awaitAcceptedCompletion(input, outcome);
       return { attempt: outcome.attempt, result: completion.result };
     } catch (err) {
       if (!(err instanceof ActivityFailure) || !retryableAsyncFailure(err) || outcome.attempt >= maximumAttempts) {
