@@ -3,18 +3,9 @@
  * signals it. The API's routes reach Temporal only through this service.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  type Client,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import {
-  AWAIT_COMPLETION_ACTIVITY,
-  CALLBACK_ACTIVITY,
-  TASK_FAILED_ERROR_TYPE,
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
   TASK_WORKFLOW_TYPE,
@@ -22,9 +13,6 @@ import {
   isTerminal,
   progressSignal,
   workflowIdForTask,
-  DEFAULT_CALLBACK_METHOD,
-  type CallbackMethod,
-  type JsonValue,
   type ProgressUpdate,
   type TaskInput,
   type TaskMemo,
@@ -32,16 +20,10 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
-import {
-  initialMemo,
-  replayInput,
-  taskSearchAttributes,
-  taskSummary,
-  type ReplayOverrides,
-} from '../../../workflows/task-start.js';
+import { replayInput, taskSearchAttributes, taskSummary, type ReplayOverrides } from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
-import { DEFAULT_PRIORITY, type TaskFlowControl } from '../../../workflows/flow-control-contract.js';
+import { DEFAULT_PRIORITY } from '../../../workflows/flow-control-contract.js';
 import { FlowControlService } from '../flow-control/flow-control-service.js';
 import {
   PayloadTooLargeError,
@@ -51,71 +33,26 @@ import {
   TemporalUnavailableError,
   ValidationError,
 } from '../../shared/errors.js';
-import { TEMPORAL_PAYLOAD_LIMIT_BYTES } from '../../shared/temporal-limits.js';
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { attemptsFromHistory, type AttemptView } from './attempt-history.js';
-import { IdempotencyConflictError, isSameRequest, requestHash, taskIdForKey } from './idempotency.js';
+import { IdempotencyConflictError, isSameRequest, taskIdForKey } from './idempotency.js';
 import { decodeCursor, encodeCursor } from './list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
+import { closedTaskState } from './closed-task.js';
+import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
 import { withRunIdentity } from '../schedules/scheduled-runs.js';
 import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
 
 export type { TaskView } from './task-views.js';
+export type { NewTask, PreparedTask } from './prepared-task.js';
 
 /** Memo key of the creating request's hash, which tells an idempotent retry from a conflicting reuse. */
 const REQUEST_MEMO_KEY = 'request';
-/**
- * A workflow input over Temporal's payload limit is refused by the server; measured here first,
- * on the encoded input, so the answer is a 413 naming the field.
- */
-const INPUT_MARGIN_BYTES = 4 * 1024;
 /** Progress `data` is stored with every report the workflow receives: kept small (see progress-coalescer.ts). */
 export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
-
-export interface NewTask {
-  callbackUrl: string;
-  method: CallbackMethod;
-  payload: JsonValue;
-  webhookUrl: string | null;
-  retries: number;
-  timeout: number;
-  delay: number;
-  headers: Record<string, string>;
-  labels: string[];
-  flowControl?: TaskFlowControl;
-  priority?: number;
-}
-
-/**
- * What the idempotency hash covers: the request, without a `POST` method and without empty
- * labels. Requests before `method` and `labels` existed were hashed without them, and a retry of
- * one across the upgrade must stay a retry (not a 409): a `POST` then and a `POST` now, no labels
- * then and `[]` now, are the same request.
- */
-function hashedRequest(task: NewTask): Partial<NewTask> {
-  const { method, labels, ...rest } = task;
-  return {
-    ...rest,
-    ...(method !== DEFAULT_CALLBACK_METHOD ? { method } : {}),
-    ...(labels.length > 0 ? { labels } : {}),
-  };
-}
-
-/** A create checked and ready to start (TaskService.prepare). */
-export interface PreparedTask {
-  /** What the idempotency hash covers (a create's request, or a replay's original and overrides). */
-  readonly request: unknown;
-  readonly idempotency: { caller: string; key: string } | undefined;
-  readonly id: string;
-  readonly hash: string;
-  readonly input: TaskInput;
-  readonly memo: TaskMemo;
-  /** A create's flow-control limits become the key's (the newest wins); a replay's do not. */
-  readonly setsFlowLimits: boolean;
-}
 
 export interface TaskListPage {
   tasks: TaskView[];
@@ -193,23 +130,7 @@ export class TaskService {
       ...(task.flowControl !== undefined ? { flowControl: task.flowControl } : {}),
       ...(task.priority !== undefined ? { priority: task.priority } : {}),
     };
-    return this.prepared(input, hashedRequest(task), idempotency, true);
-  }
-
-  private prepared(
-    input: TaskInput,
-    request: unknown,
-    idempotency: { caller: string; key: string } | undefined,
-    setsFlowLimits: boolean,
-  ): PreparedTask {
-    const inputBytes = Buffer.byteLength(JSON.stringify(input));
-    if (inputBytes > TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES) {
-      throw new PayloadTooLargeError(
-        'payload',
-        `the task encodes to ${inputBytes} bytes; Temporal stores at most ${TEMPORAL_PAYLOAD_LIMIT_BYTES - INPUT_MARGIN_BYTES} per task`,
-      );
-    }
-    return { request, idempotency, id: input.id, hash: requestHash(request), input, memo: initialMemo(input), setsFlowLimits };
+    return prepareStart(input, hashedRequest(task), idempotency, true);
   }
 
   /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
@@ -280,7 +201,7 @@ export class TaskService {
       policy: this.options.policy,
       overrides,
     });
-    return this.start(this.prepared(input, { replayOf: originalId, ...overrides }, idempotency, false));
+    return this.start(prepareStart(input, { replayOf: originalId, ...overrides }, idempotency, false));
   }
 
   async get(id: string): Promise<TaskView> {
@@ -313,7 +234,7 @@ export class TaskService {
         : undefined;
       return withPendingActivities(state ?? memo, description.raw.pendingActivities ?? []);
     }
-    return this.finalView(id, description, memo);
+    return closedTaskState(this.calls, id, description, memo);
   }
 
   async list(query: {
@@ -471,46 +392,5 @@ export class TaskService {
   async completeAttempt(id: string, outcome: AttemptOutcome): Promise<TaskView> {
     await this.completions.complete(id, outcome);
     return this.get(id);
-  }
-
-  private async finalView(id: string, description: WorkflowExecutionDescription, memo: TaskMemo): Promise<TaskState> {
-    const closed = closedExecutionStatus(description.raw.workflowExecutionInfo?.status);
-    if (closed === 'Completed' || closed === 'Failed') {
-      try {
-        return await this.calls.rpc(() => this.calls.handle(id, description.runId).result(), { taskId: id });
-      } catch (err) {
-        const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-        if (cause instanceof ApplicationFailure && cause.type === TASK_FAILED_ERROR_TYPE && cause.details?.[0]) {
-          return cause.details[0] as TaskState;
-        }
-        if (!(err instanceof WorkflowFailedError)) throw err;
-      }
-    }
-    const view = closedView(memo, {
-      execution: closed ?? 'Terminated',
-      closedAt: description.closeTime?.toISOString(),
-      indexedStatus: description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE),
-    });
-    if (view.status !== 'succeeded') return view;
-    // Stopped while delivering the webhook: the memo has no result, the callback's completion has.
-    const result = await this.resultFromHistory(id, description.runId);
-    return result === undefined ? view : { ...view, result };
-  }
-
-  private async resultFromHistory(id: string, runId: string): Promise<JsonValue | undefined> {
-    const history = await this.calls.rpc(() => this.calls.handle(id, runId).fetchHistory(), { taskId: id });
-    const names = new Map<string, string>();
-    let result: JsonValue | undefined;
-    for (const event of history.events ?? []) {
-      const scheduled = event.activityTaskScheduledEventAttributes;
-      if (scheduled?.activityType?.name != null) names.set(String(event.eventId), scheduled.activityType.name);
-      const completed = event.activityTaskCompletedEventAttributes;
-      if (completed == null) continue;
-      const name = names.get(String(completed.scheduledEventId));
-      if (name !== CALLBACK_ACTIVITY && name !== AWAIT_COMPLETION_ACTIVITY) continue;
-      const value = decodePayload<{ result?: JsonValue; kind?: string }>(completed.result?.payloads?.[0]);
-      if (value !== undefined && value.kind !== 'accepted' && 'result' in value) result = value.result;
-    }
-    return result;
   }
 }
