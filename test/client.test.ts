@@ -67,12 +67,20 @@ describe('client SDK', () => {
     const page = await aq.tasks.list({ limit: 1 });
     assert.equal(page.tasks.length, 1);
     assert.ok(page.nextCursor);
-    // Every page, one task each, until this test's three came by (other files fill the namespace too).
-    const seen = new Set<string>();
-    for await (const task of aq.tasks.list({ limit: 1 })) {
-      seen.add(task.id);
-      if ([...ids].every((id) => seen.has(id))) break;
-    }
+    // Every page, one task each, until this test's three came by (other files fill the namespace
+    // too). Visibility lists a new task a moment after its start (the cluster's PostgreSQL and a
+    // loaded dev server both lag): iterate again until it has caught up.
+    const seen = await eventually(
+      async () => {
+        const found = new Set<string>();
+        for await (const task of aq.tasks.list({ limit: 1 })) {
+          found.add(task.id);
+          if ([...ids].every((id) => found.has(id))) return found;
+        }
+        return undefined;
+      },
+      { timeoutMs: 20_000, what: 'the three tasks to be listed' },
+    );
     for (const id of ids) assert.ok(seen.has(id), `${id} was iterated`);
   });
 

@@ -10,6 +10,7 @@
 import pRetry from 'p-retry';
 import { AsyncQueueApiError, AsyncQueueConnectionError, WaitTimeoutError } from './errors.js';
 import { Schedules } from './schedules.js';
+import { Operations } from './operations.js';
 import { FlowControl } from './flow-control.js';
 import {
   TERMINAL_STATUSES,
@@ -22,7 +23,6 @@ import {
   type BulkRequest,
   type CreatedOperation,
   type ListTasksParams,
-  type Operation,
   type ReplayOverrides,
   type ReplayedTask,
   type Task,
@@ -97,15 +97,6 @@ export class AsyncQueue {
     this.operations = new Operations(http);
     this.schedules = new Schedules(http);
     this.flowControl = new FlowControl(http);
-  }
-}
-
-class Operations {
-  constructor(private readonly http: HttpClient) {}
-
-  /** A bulk operation's progress: counts, first errors, `state` running until it has ended. */
-  get(id: string): Promise<Operation> {
-    return this.http.request<Operation>('GET', `/v1/operations/${encodeURIComponent(id)}`, { retry: true });
   }
 }
 
