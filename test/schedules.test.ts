@@ -285,8 +285,17 @@ describe('schedules', () => {
     created.push(`${SCHEDULE_ID_PREFIX}${cliId}`);
     assert.equal(code, ExitCode.Ok, lines.join('\n'));
     assert.equal(JSON.parse(lines.at(-1)!).timezone, 'Asia/Tokyo');
-    assert.equal(await runCli(['schedules', 'list'], env, out), ExitCode.Ok);
-    assert.ok(lines.at(-1)!.includes(cliId));
+    // The schedules list is visibility's, which lists a new schedule a moment after its create;
+    // and it prints one line per schedule, this one among others.
+    await eventually(
+      async () => {
+        const listed: string[] = [];
+        const listOut = { write: (text: string) => void listed.push(text), error: (text: string) => void listed.push(text) };
+        assert.equal(await runCli(['schedules', 'list'], env, listOut), ExitCode.Ok, listed.join('\n'));
+        return listed.some((line) => line.includes(cliId)) ? true : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the CLI to list the new schedule' },
+    );
     assert.equal(await runCli(['schedules', 'delete', cliId], env, out), ExitCode.Ok);
     assert.equal(await runCli(['schedules', 'get', cliId], env, out), ExitCode.Failed);
     assert.equal(await runCli(['schedules', 'create', '--every', '5'], env, out), ExitCode.Usage);
