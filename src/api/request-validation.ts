@@ -22,6 +22,8 @@ export interface ValidationIssue {
   /** Set when a key failed `propertyNames`. */
   propertyName?: string;
   parentSchema?: { errorMessage?: unknown };
+  /** Where in the schema the check failed, e.g. `#/properties/labels/items/pattern`. */
+  schemaPath?: string;
 }
 
 /** Keywords whose failure says less than the schema's own `errorMessage` (a `not`: "must NOT be valid"). */
@@ -38,10 +40,16 @@ export function validationMessage(issue: ValidationIssue, part: string | undefin
     path[0] = path[0].replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
   }
   if (issue.propertyName !== undefined) path.push(issue.propertyName);
-  // An array item as people write it: labels[2], not labels.2.
+  // An array item as people write it: labels[2], not labels.2. Only for arrays: a header named
+  // "0" stays headers.0 (an object's key; its schema path goes through additionalProperties).
+  const inArray = !/additionalProperties|patternProperties/.test(issue.schemaPath ?? '');
   const field = path.reduce(
     (joined, segment) =>
-      /^\d+$/.test(segment) && joined !== '' ? `${joined}[${segment}]` : joined === '' ? segment : `${joined}.${segment}`,
+      inArray && /^\d+$/.test(segment) && joined !== ''
+        ? `${joined}[${segment}]`
+        : joined === ''
+          ? segment
+          : `${joined}.${segment}`,
     '',
   );
   // A pattern says what it wants better in the schema's words than as a regular expression.
