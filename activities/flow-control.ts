@@ -11,6 +11,7 @@ import {
   limiterWorkflowId,
   releaseSlotSignal,
   slotGrantedSignal,
+  slotStartedSignal,
   type DeliverGrantsRequest,
   type SlotGrantDelivery,
   type ClosedHoldersRequest,
@@ -29,7 +30,9 @@ export const flowControlActivities = {
     await Promise.all(
       request.grants.map(async (grant) => {
         try {
-          await client.workflow.getHandle(workflowIdForTask(grant.taskId)).signal(slotGrantedSignal, { request: grant.request });
+          await client.workflow
+            .getHandle(workflowIdForTask(grant.taskId))
+            .signal(slotGrantedSignal, { request: grant.request, ...(grant.reportStart === true ? { reportStart: true } : {}) });
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) gone.push(grant);
           else throw err; // retried by the local activity's policy
@@ -47,13 +50,15 @@ export const flowControlActivities = {
     const { client } = Context.current();
     const closed: string[] = [];
     const queue = [...request.taskIds];
+    const recent = new Set(request.recentlyGranted ?? []);
     const worker = async (): Promise<void> => {
       for (let taskId = queue.shift(); taskId !== undefined; taskId = queue.shift()) {
         try {
           const description = await client.workflow.getHandle(workflowIdForTask(taskId)).describe();
           if (description.status.name !== 'RUNNING') closed.push(taskId);
         } catch (err) {
-          if (err instanceof WorkflowNotFoundError) closed.push(taskId);
+          // A first slot is granted before its task starts: a recent grant's task may just not exist yet.
+          if (err instanceof WorkflowNotFoundError && !recent.has(taskId)) closed.push(taskId);
           // Anything else (the server is busy): the slot stays held until the next check.
         }
       }
@@ -84,6 +89,22 @@ export const flowControlActivities = {
 };
 
 /**
+ * The attempt's call begins: the limiter counts its start in the key's rate window from when it
+ * takes this report (flow-limiter.ts), which is no earlier than the call began: it is sent as
+ * the call begins, not awaited before it (no delay for the call). If it is lost, the slot's
+ * release stamps the start instead, later, which only makes the window wait longer.
+ */
+async function reportCallStart(taskId: string, slot: { key: string; request: number }): Promise<void> {
+  try {
+    await Context.current()
+      .client.workflow.getHandle(limiterWorkflowId(slot.key))
+      .signal(slotStartedSignal, { taskId, request: slot.request });
+  } catch (err) {
+    log.warn('flow control: reporting the call start failed; the release stamps it', { taskId, error: String(err) });
+  }
+}
+
+/**
  * A flow-controlled attempt gives its slot back from the worker as soon as its call is over. Best
  * effort: the task's workflow releases the slot in any case, this only comes a workflow task sooner.
  */
@@ -107,11 +128,14 @@ export function withEarlyRelease(
   return async (request) => {
     const slot = request.flowSlot;
     if (slot === undefined) return callCallback(request);
+    const reported = slot.reportStart === true ? reportCallStart(request.taskId, slot) : undefined;
     let outcome: CallbackOutcome | undefined;
     try {
       outcome = await callCallback(request);
       return outcome;
     } finally {
+      // The report first: a release that overtook it would stamp the start later than it was.
+      await reported;
       if (outcome?.kind !== 'accepted') await releaseFlowSlot(request.taskId, slot);
     }
   };

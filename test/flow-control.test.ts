@@ -19,7 +19,8 @@ import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { callbackAttemptsOnceClosed } from './support/history.js';
-import { Receiver, respondJson, type Responder } from './support/receiver.js';
+import { flowKey, concurrencyCounter, waitForKey } from './support/flow-keys.js';
+import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 let harness: Harness;
@@ -40,23 +41,6 @@ after(async () => {
 });
 
 const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
-
-/** Answers after `ms`, counting how many calls it holds at once. */
-function concurrencyCounter(ms: number): { responder: Responder; peak: () => number } {
-  let current = 0;
-  let peak = 0;
-  return {
-    peak: () => peak,
-    responder: async (_received, response) => {
-      current++;
-      peak = Math.max(peak, current);
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      current--;
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end('{"ok":true}');
-    },
-  };
-}
 
 /** A worker in a child process on the harness's task queue. */
 function startWorkerProcess(on: Harness): Started {
@@ -84,22 +68,6 @@ async function waitForPollers(on: Harness, count: number): Promise<void> {
       return new Set((response.pollers ?? []).map((poller) => poller.identity)).size >= count ? true : undefined;
     },
     { timeoutMs: 60_000, what: `${count} activity pollers` },
-  );
-}
-
-async function flowKey(on: Harness, key: string): Promise<any> {
-  const response = await on.api('GET', `/v1/flow-control/${encodeURIComponent(key)}`);
-  assert.equal(response.status, 200, JSON.stringify(response.body));
-  return response.body;
-}
-
-async function waitForKey(on: Harness, key: string, predicate: (view: any) => boolean, what: string): Promise<any> {
-  return eventually(
-    async () => {
-      const view = await flowKey(on, key);
-      return predicate(view) ? view : undefined;
-    },
-    { timeoutMs: 30_000, what: `key ${key}: ${what}` },
   );
 }
 

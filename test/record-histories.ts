@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   receiver.script('/silent-once', () => undefined, respondJson(200, { late: 'ok' }));
   receiver.script('/flow-flaky', respondJson(503, {}, { 'retry-after': '1' }), respondJson(200, { rendered: true }));
   const flowKey = `recorded-${Date.now()}`;
-  const flowControl = { key: flowKey, parallelism: 1 };
+  const flowControl = { key: flowKey, parallelism: 1, rate: 20 };
 
   const scenarios: Record<string, Record<string, unknown>> = {
     'succeeded-after-retry-with-webhook-retry': {

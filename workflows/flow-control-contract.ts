@@ -3,7 +3,7 @@
  * input, signals and query, shared by the API, the worker's activities, the limiter and the task
  * workflows that ask it for slots. Deterministic and free of I/O.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const FLOW_LIMITER_WORKFLOW_TYPE = 'flowLimiterWorkflow';
 export const FLOW_LIMITER_ID_PREFIX = 'flow-';
@@ -33,6 +33,12 @@ export interface TaskFlowControl {
   key: string;
   /** The limits the creating request named: what re-creates a limiter an operator terminated. */
   limits: FlowLimits;
+  /**
+   * The first attempt's slot, granted to the API before it started the task (`tryAcquireSlot`):
+   * the task then calls at once, without a round of signals through the limiter. Absent: the task
+   * asks for it like for every later attempt.
+   */
+  firstSlot?: SlotGrant;
 }
 
 /** A task asks for a slot for one attempt; `request` numbers its requests (attempts) 1, 2, … */
@@ -52,12 +58,51 @@ export interface SlotRelease {
 
 export interface SlotGrant {
   request: number;
+  /**
+   * The key has a rate: the attempt's worker reports when the call begins (`slotStarted`), and
+   * the limiter counts the start from then. Absent from grants of a limiter run before that.
+   */
+  reportStart?: boolean;
+}
+
+/** A worker is beginning the call of the attempt that holds this slot. */
+export interface SlotStart {
+  taskId: string;
+  request: number;
+}
+
+/**
+ * One attempt start inside the rate window: `at` (limiter workflow time, ms) is set when the
+ * worker reports the call begins or the slot comes back, whichever is first; until then the start
+ * counts as happening now, so a grant whose call is late can never let the window open early.
+ */
+export interface StartRecord {
+  taskId: string;
+  request: number;
+  at?: number;
+}
+
+/** The API's request for a due task's first slot, made before it starts the task. */
+export interface FirstSlotRequest {
+  acquire: SlotRequest;
+  /** The create's limits become the key's (as a `configureFlow` signal would set them). */
+  limits?: FlowLimits;
+}
+
+/**
+ * Granted only when the slot is free now and no task waits for the key (never ahead of a
+ * waiter); otherwise nothing changes and the task asks for itself once it runs.
+ */
+export interface FirstSlotAnswer {
+  granted: boolean;
+  reportStart: boolean;
 }
 
 /** Local activity of the limiter: signals these grants; answers those whose task workflow is gone. */
 export interface SlotGrantDelivery {
   taskId: string;
   request: number;
+  reportStart?: boolean;
 }
 export interface DeliverGrantsRequest {
   grants: SlotGrantDelivery[];
@@ -68,8 +113,8 @@ export interface FlowConfiguration {
   limits?: FlowLimits;
   paused?: boolean;
   /**
-   * A create's request for the task's first slot, made by the API right after it started the
-   * task: the grant then needs no hop through the task's first workflow task. The task asks too.
+   * A create's request for the task's first slot, sent by APIs before they asked with
+   * `tryAcquireSlot` (handled still, for their signals in a limiter's history).
    */
   acquire?: SlotRequest;
 }
@@ -105,8 +150,11 @@ export interface FlowLimiterInput {
   holderCheckIntervalMs: number;
   holders?: Record<string, FlowHolder>;
   waiters?: FlowWaiter[];
-  /** Workflow times of the grants inside the current rate window, oldest first. */
-  starts?: number[];
+  /**
+   * The attempt starts inside the current rate window. Plain numbers come from a limiter run
+   * before starts were reported: workflow times of the grants, oldest first.
+   */
+  starts?: Array<number | StartRecord>;
   seq?: number;
   /** Continue as new past this many events (default 10,000; tests use a few dozen). */
   maxHistoryEvents?: number;
@@ -117,12 +165,22 @@ export const releaseSlotSignal = defineSignal<[SlotRelease]>('releaseSlot');
 export const configureFlowSignal = defineSignal<[FlowConfiguration]>('configureFlow');
 /** Sent by the limiter to the task workflow it grants a slot. */
 export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
+export const slotStartedSignal = defineSignal<[SlotStart]>('slotStarted');
+export const tryAcquireSlotUpdate = defineUpdate<FirstSlotAnswer, [FirstSlotRequest]>('tryAcquireSlot');
 export const flowKeyQuery = defineQuery<FlowKeyView>('flowKey');
 
 /** Activity: of these tasks, the ones whose workflow is no longer running (terminated, reset, gone). */
 export interface ClosedHoldersRequest {
   taskIds: string[];
+  /**
+   * Of those, the ones granted so recently that a missing workflow may just not be started yet
+   * (the API is granted a first slot before it starts the task): kept unless closed.
+   */
+  recentlyGranted?: string[];
 }
+
+/** How long a first slot's task may take to appear after its grant before a missing workflow frees the slot. */
+export const UNSTARTED_HOLDER_GRACE_MS = 60_000;
 export const CLOSED_HOLDERS_ACTIVITY = 'closedFlowHolders';
 
 /** Activity: the limiter of a key, started if it is not running (an operator terminated it). */

@@ -29,7 +29,13 @@ import {
   type SlotRequest,
   type TaskFlowControl,
 } from './flow-control-contract.js';
-import { callbackActivityIdAfter, type TaskInput, type TaskState, type TaskStatus } from './task-contract.js';
+import {
+  callbackActivityIdAfter,
+  type CallbackRequest,
+  type TaskInput,
+  type TaskState,
+  type TaskStatus,
+} from './task-contract.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -46,14 +52,22 @@ export async function runFlowControlledCallback(
   const { policy } = input;
   const maximumAttempts = input.retries + 1;
   const limiter = getExternalWorkflowHandle(limiterWorkflowId(flow.key));
-  let granted = 0;
-  setHandler(slotGrantedSignal, ({ request }) => {
+  // The API may have been granted the first slot before it started the task (tryAcquireSlot).
+  let granted = flow.firstSlot?.request ?? 0;
+  /** Requests whose attempt's worker reports when the call begins (the key has a rate). */
+  const reportsStart = new Set<number>(flow.firstSlot?.reportStart === true ? [flow.firstSlot.request] : []);
+  setHandler(slotGrantedSignal, ({ request, reportStart }) => {
     granted = Math.max(granted, request);
+    if (reportStart === true) reportsStart.add(request);
   });
 
   /** The acquire signal of the current request, in flight or delivered. */
   let asked: Promise<void> = Promise.resolve();
   const acquire = async (request: number): Promise<void> => {
+    if (granted >= request) {
+      state.flowControl = { key: flow.key, waiting: false };
+      return;
+    }
     state.flowControl = { key: flow.key, waiting: true };
     setStatus('pending');
     const slot: SlotRequest = {
@@ -96,7 +110,8 @@ export async function runFlowControlledCallback(
     let waitMs: number;
     try {
       await acquire(attempt);
-      return await runAttempt(input, state, setStatus, phase, attemptsMade, flow.key);
+      const slot = { key: flow.key, request: attempt, ...(reportsStart.has(attempt) ? { reportStart: true } : {}) };
+      return await runAttempt(input, state, setStatus, phase, attemptsMade, slot);
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       attemptsMade = Math.max(attempt, attemptFromFailure(err) ?? 0);
@@ -120,7 +135,7 @@ async function runAttempt(
   setStatus: (status: TaskStatus) => void,
   phase: { callInFlight: boolean },
   attemptsMade: number,
-  key: string,
+  flowSlot: NonNullable<CallbackRequest['flowSlot']>,
 ): Promise<{ attempt: number; result: TaskState['result'] }> {
   const { callCallback } = proxyActivities<Activities>({
     startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
@@ -133,7 +148,7 @@ async function runAttempt(
   phase.callInFlight = true;
   const outcome = await callCallback({
     ...callbackRequest(input, attemptsMade),
-    flowSlot: { key, request: attemptsMade + 1 },
+    flowSlot,
   }).finally(() => {
     phase.callInFlight = false;
   });

@@ -9,6 +9,8 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -17,28 +19,43 @@ import {
 import type { createActivities } from '../activities/index.js';
 import {
   FLOW_MEMO_KEY,
+  UNSTARTED_HOLDER_GRACE_MS,
   acquireSlotSignal,
   configureFlowSignal,
   flowKeyQuery,
   releaseSlotSignal,
+  slotStartedSignal,
+  tryAcquireSlotUpdate,
+  type FirstSlotAnswer,
+  type FlowConfiguration,
   type FlowHolder,
   type FlowKeyView,
   type FlowLimiterInput,
   type FlowWaiter,
   type SlotRequest,
+  type StartRecord,
 } from './flow-control-contract.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
 /**
- * The rate window as the limiter counts it is this much longer than `period`: a start is counted
- * when its grant has reached the task, and the call leaves its worker some time after that, not
- * always equally soon (the task's workflow task, the activity's dispatch). With 100 ms, four
- * starts reached the callee within 994 ms at `rate` 3 per second on the loaded PostgreSQL cluster
- * of CI: the spread was above 100 ms there. The exact cure is to count the call's own start as the
- * worker reports it; until then the margin must exceed the spread.
+ * A limiter run that began with this marker counts each attempt's start from when its worker
+ * reports the call beginning (or the slot coming back), and re-sends a grant a task asks for again.
+ * Runs begun before it keep counting grants, as their histories recorded, until their next
+ * continue-as-new; asked once, at the run's start, so a run never mixes the two.
  */
-export const RATE_WINDOW_MARGIN_MS = 300;
+export const REPORTED_STARTS = 'flow-limiter-reported-starts';
+
+/**
+ * The rate window as the limiter counts it is this much longer than `period`. With reported
+ * starts, the limiter stamps a start no earlier than the server took the worker's report, which
+ * the worker sends as it begins the call; what is left is the spread of the calls' own way to
+ * the callee (connection, the callee's accept). Counting grants (runs before reported starts),
+ * the spread also held the task's workflow task and the activity's dispatch: with 100 ms, four
+ * starts of a 3-per-second key reached the callee within 994 ms on the loaded CI cluster.
+ */
+export const RATE_WINDOW_MARGIN_MS = 100;
+const GRANT_COUNTED_MARGIN_MS = 300;
 
 /** Continue-as-new well before Temporal's own warning, keeping each run's replay short. */
 const MAX_HISTORY_EVENTS = 10_000;
@@ -51,15 +68,30 @@ function comesBefore(a: FlowWaiter, b: FlowWaiter): boolean {
 }
 
 export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void> {
+  const reportedStarts = patched(REPORTED_STARTS);
   let limits = input.limits;
   let paused = input.paused;
   const holders = new Map<string, FlowHolder>(Object.entries(input.holders ?? {}));
   const waiters: FlowWaiter[] = [...(input.waiters ?? [])];
-  let starts: number[] = [...(input.starts ?? [])];
+  let starts: StartRecord[] = (input.starts ?? []).map((start) =>
+    typeof start === 'number' ? { taskId: '', request: 0, at: start } : start,
+  );
   let seq = input.seq ?? 0;
   let changed = true;
   let grantsInFlight = 0;
   let lastHolderCheck = Date.now();
+
+  // Everything the handlers use is defined before the first setHandler: a signal or update that
+  // came with the start (Update-with-Start) is handled as soon as its handler is set.
+  const windowMs = (): number => limits.period * 1000 + (reportedStarts ? RATE_WINDOW_MARGIN_MS : GRANT_COUNTED_MARGIN_MS);
+  const slotFree = (): boolean => limits.parallelism === null || holders.size < limits.parallelism;
+  /** A start not stamped yet counts as happening now: it never leaves the window on its own. */
+  const pruneStarts = (): void => {
+    const since = Date.now() - windowMs();
+    starts = starts.filter((start) => start.at === undefined || start.at > since);
+  };
+  const rateFree = (): boolean => limits.rate === null || starts.length < limits.rate;
+  const reportsStart = (): boolean => reportedStarts && limits.rate !== null;
 
   const view = (): FlowKeyView => ({
     key: input.key,
@@ -73,21 +105,43 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
 
   setHandler(flowKeyQuery, view);
 
+  /**
+   * The attempt's call has begun, or is over: its start counts from now. Never earlier than the
+   * call began: the worker reports it as it begins the call, and a slot comes back after its call.
+   */
+  function stampStart(taskId: string, request: number): void {
+    const start = starts.find((s) => s.taskId === taskId && s.request === request && s.at === undefined);
+    if (start !== undefined) start.at = Date.now();
+  }
+
+  /** The slot is free again; its start (if it had one) keeps counting in the rate window. */
+  function dropHolder(taskId: string): void {
+    const held = holders.get(taskId);
+    if (held === undefined) return;
+    holders.delete(taskId);
+    stampStart(taskId, held.request);
+  }
+
   const acquire = (request: SlotRequest): void => {
     // A task sends its requests in order and each after releasing the one before (it awaits the
     // signals), so a newer request replaces whatever the task still had here; a repeat of one
-    // (the API's and the task's own for a first attempt) keeps its place.
+    // keeps its place.
     const held = holders.get(request.taskId);
-    if (held !== undefined && held.request >= request.request) return;
+    if (held !== undefined && held.request >= request.request) {
+      // The task asks for a slot it holds: its grant did not reach it (the API was granted the
+      // first slot but gave up waiting for the answer, and started the task without it).
+      if (reportedStarts && held.request === request.request) grant([{ ...request, seq: 0 }], { again: true });
+      return;
+    }
     const waiting = waiters.find((w) => w.taskId === request.taskId);
     if (waiting !== undefined && waiting.request >= request.request) return;
-    holders.delete(request.taskId);
+    dropHolder(request.taskId);
     removeWaiter(request.taskId);
     insertWaiter({ ...request, seq: ++seq });
     changed = true;
   };
 
-  setHandler(configureFlowSignal, (configuration) => {
+  function configure(configuration: FlowConfiguration): void {
     const before = JSON.stringify([limits, paused]);
     if (configuration.limits !== undefined) limits = configuration.limits;
     if (configuration.paused !== undefined) paused = configuration.paused;
@@ -95,13 +149,35 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     // Only on a real change (creates repeat the same limits): each upsert is a history event.
     if (JSON.stringify([limits, paused]) !== before) upsertMemo({ [FLOW_MEMO_KEY]: view() });
     changed = true;
-  });
+  }
+
+  setHandler(configureFlowSignal, configure);
 
   setHandler(acquireSlotSignal, acquire);
 
+  /**
+   * The API's ask for a due task's first slot, before it starts the task: granted only if it is
+   * free now and nobody waits (never ahead of a waiter); otherwise nothing is recorded, and the
+   * task asks for itself when it runs. The grant travels in the update's answer, so the task
+   * calls as soon as it starts.
+   */
+  setHandler(tryAcquireSlotUpdate, ({ acquire: request, limits: newLimits }): FirstSlotAnswer => {
+    configure(newLimits !== undefined ? { limits: newLimits } : {});
+    const known = holders.has(request.taskId) || waiters.some((w) => w.taskId === request.taskId);
+    pruneStarts();
+    if (known || paused || waiters.length > 0 || !slotFree() || !rateFree()) return { granted: false, reportStart: false };
+    take(request.taskId, request.request);
+    return { granted: true, reportStart: reportsStart() };
+  });
+
+  setHandler(slotStartedSignal, ({ taskId, request }) => {
+    stampStart(taskId, request);
+    changed = true;
+  });
+
   setHandler(releaseSlotSignal, (release) => {
     const held = holders.get(release.taskId);
-    if (held !== undefined && held.request <= release.request) holders.delete(release.taskId);
+    if (held !== undefined && held.request <= release.request) dropHolder(release.taskId);
     const index = waiters.findIndex((w) => w.taskId === release.taskId);
     if (index >= 0 && waiters[index]!.request <= release.request) waiters.splice(index, 1);
     changed = true;
@@ -124,30 +200,34 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     if (index >= 0) waiters.splice(index, 1);
   }
 
-  const windowMs = (): number => limits.period * 1000 + RATE_WINDOW_MARGIN_MS;
-  const slotFree = (): boolean => limits.parallelism === null || holders.size < limits.parallelism;
-  const rateFree = (): boolean => limits.rate === null || starts.length < limits.rate;
+  /** The slot is the task's; with a rate, its start enters the window (stamped later, or now). */
+  function take(taskId: string, request: number): void {
+    const now = Date.now();
+    holders.set(taskId, { request, grantedAt: now });
+    if (limits.rate !== null) starts.push({ taskId, request, ...(reportedStarts ? {} : { at: now }) });
+  }
 
   function grantWhatFits(): void {
-    const now = Date.now();
-    starts = starts.filter((start) => start > now - windowMs());
+    pruneStarts();
     const batch: FlowWaiter[] = [];
     while (!paused && waiters.length > 0 && slotFree() && rateFree()) {
       const waiter = waiters.shift()!;
-      holders.set(waiter.taskId, { request: waiter.request, grantedAt: now });
-      if (limits.rate !== null) starts.push(now);
+      take(waiter.taskId, waiter.request);
       batch.push(waiter);
     }
-    if (batch.length > 0) grant(batch, now);
+    if (batch.length > 0) grant(batch, { again: false });
   }
 
   /**
    * Grants go out through an activity that signals the tasks from the worker's client: a
    * signal a workflow sends goes through the server's transfer queue, which on a busy server
-   * took up to half a second per hop, where a client's signal takes milliseconds.
+   * took up to half a second per hop, where a client's signal takes milliseconds. `again`: a
+   * grant the task holds already and asked for once more; it stays held whatever the delivery.
    */
-  function grant(batch: FlowWaiter[], grantedAt: number): void {
+  function grant(batch: FlowWaiter[], { again }: { again: boolean }): void {
     grantsInFlight++;
+    const grantedAt = Date.now();
+    const reportStart = reportsStart();
     // An activity, not a local one: a local activity holds the limiter's workflow task open until
     // it ends (measured: 107 ms per workflow task, the limiter's bottleneck at parallelism 20),
     // while an activity's schedule ends the workflow task at once, and eager dispatch hands it to
@@ -156,27 +236,37 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       startToCloseTimeout: 30_000,
       retry: { maximumAttempts: 3, initialInterval: 100 },
     });
-    void deliverSlotGrants({ grants: batch.map(({ taskId, request }) => ({ taskId, request })) })
+    const grants = batch.map(({ taskId, request }) => ({ taskId, request, ...(reportStart ? { reportStart } : {}) }));
+    void deliverSlotGrants({ grants })
       .then((gone) => {
-        // Their workflows are gone (ended, terminated): those slots were never taken.
-        for (const { taskId, request } of gone) if (holders.get(taskId)?.request === request) holders.delete(taskId);
-        // The rate counts the start from when the task has its grant, which on a busy server
-        // can be well after the grant was decided: counting from the decision would let the
-        // next window open early.
-        const delivered = Date.now();
-        for (let i = 0; i < batch.length; i++) {
-          const index = starts.indexOf(grantedAt);
-          if (index < 0) break;
-          starts.splice(index, 1);
-          starts.push(delivered);
+        if (again) return;
+        // Their workflows are gone (ended, terminated): those slots were never taken, no call began.
+        for (const { taskId, request } of gone) {
+          if (holders.get(taskId)?.request !== request) continue;
+          holders.delete(taskId);
+          if (reportedStarts) starts = starts.filter((start) => start.taskId !== taskId || start.request !== request);
         }
-        starts.sort((x, y) => x - y);
+        if (reportedStarts) return;
+        // Counting grants: the start counts from when the task has its grant, which on a busy
+        // server can be well after the grant was decided.
+        const delivered = Date.now();
+        for (const { taskId, request } of batch) {
+          const start = starts.find((s) => s.taskId === taskId && s.request === request && s.at === grantedAt);
+          if (start !== undefined) start.at = delivered;
+        }
       })
       .catch(() => {
-        // Not delivered (Temporal failing for seconds): back in line, in their places.
+        if (again) {
+          log.warn('flow control: a grant asked for again was not delivered', { taskIds: batch.map((w) => w.taskId) });
+          return;
+        }
+        // Not delivered (Temporal failing for seconds): back in line, in their places; no call began.
         for (const waiter of batch) {
           if (holders.get(waiter.taskId)?.request !== waiter.request) continue;
           holders.delete(waiter.taskId);
+          if (reportedStarts) {
+            starts = starts.filter((start) => start.taskId !== waiter.taskId || start.request !== waiter.request);
+          }
           insertWaiter(waiter);
         }
       })
@@ -200,9 +290,11 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       retry: { maximumAttempts: 2 },
     });
     const checked = new Map(holders);
-    const closed = await closedFlowHolders({ taskIds: [...checked.keys()] }).catch(() => [] as string[]);
+    const recent = lastHolderCheck - UNSTARTED_HOLDER_GRACE_MS;
+    const recentlyGranted = [...checked].filter(([, held]) => held.grantedAt > recent).map(([taskId]) => taskId);
+    const closed = await closedFlowHolders({ taskIds: [...checked.keys()], recentlyGranted }).catch(() => [] as string[]);
     for (const taskId of closed) {
-      if (holders.get(taskId)?.request === checked.get(taskId)?.request) holders.delete(taskId);
+      if (holders.get(taskId)?.request === checked.get(taskId)?.request) dropHolder(taskId);
     }
   }
 
@@ -210,8 +302,9 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   function nextWakeMs(): number | undefined {
     const now = Date.now();
     const wakes: number[] = [];
-    if (!paused && waiters.length > 0 && slotFree() && !rateFree() && starts[0] !== undefined) {
-      wakes.push(starts[0] + windowMs() - now + 1);
+    const stamped = starts.flatMap((start) => (start.at !== undefined ? [start.at] : []));
+    if (!paused && waiters.length > 0 && slotFree() && !rateFree() && stamped.length > 0) {
+      wakes.push(Math.min(...stamped) + windowMs() - now + 1);
     }
     if (saturatedWithWaiters()) wakes.push(lastHolderCheck + input.holderCheckIntervalMs - now);
     return wakes.length > 0 ? Math.max(1, Math.min(...wakes)) : undefined;

@@ -311,7 +311,7 @@ export interface CallbackRequest {
   /** Older histories carry the task's token here; the worker ignores it and derives the token. */
   taskToken?: string;
   /** A flow-controlled attempt's slot, which the worker gives back once the call is over. */
-  flowSlot?: { key: string; request: number };
+  flowSlot?: { key: string; request: number; reportStart?: boolean };
 }
 
 /**

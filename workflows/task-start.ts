@@ -100,8 +100,12 @@ export function replayInput(
 ): TaskInput {
   const copied = Object.fromEntries(Object.entries(original).filter(([name]) => !NOT_REPLAYED.has(name)));
   const { overrides } = replay;
+  // The original's first slot was granted to the original: the replay asks for its own.
+  const flowControl =
+    original.flowControl !== undefined ? { key: original.flowControl.key, limits: original.flowControl.limits } : undefined;
   return {
     ...(copied as Omit<TaskInput, 'id' | 'createdAt' | 'delaySeconds'>),
+    ...(flowControl !== undefined ? { flowControl } : {}),
     id: replay.id,
     createdAt: replay.createdAt,
     policy: replay.policy,

@@ -6,7 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../shared/errors.js';
 
-const ANONYMOUS = 'anonymous';
+/** The caller of a deployment without API keys. */
+export const ANONYMOUS = 'anonymous';
 
 export class ApiKeyVerifier {
   private readonly digests: Buffer[];

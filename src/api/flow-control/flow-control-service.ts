@@ -4,7 +4,7 @@
  * limiter's history the moment Temporal accepts them, worker or no worker; the view is the
  * limiter's query, which the server answers after the signals before it.
  */
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import {
   FLOW_MEMO_KEY,
@@ -13,6 +13,9 @@ import {
   flowKeyQuery,
   limiterStartOptions,
   limiterWorkflowId,
+  tryAcquireSlotUpdate,
+  type FirstSlotAnswer,
+  type FirstSlotRequest,
   type FlowConfiguration,
   type FlowKeyView,
   type FlowLimiterInput,
@@ -20,7 +23,8 @@ import {
 } from '../../../workflows/flow-control-contract.js';
 import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
-import { FlowKeyNotFoundError } from '../../shared/errors.js';
+import { FlowKeyNotFoundError, TemporalFailedError } from '../../shared/errors.js';
+import { translateTemporalError } from '../temporal/translate-errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { decodePayload } from '../tasks/list-query.js';
 
@@ -35,23 +39,33 @@ export interface FlowControlServiceOptions {
 export const MAX_LISTED_KEYS = 1_000;
 const QUERY_CONCURRENCY = 20;
 
+/**
+ * How long a create waits for the limiter's answer about a first slot before it starts the task
+ * without one (the task then asks for itself): an answer needs a worker, a create does not.
+ */
+export const FIRST_SLOT_WAIT_MS = 1_000;
+
 export class FlowControlService {
   constructor(
     private readonly calls: TemporalCalls,
     private readonly options: FlowControlServiceOptions,
   ) {}
 
-  /** Sets limits (starting the key's limiter if it is new): a create naming limits, or `PUT`. */
-  /** Sends the key's limiter `configuration`, starting it with `startLimits` when none runs. */
-  async configure(key: string, configuration: FlowConfiguration, startLimits: FlowLimits): Promise<void> {
-    const input: FlowLimiterInput = {
+  /** A new key's limiter: unpaused, with these limits. */
+  private limiterInput(key: string, limits: FlowLimits, paused = false): FlowLimiterInput {
+    return {
       key,
-      limits: configuration.limits ?? startLimits,
-      paused: configuration.paused ?? false,
+      limits,
+      paused,
       // A slot held by a workflow stopped from outside is looked for after twice the time a dead
       // worker's attempt takes to be noticed (its heartbeat timeout).
       holderCheckIntervalMs: Math.max(1_000, 2 * this.options.policy.heartbeatTimeoutMs),
     };
+  }
+
+  /** Sends the key's limiter `configuration`, starting it with `startLimits` when none runs. */
+  async configure(key: string, configuration: FlowConfiguration, startLimits: FlowLimits): Promise<void> {
+    const input = this.limiterInput(key, configuration.limits ?? startLimits, configuration.paused ?? false);
     await this.calls.rpc(() =>
       this.calls.client.workflow.signalWithStart<typeof flowLimiterWorkflow, [FlowConfiguration]>(FLOW_LIMITER_WORKFLOW_TYPE, {
         ...limiterStartOptions(input, this.options.taskQueue),
@@ -59,6 +73,33 @@ export class FlowControlService {
         signalArgs: [configuration],
       }),
     );
+  }
+
+  /**
+   * Asks the key's limiter (started with `startLimits` if none runs) for a due task's first slot,
+   * before the task starts: Update-with-Start, one call. The answer, or undefined when no worker
+   * answered within FIRST_SLOT_WAIT_MS (the update may still be applied: a slot granted then is
+   * granted again when the task asks for it).
+   */
+  async tryFirstSlot(key: string, request: FirstSlotRequest, startLimits: FlowLimits): Promise<FirstSlotAnswer | undefined> {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof flowLimiterWorkflow>(FLOW_LIMITER_WORKFLOW_TYPE, {
+      ...limiterStartOptions(this.limiterInput(key, request.limits ?? startLimits), this.options.taskQueue),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    return this.calls.rpc(async () => {
+      try {
+        return await this.calls.client.connection.withDeadline(Date.now() + FIRST_SLOT_WAIT_MS, () =>
+          this.calls.client.workflow.executeUpdateWithStart(tryAcquireSlotUpdate, { args: [request], startWorkflowOperation }),
+        );
+      } catch (err) {
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return undefined;
+        // The server took the call and refused the update (one arriving as the limiter continues
+        // as new is aborted): the task can ask for itself. Unreachable or throttling: the 503 or
+        // 429 comes now, before a task started.
+        if (translateTemporalError(err) instanceof TemporalFailedError) return undefined;
+        throw err;
+      }
+    });
   }
 
   async set(key: string, limits: FlowLimits): Promise<FlowKeyView> {

@@ -23,8 +23,8 @@ import {
 import { replayInput, taskSearchAttributes, taskSummary, type ReplayOverrides } from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
-import { DEFAULT_PRIORITY } from '../../../workflows/flow-control-contract.js';
 import { FlowControlService } from '../flow-control/flow-control-service.js';
+import { withFirstSlot } from '../flow-control/first-slot.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
@@ -135,7 +135,9 @@ export class TaskService {
 
   /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
   async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
-    const { request, idempotency, id, hash, input, memo } = prepared;
+    const { request, idempotency, id, hash, memo } = prepared;
+    // A due flow-controlled task asks for its first slot before it starts (first-slot.ts).
+    const { input, answered } = await withFirstSlot(this.flowControl, prepared);
     try {
       await this.calls.rpc(
         () =>
@@ -158,26 +160,12 @@ export class TaskService {
       if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id);
       return { task: await this.get(id), created: false };
     }
-    if (input.flowControl !== undefined) await this.configureFlow(input, prepared.setsFlowLimits);
+    // A create's limits become the key's (the newest wins), unless they went with the ask.
+    const flow = input.flowControl;
+    if (flow !== undefined && !answered) {
+      await this.flowControl.configure(flow.key, prepared.setsFlowLimits ? { limits: flow.limits } : {}, flow.limits);
+    }
     return { task: withDefaults(memo), created: true };
-  }
-
-  /**
-   * A create's limits become the key's (the newest wins). A task due now also asks for its first
-   * slot here, sparing the grant a hop through the task's first workflow task; the task asks as
-   * well, so a failure here delays nothing but the answer (a 503 to retry).
-   */
-  private async configureFlow(input: TaskInput, setsLimits: boolean): Promise<void> {
-    const { key, limits } = input.flowControl!;
-    const acquire =
-      input.delaySeconds === 0
-        ? { taskId: input.id, request: 1, priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt }
-        : undefined;
-    await this.flowControl.configure(
-      key,
-      { ...(setsLimits ? { limits } : {}), ...(acquire !== undefined ? { acquire } : {}) },
-      limits,
-    );
   }
 
   /**

@@ -1,0 +1,106 @@
+/**
+ * A due flow-controlled task's first slot, asked for by the API before the task starts
+ * (src/api/flow-control/first-slot.ts): a free slot travels in the task's input, and a grant that
+ * did not reach its task is granted again when the task asks for it.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { FLOW_LIMITER_WORKFLOW_TYPE, limiterStartOptions, tryAcquireSlotUpdate } from '../workflows/flow-control-contract.js';
+import { workflowIdForTask, type TaskInput } from '../workflows/task-contract.js';
+import { ANONYMOUS } from '../src/api/api-keys.js';
+import { taskIdForKey } from '../src/api/tasks/idempotency.js';
+import { terminateRunning } from './support/cleanup.js';
+import { concurrencyCounter, waitForKey } from './support/flow-keys.js';
+import { Receiver } from './support/receiver.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness();
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await terminateRunning(harness);
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
+
+describe('the first slot', () => {
+  it('travels in the input of a task created while its key has a slot free: no signal round through the limiter', async () => {
+    const key = newKey('free');
+    receiver.always('/free', concurrencyCounter(0).responder);
+    const id = await harness.createTask({ callbackUrl: receiver.url('/free'), flowControl: { key, parallelism: 1, rate: 5 } });
+    assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    const events = (await harness.client.workflow.getHandle(workflowIdForTask(id)).fetchHistory()).events ?? [];
+    const started = events[0]?.workflowExecutionStartedEventAttributes;
+    assert.ok(started?.input?.payloads?.[0]?.data);
+    const input = JSON.parse(Buffer.from(started.input.payloads[0].data).toString()) as TaskInput;
+    // The key has a rate: the worker reports the call's start, and the limiter counts it from then.
+    assert.deepEqual(input.flowControl?.firstSlot, { request: 1, reportStart: true });
+    assert.equal(events.filter((event) => event.workflowExecutionSignaledEventAttributes).length, 0, 'no grant signalled');
+    const signalled = events.flatMap((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName ?? []);
+    assert.deepEqual(signalled, ['releaseSlot'], 'no slot asked for by the task, only the release');
+    await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+  });
+
+  it('is not taken ahead of a waiting task: a busy key makes the new task wait its turn', async () => {
+    const key = newKey('busy');
+    const counter = concurrencyCounter(300);
+    receiver.always('/busy', counter.responder);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push(await harness.createTask({ callbackUrl: receiver.url('/busy'), flowControl: { key, parallelism: 1 } }));
+    }
+    for (const id of ids) assert.equal((await harness.waitForEnd(id, { timeoutMs: 60_000 })).status, 'succeeded');
+    assert.equal(counter.peak(), 1);
+    const granted = await Promise.all(
+      ids.map(async (id) => {
+        const events = (await harness.client.workflow.getHandle(workflowIdForTask(id)).fetchHistory()).events ?? [];
+        const data = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+        return (JSON.parse(Buffer.from(data!).toString()) as TaskInput).flowControl?.firstSlot !== undefined;
+      }),
+    );
+    // The first found the slot free; the others were created while it was held.
+    assert.equal(granted[0], true);
+    assert.deepEqual(granted.slice(1), [false, false, false]);
+    // In creation order, one at a time.
+    const order = receiver.to('/busy').map((call) => String(call.headers['asyncqueue-task-id']));
+    assert.deepEqual(order, ids);
+  });
+
+  it('granted but not delivered (the API stopped waiting for the answer) is granted again when the task asks', async () => {
+    const key = newKey('lost-answer');
+    const idempotencyKey = randomUUID();
+    // The id the API derives from this key (no API keys configured here: every caller is anonymous).
+    const id = taskIdForKey(ANONYMOUS, idempotencyKey);
+    // What an API whose FIRST_SLOT_WAIT_MS ran out leaves behind: the limiter granted the slot,
+    // and the task starts without it in its input.
+    const limits = { parallelism: 1, rate: null, period: 1 };
+    const answer = await harness.client.workflow.executeUpdateWithStart(tryAcquireSlotUpdate, {
+      args: [{ acquire: { taskId: id, request: 1, priority: 3, createdAt: new Date().toISOString() }, limits }],
+      startWorkflowOperation: new WithStartWorkflowOperation(FLOW_LIMITER_WORKFLOW_TYPE, {
+        ...limiterStartOptions({ key, limits, paused: false, holderCheckIntervalMs: 60_000 }, harness.config.taskQueue),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+    assert.deepEqual(answer, { granted: true, reportStart: false });
+    await waitForKey(harness, key, (view) => view.inFlight === 1, 'held for the task');
+    receiver.always('/lost-answer', concurrencyCounter(0).responder);
+    const created = await harness.createTask(
+      { callbackUrl: receiver.url('/lost-answer'), flowControl: { key, parallelism: 1 } },
+      { 'idempotency-key': idempotencyKey },
+    );
+    assert.equal(created, id);
+    assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    assert.equal(receiver.to('/lost-answer').length, 1);
+    await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+  });
+});
