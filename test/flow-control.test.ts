@@ -1,6 +1,6 @@
 /**
  * Flow control on a real Temporal server: per-key parallelism and rate across workers, pause and
- * resume (also across a restart of the whole service), priority, cancel while waiting, key
+ * resume (across a restart of the API and worker; the whole service, Temporal included: flow-control-restart.test.ts), priority, cancel while waiting, key
  * isolation, a dead worker's slot, a terminated holder's slot, and the API's answers.
  */
 import assert from 'node:assert/strict';

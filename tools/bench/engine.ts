@@ -33,7 +33,7 @@ export interface Engine {
 export async function startEngine(options: BenchOptions): Promise<Engine> {
   const started = now();
   const external = process.env.TEMPORAL_ADDRESS?.trim();
-  if (options.cluster) return startClusterEngine(started);
+  if (options.cluster) return startClusterEngine(started, options.shards);
   if (external !== undefined && external !== '') {
     log(`using the Temporal server at ${external}`);
     return {
@@ -65,7 +65,7 @@ export async function startEngine(options: BenchOptions): Promise<Engine> {
   };
 }
 
-async function startClusterEngine(started: number): Promise<Engine> {
+async function startClusterEngine(started: number, historyShards: number | undefined): Promise<Engine> {
   // Its own folder, not inside the bench's temp folder: as root, PostgreSQL runs as `postgres` and
   // must be able to reach it (startCluster makes the root 0755; mkdtemp's parent is 0700).
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-cluster-'));
@@ -75,6 +75,7 @@ async function startClusterEngine(started: number): Promise<Engine> {
     uiPort: null,
     frontendPort: 0,
     postgresPort: 0,
+    ...(historyShards !== undefined ? { historyShards } : {}),
     log: (line) => log(`cluster: ${line}`),
   });
   const startSec = round((now() - started) / 1000, 1) ?? 0;

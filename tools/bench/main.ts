@@ -33,7 +33,8 @@
  *
  * `--batch-only [--batches N] [--batch-size N]` runs only the batch-create measurement (batch-create.ts).
  *
- * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster,
+ * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster
+ * (--shards N: its history shard count, default 8),
  * --big (adds N = 5000 held calls), --held 100,5000 (these held-call runs instead),
  * --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the
  * ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency, --cpu-prof DIR (the API and

@@ -27,6 +27,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Run against a Temporal cluster on PostgreSQL the bench starts (tools/cluster) instead of the dev server. */
   cluster: boolean;
+  /** The cluster's history shards (--cluster only; tools/cluster's default when undefined). */
+  shards: number | undefined;
   big: boolean;
   out: string;
   rates: number[];
@@ -61,7 +63,7 @@ export interface BenchOptions {
 }
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -69,6 +71,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     options: {
       quick: { type: 'boolean', default: false },
       cluster: { type: 'boolean', default: false },
+      shards: { type: 'string' },
       big: { type: 'boolean', default: false },
       out: { type: 'string' },
       rates: { type: 'string' },
@@ -126,6 +129,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     return value;
   };
   const apis = count('apis', values.apis, 1, 16);
+  if (values.shards !== undefined && !cluster) throw new Error(`--shards needs --cluster\n${USAGE}`);
+  const shards = values.shards !== undefined ? count('shards', values.shards, 8, 1024) : undefined;
   const workers = count('workers', values.workers, 1, 16);
   const callbackMs = count('callback-ms', values['callback-ms'], 0, 60_000);
   const workerSlots =
@@ -177,6 +182,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     cpuProfileDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
     apis,
     workers,
+    shards,
     callbackMs,
     workerSlots,
     workerNice,
