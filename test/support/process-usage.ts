@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 export interface Usage {
   rssBytes: number;
   cpuSeconds: number;
+  /** This process only: the V8 heap in use, where the worker's cached workflows live. */
+  heapUsedBytes?: number;
 }
 
 /** Clock ticks per second of /proc's CPU times; 100 on every common Linux, asked once anyway. */
@@ -34,14 +36,15 @@ export function processUsage(pid: number): Usage {
 
 export function ownUsage(): Usage {
   const cpu = process.cpuUsage();
-  return { rssBytes: process.memoryUsage().rss, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  const memory = process.memoryUsage();
+  return { rssBytes: memory.rss, cpuSeconds: (cpu.user + cpu.system) / 1e6, heapUsedBytes: memory.heapUsed };
 }
 
 export interface PhaseUsage {
   name: string;
   seconds: number;
   server: { cpuPercent: number; rssMb: number; peakRssMb: number };
-  self: { cpuPercent: number; rssMb: number; peakRssMb: number };
+  self: { cpuPercent: number; rssMb: number; peakRssMb: number; heapUsedMb: number };
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
@@ -88,6 +91,7 @@ export class PhaseMonitor {
         cpuPercent: percent(this.self, self),
         rssMb: mb(self.rssBytes),
         peakRssMb: mb(Math.max(this.peakSelf, self.rssBytes)),
+        heapUsedMb: mb(self.heapUsedBytes ?? 0),
       },
     };
     this.phases.push(ended);
@@ -118,6 +122,7 @@ export function describePhase(phase: PhaseUsage): string {
   return (
     `${phase.name.padEnd(22)} ${phase.seconds.toFixed(1).padStart(6)} s | ` +
     `server CPU ${String(phase.server.cpuPercent).padStart(3)} % RSS ${phase.server.rssMb} MB (peak ${phase.server.peakRssMb}) | ` +
-    `worker+API CPU ${String(phase.self.cpuPercent).padStart(3)} % RSS ${phase.self.rssMb} MB (peak ${phase.self.peakRssMb})`
+    `worker+API CPU ${String(phase.self.cpuPercent).padStart(3)} % RSS ${phase.self.rssMb} MB (peak ${phase.self.peakRssMb}, ` +
+    `heap used ${phase.self.heapUsedMb})`
   );
 }
