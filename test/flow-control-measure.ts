@@ -2,19 +2,52 @@
  * `node dist/test/flow-control-measure.js`: flow control's two figures on the in-process stack (a
  * dev server, one worker, one API), for the README's Performance section.
  * 1. Create → first callback with a free slot, against a task without a key (p50, p90).
- * 2. One key's throughput at parallelism 20 with 200 ms callbacks (expected 100 attempts/s):
- *    200 tasks wait on a paused key, then the resume drains them.
+ * 2. One key's throughput at parallelism 20 with 200 ms callbacks against the lower of what its
+ *    limits allow (100 attempts/s) and the engine's own limit, measured in the same run with as
+ *    many tasks and no key; issue 14's target is 90 % of that. TASKS (default 200) per run.
  */
 import { randomUUID } from 'node:crypto';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
-import { startHarness, stopOwnServer } from './support/harness.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
 
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-};
+/** A drain of a backlog of tasks, as the receiver saw it (epoch ms). */
+interface Drain {
+  tasks: number;
+  firstAt: number;
+  lastAt: number;
+  /** When the backlog was let go: the resume, or the worker's start. */
+  releasedAt: number;
+  peak: number;
+}
+
+/** Attempts per second from the first callback to the end of the last. */
+const throughput = (drain: Drain, callbackMs: number): number =>
+  drain.tasks / ((drain.lastAt + callbackMs - drain.firstAt) / 1000);
+
+/** Answers every call to `path` after `holdMs`, counting the calls in flight at once. */
+function holdEach(receiver: Receiver, path: string, holdMs: number): { peak: number } {
+  const tracker = { peak: 0 };
+  let current = 0;
+  receiver.always(path, async (_received, response) => {
+    current++;
+    tracker.peak = Math.max(tracker.peak, current);
+    await new Promise((resolve) => setTimeout(resolve, holdMs));
+    current--;
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end('{}');
+  });
+  return tracker;
+}
+
+/** Creates `count` tasks with `body`, 20 at a time. */
+async function createInWaves(harness: Harness, count: number, body: Record<string, unknown>): Promise<void> {
+  for (let i = 0; i < count; i += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, count - i) }, () => harness.createTask(body)));
+  }
+}
 
 async function main(): Promise<void> {
   const samples = Number(process.env.SAMPLES ?? 40);
@@ -43,26 +76,25 @@ async function main(): Promise<void> {
         `free slot p50 ${key50} ms p90 ${percentile(latency.key, 90)} ms; overhead p50 ${key50 - none50} ms\n`,
     );
 
+    const callbackMs = 200;
+    const drained = (path: string): Drain => {
+      const calls = receiver.to(path).map((call) => call.receivedAt);
+      return { tasks: calls.length, firstAt: Math.min(...calls), lastAt: Math.max(...calls), releasedAt: 0, peak: 0 };
+    };
+    const report = (what: string, drain: Drain): string =>
+      `${what}: ${drain.tasks} tasks, first → last callback ${((drain.lastAt - drain.firstAt) / 1000).toFixed(2)} s, ` +
+      `${throughput(drain, callbackMs).toFixed(1)} attempts/s, release → first callback ${drain.firstAt - drain.releasedAt} ms ` +
+      `(release → last answer: ${(drain.tasks / ((drain.lastAt + callbackMs - drain.releasedAt) / 1000)).toFixed(1)}/s), ` +
+      `peak in flight ${drain.peak}\n`;
+
     const busyKey = `throughput-${randomUUID().slice(0, 8)}`;
-    let current = 0;
-    let peak = 0;
-    receiver.always('/throughput', async (_received, response) => {
-      current++;
-      peak = Math.max(peak, current);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      current--;
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end('{}');
-    });
+    const keyPeak = holdEach(receiver, '/throughput', callbackMs);
     await harness.api('PUT', `/v1/flow-control/${busyKey}`, { parallelism: 20 });
     await harness.api('POST', `/v1/flow-control/${busyKey}/pause`);
-    for (let i = 0; i < tasks; i += 20) {
-      await Promise.all(
-        Array.from({ length: Math.min(20, tasks - i) }, () =>
-          harness.createTask({ callbackUrl: receiver.url('/throughput'), flowControl: { key: busyKey, parallelism: 20 } }),
-        ),
-      );
-    }
+    await createInWaves(harness, tasks, {
+      callbackUrl: receiver.url('/throughput'),
+      flowControl: { key: busyKey, parallelism: 20 },
+    });
     await eventually(
       async () => {
         const view = (await harness.api('GET', `/v1/flow-control/${busyKey}`)).body;
@@ -73,11 +105,51 @@ async function main(): Promise<void> {
     const resumedAt = Date.now();
     await harness.api('POST', `/v1/flow-control/${busyKey}/resume`);
     await receiver.waitFor('/throughput', tasks, 300_000);
-    const lastStart = Math.max(...receiver.to('/throughput').map((call) => call.receivedAt));
-    const seconds = (lastStart + 200 - resumedAt) / 1000;
+    const keyDrain: Drain = { ...drained('/throughput'), releasedAt: resumedAt, peak: keyPeak.peak };
+    process.stdout.write(report('one key, parallelism 20, 200 ms callbacks', keyDrain));
+    // The key's last releases and task completions must not overlap the engine's run.
+    await eventually(
+      async () => {
+        const view = (await harness.api('GET', `/v1/flow-control/${busyKey}`)).body;
+        return view.inFlight === 0 ? true : undefined;
+      },
+      { timeoutMs: 60_000, what: 'the key to be idle' },
+    );
+
+    // The engine's own limit for the same work: as many tasks, the same callbacks, no key. To be
+    // fair, both runs drain a backlog that was fully created before it is released: the key's
+    // tasks wait on the paused key, these on a task queue no worker polls (the worker is stopped
+    // while they are created, then started). So neither is capped by how fast this script creates
+    // tasks, and both are created the same way (createInWaves). Both are timed the same way too,
+    // from the first callback to the end of the last: the steady drain rate, without the one-off
+    // latency of the release, which differs in kind (a resume signal, a worker starting). A perfect
+    // limiter at parallelism 20 scores exactly 100/s by that definition (waves of 20 every 200 ms).
+    const enginePeak = holdEach(receiver, '/engine', callbackMs);
+    await harness.stopWorker();
+    await createInWaves(harness, tasks, { callbackUrl: receiver.url('/engine') });
+    const workerStartedAt = Date.now();
+    await harness.startWorker();
+    await receiver.waitFor('/engine', tasks, 300_000);
+    const engineDrain: Drain = { ...drained('/engine'), releasedAt: workerStartedAt, peak: enginePeak.peak };
+    process.stdout.write(report('no key (the engine), 200 ms callbacks', engineDrain));
+    // The last tasks end after their last answer; terminating them mid-completion only adds noise.
+    await eventually(
+      async () => {
+        const query = `TaskQueue = '${harness.config.taskQueue}' AND WorkflowType = 'taskWorkflow' AND ExecutionStatus = 'Running'`;
+        return (await harness.client.workflow.count(query)).count === 0 ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: 'every task to end' },
+    );
+
+    const keyRate = throughput(keyDrain, callbackMs);
+    const engineRate = throughput(engineDrain, callbackMs);
+    const limitsAllow = 20 / (callbackMs / 1000);
+    const limit = Math.min(limitsAllow, engineRate);
+    const ratio = keyRate / limit;
     process.stdout.write(
-      `one key, parallelism 20, 200 ms callbacks, ${tasks} tasks: ${seconds.toFixed(2)} s from resume to the last answer, ` +
-        `${(tasks / seconds).toFixed(1)} attempts/s (expected 100/s), peak in flight ${peak}\n`,
+      `one key's throughput ${keyRate.toFixed(1)}/s against min(limits ${limitsAllow}/s, engine ${engineRate.toFixed(1)}/s) = ` +
+        `${limit.toFixed(1)}/s: ${(ratio * 100).toFixed(0)} % (target ≥ 90 %)\n` +
+        `${ratio >= 0.9 ? 'PASS' : 'NOT MET'}: throughput of one key within 90 % of the lower of its limits and the engine's\n`,
     );
   } finally {
     await terminateRunning(harness);
