@@ -108,13 +108,15 @@ async function reportCallStart(taskId: string, slot: { key: string; request: num
  * A flow-controlled attempt gives its slot back from the worker as soon as its call is over. Best
  * effort: the task's workflow releases the slot in any case, this only comes a workflow task sooner.
  */
-export async function releaseFlowSlot(taskId: string, slot: { key: string; request: number }): Promise<void> {
+export async function releaseFlowSlot(taskId: string, slot: { key: string; request: number }): Promise<boolean> {
   try {
     await Context.current()
       .client.workflow.getHandle(limiterWorkflowId(slot.key))
       .signal(releaseSlotSignal, { taskId, request: slot.request });
+    return true;
   } catch (err) {
     log.warn('flow control: early release failed; the workflow releases the slot', { taskId, error: String(err) });
+    return false;
   }
 }
 
@@ -132,11 +134,16 @@ export function withEarlyRelease(
     let outcome: CallbackOutcome | undefined;
     try {
       outcome = await callCallback(request);
-      return outcome;
     } finally {
       // The report first: a release that overtook it would stamp the start later than it was.
       await reported;
-      if (outcome?.kind !== 'accepted') await releaseFlowSlot(request.taskId, slot);
+      if (outcome?.kind !== 'accepted') {
+        const released = await releaseFlowSlot(request.taskId, slot);
+        // A success says so, sparing the workflow its own release (a signal through the server,
+        // events in both histories, and a workflow task of the limiter's, on every attempt).
+        if (released && outcome !== undefined) outcome = { ...outcome, slotReleased: true };
+      }
     }
+    return outcome;
   };
 }

@@ -77,13 +77,20 @@ describe('parallelism', () => {
     try {
       await waitForPollers(harness, 2);
       const key = newKey('reports');
-      const counter = concurrencyCounter(400);
+      // Calls are held until the key has been seen saturated: on a slow machine the creates can
+      // come no faster than the key drains, and a saturated moment could pass between two reads.
+      let openGate = (): void => undefined;
+      const gate = new Promise<void>((resolve) => {
+        openGate = resolve;
+      });
+      const counter = concurrencyCounter(400, gate);
       receiver.always('/parallel', counter.responder);
       const ids: string[] = [];
       for (let i = 0; i < 12; i++) {
         ids.push(await harness.createTask({ callbackUrl: receiver.url('/parallel'), flowControl: { key, parallelism: 3 } }));
       }
       const busy = await waitForKey(harness, key, (view) => view.inFlight === 3 && view.waiting > 0, 'saturated');
+      openGate();
       assert.equal(busy.parallelism, 3);
       assert.equal(busy.rate, null);
       assert.equal(busy.paused, false);

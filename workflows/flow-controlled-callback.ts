@@ -108,10 +108,13 @@ export async function runFlowControlledCallback(
   for (;;) {
     const attempt = attemptsMade + 1;
     let waitMs: number;
+    let releasedByWorker = false;
     try {
       await acquire(attempt);
       const slot = { key: flow.key, request: attempt, ...(reportsStart.has(attempt) ? { reportStart: true } : {}) };
-      return await runAttempt(input, state, setStatus, phase, attemptsMade, slot);
+      const outcome = await runAttempt(input, state, setStatus, phase, attemptsMade, slot);
+      releasedByWorker = outcome.slotReleased;
+      return { attempt: outcome.attempt, result: outcome.result };
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       attemptsMade = Math.max(attempt, attemptFromFailure(err) ?? 0);
@@ -119,7 +122,8 @@ export async function runFlowControlledCallback(
       waitMs = retryAfterMs(err) ?? backoffMs(policy, attemptsMade);
       state.lastError = { message: (err.cause ?? err).message };
     } finally {
-      await release(attempt);
+      // Decided by the activity's recorded result, so histories from before it replay the same.
+      if (!releasedByWorker) await release(attempt);
     }
     state.attempts = attemptsMade;
     state.nextAttemptAt = new Date(Date.now() + waitMs).toISOString();
@@ -136,7 +140,7 @@ async function runAttempt(
   phase: { callInFlight: boolean },
   attemptsMade: number,
   flowSlot: NonNullable<CallbackRequest['flowSlot']>,
-): Promise<{ attempt: number; result: TaskState['result'] }> {
+): Promise<{ attempt: number; result: TaskState['result']; slotReleased: boolean }> {
   const { callCallback } = proxyActivities<Activities>({
     startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
     heartbeatTimeout: input.policy.heartbeatTimeoutMs,
@@ -152,11 +156,11 @@ async function runAttempt(
   }).finally(() => {
     phase.callInFlight = false;
   });
-  if (outcome.kind !== 'accepted') return outcome;
+  if (outcome.kind !== 'accepted') return { ...outcome, slotReleased: outcome.slotReleased === true };
 
   // The attempt stays in flight, and keeps its slot, until the callee completes or fails it.
   state.attempts = outcome.attempt;
   setStatus('running');
   const completion = await awaitAcceptedCompletion(input, outcome);
-  return { attempt: outcome.attempt, result: completion.result };
+  return { attempt: outcome.attempt, result: completion.result, slotReleased: false };
 }

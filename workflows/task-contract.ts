@@ -248,6 +248,11 @@ export interface CallbackSucceeded {
   result: JsonValue;
   /** The attempt's record (attempt-record.ts). Absent in older histories. */
   record?: AttemptRecord;
+  /**
+   * A flow-controlled attempt's worker gave its slot back, and the limiter took it: the workflow
+   * need not send its own release. Absent: it sends it (and in histories before this existed).
+   */
+  slotReleased?: true;
 }
 
 /**

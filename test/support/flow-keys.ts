@@ -4,8 +4,8 @@ import { eventually } from './eventually.js';
 import type { Harness } from './harness.js';
 import type { Responder } from './receiver.js';
 
-/** Answers after `ms`, counting how many calls it holds at once. */
-export function concurrencyCounter(ms: number): { responder: Responder; peak: () => number } {
+/** Answers after `ms` (and after `gate`, when given), counting how many calls it holds at once. */
+export function concurrencyCounter(ms: number, gate?: Promise<void>): { responder: Responder; peak: () => number } {
   let current = 0;
   let peak = 0;
   return {
@@ -13,6 +13,7 @@ export function concurrencyCounter(ms: number): { responder: Responder; peak: ()
     responder: async (_received, response) => {
       current++;
       peak = Math.max(peak, current);
+      await gate;
       await new Promise((resolve) => setTimeout(resolve, ms));
       current--;
       response.writeHead(200, { 'content-type': 'application/json' });
