@@ -23,7 +23,7 @@ import {
 } from '../../../workflows/flow-control-contract.js';
 import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
-import { FlowKeyNotFoundError, TemporalFailedError } from '../../shared/errors.js';
+import { FlowKeyNotFoundError, TemporalThrottledError, TemporalUnavailableError } from '../../shared/errors.js';
 import { translateTemporalError } from '../temporal/translate-errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { decodePayload } from '../tasks/list-query.js';
@@ -93,11 +93,12 @@ export class FlowControlService {
         );
       } catch (err) {
         if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return undefined;
-        // The server took the call and refused the update (one arriving as the limiter continues
-        // as new is aborted): the task can ask for itself. Unreachable or throttling: the 503 or
-        // 429 comes now, before a task started.
-        if (translateTemporalError(err) instanceof TemporalFailedError) return undefined;
-        throw err;
+        // Unreachable or throttling: the 503 or 429 comes now, before a task started. Any other
+        // refusal (an update arriving as the limiter continues as new is aborted; a namespace
+        // with Update-with-Start turned off) leaves the first slot to the task, which asks.
+        const translated = translateTemporalError(err);
+        if (translated instanceof TemporalUnavailableError || translated instanceof TemporalThrottledError) throw err;
+        return undefined;
       }
     });
   }
