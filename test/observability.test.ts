@@ -90,6 +90,16 @@ describe('logs', () => {
     for (const line of about) assert.equal(line.taskId, id, JSON.stringify(line));
   });
 
+  it('name the task once per line, also on a cancel (the route and the request both knew the id)', async () => {
+    const id = await harness.createTask({ callbackUrl: receiver.url('/logged-cancel'), delay: 60 }, auth);
+    const cancel = await harness.api('POST', `/v1/tasks/${id}/cancel`, undefined, auth);
+    assert.equal(cancel.status, 202, JSON.stringify(cancel.body));
+    const raw = lines.filter((line) => line.includes(id));
+    assert.ok(raw.some((line) => line.includes('task cancel requested')));
+    // JSON.parse keeps the last of two equal keys: count them in the raw line.
+    for (const line of raw) assert.equal(line.split('"taskId":').length - 1, 1, line);
+  });
+
   it('carry the task id on worker lines, derived from the workflow id', () => {
     assert.deepEqual(logRecord({ meta: { workflowId: 'task-abc', attempt: 2 } }), {
       workflowId: 'task-abc',

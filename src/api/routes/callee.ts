@@ -86,7 +86,7 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { id } = request.params;
       const result = checkDepth('result', request.body.result) as JsonValue;
       const view = await app.tasks.completeAttempt(id, { result });
-      request.log.info({ taskId: id }, 'callback completed asynchronously');
+      request.log.info('callback completed asynchronously');
       return reply.code(202).send(view);
     },
   );
@@ -113,7 +113,7 @@ export const calleeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         error: request.body.error,
         retryable: request.body.retryable ?? true,
       });
-      request.log.info({ taskId: id }, 'callback failed asynchronously');
+      request.log.info('callback failed asynchronously');
       return reply.code(202).send(view);
     },
   );

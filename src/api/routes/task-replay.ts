@@ -45,7 +45,7 @@ export const taskReplayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       );
       void reply.header('location', `/v1/tasks/${task.id}`);
       if (!created) return reply.code(200).send(task);
-      request.log.info({ taskId: task.id, replayOf: request.params.id }, 'task replayed');
+      request.log.info({ replayTaskId: task.id }, 'task replayed');
       return reply.code(202).send({ id: task.id, status: task.status, createdAt: task.createdAt, replayOf: request.params.id });
     },
   );

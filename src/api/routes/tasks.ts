@@ -165,7 +165,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     async (request, reply) => {
       const reason = request.body?.reason;
       const view = await app.tasks.cancel(request.params.id, reason);
-      request.log.info({ taskId: view.id }, 'task cancel requested');
+      request.log.info('task cancel requested');
       return reply.code(202).send(view);
     },
   );
