@@ -17,7 +17,6 @@ import {
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import proto, { type temporal } from '@temporalio/proto';
 import {
   bulkCancelReason,
   type OperationError,
@@ -25,22 +24,18 @@ import {
   type OperationPageResult,
 } from '../workflows/bulk-operation-contract.js';
 import {
-  CALLBACK_ACTIVITY,
   TASK_MEMO_KEY,
   TASK_WORKFLOW_TYPE,
   WORKFLOW_ID_PREFIX,
-  callbackAttemptsBefore,
   cancelTaskSignal,
   isTerminal,
   workflowIdForTask,
   type TaskMemo,
-  type TaskStatus,
 } from '../workflows/task-contract.js';
 import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { initialMemo, replayInput, taskSearchAttributes, taskSummary } from '../workflows/task-start.js';
 import { TaskInputMissingError, readTaskInput } from './task-history.js';
-
-const { PendingActivityState } = proto.temporal.api.enums.v1;
+import { withPendingActivities } from './task-phase.js';
 /** Tasks of a page handled at once: enough to keep the server busy, few enough not to swamp it. */
 const TASKS_IN_PARALLEL = 16;
 const GRPC_INVALID_ARGUMENT = 3;
@@ -126,7 +121,8 @@ async function cancelTask(
   const reason = bulkCancelReason(request.operationId);
   const ours = memo.status === 'cancelled' && memo.error?.message === reason;
   if (description.status.name !== 'RUNNING' || isTerminal(memo.status)) return { kind: ours ? 'succeeded' : 'skipped' };
-  const { status, attempts } = callbackPhase(memo, description.raw.pendingActivities ?? []);
+  // Judged as the API's views judge it: `pending`, `running` and `retrying` share one indexed value.
+  const { status, attempts } = withPendingActivities(memo, description.raw.pendingActivities ?? []);
   if (request.status !== undefined && status !== request.status) return { kind: 'unmatched' };
   try {
     await client.workflow.getHandle(workflowIdForTask(taskId)).signal(cancelTaskSignal, { reason, attemptsStarted: attempts });
@@ -135,25 +131,6 @@ async function cancelTask(
     throw err;
   }
   return { kind: 'succeeded' };
-}
-
-/**
- * The status and callback attempts of a running task as the API reads them (src/api/tasks/
- * task-views.ts, withPendingActivities), which activities cannot import: `pending`, `running`
- * and `retrying` share one indexed value, and only the pending callback tells them apart.
- */
-function callbackPhase(
-  memo: TaskMemo,
-  pending: readonly temporal.api.workflow.v1.IPendingActivityInfo[],
-): { status: TaskStatus; attempts: number } {
-  const callback = pending.find((activity) => activity.activityType?.name === CALLBACK_ACTIVITY);
-  if (callback === undefined) return { status: memo.status, attempts: memo.attempts };
-  const attempt = callback.attempt ?? 1;
-  const started =
-    callback.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED ||
-    callback.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
-  const attempts = Math.max(memo.attempts, callbackAttemptsBefore(callback.activityId) + (started ? attempt : attempt - 1));
-  return { status: started ? 'running' : attempt > 1 ? 'retrying' : 'pending', attempts };
 }
 
 async function replayTask(

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { withPendingActivities } from '../src/api/tasks/task-views.js';
+import { withPendingActivities } from '../activities/task-phase.js';
 import { callbackActivityIdAfter, type TaskState } from '../workflows/task-contract.js';
 
 const STARTED = 2;

@@ -26,7 +26,7 @@ import {
   type AttemptFailureDetails,
 } from '../../../workflows/task-contract.js';
 import { decodePayload } from './list-query.js';
-import { timestampToIso } from './task-views.js';
+import { timestampToIso } from '../../../activities/task-phase.js';
 
 const { PendingActivityState, TimeoutType } = proto.temporal.api.enums.v1;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

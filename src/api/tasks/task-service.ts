@@ -44,7 +44,8 @@ import { closedTaskState } from './closed-task.js';
 import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
 import { withRunIdentity } from '../schedules/scheduled-runs.js';
-import { closedView, timestampToIso, withDefaults, withPendingActivities, type TaskView } from './task-views.js';
+import { closedView, withDefaults, type TaskView } from './task-views.js';
+import { timestampToIso, withPendingActivities } from '../../../activities/task-phase.js';
 
 export type { TaskView } from './task-views.js';
 export type { NewTask, PreparedTask } from './prepared-task.js';

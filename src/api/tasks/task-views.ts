@@ -3,23 +3,15 @@
  * activities while it runs, and its execution status once it has closed. GET and the list use the
  * same functions, so a task reads the same in both however its workflow ended.
  */
-import proto, { type temporal } from '@temporalio/proto';
 import {
-  AWAIT_COMPLETION_ACTIVITY,
-  CALLBACK_ACTIVITY,
   CANCELLING_INDEXED_STATUS,
   DEFAULT_CALLBACK_METHOD,
-  callbackAttemptsBefore,
-  WEBHOOK_ACTIVITY,
   isTerminal,
   type CallbackMethod,
   type TaskMemo,
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
-
-const { PendingActivityState } = proto.temporal.api.enums.v1;
-type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
 /**
  * What the API shows: the workflow's state, with `status`, `attempts`, `nextAttemptAt` and
@@ -67,41 +59,6 @@ export function closedView(
 }
 
 /**
- * Refines the workflow's own view with what only the server knows while an activity is pending:
- * whether the callback attempt has started (running) or waits for its retry (retrying), and how
- * many webhook attempts were made.
- */
-export function withPendingActivities(view: TaskState, pending: readonly PendingActivity[]): TaskState {
-  const refined: TaskState = { ...view };
-  for (const activity of pending) {
-    const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
-    const attempt = activity.attempt ?? 1;
-    const attemptsStarted = started ? attempt : attempt - 1;
-    const name = activity.activityType?.name;
-    if (name === CALLBACK_ACTIVITY && !isTerminal(view.status)) {
-      // Attempts made before this activity was scheduled (attempts that awaited completion), as
-      // its id says, plus the server's count of its own; the view may already be newer.
-      refined.attempts = Math.max(view.attempts, callbackAttemptsBefore(activity.activityId) + attemptsStarted);
-      if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
-        refined.status = 'running';
-      } else if (attempt > 1) {
-        refined.status = 'retrying';
-        const next = timestampToIso(activity.nextAttemptScheduleTime) ?? timestampToIso(activity.scheduledTime);
-        if (next !== undefined) refined.nextAttemptAt = next;
-      } else {
-        refined.status = 'pending';
-      }
-      if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
-    } else if (name === AWAIT_COMPLETION_ACTIVITY && !isTerminal(view.status)) {
-      refined.status = 'running';
-    } else if (name === WEBHOOK_ACTIVITY && view.webhook !== undefined) {
-      refined.webhook = { ...view.webhook, attempts: Math.max(view.webhook.attempts, attemptsStarted) };
-    }
-  }
-  return refined;
-}
-
-/**
  * Fields every view has even when the task's workflow never stored them (tasks from before they
  * existed), with the value the task behaves by, and `endedAt`: the workflow stamps `updatedAt` at
  * each status change and never after the final one (the webhook's delivery has its own
@@ -116,10 +73,4 @@ export function withDefaults(view: TaskState): TaskView {
     labels: view.labels ?? [],
     ...(isTerminal(view.status) ? { endedAt: view.updatedAt } : {}),
   };
-}
-
-export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {
-  if (!timestamp) return undefined;
-  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
-  return new Date(millis).toISOString();
 }

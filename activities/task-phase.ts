@@ -1,0 +1,57 @@
+/**
+ * A running task's phase as the server's pending-activity state tells it: whether the callback
+ * attempt has started (running) or waits for its retry (retrying), how many attempts were made,
+ * how many webhook attempts. The memo and the indexed status cannot say it (`pending`, `running`
+ * and `retrying` share one indexed value). Read by the API for every view of a running task and
+ * by the bulk operation's status filter, so both judge a task alike.
+ */
+import proto, { type temporal } from '@temporalio/proto';
+import {
+  AWAIT_COMPLETION_ACTIVITY,
+  CALLBACK_ACTIVITY,
+  WEBHOOK_ACTIVITY,
+  callbackAttemptsBefore,
+  isTerminal,
+  type TaskState,
+} from '../workflows/task-contract.js';
+
+const { PendingActivityState } = proto.temporal.api.enums.v1;
+export type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
+/** Refines the workflow's own view with what only the server knows while an activity is pending. */
+export function withPendingActivities(view: TaskState, pending: readonly PendingActivity[]): TaskState {
+  const refined: TaskState = { ...view };
+  for (const activity of pending) {
+    const started = activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+    const attempt = activity.attempt ?? 1;
+    const attemptsStarted = started ? attempt : attempt - 1;
+    const name = activity.activityType?.name;
+    if (name === CALLBACK_ACTIVITY && !isTerminal(view.status)) {
+      // Attempts made before this activity was scheduled (attempts that awaited completion), as
+      // its id says, plus the server's count of its own; the view may already be newer.
+      refined.attempts = Math.max(view.attempts, callbackAttemptsBefore(activity.activityId) + attemptsStarted);
+      if (started || activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED) {
+        refined.status = 'running';
+      } else if (attempt > 1) {
+        refined.status = 'retrying';
+        const next = timestampToIso(activity.nextAttemptScheduleTime) ?? timestampToIso(activity.scheduledTime);
+        if (next !== undefined) refined.nextAttemptAt = next;
+      } else {
+        refined.status = 'pending';
+      }
+      if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
+    } else if (name === AWAIT_COMPLETION_ACTIVITY && !isTerminal(view.status)) {
+      refined.status = 'running';
+    } else if (name === WEBHOOK_ACTIVITY && view.webhook !== undefined) {
+      refined.webhook = { ...view.webhook, attempts: Math.max(view.webhook.attempts, attemptsStarted) };
+    }
+  }
+  return refined;
+}
+
+/** A protobuf timestamp of the server's as ISO 8601. */
+export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {
+  if (!timestamp) return undefined;
+  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return new Date(millis).toISOString();
+}
