@@ -5,8 +5,7 @@
  */
 import { Type } from 'typebox';
 import { LABEL_PATTERN, MAX_LABELS } from '../../workflows/task-contract.js';
-
-const says = (errorMessage: string) => ({ errorMessage });
+import { says } from './url-schema.js';
 
 /** The callback's HTTP method (CONTRACT v2, "More create fields"); the webhook is always POST. */
 export const CallbackMethodSchema = Type.Enum(['POST', 'PUT', 'PATCH', 'GET', 'DELETE'], {
