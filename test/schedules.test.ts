@@ -140,6 +140,38 @@ describe('schedules', () => {
     assert.equal((await harness.waitForEnd(lastTask)).scheduleId, id, 'a started task goes on');
   });
 
+  it("starts each run with a task's memo and search attributes: found by flow-control key, label and status while it waits", async () => {
+    const key = uniqueId('scheduled-key');
+    assert.equal((await harness.api('PUT', `/v1/flow-control/${key}`, { parallelism: 1 })).status, 200);
+    assert.equal((await harness.api('POST', `/v1/flow-control/${key}/pause`)).status, 200);
+    const id = uniqueId('keyed');
+    await createSchedule({
+      id,
+      every: 3600,
+      task: { callbackUrl: receiver.url('/keyed-run'), labels: ['nightly'], flowControl: { key, parallelism: 1 } },
+    });
+    assert.equal((await harness.api('POST', `/v1/schedules/${id}/trigger`)).status, 202);
+    const taskId = await eventually(async () => {
+      const ids = (await harness.api('GET', `/v1/schedules/${id}`)).body.recentTaskIds as string[];
+      return ids[0];
+    });
+    const waiting = await harness.task(taskId);
+    assert.equal(waiting.status, 'pending');
+    // The list's filters find the run as they find a task created through POST /v1/tasks, and so
+    // does a bulk filter's flowControlKey (the FlowControlKey search attribute).
+    await eventually(
+      async () => {
+        const listed = await harness.api('GET', `/v1/tasks?status=pending&label=nightly&scheduleId=${id}`);
+        assert.equal(listed.status, 200, JSON.stringify(listed.body));
+        return (listed.body.tasks as Array<{ id: string }>).some((task) => task.id === taskId) ? true : undefined;
+      },
+      { what: 'the waiting run in the filtered list' },
+    );
+    const byKey = await harness.client.workflow.count(`FlowControlKey = '${key}' AND WorkflowId = 'task-${taskId}'`);
+    assert.equal(byKey.count, 1, 'the run carries its flow-control key');
+    assert.equal(receiver.to('/keyed-run').length, 0, 'the paused key held the run');
+  });
+
   it('overlap skip skips runs while the previous task runs; allow lets them overlap', async () => {
     receiver.always('/slow-skip', holding);
     receiver.always('/slow-allow', holding);

@@ -16,21 +16,20 @@ import {
 import {
   SCHEDULE_ID_PREFIX,
   TASK_MEMO_KEY,
-  TASK_STATUS_SEARCH_ATTRIBUTE,
-  TASK_LABELS_SEARCH_ATTRIBUTE,
   DEFAULT_CALLBACK_METHOD,
   TASK_WORKFLOW_TYPE,
   WORKFLOW_ID_PREFIX,
   workflowIdForTask,
   type ScheduledTaskInput,
-  type TaskMemo,
+  type TaskInput,
   type TaskPolicy,
 } from '../../../workflows/task-contract.js';
 import type { ScheduleView } from '../schedule-schemas.js';
 import type { NewTask } from '../tasks/task-service.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import type { FlowControlService } from '../flow-control/flow-control-service.js';
-import { DEFAULT_PRIORITY, type TaskFlowControl } from '../../../workflows/flow-control-contract.js';
+import type { TaskFlowControl } from '../../../workflows/flow-control-contract.js';
+import { initialMemo, taskSearchAttributes, taskSummary } from '../../../workflows/task-start.js';
 import { ScheduleExistsError, ScheduleNotFoundError } from './schedule-errors.js';
 
 /** The schedule's own memo: what the view shows that Temporal's spec does not keep as given. */
@@ -86,26 +85,10 @@ export class ScheduleService {
       ...(task.flowControl !== undefined ? { flowControl: task.flowControl } : {}),
       ...(task.priority !== undefined ? { priority: task.priority } : {}),
     };
-    // Every run starts with this memo; the API fills in the run's id and time until the run
-    // publishes its own (scheduled-runs.ts).
-    const memo: TaskMemo = {
-      id: '',
-      status: 'pending',
-      callbackUrl: task.callbackUrl,
-      method: task.method,
-      webhookUrl: task.webhookUrl,
-      retries: task.retries,
-      timeout: task.timeout,
-      delay: 0,
-      createdAt: '',
-      updatedAt: '',
-      attempts: 0,
-      scheduleId: id,
-      ...(task.labels.length > 0 ? { labels: task.labels } : {}),
-      priority: task.priority ?? DEFAULT_PRIORITY,
-      ...(task.flowControl !== undefined ? { flowControl: { key: task.flowControl.key, waiting: false } } : {}),
-      ...(task.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
-    };
+    // Every run starts with the memo and search attributes any task starts with (task-start.ts),
+    // made from the input without an id or a creation time: the API fills those in until the run
+    // publishes its own memo (scheduled-runs.ts).
+    const asTask: TaskInput = { ...input, id: '', createdAt: '' };
     const own: ScheduleMemo = {
       ...(schedule.cron !== undefined ? { cron: schedule.cron } : { every: schedule.every! }),
       timezone: schedule.timezone,
@@ -126,12 +109,9 @@ export class ScheduleService {
               workflowId: workflowIdForTask(temporalId),
               taskQueue: this.options.taskQueue,
               args: [input],
-              memo: { [TASK_MEMO_KEY]: memo },
-              typedSearchAttributes: [
-                { key: TASK_STATUS_SEARCH_ATTRIBUTE, value: 'pending' },
-                ...(task.labels.length > 0 ? [{ key: TASK_LABELS_SEARCH_ATTRIBUTE, value: task.labels }] : []),
-              ],
-              staticSummary: `${task.method} ${new URL(task.callbackUrl).host} (schedule ${id})`,
+              memo: { [TASK_MEMO_KEY]: initialMemo(asTask) },
+              typedSearchAttributes: taskSearchAttributes(asTask),
+              staticSummary: `${taskSummary(asTask)} (schedule ${id})`,
             },
             policies: { overlap: schedule.overlap === 'allow' ? 'ALLOW_ALL' : 'SKIP', catchupWindow: CATCHUP_WINDOW_MS },
             state: {
