@@ -104,4 +104,22 @@ describe('the first slot', () => {
     assert.equal(receiver.to('/lost-answer').length, 1);
     await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
   });
+
+  it('a repeated create (same Idempotency-Key) leaves limits set since alone; a new one sets its own', async () => {
+    const key = newKey('repeated');
+    receiver.always('/repeated', concurrencyCounter(0).responder);
+    const body = { callbackUrl: receiver.url('/repeated'), flowControl: { key, parallelism: 1 } };
+    const idempotencyKey = randomUUID();
+    const id = await harness.createTask(body, { 'idempotency-key': idempotencyKey });
+    assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    assert.equal((await harness.api('PUT', `/v1/flow-control/${key}`, { parallelism: 4 })).status, 200);
+    const repeated = await harness.api('POST', '/v1/tasks', body, { 'idempotency-key': idempotencyKey });
+    assert.equal(repeated.status, 200, JSON.stringify(repeated.body));
+    assert.equal(repeated.body.id, id);
+    assert.equal((await waitForKey(harness, key, () => true, 'read')).parallelism, 4, 'the PUT stands');
+    // A new create with its own key sets the key's limits, the newest winning.
+    const fresh = await harness.createTask(body, { 'idempotency-key': randomUUID() });
+    assert.equal((await harness.waitForEnd(fresh)).status, 'succeeded');
+    assert.equal((await waitForKey(harness, key, () => true, 'read')).parallelism, 1);
+  });
 });

@@ -12,8 +12,8 @@ import type { FlowControlService } from './flow-control-service.js';
 export interface FirstSlotOutcome {
   /** The input to start the task with: the grant in `flowControl.firstSlot` when there is one. */
   input: TaskInput;
-  /** The limiter took the ask, and with it the create's limits; otherwise they are still to be set. */
-  answered: boolean;
+  /** The limiter took the create's limits with the ask; otherwise they are still to be set. */
+  limitsSet: boolean;
 }
 
 /**
@@ -23,18 +23,21 @@ export interface FirstSlotOutcome {
  */
 export async function withFirstSlot(flowControl: FlowControlService, prepared: PreparedTask): Promise<FirstSlotOutcome> {
   const flow = prepared.input.flowControl;
-  if (flow === undefined) return { input: prepared.input, answered: false };
+  if (flow === undefined) return { input: prepared.input, limitsSet: false };
   // An input carries no grant it was not given now (a replay copies its original's input).
   const input: TaskInput = { ...prepared.input, flowControl: { key: flow.key, limits: flow.limits } };
-  if (input.delaySeconds > 0) return { input, answered: false };
+  if (input.delaySeconds > 0) return { input, limitsSet: false };
+  // A create with an Idempotency-Key may repeat one that started its task long ago: its limits
+  // must not undo a PUT since, so they are set only once the task turns out new (after start).
+  const withLimits = prepared.setsFlowLimits && prepared.idempotency === undefined;
   const acquire = { taskId: input.id, request: 1, priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt };
   const answer = await flowControl.tryFirstSlot(
     flow.key,
-    { acquire, ...(prepared.setsFlowLimits ? { limits: flow.limits } : {}) },
+    { acquire, ...(withLimits ? { limits: flow.limits } : {}) },
     flow.limits,
   );
-  if (answer === undefined) return { input, answered: false };
-  if (!answer.granted) return { input, answered: true };
+  const limitsSet = answer !== undefined && (withLimits || !prepared.setsFlowLimits);
+  if (answer?.granted !== true) return { input, limitsSet };
   const firstSlot = { request: 1, ...(answer.reportStart ? { reportStart: true } : {}) };
-  return { input: { ...input, flowControl: { ...input.flowControl!, firstSlot } }, answered: true };
+  return { input: { ...input, flowControl: { ...input.flowControl!, firstSlot } }, limitsSet };
 }

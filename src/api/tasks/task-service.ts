@@ -138,7 +138,7 @@ export class TaskService {
   async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
     const { request, idempotency, id, hash, memo } = prepared;
     // A due flow-controlled task asks for its first slot before it starts (first-slot.ts).
-    const { input, answered } = await withFirstSlot(this.flowControl, prepared);
+    const { input, limitsSet } = await withFirstSlot(this.flowControl, prepared);
     try {
       await this.calls.rpc(
         () =>
@@ -163,7 +163,7 @@ export class TaskService {
     }
     // A create's limits become the key's (the newest wins), unless they went with the ask.
     const flow = input.flowControl;
-    if (flow !== undefined && !answered) {
+    if (flow !== undefined && !limitsSet) {
       await this.flowControl.configure(flow.key, prepared.setsFlowLimits ? { limits: flow.limits } : {}, flow.limits);
     }
     return { task: withDefaults(memo), created: true };
