@@ -35,7 +35,7 @@ export const flowControlActivities = {
             .signal(slotGrantedSignal, { request: grant.request, ...(grant.reportStart === true ? { reportStart: true } : {}) });
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) gone.push(grant);
-          else throw err; // retried by the local activity's policy
+          else throw err; // retried by the activity's policy
         }
       }),
     );
@@ -105,8 +105,9 @@ async function reportCallStart(taskId: string, slot: { key: string; request: num
 }
 
 /**
- * A flow-controlled attempt gives its slot back from the worker as soon as its call is over. Best
- * effort: the task's workflow releases the slot in any case, this only comes a workflow task sooner.
+ * A flow-controlled attempt gives its slot back from the worker as soon as its call is over, a
+ * workflow task sooner than the task's workflow could. Best effort: false when it failed, and the
+ * workflow then releases the slot itself (as it does after any attempt that failed).
  */
 export async function releaseFlowSlot(taskId: string, slot: { key: string; request: number }): Promise<boolean> {
   try {
