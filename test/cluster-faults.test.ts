@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../tools/cluster/cluster.js';
 import type { TemporalService } from '../tools/cluster/ports.js';
 import { visibilityCaughtUp } from './support/cleanup.js';
-import { onClusterOnly } from './support/engine.js';
+import { onClusterOnly, testClusterOptions } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { Receiver, type ReceivedRequest } from './support/receiver.js';
@@ -37,15 +37,7 @@ if (skip === undefined) {
   dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-cluster-faults-'));
   const startedAt = Date.now();
   try {
-    cluster = await startCluster({
-      dataDir,
-      uiPort: null,
-      frontendPort: 0,
-      postgresPort: 0,
-      // As in run-cluster-tests.ts: the dev server's visibility budget, not Temporal's default of 10/s.
-      dynamicConfig: { 'frontend.namespaceRPS.visibility': 100 },
-      log: () => undefined,
-    });
+    cluster = await startCluster(testClusterOptions(dataDir));
     process.stdout.write(`# own cluster at ${cluster.address} in ${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`);
   } catch (err) {
     skip = `no Temporal cluster can be started here: ${(err as Error).message.split('\n')[0]}`;

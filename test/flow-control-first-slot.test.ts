@@ -7,11 +7,20 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { WithStartWorkflowOperation } from '@temporalio/client';
-import { FLOW_LIMITER_WORKFLOW_TYPE, limiterStartOptions, tryAcquireSlotUpdate } from '../workflows/flow-control-contract.js';
+import {
+  FLOW_LIMITER_WORKFLOW_TYPE,
+  limiterStartOptions,
+  limiterWorkflowId,
+  slotStartedSignal,
+  tryAcquireSlotUpdate,
+  type FirstSlotAnswer,
+  type FlowLimits,
+} from '../workflows/flow-control-contract.js';
 import { workflowIdForTask, type TaskInput } from '../workflows/task-contract.js';
 import { ANONYMOUS } from '../src/api/api-keys.js';
 import { taskIdForKey } from '../src/api/tasks/idempotency.js';
 import { terminateRunning } from './support/cleanup.js';
+import { eventually } from './support/eventually.js';
 import { concurrencyCounter, waitForKey } from './support/flow-keys.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -32,6 +41,17 @@ after(async () => {
 });
 
 const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
+
+/** What the API asks a key's limiter before it starts a due task (first-slot.ts), asked directly. */
+async function askFirstSlot(key: string, taskId: string, limits: FlowLimits): Promise<FirstSlotAnswer> {
+  return harness.client.workflow.executeUpdateWithStart(tryAcquireSlotUpdate, {
+    args: [{ acquire: { taskId, request: 1, priority: 3, createdAt: new Date().toISOString() }, limits }],
+    startWorkflowOperation: new WithStartWorkflowOperation(FLOW_LIMITER_WORKFLOW_TYPE, {
+      ...limiterStartOptions({ key, limits, paused: false, holderCheckIntervalMs: 60_000 }, harness.config.taskQueue),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    }),
+  });
+}
 
 describe('the first slot', () => {
   it('travels in the input of a task created while its key has a slot free: no signal round through the limiter, no release from the workflow', async () => {
@@ -84,14 +104,7 @@ describe('the first slot', () => {
     const id = taskIdForKey(ANONYMOUS, idempotencyKey);
     // What an API whose FIRST_SLOT_WAIT_MS ran out leaves behind: the limiter granted the slot,
     // and the task starts without it in its input.
-    const limits = { parallelism: 1, rate: null, period: 1 };
-    const answer = await harness.client.workflow.executeUpdateWithStart(tryAcquireSlotUpdate, {
-      args: [{ acquire: { taskId: id, request: 1, priority: 3, createdAt: new Date().toISOString() }, limits }],
-      startWorkflowOperation: new WithStartWorkflowOperation(FLOW_LIMITER_WORKFLOW_TYPE, {
-        ...limiterStartOptions({ key, limits, paused: false, holderCheckIntervalMs: 60_000 }, harness.config.taskQueue),
-        workflowIdConflictPolicy: 'USE_EXISTING',
-      }),
-    });
+    const answer = await askFirstSlot(key, id, { parallelism: 1, rate: null, period: 1 });
     assert.deepEqual(answer, { granted: true, reportStart: false });
     await waitForKey(harness, key, (view) => view.inFlight === 1, 'held for the task');
     receiver.always('/lost-answer', concurrencyCounter(0).responder);
@@ -121,5 +134,29 @@ describe('the first slot', () => {
     const fresh = await harness.createTask(body, { 'idempotency-key': randomUUID() });
     assert.equal((await harness.waitForEnd(fresh)).status, 'succeeded');
     assert.equal((await waitForKey(harness, key, () => true, 'read')).parallelism, 1);
+  });
+
+  it("counts a rate's start from the worker's report of the call, not from the grant", async () => {
+    const key = newKey('reported');
+    const limits = { parallelism: null, rate: 1, period: 1 };
+    const limiter = harness.client.workflow.getHandle(limiterWorkflowId(key));
+    const grantedAt = Date.now();
+    assert.deepEqual(await askFirstSlot(key, 'call-a', limits), { granted: true, reportStart: true });
+    // Call A has not begun 1.5 s after its grant (its task was slow to start it): counted from the
+    // grant, the window would have let B start by now; unreported, A's start counts as now.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal((await askFirstSlot(key, 'call-b', limits)).granted, false, 'a start not reported yet still counts');
+    await limiter.signal(slotStartedSignal, { taskId: 'call-a', request: 1 });
+    const reportedAt = Date.now();
+    // B gets the slot once a period has passed since A's reported start, and not before.
+    const grantedB = await eventually(
+      async () => ((await askFirstSlot(key, 'call-b', limits)).granted ? Date.now() : undefined),
+      {
+        what: 'the window after the reported start',
+      },
+    );
+    assert.ok(grantedB - reportedAt >= 1_000, `B granted ${grantedB - reportedAt} ms after A's reported start`);
+    assert.ok(grantedB - grantedAt >= 2_500, `B granted ${grantedB - grantedAt} ms after A's grant`);
+    await limiter.terminate('test over');
   });
 });

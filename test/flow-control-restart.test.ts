@@ -18,9 +18,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
 import { DevServer, freePort } from '../src/dev/dev-server.js';
-import { startCluster, type Cluster, type ClusterOptions } from '../tools/cluster/cluster.js';
+import { startCluster, type Cluster } from '../tools/cluster/cluster.js';
 import { terminateRunning } from './support/cleanup.js';
-import { TEST_ENGINE } from './support/engine.js';
+import { TEST_ENGINE, testClusterOptions } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { Receiver } from './support/receiver.js';
@@ -63,16 +63,8 @@ async function devServerOnFile(): Promise<OwnTemporal> {
 
 async function clusterOnFolder(): Promise<OwnTemporal> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-fc-restart-cluster-'));
-  const options: ClusterOptions = {
-    dataDir,
-    uiPort: null,
-    // 0: free ports at the first start, and the same ones (kept in the folder) at the second.
-    frontendPort: 0,
-    postgresPort: 0,
-    // As in run-cluster-tests.ts: the dev server's visibility budget, not Temporal's default of 10/s.
-    dynamicConfig: { 'frontend.namespaceRPS.visibility': 100 },
-    log: () => undefined,
-  };
+  // Free ports at the first start, and the same ones (kept in the folder) at the second.
+  const options = testClusterOptions(dataDir);
   let cluster: Cluster;
   try {
     cluster = await startCluster(options);

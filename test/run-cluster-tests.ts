@@ -10,15 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startCluster, type Cluster } from '../tools/cluster/cluster.js';
+import { testClusterOptions } from './support/engine.js';
 import { runTestFiles, testFiles } from './support/test-runner.js';
-
-/**
- * The suite's lists poll visibility from up to three files at once. Temporal's default for a
- * namespace is 10 visibility requests/s per frontend; the dev server (`temporal server
- * start-dev`) allows 100, and the cluster under test does the same, so both engines throttle
- * alike. A production namespace keeps its own setting (deploy/temporal-dynamicconfig.yaml).
- */
-const TEST_DYNAMIC_CONFIG = { 'frontend.namespaceRPS.visibility': 100 };
 
 function engine(cluster: Cluster): string {
   return (
@@ -33,17 +26,12 @@ async function main(): Promise<number> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-cluster-'));
   process.stdout.write(`Starting a Temporal cluster on PostgreSQL for the tests (data in ${dataDir})…\n`);
   const started = Date.now();
-  const cluster = await startCluster({
-    dataDir,
-    uiPort: null,
-    frontendPort: 0,
-    postgresPort: 0,
-    dynamicConfig: TEST_DYNAMIC_CONFIG,
-    log: (line) => process.stdout.write(`  ${line}\n`),
-  }).catch(async (err: unknown) => {
-    process.stderr.write(`the cluster did not start; its logs are in ${path.join(dataDir, 'logs')}\n`);
-    throw err;
-  });
+  const cluster = await startCluster(testClusterOptions(dataDir, (line) => process.stdout.write(`  ${line}\n`))).catch(
+    async (err: unknown) => {
+      process.stderr.write(`the cluster did not start; its logs are in ${path.join(dataDir, 'logs')}\n`);
+      throw err;
+    },
+  );
   process.stdout.write(`Cluster at ${cluster.address} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${engine(cluster)}\n`);
 
   let code = 1;
