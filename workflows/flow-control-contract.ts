@@ -181,7 +181,6 @@ export interface ClosedHoldersRequest {
 
 /** How long a first slot's task may take to appear after its grant before a missing workflow frees the slot. */
 export const UNSTARTED_HOLDER_GRACE_MS = 60_000;
-export const CLOSED_HOLDERS_ACTIVITY = 'closedFlowHolders';
 
 /** Activity: the limiter of a key, started if it is not running (an operator terminated it). */
 export interface EnsureLimiterRequest {

@@ -54,7 +54,7 @@ export const REPORTED_STARTS = 'flow-limiter-reported-starts';
  * the spread also held the task's workflow task and the activity's dispatch: with 100 ms, four
  * starts of a 3-per-second key reached the callee within 994 ms on the loaded CI cluster.
  */
-export const RATE_WINDOW_MARGIN_MS = 100;
+const RATE_WINDOW_MARGIN_MS = 100;
 const GRANT_COUNTED_MARGIN_MS = 300;
 
 /** Continue-as-new well before Temporal's own warning, keeping each run's replay short. */
