@@ -108,12 +108,26 @@ export interface HarnessOptions {
   logger?: AppOptions['logger'];
 }
 
-export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  if (workerMetricsUrl === undefined) {
+/**
+ * The worker runtime with its Prometheus endpoint on a free port. A free port is only free until
+ * someone binds it, and files running beside this one start servers on free ports too (a CI run
+ * lost that race once): on "address in use" another port is tried (the runtime is not installed
+ * when its exporter fails to start).
+ */
+async function installRuntimeOnFreePort(): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
-    installWorkerRuntime({ logLevel: 'warn', metricsAddress });
-    workerMetricsUrl = `http://${metricsAddress}/metrics`;
+    try {
+      installWorkerRuntime({ logLevel: 'warn', metricsAddress });
+      return `http://${metricsAddress}/metrics`;
+    } catch (err) {
+      if (attempt >= 5 || !/address already in use/i.test(String(err))) throw err;
+    }
   }
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  if (workerMetricsUrl === undefined) workerMetricsUrl = await installRuntimeOnFreePort();
   const address = options.temporalAddress ?? (await temporalAddress());
   const dataDir = await mkdtemp(path.join(tmpdir(), 'asyncqueue-test-'));
   const config = loadConfig({
