@@ -97,6 +97,28 @@ describe('the first slot', () => {
     assert.deepEqual(order, ids);
   });
 
+  it('is granted to every task of a burst of creates for a free key (one update per key in flight, the asks batched)', async () => {
+    const key = newKey('burst');
+    receiver.always('/burst', concurrencyCounter(0).responder);
+    // Sent one by one, 60 concurrent updates to one limiter were mostly refused (at most 10 in
+    // flight) or aborted, and 20-40 of the 60 tasks started without their slot.
+    const ids = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        harness.createTask({ callbackUrl: receiver.url('/burst'), flowControl: { key, parallelism: 100 } }),
+      ),
+    );
+    const withSlot = await Promise.all(
+      ids.map(async (id) => {
+        const events = (await harness.client.workflow.getHandle(workflowIdForTask(id)).fetchHistory()).events ?? [];
+        const data = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+        return (JSON.parse(Buffer.from(data!).toString()) as TaskInput).flowControl?.firstSlot !== undefined;
+      }),
+    );
+    assert.equal(withSlot.filter(Boolean).length, ids.length);
+    for (const id of ids) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+  });
+
   it('granted but not delivered (the API stopped waiting for the answer) is granted again when the task asks', async () => {
     const key = newKey('lost-answer');
     const idempotencyKey = randomUUID();

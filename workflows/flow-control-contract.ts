@@ -90,6 +90,15 @@ export interface FirstSlotRequest {
 }
 
 /**
+ * The first-slot asks of the creates one API process received for a key while its previous ask
+ * was in flight, in arrival order: one update each time, not one per create (a workflow takes at
+ * most 10 updates in flight, and concurrent updates to one workflow get aborted and evict it).
+ */
+export interface FirstSlotsRequest {
+  asks: FirstSlotRequest[];
+}
+
+/**
  * Granted only when the slot is free now and no task waits for the key (never ahead of a
  * waiter); otherwise nothing changes and the task asks for itself once it runs.
  */
@@ -166,7 +175,10 @@ export const configureFlowSignal = defineSignal<[FlowConfiguration]>('configureF
 /** Sent by the limiter to the task workflow it grants a slot. */
 export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
 export const slotStartedSignal = defineSignal<[SlotStart]>('slotStarted');
+/** Sent by APIs before they batched their asks (handled still, for updates in a limiter's history). */
 export const tryAcquireSlotUpdate = defineUpdate<FirstSlotAnswer, [FirstSlotRequest]>('tryAcquireSlot');
+/** The answers, in the asks' order. */
+export const tryAcquireSlotsUpdate = defineUpdate<FirstSlotAnswer[], [FirstSlotsRequest]>('tryAcquireSlots');
 export const flowKeyQuery = defineQuery<FlowKeyView>('flowKey');
 
 /** Activity: of these tasks, the ones whose workflow is no longer running (terminated, reset, gone). */

@@ -13,6 +13,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -26,7 +27,9 @@ import {
   releaseSlotSignal,
   slotStartedSignal,
   tryAcquireSlotUpdate,
+  tryAcquireSlotsUpdate,
   type FirstSlotAnswer,
+  type FirstSlotRequest,
   type FlowConfiguration,
   type FlowHolder,
   type FlowKeyView,
@@ -45,6 +48,13 @@ type Activities = ReturnType<typeof createActivities>;
  * continue-as-new; asked once, at the run's start, so a run never mixes the two.
  */
 export const REPORTED_STARTS = 'flow-limiter-reported-starts';
+
+/**
+ * A limiter run that began with this marker keeps a wake-up timer while it still fires in time,
+ * instead of starting one for every wait and cancelling it when a signal comes first (two events
+ * and a timer task each time: a third of the limiter's events while tasks queue for a busy key).
+ */
+export const KEPT_WAKE_TIMER = 'flow-limiter-kept-wake-timer';
 
 /**
  * The rate window as the limiter counts it is this much longer than `period`. With reported
@@ -69,6 +79,9 @@ function comesBefore(a: FlowWaiter, b: FlowWaiter): boolean {
 
 export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void> {
   const reportedStarts = patched(REPORTED_STARTS);
+  const keptWakeTimer = patched(KEPT_WAKE_TIMER);
+  /** The wake-up timer set last, by workflow time it fires at. */
+  let wakeTimer: { at: number; fired: boolean } | undefined;
   let limits = input.limits;
   let paused = input.paused;
   const holders = new Map<string, FlowHolder>(Object.entries(input.holders ?? {}));
@@ -161,14 +174,17 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
    * task asks for itself when it runs. The grant travels in the update's answer, so the task
    * calls as soon as it starts.
    */
-  setHandler(tryAcquireSlotUpdate, ({ acquire: request, limits: newLimits }): FirstSlotAnswer => {
+  function tryFirstSlot({ acquire: request, limits: newLimits }: FirstSlotRequest): FirstSlotAnswer {
     configure(newLimits !== undefined ? { limits: newLimits } : {});
     const known = holders.has(request.taskId) || waiters.some((w) => w.taskId === request.taskId);
     pruneStarts();
     if (known || paused || waiters.length > 0 || !slotFree() || !rateFree()) return { granted: false, reportStart: false };
     take(request.taskId, request.request);
     return { granted: true, reportStart: reportsStart() };
-  });
+  }
+
+  setHandler(tryAcquireSlotUpdate, tryFirstSlot);
+  setHandler(tryAcquireSlotsUpdate, ({ asks }) => asks.map(tryFirstSlot));
 
   setHandler(slotStartedSignal, ({ taskId, request }) => {
     stampStart(taskId, request);
@@ -335,7 +351,21 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     changed = false;
     const wake = nextWakeMs();
     if (wake === undefined) await condition(() => changed);
-    else await condition(() => changed, wake);
+    else if (!keptWakeTimer) await condition(() => changed, wake);
+    else {
+      const at = Date.now() + wake;
+      // A timer that fires no later than needed is kept (waking early only means looking again);
+      // one that fires too late is left to fire, and a sooner one set.
+      if (wakeTimer === undefined || wakeTimer.fired || wakeTimer.at > at) {
+        const timer = { at, fired: false };
+        wakeTimer = timer;
+        void sleep(wake).then(() => {
+          timer.fired = true;
+          changed = true;
+        });
+      }
+      await condition(() => changed);
+    }
     if (saturatedWithWaiters() && Date.now() - lastHolderCheck >= input.holderCheckIntervalMs) {
       await dropClosedHolders();
     }

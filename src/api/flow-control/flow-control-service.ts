@@ -13,7 +13,7 @@ import {
   flowKeyQuery,
   limiterStartOptions,
   limiterWorkflowId,
-  tryAcquireSlotUpdate,
+  tryAcquireSlotsUpdate,
   type FirstSlotAnswer,
   type FirstSlotRequest,
   type FlowConfiguration,
@@ -23,10 +23,11 @@ import {
 } from '../../../workflows/flow-control-contract.js';
 import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
-import { FlowKeyNotFoundError, TemporalThrottledError, TemporalUnavailableError } from '../../shared/errors.js';
+import { FlowKeyNotFoundError, TemporalUnavailableError } from '../../shared/errors.js';
 import { translateTemporalError } from '../temporal/translate-errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { decodePayload } from '../tasks/list-query.js';
+import { FirstSlotAsks } from './first-slot-asks.js';
 
 export interface FlowControlServiceOptions {
   namespace: string;
@@ -46,6 +47,11 @@ const QUERY_CONCURRENCY = 20;
 export const FIRST_SLOT_WAIT_MS = 1_000;
 
 export class FlowControlService {
+  private readonly firstSlotAsks = new FirstSlotAsks(
+    (key, asks, startLimits, deadline) => this.sendFirstSlotAsks(key, asks, startLimits, deadline),
+    FIRST_SLOT_WAIT_MS,
+  );
+
   constructor(
     private readonly calls: TemporalCalls,
     private readonly options: FlowControlServiceOptions,
@@ -77,27 +83,37 @@ export class FlowControlService {
 
   /**
    * Asks the key's limiter (started with `startLimits` if none runs) for a due task's first slot,
-   * before the task starts: Update-with-Start, one call. The answer, or undefined when no worker
-   * answered within FIRST_SLOT_WAIT_MS (the update may still be applied: a slot granted then is
-   * granted again when the task asks for it).
+   * before the task starts: Update-with-Start, one call per key in flight at a time
+   * (first-slot-asks.ts). The answer, or undefined when no worker answered within
+   * FIRST_SLOT_WAIT_MS (the update may still be applied: a slot granted then is granted again
+   * when the task asks for it).
    */
-  async tryFirstSlot(key: string, request: FirstSlotRequest, startLimits: FlowLimits): Promise<FirstSlotAnswer | undefined> {
+  tryFirstSlot(key: string, request: FirstSlotRequest, startLimits: FlowLimits): Promise<FirstSlotAnswer | undefined> {
+    return this.firstSlotAsks.ask(key, request, startLimits);
+  }
+
+  private async sendFirstSlotAsks(
+    key: string,
+    asks: FirstSlotRequest[],
+    startLimits: FlowLimits,
+    deadline: number,
+  ): Promise<FirstSlotAnswer[] | undefined> {
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof flowLimiterWorkflow>(FLOW_LIMITER_WORKFLOW_TYPE, {
-      ...limiterStartOptions(this.limiterInput(key, request.limits ?? startLimits), this.options.taskQueue),
+      ...limiterStartOptions(this.limiterInput(key, asks[0]?.limits ?? startLimits), this.options.taskQueue),
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     return this.calls.rpc(async () => {
       try {
-        return await this.calls.client.connection.withDeadline(Date.now() + FIRST_SLOT_WAIT_MS, () =>
-          this.calls.client.workflow.executeUpdateWithStart(tryAcquireSlotUpdate, { args: [request], startWorkflowOperation }),
+        return await this.calls.client.connection.withDeadline(deadline, () =>
+          this.calls.client.workflow.executeUpdateWithStart(tryAcquireSlotsUpdate, { args: [{ asks }], startWorkflowOperation }),
         );
       } catch (err) {
         if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return undefined;
-        // Unreachable or throttling: the 503 or 429 comes now, before a task started. Any other
-        // refusal (an update arriving as the limiter continues as new is aborted; a namespace
-        // with Update-with-Start turned off) leaves the first slot to the task, which asks.
-        const translated = translateTemporalError(err);
-        if (translated instanceof TemporalUnavailableError || translated instanceof TemporalThrottledError) throw err;
+        // Unreachable: the 503 comes now, before a task started. Any other refusal (an update
+        // arriving as the limiter continues as new is aborted; the server's limit on a
+        // workflow's updates in flight; a namespace with Update-with-Start turned off) leaves the
+        // first slot to the task, which asks; a namespace really throttled refuses its start.
+        if (translateTemporalError(err) instanceof TemporalUnavailableError) throw err;
         return undefined;
       }
     });
