@@ -3,6 +3,7 @@
  * believes hold a slot, and a task's re-creation of a limiter that is not running.
  */
 import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   DEFAULT_HOLDER_CHECK_INTERVAL_MS,
@@ -17,7 +18,12 @@ import {
   type ClosedHoldersRequest,
   type EnsureLimiterRequest,
 } from '../workflows/flow-control-contract.js';
-import { workflowIdForTask, type CallbackOutcome, type CallbackRequest } from '../workflows/task-contract.js';
+import {
+  workflowIdForTask,
+  type AttemptFailureDetails,
+  type CallbackOutcome,
+  type CallbackRequest,
+} from '../workflows/task-contract.js';
 
 /** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
 const DESCRIBE_CONCURRENCY = 20;
@@ -133,18 +139,29 @@ export function withEarlyRelease(
     if (slot === undefined) return callCallback(request);
     const reported = slot.reportStart === true ? reportCallStart(request.taskId, slot) : undefined;
     let outcome: CallbackOutcome | undefined;
+    let failure: unknown;
     try {
       outcome = await callCallback(request);
-    } finally {
-      // The report first: a release that overtook it would stamp the start later than it was.
-      await reported;
-      if (outcome?.kind !== 'accepted') {
-        const released = await releaseFlowSlot(request.taskId, slot);
-        // A success says so, sparing the workflow its own release (a signal through the server,
-        // events in both histories, and a workflow task of the limiter's, on every attempt).
-        if (released && outcome !== undefined) outcome = { ...outcome, slotReleased: true };
-      }
+    } catch (err) {
+      failure = err;
     }
-    return outcome;
+    // The report first: a release that overtook it would stamp the start later than it was.
+    await reported;
+    if (outcome?.kind === 'accepted') return outcome;
+    const released = await releaseFlowSlot(request.taskId, slot);
+    if (outcome !== undefined) {
+      // A success says so, sparing the workflow its own release (a signal through the server,
+      // events in both histories, and a workflow task of the limiter's, on every attempt).
+      return released ? { ...outcome, slotReleased: true } : outcome;
+    }
+    // So does a failed call, in its details (a 429 storm is where a key's releases pile up).
+    if (released && failure instanceof ApplicationFailure && isFailureDetails(failure.details?.[0])) {
+      failure.details[0].slotReleased = true;
+    }
+    throw failure;
   };
+}
+
+function isFailureDetails(value: unknown): value is AttemptFailureDetails {
+  return typeof value === 'object' && value !== null && typeof (value as { attempt?: unknown }).attempt === 'number';
 }

@@ -19,7 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
-import { attemptFromFailure, backoffMs, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
+import { attemptFromFailure, backoffMs, failureDetails, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
 import {
   DEFAULT_PRIORITY,
   acquireSlotSignal,
@@ -117,6 +117,7 @@ export async function runFlowControlledCallback(
       return { attempt: outcome.attempt, result: outcome.result };
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
+      releasedByWorker = failureDetails(err)?.slotReleased === true;
       attemptsMade = Math.max(attempt, attemptFromFailure(err) ?? 0);
       if (!retryableAsyncFailure(err) || attemptsMade >= maximumAttempts) throw err;
       waitMs = retryAfterMs(err) ?? backoffMs(policy, attemptsMade);

@@ -237,6 +237,11 @@ export interface AttemptFailureDetails {
   record?: AttemptRecord;
   /** The callee's `Retry-After`, in ms, when it gave one. */
   retryAfterMs?: number;
+  /**
+   * A flow-controlled attempt's worker gave its slot back (as on `CallbackSucceeded`): the
+   * workflow sends no release of its own. Absent in older histories.
+   */
+  slotReleased?: true;
 }
 
 /** The callee answered 2xx (a 202 without `AsyncQueue-Completion: async` included). */
