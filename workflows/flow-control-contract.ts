@@ -165,6 +165,8 @@ export interface FlowLimiterInput {
    */
   starts?: Array<number | StartRecord>;
   seq?: number;
+  /** How long a missing holder's slot is kept after its grant (default UNSTARTED_HOLDER_GRACE_MS; tests use seconds). */
+  unstartedHolderGraceMs?: number;
   /** Continue as new past this many events (default 10,000; tests use a few dozen). */
   maxHistoryEvents?: number;
 }

@@ -306,7 +306,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       retry: { maximumAttempts: 2 },
     });
     const checked = new Map(holders);
-    const recent = lastHolderCheck - UNSTARTED_HOLDER_GRACE_MS;
+    const recent = lastHolderCheck - (input.unstartedHolderGraceMs ?? UNSTARTED_HOLDER_GRACE_MS);
     const recentlyGranted = [...checked].filter(([, held]) => held.grantedAt > recent).map(([taskId]) => taskId);
     const closed = await closedFlowHolders({ taskIds: [...checked.keys()], recentlyGranted }).catch(() => [] as string[]);
     for (const taskId of closed) {
