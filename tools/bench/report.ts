@@ -14,8 +14,9 @@ import { DEFAULT_POLICY } from './options.js';
 import { processName, type ProcUsage } from './process-sampler.js';
 import type { StepResult } from './ramp-step.js';
 import { TARGET_LOAD_SETTLE_MS, type RampResult } from './ramp.js';
-import { isPoll } from './server-metrics.js';
+import { isPoll, type RpcCosts } from './server-metrics.js';
 import type { HistoryCosts } from './task-costs.js';
+import { round } from './distribution.js';
 
 /** Issue 13's targets, against the minimal raw-Temporal job. */
 export const THROUGHPUT_TARGET = 0.95;
@@ -142,8 +143,25 @@ function costTables(report: Report): string[] {
     lines.push(`| · ${type} | ${num(aqH?.eventsByType[type] ?? 0)} | ${num(baseH?.eventsByType[type] ?? 0)} |`);
   lines.push(
     `| history size, bytes | ${num(aqH?.historyBytesPerTask)} | ${num(baseH?.historyBytesPerTask)} |`,
-    `| **visibility writes** (start, UpsertWorkflowSearchAttributes, WorkflowPropertiesModified, close) | **${num(aqH?.visibilityWritesPerTask)}** | **${num(baseH?.visibilityWritesPerTask)}** |`,
+    `| visibility updates the events ask for (start, UpsertWorkflowSearchAttributes, WorkflowPropertiesModified, close) | ${num(aqH?.visibilityWritesPerTask)} | ${num(baseH?.visibilityWritesPerTask)} |`,
   );
+  const writes = (costs: RpcCosts | null): number | null =>
+    costs?.visibilityWritesPerTask === undefined
+      ? null
+      : round(
+          Object.values(costs.visibilityWritesPerTask).reduce((sum, n) => sum + n, 0),
+          2,
+        );
+  if (aqR?.visibilityWritesPerTask !== undefined || baseR?.visibilityWritesPerTask !== undefined) {
+    lines.push(`| **visibility writes** (the server's own count) | **${num(writes(aqR))}** | **${num(writes(baseR))}** |`);
+    const ops = [
+      ...new Set([...Object.keys(aqR?.visibilityWritesPerTask ?? {}), ...Object.keys(baseR?.visibilityWritesPerTask ?? {})]),
+    ].sort();
+    for (const op of ops)
+      lines.push(
+        `| · ${op} | ${num(aqR?.visibilityWritesPerTask?.[op] ?? 0)} | ${num(baseR?.visibilityWritesPerTask?.[op] ?? 0)} |`,
+      );
+  }
   if (aqR !== null || baseR !== null) {
     const services = [
       ...new Set([...Object.keys(aqR?.perTaskByService ?? {}), ...Object.keys(baseR?.perTaskByService ?? {})]),
@@ -171,7 +189,8 @@ function costTables(report: Report): string[] {
   }
   lines.push(
     '',
-    'Events by type from the histories of finished tasks. Visibility writes: the events whose transfer task writes the visibility store. ' +
+    'Events by type from the histories of finished tasks. Visibility updates the events ask for: the start, each upsert of search attributes or memo, the close; ' +
+      'the writes the server made are fewer (its `visibility_persistence_requests`, counted like the RPCs): an upsert it processes after the workflow closed is skipped. ' +
       "RPCs: the server's `service_requests` (Prometheus) counted over each ramp, steps, pauses and final drain included, divided by the tasks the ramp created; " +
       "frontend requests are what the API and workers sent, history and matching requests are calls between the server's own services. " +
       (report.engine === 'cluster'

@@ -3,12 +3,15 @@
  * service (frontend, history, matching, worker) and operation, read before and after a ramp and
  * divided by the tasks the ramp created. Frontend requests are what clients (API, workers) sent;
  * history and matching requests are the server's own calls between its services. Long polls are
- * per worker and second, not per task, so they are counted apart.
+ * per worker and second, not per task, so they are counted apart. Writes to the visibility store
+ * come from its `visibility_persistence_requests` counter: what the server really wrote, which is
+ * fewer than the events that ask for it (an upsert the history service processes after the
+ * workflow closed is skipped; the close writes the record).
  */
 import { log } from './clock.js';
 import { round } from './distribution.js';
 
-/** `service|operation` → count, summed over namespaces and endpoints. */
+/** `service|operation` → count, summed over namespaces and endpoints (`visibility-store|operation` for writes there). */
 export type RequestCounts = Map<string, number>;
 
 export async function scrapeRequests(urls: string[]): Promise<RequestCounts | undefined> {
@@ -26,15 +29,27 @@ export async function scrapeRequests(urls: string[]): Promise<RequestCounts | un
     }
     for (const line of text.split('\n')) {
       // service_requests{namespace="default",operation="StartWorkflowExecution",service_name="frontend"} 12
-      const match = /^service_requests(?:_total)?\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
+      const match = /^(service_requests|visibility_persistence_requests)(?:_total)?\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
       if (match === null) continue;
-      const labels = Object.fromEntries([...(match[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-      const key = `${labels.service_name ?? '?'}|${labels.operation ?? '?'}`;
-      counts.set(key, (counts.get(key) ?? 0) + Number(match[2]));
+      const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+      const operation = labels.operation ?? '?';
+      if (match[1] === 'visibility_persistence_requests' && !VISIBILITY_WRITES.has(operation)) continue;
+      const service = match[1] === 'visibility_persistence_requests' ? VISIBILITY_STORE : (labels.service_name ?? '?');
+      const key = `${service}|${operation}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(match[3]));
     }
   }
   return counts;
 }
+
+const VISIBILITY_STORE = 'visibility-store';
+/** The visibility store's write operations (its reads are the lists' and counts'). */
+const VISIBILITY_WRITES = new Set([
+  'RecordWorkflowExecutionStarted',
+  'RecordWorkflowExecutionClosed',
+  'UpsertWorkflowExecution',
+  'DeleteWorkflowExecution',
+]);
 
 export interface RpcCosts {
   tasks: number;
@@ -45,6 +60,8 @@ export interface RpcCosts {
   frontendPerTask: Record<string, number>;
   /** Long polls (Poll*Queue) the frontend served per second, whatever the load. */
   pollsPerSec: number;
+  /** Writes to the visibility store per task, by operation (absent from older results). */
+  visibilityWritesPerTask?: Record<string, number>;
 }
 
 const isPoll = (operation: string): boolean => /^Poll\w*TaskQueue$/.test(operation);
@@ -52,12 +69,17 @@ const isPoll = (operation: string): boolean => /^Poll\w*TaskQueue$/.test(operati
 export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: number, seconds: number): RpcCosts {
   const perTaskByService: Record<string, number> = {};
   const frontendPerTask: Record<string, number> = {};
+  const visibilityWrites: Record<string, number> = {};
   let polls = 0;
   const per = (n: number): number => (tasks > 0 ? n / tasks : 0);
   for (const [key, value] of after) {
     const delta = value - (before.get(key) ?? 0);
     if (delta <= 0) continue;
     const [service = '?', operation = '?'] = key.split('|');
+    if (service === VISIBILITY_STORE) {
+      visibilityWrites[operation] = delta;
+      continue;
+    }
     if (service === 'frontend') frontendPerTask[operation] = (frontendPerTask[operation] ?? 0) + delta;
     if (service === 'frontend' && isPoll(operation)) polls += delta;
     else perTaskByService[service] = (perTaskByService[service] ?? 0) + delta;
@@ -70,6 +92,7 @@ export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: num
     perTaskByService: rounded(perTaskByService),
     frontendPerTask: rounded(frontendPerTask),
     pollsPerSec: round(polls / Math.max(1, seconds), 1) ?? 0,
+    visibilityWritesPerTask: rounded(visibilityWrites),
   };
 }
 
