@@ -510,4 +510,53 @@ describe('the SDK and the CLI', () => {
     assert.equal(await cli('flow-control', 'resume', key), 0);
     assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
   });
+
+  it('pages the key list: every key once across pages of `limit`, a cursor it did not issue refused with a 400 naming it', async () => {
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const mine = [newKey('page-a'), newKey('page-b'), newKey('page-c')];
+    for (const key of mine) await aq.flowControl.set(key, { parallelism: 1 });
+    // Visibility lists a limiter shortly after its start: walk the pages until all three show.
+    const seen = await eventually(
+      async () => {
+        const keys: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await aq.flowControl.page({ limit: 2, ...(cursor !== undefined ? { cursor } : {}) });
+          assert.ok(page.keys.length <= 2, `a page of ${page.keys.length}`);
+          const names = page.keys.map((view) => view.key);
+          assert.deepEqual(names, [...names].sort(), 'sorted by key within a page');
+          keys.push(...names);
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        return mine.every((key) => keys.includes(key)) ? keys : undefined;
+      },
+      { what: 'the three keys across the pages' },
+    );
+    assert.equal(new Set(seen).size, seen.length, 'no key on two pages');
+    // The SDK's list follows the pages.
+    const all = (await aq.flowControl.list({ pageSize: 2 })).map((view) => view.key);
+    for (const key of mine) assert.ok(all.includes(key));
+
+    const first = await harness.api('GET', '/v1/flow-control?limit=1');
+    assert.equal(first.status, 200);
+    assert.equal(typeof first.body.nextCursor, 'string');
+    const tampered = `${first.body.nextCursor.slice(0, -2)}AA`;
+    for (const [query, field] of [
+      [`cursor=${tampered}`, 'cursor'],
+      ['cursor=bm90LWEtY3Vyc29y', 'cursor'],
+      ['limit=0', 'limit'],
+      ['limit=1001', 'limit'],
+    ] as const) {
+      const response = await harness.api('GET', `/v1/flow-control?${query}`);
+      assert.equal(response.status, 400, query);
+      assert.match(response.body.error.message, new RegExp(`^${field}`), query);
+    }
+
+    const lines: string[] = [];
+    const out = { write: (text: string) => lines.push(text), error: (text: string) => lines.push(text) };
+    assert.equal(await runCli(['flow-control', 'list', '--limit', '1', '--json', '--url', harness.baseUrl], {}, out), 0);
+    const page = JSON.parse(lines.at(-1)!);
+    assert.equal(page.keys.length, 1);
+    assert.equal(typeof page.nextCursor, 'string');
+  });
 });

@@ -4,13 +4,15 @@ import type { AsyncQueue, FlowKey, FlowLimits } from '../client/index.js';
 export const FLOW_CONTROL_USAGE = `       asyncqueue flow-control <command> [options]
 
 Flow-control commands:
-  list
+  list [--limit N [--cursor C]]   every key, or one page of N keys
   get KEY
   set KEY [--parallelism N] [--rate N] [--period SECONDS]
   pause KEY
   resume KEY`;
 
 export interface FlowControlArgs {
+  limit?: string | undefined;
+  cursor?: string | undefined;
   parallelism?: string | undefined;
   rate?: string | undefined;
   period?: string | undefined;
@@ -28,8 +30,16 @@ export async function runFlowControlCommand(
   const needKey = (): string => key ?? fail(`flow-control ${command} needs a key`);
   switch (command) {
     case 'list': {
-      const keys = await aq.flowControl.list();
-      return { value: { keys }, human: keys.map(describeKey).join('\n') };
+      if (args.limit === undefined && args.cursor === undefined) {
+        const keys = await aq.flowControl.list();
+        return { value: { keys }, human: keys.map(describeKey).join('\n') };
+      }
+      const page = await aq.flowControl.page({
+        ...(args.limit !== undefined ? { limit: number('--limit', args.limit) } : {}),
+        ...(args.cursor !== undefined ? { cursor: args.cursor } : {}),
+      });
+      const next = page.nextCursor !== null ? `\nnext page: --cursor ${page.nextCursor}` : '';
+      return { value: page, human: `${page.keys.map(describeKey).join('\n')}${next}` };
     }
     case 'get':
     case 'pause':

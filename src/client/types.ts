@@ -21,7 +21,7 @@ import type {
   ReplayedTaskSchema,
 } from '../api/operation-schemas.js';
 import type { AttemptListSchema, AttemptSchema } from '../api/attempt-schemas.js';
-import type { FlowKeyViewSchema, FlowLimitsBody } from '../api/flow-control/flow-control-schemas.js';
+import type { FlowKeyListSchema, FlowKeyViewSchema, FlowLimitsBody } from '../api/flow-control/flow-control-schemas.js';
 
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 export type CreatedTask = Static<typeof CreatedTaskSchema>;
@@ -44,6 +44,8 @@ export type AttemptList = Static<typeof AttemptListSchema>;
 /** A flow-control key's limits and live counts (`aq.flowControl`). */
 export type FlowKey = Static<typeof FlowKeyViewSchema>;
 export type FlowLimits = Static<typeof FlowLimitsBody>;
+/** One page of `aq.flowControl.page()`. */
+export type FlowKeyPage = Static<typeof FlowKeyListSchema>;
 
 /** The webhook's JSON body. */
 export interface TaskEvent {

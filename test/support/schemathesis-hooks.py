@@ -3,7 +3,7 @@
 They change only requests Schemathesis means to be valid, where the document allows what only
 the deployment can judge, so that positive_data_acceptance judges the rest of the request:
 
-- A list cursor is authenticated (src/list-cursor.ts): only a value the API issued as `nextCursor`
+- A list cursor is authenticated (src/api/temporal/list-cursor.ts): only a value the API issued as `nextCursor`
   is valid, and JSON Schema can say its alphabet but not its MAC. A made-up one is dropped.
 - Whether a callback may go to a literal IP address is the destination policy's to say
   (ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS, ASYNCQUEUE_ALLOWED_DESTINATIONS), and this run sends nothing
@@ -40,7 +40,7 @@ def map_case(context, case):
     if not _positive(case):
         return case
     method = case.method.upper()
-    if method == "GET" and case.path == "/v1/tasks" and isinstance(case.query, dict):
+    if method == "GET" and case.path in ("/v1/tasks", "/v1/flow-control") and isinstance(case.query, dict):
         case.query.pop("cursor", None)
     if method == "POST" and case.path == "/v1/tasks" and isinstance(case.body, dict):
         _literal_hosts(case.body)

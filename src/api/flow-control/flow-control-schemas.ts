@@ -88,7 +88,38 @@ export const FlowKeyViewSchema = Type.Object(
   },
 );
 
-export const FlowKeyListSchema = Type.Object({ keys: Type.Array(FlowKeyViewSchema) });
+/** The most keys one page of `GET /v1/flow-control` answers (and its default). */
+export const MAX_KEYS_PER_PAGE = 1_000;
+
+export const ListFlowKeysQuery = Type.Object(
+  {
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_KEYS_PER_PAGE,
+        default: MAX_KEYS_PER_PAGE,
+        description: 'keys per page',
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description:
+          "the previous page's `nextCursor`, unchanged. Opaque and authenticated: a value this service did not issue is a 400.",
+        errorMessage: 'is not a cursor this service returned',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListFlowKeysQuery = Static<typeof ListFlowKeysQuery>;
+
+export const FlowKeyListSchema = Type.Object({
+  keys: Type.Array(FlowKeyViewSchema, { description: 'the page of keys, by key' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the next page, or null after the last' }),
+});
 
 /** The task view's `flowControl`. */
 export const TaskFlowControlViewSchema = Type.Object({

@@ -23,10 +23,12 @@ import {
 } from '../../../workflows/flow-control-contract.js';
 import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
-import { FlowKeyNotFoundError, TemporalUnavailableError } from '../../shared/errors.js';
+import { FlowKeyNotFoundError, TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
 import { translateTemporalError } from '../temporal/translate-errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { decodePayload } from '../tasks/list-query.js';
+import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
+import { MAX_KEYS_PER_PAGE } from './flow-control-schemas.js';
 import { FirstSlotAsks } from './first-slot-asks.js';
 
 export interface FlowControlServiceOptions {
@@ -34,10 +36,16 @@ export interface FlowControlServiceOptions {
   taskQueue: string;
   policy: TaskPolicy;
   queryTimeoutMs: number;
+  /** Authenticates list cursors (the same key as the task list's). */
+  cursorKey: Buffer;
 }
 
-/** The list answers at most this many keys, and queries this many limiters at once. */
-export const MAX_LISTED_KEYS = 1_000;
+export interface FlowKeyPage {
+  keys: FlowKeyView[];
+  nextCursor: string | null;
+}
+
+/** The list queries this many limiters at once. */
 const QUERY_CONCURRENCY = 20;
 
 /**
@@ -166,30 +174,36 @@ export class FlowControlService {
   }
 
   /**
-   * Every key with a running limiter (at most 1,000), by key: each limiter's live view, or its
-   * stored one once a batch of queries found no worker to answer.
+   * A page of the keys with a running limiter, in the order Temporal's visibility lists them and
+   * sorted by key within the page: each limiter's live view, or its stored one once a batch of
+   * queries found no worker to answer.
    */
-  async list(): Promise<FlowKeyView[]> {
-    const stored = new Map<string, FlowKeyView>();
-    let nextPageToken: Uint8Array | null = null;
-    do {
-      const token: Uint8Array | null = nextPageToken;
-      const page: temporal.api.workflowservice.v1.IListWorkflowExecutionsResponse = await this.calls.rpc(() =>
+  async list(query: { limit?: number; cursor?: string } = {}): Promise<FlowKeyPage> {
+    const page: temporal.api.workflowservice.v1.IListWorkflowExecutionsResponse = await this.calls
+      .rpc(() =>
         this.calls.client.workflowService.listWorkflowExecutions({
           namespace: this.options.namespace,
-          pageSize: MAX_LISTED_KEYS,
+          pageSize: query.limit ?? MAX_KEYS_PER_PAGE,
           query: `WorkflowType = '${FLOW_LIMITER_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`,
-          nextPageToken: token,
+          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
         }),
-      );
-      for (const execution of page.executions ?? []) {
-        const view = decodePayload<FlowKeyView>(execution.memo?.fields?.[FLOW_MEMO_KEY]);
-        if (view !== undefined) stored.set(view.key, view);
-      }
-      nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : null;
-    } while (nextPageToken !== null && stored.size < MAX_LISTED_KEYS);
+      )
+      .catch((err: unknown) => {
+        // A token Temporal cannot use (the MAC held: an old deployment's, or a list that changed shape).
+        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
+          throw new ValidationError('cursor', 'is not a cursor this service returned');
+        }
+        throw err;
+      });
+    const stored = new Map<string, FlowKeyView>();
+    for (const execution of page.executions ?? []) {
+      const view = decodePayload<FlowKeyView>(execution.memo?.fields?.[FLOW_MEMO_KEY]);
+      if (view !== undefined) stored.set(view.key, view);
+    }
+    const token = page.nextPageToken;
+    const nextCursor = token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null;
 
-    const keys = [...stored.keys()].sort().slice(0, MAX_LISTED_KEYS);
+    const keys = [...stored.keys()].sort();
     const views: FlowKeyView[] = [];
     let workerAnswers = true;
     for (let index = 0; index < keys.length; index += QUERY_CONCURRENCY) {
@@ -208,6 +222,6 @@ export class FlowControlService {
       if (answers.every((answer) => answer === undefined)) workerAnswers = false;
       batch.forEach((key, at) => views.push(answers[at] ?? stored.get(key)!));
     }
-    return views;
+    return { keys: views, nextCursor };
   }
 }

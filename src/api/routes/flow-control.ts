@@ -1,7 +1,13 @@
 /** `/v1/flow-control` for apps (API key): read, set, pause and resume a key's limits (CONTRACT v2). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorSchema, documented } from '../schemas.js';
-import { FlowKeyListSchema, FlowKeyParams, FlowKeyViewSchema, FlowLimitsBody } from '../flow-control/flow-control-schemas.js';
+import {
+  FlowKeyListSchema,
+  FlowKeyParams,
+  FlowKeyViewSchema,
+  FlowLimitsBody,
+  ListFlowKeysQuery,
+} from '../flow-control/flow-control-schemas.js';
 import { limitsFromBody } from '../flow-control/flow-limits.js';
 import { bodyErrors, errors, security } from './route-schemas.js';
 
@@ -16,13 +22,16 @@ export const flowControlRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'List flow-control keys',
-        description: 'Every key a task or PUT named, with its limits and live counts (at most 1,000 keys, by key).',
+        description:
+          'Every key a task or PUT named, with its limits and live counts: pages of `limit` keys (default and most 1,000), ' +
+          'sorted by key within a page; follow `nextCursor` for the next.',
         tags,
         security,
-        response: { 200: documented(FlowKeyListSchema, 'The keys'), ...errors },
+        querystring: ListFlowKeysQuery,
+        response: { 200: documented(FlowKeyListSchema, 'A page of keys'), ...errors },
       },
     },
-    async () => ({ keys: await flow.list() }),
+    async (request) => flow.list(request.query),
   );
 
   app.get(

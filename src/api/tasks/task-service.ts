@@ -37,7 +37,7 @@ import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { attemptsFromHistory, type AttemptView } from './attempt-history.js';
 import { IdempotencyConflictError, isSameRequest, taskIdForKey } from './idempotency.js';
-import { decodeCursor, encodeCursor } from './list-cursor.js';
+import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedTaskState } from './closed-task.js';
