@@ -333,6 +333,41 @@ describe('schedules', () => {
     assert.equal(await runCli(['schedules', 'create', '--every', '5'], env, out), ExitCode.Usage);
   });
 
+  it('pages the list: every schedule once across pages of `limit`, a cursor it did not issue refused with a 400 naming it', async () => {
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const mine = [uniqueId('page-a'), uniqueId('page-b'), uniqueId('page-c')];
+    for (const id of mine) await createSchedule({ id, every: 3600, paused: true, task: { callbackUrl: receiver.url('/never') } });
+    const seen = await eventually(
+      async () => {
+        const ids: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await aq.schedules.page({ limit: 2, ...(cursor !== undefined ? { cursor } : {}) });
+          assert.ok(page.schedules.length <= 2, `a page of ${page.schedules.length}`);
+          ids.push(...page.schedules.map((schedule) => schedule.id));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        return mine.every((id) => ids.includes(id)) ? ids : undefined;
+      },
+      { what: 'the three schedules across the pages' },
+    );
+    assert.equal(new Set(seen).size, seen.length, 'no schedule on two pages');
+    const all = (await aq.schedules.list({ pageSize: 2 })).map((schedule) => schedule.id);
+    for (const id of mine) assert.ok(all.includes(id));
+
+    const first = await harness.api('GET', '/v1/schedules?limit=1');
+    assert.equal(first.status, 200);
+    assert.equal(typeof first.body.nextCursor, 'string');
+    for (const [query, field] of [
+      [`cursor=${first.body.nextCursor.slice(0, -2)}AA`, 'cursor'],
+      ['limit=0', 'limit'],
+    ] as const) {
+      const response = await harness.api('GET', `/v1/schedules?${query}`);
+      assert.equal(response.status, 400, query);
+      assert.match(response.body.error.message, new RegExp(`^${field}`), query);
+    }
+  });
+
   it("accepts a run's task id everywhere a task id goes: task token, progress, async completion, ?wait", async () => {
     receiver.always('/accept-async', respondJson(202, { accepted: true }, { 'asyncqueue-completion': 'async' }));
     const id = uniqueId('async');

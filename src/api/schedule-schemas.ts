@@ -85,6 +85,37 @@ export const ScheduleViewSchema = Type.Object({
 });
 export type ScheduleView = Static<typeof ScheduleViewSchema>;
 
-export const ScheduleListSchema = Type.Object({ schedules: Type.Array(ScheduleViewSchema) });
+/** The most schedules one page of `GET /v1/schedules` reads (and its default). */
+export const MAX_SCHEDULES_PER_PAGE = 1_000;
+
+export const ListSchedulesQuery = Type.Object(
+  {
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_SCHEDULES_PER_PAGE,
+        default: MAX_SCHEDULES_PER_PAGE,
+        description: "schedules Temporal lists per page; a page shows AsyncQueue's among them, so it may hold fewer",
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description:
+          "the previous page's `nextCursor`, unchanged. Opaque and authenticated: a value this service did not issue is a 400.",
+        errorMessage: 'is not a cursor this service returned',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListSchedulesQuery = Static<typeof ListSchedulesQuery>;
+
+export const ScheduleListSchema = Type.Object({
+  schedules: Type.Array(ScheduleViewSchema, { description: 'the page of schedules, by id' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the next page, or null after the last' }),
+});
 
 export const ScheduleParams = Type.Object({ id: ScheduleId });

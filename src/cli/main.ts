@@ -174,6 +174,8 @@ export async function runCli(
           timezone: values.timezone,
           paused: values.paused,
           overlap: values.overlap,
+          limit: values.limit !== undefined ? parseNumber('--limit', values.limit) : undefined,
+          cursor: values.cursor,
         },
         taskBody,
         show,

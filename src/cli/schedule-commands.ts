@@ -3,7 +3,7 @@ import type { AsyncQueue, CreateScheduleInput, CreateTaskInput, Schedule } from 
 
 export const SCHEDULE_USAGE = `  schedules create (--cron "M H DoM Mon DoW" [--timezone ZONE] | --every SECONDS) --callback-url URL
          [task options as for tasks create, without --delay] [--id ID] [--paused] [--overlap skip|allow]
-  schedules list
+  schedules list [--limit N [--cursor C]]   every schedule, or one page of Temporal's N
   schedules get|pause|resume|trigger|delete ID`;
 
 export interface ScheduleOptions {
@@ -13,6 +13,8 @@ export interface ScheduleOptions {
   timezone?: string | undefined;
   paused: boolean;
   overlap?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
 }
 
 /** What a command prints: the JSON value, or the human form. */
@@ -51,8 +53,17 @@ export async function runScheduleCommand(
       return;
     }
     case 'list': {
-      const schedules = await aq.schedules.list();
-      show({ schedules }, () => schedules.map(listLine).join('\n'));
+      if (options.limit === undefined && options.cursor === undefined) {
+        const schedules = await aq.schedules.list();
+        show({ schedules }, () => schedules.map(listLine).join('\n'));
+        return;
+      }
+      const page = await aq.schedules.page({
+        ...(options.limit !== undefined ? { limit: options.limit } : {}),
+        ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
+      });
+      const next = page.nextCursor !== null ? `\nnext page: --cursor ${page.nextCursor}` : '';
+      show(page, () => `${page.schedules.map(listLine).join('\n')}${next}`);
       return;
     }
     case 'get':

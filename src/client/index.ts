@@ -31,7 +31,7 @@ import {
 
 export * from './errors.js';
 export * from './types.js';
-export type { CreateScheduleInput, Schedule } from './schedules.js';
+export type { CreateScheduleInput, Schedule, SchedulePage } from './schedules.js';
 export { FlowControl } from './flow-control.js';
 export { verifyRequest, expressReceiver } from './receiver.js';
 // fastifyReceiver: `import { fastifyReceiver } from 'asyncqueue/client/fastify'` (needs no Fastify types here).

@@ -4,10 +4,12 @@
  *   await aq.schedules.create({ id: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Paris', task: { callbackUrl } });
  */
 import type { Static } from 'typebox';
-import type { CreateScheduleBody, ScheduleViewSchema } from '../api/schedule-schemas.js';
+import type { CreateScheduleBody, ScheduleListSchema, ScheduleViewSchema } from '../api/schedule-schemas.js';
 
 export type CreateScheduleInput = Static<typeof CreateScheduleBody>;
 export type Schedule = Static<typeof ScheduleViewSchema>;
+/** One page of `aq.schedules.page()`. */
+export type SchedulePage = Static<typeof ScheduleListSchema>;
 
 /** The part of the SDK's HTTP client the schedules use. */
 export interface ScheduleRequests {
@@ -29,8 +31,28 @@ export class Schedules {
     return this.http.request<Schedule>('GET', `/v1/schedules/${encodeURIComponent(id)}`, { retry: true });
   }
 
-  async list(): Promise<Schedule[]> {
-    return (await this.http.request<{ schedules: Schedule[] }>('GET', '/v1/schedules', { retry: true })).schedules;
+  /** Every schedule, following the pages. */
+  async list(options: { pageSize?: number } = {}): Promise<Schedule[]> {
+    const schedules: Schedule[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.page({
+        ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      schedules.push(...page.schedules);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    return schedules;
+  }
+
+  /** One page: Temporal lists `limit` schedules (1–1,000, default 1,000), of which ours, by id. */
+  page(options: { limit?: number; cursor?: string } = {}): Promise<SchedulePage> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.cursor !== undefined) query.set('cursor', options.cursor);
+    const search = query.size > 0 ? `?${query.toString()}` : '';
+    return this.http.request<SchedulePage>('GET', `/v1/schedules${search}`, { retry: true });
   }
 
   pause(id: string): Promise<Schedule> {

@@ -40,7 +40,7 @@ def map_case(context, case):
     if not _positive(case):
         return case
     method = case.method.upper()
-    if method == "GET" and case.path in ("/v1/tasks", "/v1/flow-control") and isinstance(case.query, dict):
+    if method == "GET" and case.path in ("/v1/tasks", "/v1/flow-control", "/v1/schedules") and isinstance(case.query, dict):
         case.query.pop("cursor", None)
     if method == "POST" and case.path == "/v1/tasks" and isinstance(case.body, dict):
         _literal_hosts(case.body)

@@ -28,6 +28,11 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
   async (app, { config, target }) => {
     const connection = lazyClientConnection(target);
     const client = new Client({ connection, namespace: config.temporalNamespace });
+    // Derived from what every API process of a deployment shares, so any of them accepts a
+    // cursor another issued; rotating all API keys retires outstanding cursors.
+    const cursorKey = createHash('sha256')
+      .update(['asyncqueue-cursor-v1', config.temporalNamespace, ...[...config.apiKeys].sort()].join('\n'))
+      .digest();
     app.decorate(
       'tasks',
       new TaskService(client, {
@@ -40,11 +45,7 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         progressIntervalMs: config.progressIntervalMs,
         maxResultBytes: config.maxResponseBytes,
         onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),
-        // Derived from what every API process of a deployment shares, so any of them accepts a
-        // cursor another issued; rotating all API keys retires outstanding cursors.
-        cursorKey: createHash('sha256')
-          .update(['asyncqueue-cursor-v1', config.temporalNamespace, ...[...config.apiKeys].sort()].join('\n'))
-          .digest(),
+        cursorKey,
       }),
     );
     app.decorate(
@@ -59,7 +60,11 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
     );
     app.decorate(
       'schedules',
-      new ScheduleService(app.tasks.calls, { taskQueue: config.taskQueue, policy: config.policy }, app.tasks.flowControl),
+      new ScheduleService(
+        app.tasks.calls,
+        { namespace: config.temporalNamespace, taskQueue: config.taskQueue, policy: config.policy, cursorKey },
+        app.tasks.flowControl,
+      ),
     );
     // Before the server waits for requests in flight: a `?wait` may otherwise hold it for a minute.
     app.addHook('preClose', async () => {

@@ -4,7 +4,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { DestinationGuard } from '../../../activities/destination-guard.js';
 import { ValidationError } from '../../shared/errors.js';
-import { CreateScheduleBody, ScheduleListSchema, ScheduleParams, ScheduleViewSchema } from '../schedule-schemas.js';
+import {
+  CreateScheduleBody,
+  ListSchedulesQuery,
+  ScheduleListSchema,
+  ScheduleParams,
+  ScheduleViewSchema,
+} from '../schedule-schemas.js';
 import { ErrorSchema, documented } from '../schemas.js';
 import { cronProblem, isKnownTimeZone } from '../schedules/cron.js';
 import { newTaskFromRequest } from '../tasks/task-input.js';
@@ -68,13 +74,16 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ guard: DestinationGuard
     {
       schema: {
         summary: 'List schedules',
-        description: "AsyncQueue's schedules (others in the namespace are left out), by id.",
+        description:
+          "AsyncQueue's schedules (others in the namespace are left out): pages of Temporal's list of `limit` schedules " +
+          '(default and most 1,000), ours of them by id; follow `nextCursor` for the next.',
         tags: ['schedules'],
         security,
-        response: { 200: documented(ScheduleListSchema, 'Every schedule'), ...errors },
+        querystring: ListSchedulesQuery,
+        response: { 200: documented(ScheduleListSchema, 'A page of schedules'), ...errors },
       },
     },
-    async () => ({ schedules: await app.schedules.list() }),
+    async (request) => app.schedules.list(request.query),
   );
 
   app.get(

@@ -24,7 +24,9 @@ import {
   type TaskInput,
   type TaskPolicy,
 } from '../../../workflows/task-contract.js';
-import type { ScheduleView } from '../schedule-schemas.js';
+import { MAX_SCHEDULES_PER_PAGE, type ScheduleView } from '../schedule-schemas.js';
+import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
+import { TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
 import type { NewTask } from '../tasks/task-service.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import type { FlowControlService } from '../flow-control/flow-control-service.js';
@@ -39,8 +41,13 @@ const SCHEDULE_MEMO_KEY = 'asyncqueueSchedule';
  * `every: 1` schedule must not start an hour of runs after an hour's outage.
  */
 const CATCHUP_WINDOW_MS = 5 * 60_000;
-/** A list reads at most this many schedules (each with a describe). */
-const MAX_LISTED = 1000;
+/** A list describes this many schedules at once. */
+const DESCRIBE_CONCURRENCY = 20;
+
+export interface ScheduleListPage {
+  schedules: ScheduleView[];
+  nextCursor: string | null;
+}
 
 export type Overlap = 'skip' | 'allow';
 
@@ -63,7 +70,7 @@ interface ScheduleMemo {
 export class ScheduleService {
   constructor(
     private readonly calls: TemporalCalls,
-    private readonly options: { taskQueue: string; policy: TaskPolicy },
+    private readonly options: { namespace: string; taskQueue: string; policy: TaskPolicy; cursorKey: Buffer },
     private readonly flowControl: FlowControlService,
   ) {}
 
@@ -138,17 +145,42 @@ export class ScheduleService {
     return viewOf(id, await this.describe(id));
   }
 
-  async list(): Promise<ScheduleView[]> {
-    const ids: string[] = [];
-    await this.calls.rpc(async () => {
-      for await (const summary of this.calls.client.schedule.list()) {
-        if (!summary.scheduleId.startsWith(SCHEDULE_ID_PREFIX) || summary.memo?.[SCHEDULE_MEMO_KEY] === undefined) continue;
-        ids.push(summary.scheduleId.slice(SCHEDULE_ID_PREFIX.length));
-        if (ids.length >= MAX_LISTED) break;
-      }
+  /**
+   * A page of Temporal's schedules, ours among them (others in the namespace are left out, so a
+   * page may hold fewer than `limit`), each described, by id within the page.
+   */
+  async list(query: { limit?: number; cursor?: string } = {}): Promise<ScheduleListPage> {
+    const page = await this.calls
+      .rpc(() =>
+        this.calls.client.workflowService.listSchedules({
+          namespace: this.options.namespace,
+          maximumPageSize: query.limit ?? MAX_SCHEDULES_PER_PAGE,
+          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
+        }),
+      )
+      .catch((err: unknown) => {
+        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
+          throw new ValidationError('cursor', 'is not a cursor this service returned');
+        }
+        throw err;
+      });
+    const ids = (page.schedules ?? []).flatMap((entry) => {
+      const scheduleId = entry.scheduleId ?? '';
+      const ours = scheduleId.startsWith(SCHEDULE_ID_PREFIX) && entry.memo?.fields?.[SCHEDULE_MEMO_KEY] !== undefined;
+      return ours ? [scheduleId.slice(SCHEDULE_ID_PREFIX.length)] : [];
     });
-    const views = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
-    return views.filter((view): view is ScheduleView => view !== undefined).sort((a, b) => a.id.localeCompare(b.id));
+    const views: ScheduleView[] = [];
+    for (let index = 0; index < ids.length; index += DESCRIBE_CONCURRENCY) {
+      const batch = await Promise.all(
+        ids.slice(index, index + DESCRIBE_CONCURRENCY).map((id) => this.get(id).catch(() => undefined)),
+      );
+      views.push(...batch.filter((view): view is ScheduleView => view !== undefined));
+    }
+    const token = page.nextPageToken;
+    return {
+      schedules: views.sort((a, b) => a.id.localeCompare(b.id)),
+      nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
+    };
   }
 
   async pause(id: string): Promise<ScheduleView> {
