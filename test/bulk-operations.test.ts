@@ -137,6 +137,37 @@ describe('bulk actions', () => {
     assert.equal((await harness.waitForEnd(running)).status, 'cancelled');
   });
 
+  it('with Idempotency-Key, a repeat answers the operation the first started (200), so a retried replay replays once; another request is a 409', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const id = await harness.createTask({ callbackUrl: receiver.url('/never'), delay: 3600 });
+      assert.equal((await harness.api('POST', `/v1/tasks/${id}/cancel`)).status, 202);
+      await harness.waitForEnd(id);
+      ids.push(id);
+    }
+    const key = { 'idempotency-key': `bulk-${randomUUID()}` };
+    const body = { action: 'replay', ids };
+    const first = await harness.api('POST', '/v1/tasks/bulk', body, key);
+    assert.equal(first.status, 202);
+    const repeat = await harness.api('POST', '/v1/tasks/bulk', body, key);
+    assert.equal(repeat.status, 200);
+    assert.equal(repeat.body.id, first.body.id);
+    assert.equal(repeat.headers.get('location'), `/v1/operations/${first.body.id}`);
+    const operation = await operationEnded(first.body.id);
+    assert.deepEqual([operation.matched, operation.succeeded], [2, 2], JSON.stringify(operation));
+    const misuse = await harness.api('POST', '/v1/tasks/bulk', { action: 'cancel', ids }, key);
+    assert.equal(misuse.status, 409);
+    assert.equal(misuse.body.error.code, 'idempotency_key_reused');
+    // The same key names a task of its own space: a create with it is no conflict.
+    assert.equal((await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url('/never'), delay: 3600 }, key)).status, 202);
+
+    const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
+    const sdkKey = `sdk-bulk-${randomUUID()}`;
+    const once = await aq.tasks.bulk({ action: 'replay', ids }, { idempotencyKey: sdkKey });
+    const again = await aq.tasks.bulk({ action: 'replay', ids }, { idempotencyKey: sdkKey });
+    assert.equal(again.id, once.id);
+  });
+
   it('the SDK and the CLI: aq.tasks.bulk, aq.operations.get, aq.tasks.replay, tasks list --label', async () => {
     const aq = new AsyncQueue({ baseUrl: harness.baseUrl });
     const label = `sdk:${randomUUID().slice(0, 8)}`;

@@ -189,10 +189,18 @@ class Tasks {
   /**
    * Cancels or replays many tasks: `{ action, filter: { status?, label?, createdAfter?, createdBefore?,
    * flowControlKey? } }` or `{ action, ids }`. Answers at once; follow it with `aq.operations.get(id)`.
+   * With `idempotencyKey`, a repeat (and the client's own retry) answers the same operation.
    */
-  bulk(request: BulkRequest): Promise<CreatedOperation> {
-    // Not retried: a repeat would start a second operation (a second replay of each task).
-    return this.http.request<CreatedOperation>('POST', '/v1/tasks/bulk', { body: request, retry: false });
+  bulk(request: BulkRequest, options: CreateOptions = {}): Promise<CreatedOperation> {
+    // Retried only with an Idempotency-Key: a repeat without one would start a second operation
+    // (a second replay of each task); with one, it answers the operation the first started.
+    const headers: Record<string, string> = {};
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    return this.http.request<CreatedOperation>('POST', '/v1/tasks/bulk', {
+      body: request,
+      headers,
+      retry: options.idempotencyKey !== undefined,
+    });
   }
 
   /**

@@ -6,7 +6,7 @@
  * request would have to be refused, and they cannot replay.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import {
   BULK_OPERATION_WORKFLOW_TYPE,
   OPERATION_MEMO_KEY,
@@ -23,6 +23,10 @@ import { AsyncQueueError, TemporalUnavailableError, ValidationError } from '../.
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { tasksQuery } from '../tasks/list-query.js';
 import { closedExecutionStatus } from '../tasks/list-query.js';
+import { IdempotencyConflictError, isSameRequest, operationIdForKey, requestHash } from '../tasks/idempotency.js';
+
+/** Memo key of the hash of the request an Idempotency-Key started the operation with. */
+const REQUEST_MEMO_KEY = 'request';
 
 export class OperationNotFoundError extends AsyncQueueError {
   readonly code = 'operation_not_found';
@@ -55,8 +59,15 @@ export class OperationService {
     this.calls = new TemporalCalls(client, options);
   }
 
-  async start(request: BulkRequest): Promise<OperationState> {
-    const id = randomUUID();
+  /**
+   * Starts the operation; with an Idempotency-Key, a repeat of the same request finds the
+   * operation the first one started (`created: false`) instead of starting a second.
+   */
+  async start(
+    request: BulkRequest,
+    idempotency?: { caller: string; key: string },
+  ): Promise<{ operation: OperationState; created: boolean }> {
+    const id = idempotency !== undefined ? operationIdForKey(idempotency.caller, idempotency.key) : randomUUID();
     const createdAt = new Date().toISOString();
     const input: BulkOperationInput = { id, action: request.action, createdAt, policy: this.options.policy };
     if ('ids' in request) {
@@ -79,17 +90,29 @@ export class OperationService {
       skipped: 0,
       errors: [],
     };
-    await this.calls.rpc(() =>
-      this.calls.client.workflow.start<typeof bulkOperationWorkflow>(BULK_OPERATION_WORKFLOW_TYPE, {
-        taskQueue: this.options.taskQueue,
-        workflowId: workflowIdForOperation(id),
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [input],
-        memo: { [OPERATION_MEMO_KEY]: state },
-        staticSummary: `bulk ${request.action}: ${input.ids !== undefined ? `${input.ids.length} ids` : JSON.stringify(input.filter)}`,
-      }),
-    );
-    return state;
+    try {
+      await this.calls.rpc(() =>
+        this.calls.client.workflow.start<typeof bulkOperationWorkflow>(BULK_OPERATION_WORKFLOW_TYPE, {
+          taskQueue: this.options.taskQueue,
+          workflowId: workflowIdForOperation(id),
+          // Keeps an id (and so an idempotency key) taken for as long as the operation is retained.
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          args: [input],
+          memo: {
+            [OPERATION_MEMO_KEY]: state,
+            ...(idempotency !== undefined ? { [REQUEST_MEMO_KEY]: { hash: requestHash(request) } } : {}),
+          },
+          staticSummary: `bulk ${request.action}: ${input.ids !== undefined ? `${input.ids.length} ids` : JSON.stringify(input.filter)}`,
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
+      const existing = await this.calls.rpc(() => this.calls.client.workflow.getHandle(workflowIdForOperation(id)).describe());
+      const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
+      if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id, 'operation');
+      return { operation: await this.get(id), created: false };
+    }
+    return { operation: state, created: true };
   }
 
   async get(id: string): Promise<OperationState> {

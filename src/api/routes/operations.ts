@@ -9,7 +9,8 @@ import {
 } from '../operation-schemas.js';
 import { ErrorResponses, documented } from '../schemas.js';
 import { ValidationError } from '../../shared/errors.js';
-import { bodyErrors, errors, security } from './route-schemas.js';
+import { IDEMPOTENCY_HEADER, readIdempotencyKey } from '../tasks/idempotency.js';
+import { bodyErrors, conflict, errors, security } from './route-schemas.js';
 
 export const operationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
@@ -21,12 +22,20 @@ export const operationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Starts a durable operation (a Temporal workflow) over the tasks a `filter` selects, or the listed `ids`: ' +
           '`cancel` cancels each matched task that has not ended, as `POST /v1/tasks/{id}/cancel` does; `replay` ' +
           'replays each matched task that has ended, once. A filter selects tasks created before the operation; a ' +
-          'filter without any criterion is a 400. Operations run side by side; follow one at `Location`.',
+          'filter without any criterion is a 400. Operations run side by side; follow one at `Location`. With ' +
+          '`Idempotency-Key`, a repeat of the same request answers 200 with the operation the first one started ' +
+          '(a retry after a lost answer starts no second replay); the key with another request is a 409.',
         tags: ['operations'],
         security,
         body: BulkBody,
         response: {
+          200: documented(
+            CreatedOperationSchema,
+            'A repeat of a request with this Idempotency-Key: its operation',
+            OperationLocationHeader,
+          ),
           202: documented(CreatedOperationSchema, 'The operation has started', OperationLocationHeader),
+          ...conflict('The Idempotency-Key was used for a different request'),
           ...bodyErrors,
           ...errors,
         },
@@ -41,11 +50,15 @@ export const operationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           filter === undefined ? 'is required unless ids are given' : 'give either filter or ids, not both',
         );
       }
-      const operation = await app.operations.start(filter !== undefined ? { action, filter } : { action, ids: ids! });
-      request.log.info({ operationId: operation.id, action: operation.action }, 'bulk operation started');
+      const key = readIdempotencyKey(request.headers[IDEMPOTENCY_HEADER]);
+      const { operation, created } = await app.operations.start(
+        filter !== undefined ? { action, filter } : { action, ids: ids! },
+        key !== undefined ? { caller: request.caller, key } : undefined,
+      );
+      if (created) request.log.info({ operationId: operation.id, action: operation.action }, 'bulk operation started');
       void reply.header('location', `/v1/operations/${operation.id}`);
       return reply
-        .code(202)
+        .code(created ? 202 : 200)
         .send({ id: operation.id, action: operation.action, state: operation.state, createdAt: operation.createdAt });
     },
   );

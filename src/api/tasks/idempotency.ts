@@ -14,8 +14,12 @@ const MAX_KEY_LENGTH = 255;
 export class IdempotencyConflictError extends AsyncQueueError {
   readonly code = 'idempotency_key_reused';
   override readonly statusCode = 409;
-  constructor(readonly taskId: string) {
-    super(`Idempotency-Key was already used for a different request (task ${taskId})`);
+  /** `taskId`: the task (or, with `what`, the operation) the key made. */
+  constructor(
+    readonly taskId: string,
+    what: 'task' | 'operation' = 'task',
+  ) {
+    super(`Idempotency-Key was already used for a different request (${what} ${taskId})`);
   }
 }
 
@@ -31,7 +35,16 @@ export function readIdempotencyKey(value: string | string[] | undefined): string
 
 /** A UUID (version 8, "custom") derived from the caller and the key: same inputs, same task id. */
 export function taskIdForKey(caller: string, key: string): string {
-  const bytes = createHash('sha256').update(`asyncqueue/idempotency/v1\n${caller}\n${key}`).digest().subarray(0, 16);
+  return uuidFrom(`asyncqueue/idempotency/v1\n${caller}\n${key}`);
+}
+
+/** The bulk operation's id for (caller, key): its own space, so one key may name a task and an operation. */
+export function operationIdForKey(caller: string, key: string): string {
+  return uuidFrom(`asyncqueue/idempotency/bulk/v1\n${caller}\n${key}`);
+}
+
+function uuidFrom(text: string): string {
+  const bytes = createHash('sha256').update(text).digest().subarray(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x80;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   const hex = bytes.toString('hex');
