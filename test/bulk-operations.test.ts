@@ -166,6 +166,23 @@ describe('bulk actions', () => {
     const once = await aq.tasks.bulk({ action: 'replay', ids }, { idempotencyKey: sdkKey });
     const again = await aq.tasks.bulk({ action: 'replay', ids }, { idempotencyKey: sdkKey });
     assert.equal(again.id, once.id);
+    const lines: string[] = [];
+    const out = { write: (text: string) => lines.push(text), error: (text: string) => lines.push(text) };
+    const cliArgs = [
+      'tasks',
+      'bulk',
+      '--action',
+      'replay',
+      '--id',
+      ids[0]!,
+      '--id',
+      ids[1]!,
+      '--idempotency-key',
+      sdkKey,
+      '--json',
+    ];
+    assert.equal(await runCli(cliArgs, { ASYNCQUEUE_URL: harness.baseUrl }, out), 0);
+    assert.equal(JSON.parse(lines.pop()!).id, once.id);
   });
 
   it('the SDK and the CLI: aq.tasks.bulk, aq.operations.get, aq.tasks.replay, tasks list --label', async () => {

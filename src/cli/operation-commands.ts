@@ -6,7 +6,7 @@ import type { AsyncQueue, BulkRequest, Operation, Task } from '../client/index.j
 
 export const OPERATION_USAGE = `  replay ID [--delay SECONDS] [--retries N] [--timeout SECONDS] [--idempotency-key KEY]
   bulk --action cancel|replay (--id ID... | [--status STATUS] [--label LABEL]...
-       [--created-after TIME] [--created-before TIME] [--flow-control-key KEY])
+       [--created-after TIME] [--created-before TIME] [--flow-control-key KEY]) [--idempotency-key KEY]
   list also takes --label LABEL (repeat it: tasks carrying all of them)
 
        asyncqueue operations get ID`;
@@ -81,7 +81,10 @@ export async function runOperationCommand(
               ...(values['flow-control-key'] !== undefined ? { flowControlKey: values['flow-control-key'] } : {}),
             },
           };
-    const operation = await aq.tasks.bulk(request);
+    const operation = await aq.tasks.bulk(
+      request,
+      values['idempotency-key'] !== undefined ? { idempotencyKey: values['idempotency-key'] } : {},
+    );
     show(
       operation,
       () => `${operation.id}\t${operation.action}\t${operation.state}\t(asyncqueue operations get ${operation.id})`,
