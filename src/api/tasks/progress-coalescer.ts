@@ -18,6 +18,11 @@ export interface ProgressCoalescerOptions {
 
 interface Entry {
   pending: ProgressUpdate | undefined;
+  /**
+   * The held report being sent now: still shown by reads until its signal is in the workflow's
+   * history (between the two, the workflow's state is older than what the callee was told).
+   */
+  sending?: ProgressUpdate;
   timer: NodeJS.Timeout;
 }
 
@@ -47,9 +52,10 @@ export class ProgressCoalescer {
     return 'sent';
   }
 
-  /** The newest report held back for this task, if any. */
+  /** The newest report held back for this task (or being sent), if any. */
   latest(taskId: string): ProgressUpdate | undefined {
-    return this.recent.get(taskId)?.pending;
+    const entry = this.recent.get(taskId);
+    return entry?.pending ?? entry?.sending;
   }
 
   /** Sends every held report now (graceful shutdown: nothing accepted is lost). */
@@ -63,13 +69,18 @@ export class ProgressCoalescer {
     const timer = setTimeout(() => {
       const entry = this.recent.get(taskId);
       if (entry?.pending === undefined) {
-        this.recent.delete(taskId);
+        // Kept while a send is in flight (reads show it), then gone at the next interval's end.
+        if (entry?.sending !== undefined) entry.timer = this.arm(taskId);
+        else this.recent.delete(taskId);
         return;
       }
       const update = entry.pending;
       entry.pending = undefined;
+      entry.sending = update;
       entry.timer = this.arm(taskId);
-      void this.sendDeferred(taskId, update);
+      void this.sendDeferred(taskId, update).finally(() => {
+        if (entry.sending === update) delete entry.sending;
+      });
     }, this.options.intervalMs);
     timer.unref();
     return timer;
