@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { BODILESS_METHOD_RULE, CreateTaskBody } from './schemas.js';
+import { NextCursorSchema, cursorParam, limitParam } from './page-schemas.js';
 
 /**
  * Letters, digits, `_` and `-`, at most 36: a run's task id is `aqs-<id>-<time>` (Temporal appends
@@ -90,24 +91,12 @@ export const MAX_SCHEDULES_PER_PAGE = 1_000;
 
 export const ListSchedulesQuery = Type.Object(
   {
-    limit: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: MAX_SCHEDULES_PER_PAGE,
-        default: MAX_SCHEDULES_PER_PAGE,
-        description: "schedules Temporal lists per page; a page shows AsyncQueue's among them, so it may hold fewer",
-      }),
+    limit: limitParam(
+      MAX_SCHEDULES_PER_PAGE,
+      MAX_SCHEDULES_PER_PAGE,
+      "schedules Temporal lists per page; a page shows AsyncQueue's among them, so it may hold fewer",
     ),
-    cursor: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 4096,
-        pattern: '^[A-Za-z0-9_-]+$',
-        description:
-          "the previous page's `nextCursor`, unchanged. Opaque and authenticated: a value this service did not issue is a 400.",
-        errorMessage: 'is not a cursor this service returned',
-      }),
-    ),
+    cursor: cursorParam(),
   },
   { additionalProperties: false },
 );
@@ -115,7 +104,7 @@ export type ListSchedulesQuery = Static<typeof ListSchedulesQuery>;
 
 export const ScheduleListSchema = Type.Object({
   schedules: Type.Array(ScheduleViewSchema, { description: 'the page of schedules, by id' }),
-  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the next page, or null after the last' }),
+  nextCursor: NextCursorSchema,
 });
 
 export const ScheduleParams = Type.Object({ id: ScheduleId });

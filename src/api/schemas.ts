@@ -7,6 +7,7 @@ import type { TaskStatus } from '../../workflows/task-status.js';
 import type { CallbackMethod } from '../../workflows/callback-method.js';
 import { FlowControlSchema, PrioritySchema, TaskFlowControlViewSchema } from './flow-control/flow-control-schemas.js';
 import { HttpUrl, anyCase, says } from './url-schema.js';
+import { NextCursorSchema, cursorParam, limitParam } from './page-schemas.js';
 
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -234,18 +235,8 @@ export const ListTasksQuery = Type.Object(
         ...says('must be a schedule id: 1–36 letters, digits, _ or -'),
       }),
     ),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-    cursor: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 4096,
-        pattern: '^[A-Za-z0-9_-]+$',
-        description:
-          "the previous page's `nextCursor`, unchanged, with the same `status`. Opaque and authenticated: a " +
-          'value this service did not issue is a 400.',
-        ...says('is not a cursor this service returned'),
-      }),
-    ),
+    limit: limitParam(100, 20),
+    cursor: cursorParam(', with the same `status`'),
   },
   { additionalProperties: false },
 );
@@ -253,7 +244,7 @@ export type ListTasksQuery = Static<typeof ListTasksQuery>;
 
 export const TaskListSchema = Type.Object({
   tasks: Type.Array(TaskViewSchema),
-  nextCursor: Type.Union([Type.String(), Type.Null()]),
+  nextCursor: NextCursorSchema,
 });
 
 /** Optional (CONTRACT): a request without a body reaches the validator as `null`; api-docs.ts says so. */

@@ -5,6 +5,7 @@
  *   await aq.flowControl.pause('report-generator');   // no new attempt starts; in-flight ones finish
  *   const { inFlight, waiting } = await aq.flowControl.get('report-generator');
  */
+import { allPages, pagePath, type PageOptions } from './pages.js';
 import type { FlowKey, FlowKeyPage, FlowLimits } from './types.js';
 
 /** The part of the SDK's HTTP client this needs (index.ts). */
@@ -21,27 +22,17 @@ export class FlowControl {
   }
 
   /** Every key, following the pages; sorted by key within each page of `pageSize` (default 1,000). */
-  async list(options: { pageSize?: number } = {}): Promise<FlowKey[]> {
-    const keys: FlowKey[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.page({
-        ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
-        ...(cursor !== undefined ? { cursor } : {}),
-      });
-      keys.push(...page.keys);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
-    return keys;
+  list(options: { pageSize?: number } = {}): Promise<FlowKey[]> {
+    return allPages(
+      (page) => this.page(page),
+      (page) => page.keys,
+      options.pageSize,
+    );
   }
 
   /** One page of keys: `limit` of them (1–1,000, default 1,000) after `cursor` (the last page's `nextCursor`). */
-  page(options: { limit?: number; cursor?: string } = {}): Promise<FlowKeyPage> {
-    const query = new URLSearchParams();
-    if (options.limit !== undefined) query.set('limit', String(options.limit));
-    if (options.cursor !== undefined) query.set('cursor', options.cursor);
-    const search = query.size > 0 ? `?${query.toString()}` : '';
-    return this.http.request<FlowKeyPage>('GET', `/v1/flow-control${search}`, { retry: true });
+  page(options: PageOptions = {}): Promise<FlowKeyPage> {
+    return this.http.request<FlowKeyPage>('GET', pagePath('/v1/flow-control', options), { retry: true });
   }
 
   /** Replaces the key's limits (at least one of parallelism and rate); creates the key if new. */

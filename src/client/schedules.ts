@@ -4,6 +4,7 @@
  *   await aq.schedules.create({ id: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Paris', task: { callbackUrl } });
  */
 import type { Static } from 'typebox';
+import { allPages, pagePath, type PageOptions } from './pages.js';
 import type { CreateScheduleBody, ScheduleListSchema, ScheduleViewSchema } from '../api/schedule-schemas.js';
 
 export type CreateScheduleInput = Static<typeof CreateScheduleBody>;
@@ -32,27 +33,17 @@ export class Schedules {
   }
 
   /** Every schedule, following the pages. */
-  async list(options: { pageSize?: number } = {}): Promise<Schedule[]> {
-    const schedules: Schedule[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.page({
-        ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
-        ...(cursor !== undefined ? { cursor } : {}),
-      });
-      schedules.push(...page.schedules);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
-    return schedules;
+  list(options: { pageSize?: number } = {}): Promise<Schedule[]> {
+    return allPages(
+      (page) => this.page(page),
+      (page) => page.schedules,
+      options.pageSize,
+    );
   }
 
   /** One page: Temporal lists `limit` schedules (1–1,000, default 1,000), of which ours, by id. */
-  page(options: { limit?: number; cursor?: string } = {}): Promise<SchedulePage> {
-    const query = new URLSearchParams();
-    if (options.limit !== undefined) query.set('limit', String(options.limit));
-    if (options.cursor !== undefined) query.set('cursor', options.cursor);
-    const search = query.size > 0 ? `?${query.toString()}` : '';
-    return this.http.request<SchedulePage>('GET', `/v1/schedules${search}`, { retry: true });
+  page(options: PageOptions = {}): Promise<SchedulePage> {
+    return this.http.request<SchedulePage>('GET', pagePath('/v1/schedules', options), { retry: true });
   }
 
   pause(id: string): Promise<Schedule> {

@@ -1,5 +1,6 @@
 /** TypeBox schemas of flow control (CONTRACT v2): the create field, the key's view, PUT's body. */
 import { Type, type Static } from 'typebox';
+import { NextCursorSchema, cursorParam, limitParam } from '../page-schemas.js';
 
 export const MAX_FLOW_LIMIT = 10_000;
 export const MAX_PERIOD_SECONDS = 3_600;
@@ -93,24 +94,8 @@ export const MAX_KEYS_PER_PAGE = 1_000;
 
 export const ListFlowKeysQuery = Type.Object(
   {
-    limit: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: MAX_KEYS_PER_PAGE,
-        default: MAX_KEYS_PER_PAGE,
-        description: 'keys per page',
-      }),
-    ),
-    cursor: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 4096,
-        pattern: '^[A-Za-z0-9_-]+$',
-        description:
-          "the previous page's `nextCursor`, unchanged. Opaque and authenticated: a value this service did not issue is a 400.",
-        errorMessage: 'is not a cursor this service returned',
-      }),
-    ),
+    limit: limitParam(MAX_KEYS_PER_PAGE, MAX_KEYS_PER_PAGE, 'keys per page'),
+    cursor: cursorParam(),
   },
   { additionalProperties: false },
 );
@@ -118,7 +103,7 @@ export type ListFlowKeysQuery = Static<typeof ListFlowKeysQuery>;
 
 export const FlowKeyListSchema = Type.Object({
   keys: Type.Array(FlowKeyViewSchema, { description: 'the page of keys, by key' }),
-  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the next page, or null after the last' }),
+  nextCursor: NextCursorSchema,
 });
 
 /** The task view's `flowControl`. */
