@@ -68,6 +68,12 @@ export interface CreateOptions {
   idempotencyKey?: string;
 }
 
+/** A POST that starts something: retried by the client only with an Idempotency-Key, which makes a repeat find it. */
+function startOnce(options: CreateOptions): { headers: Record<string, string>; retry: boolean } {
+  const key = options.idempotencyKey;
+  return key !== undefined ? { headers: { 'idempotency-key': key }, retry: true } : { headers: {}, retry: false };
+}
+
 export interface WaitOptions {
   /** Give up after this long (default 5 minutes) with a WaitTimeoutError. */
   timeoutMs?: number;
@@ -105,13 +111,7 @@ class Tasks {
 
   /** Creates a task; answers at once with its id (the callback runs later). */
   async create(task: CreateTaskInput, options: CreateOptions = {}): Promise<CreatedTask> {
-    const headers: Record<string, string> = {};
-    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
-    const created = await this.http.request<CreatedTask>('POST', '/v1/tasks', {
-      body: task,
-      headers,
-      retry: options.idempotencyKey !== undefined,
-    });
+    const created = await this.http.request<CreatedTask>('POST', '/v1/tasks', { body: task, ...startOnce(options) });
     return { id: created.id, status: created.status, createdAt: created.createdAt };
   }
 
@@ -176,12 +176,9 @@ class Tasks {
    * AsyncQueueApiError 409 while the task has not ended.
    */
   async replay(id: string, overrides: ReplayOverrides = {}, options: CreateOptions = {}): Promise<ReplayedTask> {
-    const headers: Record<string, string> = {};
-    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
     const replayed = await this.http.request<ReplayedTask & Task>('POST', `/v1/tasks/${encodeURIComponent(id)}/replay`, {
       body: overrides,
-      headers,
-      retry: options.idempotencyKey !== undefined,
+      ...startOnce(options),
     });
     return { id: replayed.id, status: replayed.status, createdAt: replayed.createdAt, replayOf: replayed.replayOf ?? id };
   }
@@ -192,15 +189,8 @@ class Tasks {
    * With `idempotencyKey`, a repeat (and the client's own retry) answers the same operation.
    */
   bulk(request: BulkRequest, options: CreateOptions = {}): Promise<CreatedOperation> {
-    // Retried only with an Idempotency-Key: a repeat without one would start a second operation
-    // (a second replay of each task); with one, it answers the operation the first started.
-    const headers: Record<string, string> = {};
-    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
-    return this.http.request<CreatedOperation>('POST', '/v1/tasks/bulk', {
-      body: request,
-      headers,
-      retry: options.idempotencyKey !== undefined,
-    });
+    // Without a key a repeat would start a second operation (a second replay of each task).
+    return this.http.request<CreatedOperation>('POST', '/v1/tasks/bulk', { body: request, ...startOnce(options) });
   }
 
   /**

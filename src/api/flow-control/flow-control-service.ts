@@ -23,11 +23,11 @@ import {
 } from '../../../workflows/flow-control-contract.js';
 import type { flowLimiterWorkflow } from '../../../workflows/flow-limiter.js';
 import type { TaskPolicy } from '../../../workflows/task-contract.js';
-import { FlowKeyNotFoundError, TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
+import { FlowKeyNotFoundError, TemporalUnavailableError } from '../../shared/errors.js';
 import { translateTemporalError } from '../temporal/translate-errors.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { decodePayload } from '../tasks/list-query.js';
-import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
+import { nextCursor, pageToken, refuseUnusableCursor } from '../temporal/list-cursor.js';
 import { MAX_KEYS_PER_PAGE } from './flow-control-schemas.js';
 import { FirstSlotAsks } from './first-slot-asks.js';
 
@@ -185,23 +185,16 @@ export class FlowControlService {
           namespace: this.options.namespace,
           pageSize: query.limit ?? MAX_KEYS_PER_PAGE,
           query: `WorkflowType = '${FLOW_LIMITER_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`,
-          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
+          nextPageToken: pageToken(this.options.cursorKey, query.cursor),
         }),
       )
-      .catch((err: unknown) => {
-        // A token Temporal cannot use (the MAC held: an old deployment's, or a list that changed shape).
-        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
-          throw new ValidationError('cursor', 'is not a cursor this service returned');
-        }
-        throw err;
-      });
+      .catch(refuseUnusableCursor(query.cursor));
     const stored = new Map<string, FlowKeyView>();
     for (const execution of page.executions ?? []) {
       const view = decodePayload<FlowKeyView>(execution.memo?.fields?.[FLOW_MEMO_KEY]);
       if (view !== undefined) stored.set(view.key, view);
     }
-    const token = page.nextPageToken;
-    const nextCursor = token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null;
+    const next = nextCursor(this.options.cursorKey, page.nextPageToken);
 
     const keys = [...stored.keys()].sort();
     const views: FlowKeyView[] = [];
@@ -222,6 +215,6 @@ export class FlowControlService {
       if (answers.every((answer) => answer === undefined)) workerAnswers = false;
       batch.forEach((key, at) => views.push(answers[at] ?? stored.get(key)!));
     }
-    return { keys: views, nextCursor };
+    return { keys: views, nextCursor: next };
   }
 }

@@ -25,8 +25,7 @@ import {
   type TaskPolicy,
 } from '../../../workflows/task-contract.js';
 import { MAX_SCHEDULES_PER_PAGE, type ScheduleView } from '../schedule-schemas.js';
-import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
-import { TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
+import { nextCursor, pageToken, refuseUnusableCursor } from '../temporal/list-cursor.js';
 import type { NewTask } from '../tasks/task-service.js';
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import type { FlowControlService } from '../flow-control/flow-control-service.js';
@@ -155,15 +154,10 @@ export class ScheduleService {
         this.calls.client.workflowService.listSchedules({
           namespace: this.options.namespace,
           maximumPageSize: query.limit ?? MAX_SCHEDULES_PER_PAGE,
-          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
+          nextPageToken: pageToken(this.options.cursorKey, query.cursor),
         }),
       )
-      .catch((err: unknown) => {
-        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
-          throw new ValidationError('cursor', 'is not a cursor this service returned');
-        }
-        throw err;
-      });
+      .catch(refuseUnusableCursor(query.cursor));
     const ids = (page.schedules ?? []).flatMap((entry) => {
       const scheduleId = entry.scheduleId ?? '';
       const ours = scheduleId.startsWith(SCHEDULE_ID_PREFIX) && entry.memo?.fields?.[SCHEDULE_MEMO_KEY] !== undefined;
@@ -176,10 +170,9 @@ export class ScheduleService {
       );
       views.push(...batch.filter((view): view is ScheduleView => view !== undefined));
     }
-    const token = page.nextPageToken;
     return {
       schedules: views.sort((a, b) => a.id.localeCompare(b.id)),
-      nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
+      nextCursor: nextCursor(this.options.cursorKey, page.nextPageToken),
     };
   }
 

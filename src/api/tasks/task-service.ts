@@ -31,13 +31,12 @@ import {
   TaskNotEndedError,
   TaskNotFoundError,
   TemporalUnavailableError,
-  ValidationError,
 } from '../../shared/errors.js';
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { attemptsFromHistory, type AttemptView } from './attempt-history.js';
 import { IdempotencyConflictError, isSameRequest, taskIdForKey } from './idempotency.js';
-import { decodeCursor, encodeCursor } from '../temporal/list-cursor.js';
+import { nextCursor, pageToken, refuseUnusableCursor } from '../temporal/list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedTaskState } from './closed-task.js';
@@ -243,27 +242,21 @@ export class TaskService {
             ...(query.labels !== undefined ? { labels: query.labels } : {}),
             ...(query.scheduleId !== undefined ? { scheduleId: query.scheduleId } : {}),
           }),
-          nextPageToken: query.cursor !== undefined ? decodeCursor(this.options.cursorKey, query.cursor) : null,
+          nextPageToken: pageToken(this.options.cursorKey, query.cursor),
         }),
       )
-      .catch((err: unknown) => {
-        if (query.cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
-          throw new ValidationError('cursor', 'is not a cursor this service returned');
-        }
-        throw err;
-      });
+      .catch(refuseUnusableCursor(query.cursor));
     const views = await Promise.all(
       (response.executions ?? []).map(async (execution) => {
         const view = await this.listedView(execution);
         return view === undefined ? undefined : withDefaults(view);
       }),
     );
-    const token = response.nextPageToken;
     return {
       tasks: views.filter(
         (view): view is TaskView => view !== undefined && (query.status === undefined || view.status === query.status),
       ),
-      nextCursor: token && token.length > 0 ? encodeCursor(this.options.cursorKey, token) : null,
+      nextCursor: nextCursor(this.options.cursorKey, response.nextPageToken),
     };
   }
 

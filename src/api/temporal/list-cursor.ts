@@ -3,7 +3,7 @@
  * deadline retrying a token it cannot parse, so a made-up cursor must be refused here, as a 400.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ValidationError } from '../../shared/errors.js';
+import { TemporalUnavailableError, ValidationError } from '../../shared/errors.js';
 
 const CURSOR_MARKER = Buffer.from('aq2:');
 const CURSOR_MAC_BYTES = 16;
@@ -24,4 +24,27 @@ export function decodeCursor(key: Buffer, cursor: string): Uint8Array {
   const token = bytes.subarray(CURSOR_MARKER.length, bytes.length - CURSOR_MAC_BYTES);
   if (!timingSafeEqual(cursorMac(key, token), bytes.subarray(bytes.length - CURSOR_MAC_BYTES))) throw refuse();
   return token;
+}
+
+/** The page token a request's cursor names; null (the first page) without one. */
+export function pageToken(key: Buffer, cursor: string | undefined): Uint8Array | null {
+  return cursor !== undefined ? decodeCursor(key, cursor) : null;
+}
+
+/** The next page's cursor from Temporal's token, or null after the last page. */
+export function nextCursor(key: Buffer, token: Uint8Array | null | undefined): string | null {
+  return token && token.length > 0 ? encodeCursor(key, token) : null;
+}
+
+/**
+ * A list that failed with a cursor: a token Temporal could not use (its MAC held: an older
+ * deployment's, or a list that changed shape) is the same 400 as a made-up one; unreachable stays 503.
+ */
+export function refuseUnusableCursor(cursor: string | undefined): (err: unknown) => never {
+  return (err) => {
+    if (cursor !== undefined && err instanceof Error && !(err instanceof TemporalUnavailableError)) {
+      throw new ValidationError('cursor', 'is not a cursor this service returned');
+    }
+    throw err;
+  };
 }
