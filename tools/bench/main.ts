@@ -69,7 +69,7 @@ import { readProc, Sampler } from './process-sampler.js';
 import type { RampResult } from './ramp.js';
 import { callbackHandler, Endpoint, webhookHandler, type WebhookArrival } from './receivers.js';
 import { writeReport, type Report } from './report.js';
-import { cleanup, resources } from './run-resources.js';
+import { cleanup, closeBaselineConnections, resources } from './run-resources.js';
 import { asyncQueueEnv, reportedSettings } from './service-env.js';
 import { prepareBaseline, runBaseline } from './targets/baseline.js';
 import { historyCosts, type HistoryCosts } from './task-costs.js';
@@ -87,14 +87,16 @@ async function main(): Promise<number> {
   resources.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-'));
 
   // Temporal: the dev server in memory, the cluster (--cluster), or the one TEMPORAL_ADDRESS names.
-  const engine = await startEngine(options);
+  let engine = await startEngine(options);
   resources.engine = engine;
-  for (const [name, pids] of Object.entries(engine.processGroups)) sampler.trackGroup(name, pids);
+  // Read through resources.engine: a fresh engine per target replaces it between the two ramps.
+  for (const name of Object.keys(engine.processGroups))
+    sampler.trackGroup(name, () => resources.engine?.processGroups[name]?.() ?? []);
   // --quick's budget is for measuring: a cluster's start (PostgreSQL, schema, four services) is not part of it.
   options.deadlineMs += engine.startSec * 1000;
   const machine = await describeMachine(engine.description, () =>
     [
-      ...Object.values(engine.processGroups).flatMap((pids) => pids()),
+      ...Object.values(resources.engine?.processGroups ?? {}).flatMap((pids) => pids()),
       ...[...resources.apis, ...resources.workers].map((s) => s.child.pid),
     ].filter((p): p is number => p !== undefined),
   );
@@ -111,14 +113,18 @@ async function main(): Promise<number> {
   resources.endpoints.push(callbackEndpoint, webhookEndpoint);
   const receivers = { callbackOrigin: callbackEndpoint.origin, webhookUrl: `${webhookEndpoint.origin}/hook`, webhooks };
 
-  const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir), TEMPORAL_NAMESPACE: engine.namespace };
-  const settings = reportedSettings(options, env);
   const bundlePromise = prepareBaseline(options);
+  const aqPhases = !options.skip.has('asyncqueue') || !options.skip.has('concurrency');
+  // Each target on an engine of its own, started the same way, unless --same-server. The dev
+  // server keeps every task in an in-memory SQLite behind one connection: the target that ran
+  // second met a server holding the first one's whole ramp (its RSS 1.75 against 1.3 GB), and
+  // AsyncQueue's limit was 39/s there against 43/s on a fresh server the same day (README).
+  const freshEngines = !options.sameServer && engine.kind !== 'external' && bundlePromise !== undefined && aqPhases;
 
   // The baseline first: AsyncQueue's step after its ramp runs at 80 % of the baseline's limit.
-  // Time after it: AsyncQueue's start, ramp and final drain, the held-call runs, the histories.
-  const aqPhases = !options.skip.has('asyncqueue') || !options.skip.has('concurrency');
+  // Time after it: AsyncQueue's engine, start, ramp and final drain, the held-call runs, the histories.
   const afterBaselineMs =
+    (freshEngines ? engine.startSec * 1000 : 0) +
     (aqPhases ? 10_000 : 0) +
     (options.skip.has('asyncqueue') ? 0 : options.rampBudgetMs + options.finalDrainMs) +
     (options.skip.has('concurrency') ? 0 : options.concurrency.reduce((sum, c) => sum + c.holdMs + 14_000, 0)) +
@@ -133,6 +139,32 @@ async function main(): Promise<number> {
       findings.push(`Baseline aborted: ${message.slice(0, 2000)}`);
     }
   }
+  // Per-task costs: the histories of a sample of each target's finished tasks, read while its engine runs.
+  const sampleSize = options.quick ? 10 : 50;
+  const costs: Report['costs'] = { asyncqueue: null, baseline: null };
+  const readCosts = async (label: string, ids: string[]): Promise<HistoryCosts | null> => {
+    if (ids.length === 0) return null;
+    try {
+      log(`${label}: reading the histories of ${Math.min(ids.length, sampleSize)} finished tasks`);
+      return await historyCosts(engine.address, engine.namespace, ids.slice(0, sampleSize));
+    } catch (err) {
+      findings.push(`${label}: histories not read: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
+  };
+  const pick = (ids: string[]): string[] => ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / sampleSize)) === 0);
+  costs.baseline = await readCosts('Temporal baseline', pick(baseResult?.finishedSample ?? []));
+  if (freshEngines) {
+    await closeBaselineConnections();
+    log(`stopping the baseline's engine; AsyncQueue gets a fresh one`);
+    await engine.stop();
+    engine = await startEngine(options);
+    resources.engine = engine;
+    options.deadlineMs += engine.startSec * 1000;
+  }
+  const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir), TEMPORAL_NAMESPACE: engine.namespace };
+  const settings = reportedSettings(options, env);
+
   const baseLimit = baseResult?.maxSustainableRate ?? null;
   const targetLoadRate =
     baseResult?.firstUnsustainable != null && baseLimit !== null ? Math.round(8 * baseLimit) / 10 : undefined;
@@ -152,22 +184,7 @@ async function main(): Promise<number> {
     Object.assign(processOutput, phase.processOutput);
   }
 
-  // Per-task costs: the histories of a sample of each target's finished tasks.
-  const sampleSize = options.quick ? 10 : 50;
-  const costs: Report['costs'] = { asyncqueue: null, baseline: null };
-  const readCosts = async (label: string, ids: string[]): Promise<HistoryCosts | null> => {
-    if (ids.length === 0) return null;
-    try {
-      log(`${label}: reading the histories of ${Math.min(ids.length, sampleSize)} finished tasks`);
-      return await historyCosts(engine.address, engine.namespace, ids.slice(0, sampleSize));
-    } catch (err) {
-      findings.push(`${label}: histories not read: ${err instanceof Error ? err.message : String(err)}`);
-      return null;
-    }
-  };
-  const pick = (ids: string[]): string[] => ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / sampleSize)) === 0);
   costs.asyncqueue = await readCosts('AsyncQueue', pick(aqResult?.finishedSample ?? []).map(workflowIdForTask));
-  costs.baseline = await readCosts('Temporal baseline', pick(baseResult?.finishedSample ?? []));
   if (engine.metricsUrls.length === 0) findings.push("RPCs per task: the server's Prometheus metrics were not reachable");
 
   const benchHwm = readProc(process.pid)?.hwmKb;
@@ -207,6 +224,7 @@ async function main(): Promise<number> {
       callbackMs: options.callbackMs,
       workerNice: options.workerNice,
       heartbeatTimeoutSec: options.heartbeatTimeoutMs / 1000,
+      freshEngines,
     },
     machine,
     settings,

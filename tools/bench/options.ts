@@ -60,10 +60,15 @@ export interface BenchOptions {
   workerNice: number;
   /** ASYNCQUEUE_HEARTBEAT_TIMEOUT for AsyncQueue, and the baseline's activities' heartbeat timeout. */
   heartbeatTimeoutMs: number;
+  /**
+   * Both targets on one engine (--same-server), the baseline's tasks still in it when AsyncQueue
+   * runs; by default each target gets an engine of its own, started fresh (main.ts says why).
+   */
+  sameServer: boolean;
 }
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000] [--same-server]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -85,6 +90,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'worker-nice': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
       held: { type: 'string' },
+      'same-server': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -187,5 +193,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     workerSlots,
     workerNice,
     heartbeatTimeoutMs,
+    sameServer: values['same-server'] ?? false,
   };
 }

@@ -39,6 +39,8 @@ export interface Report {
     callbackMs: number;
     workerNice: number;
     heartbeatTimeoutSec: number;
+    /** Each target ran on an engine of its own, started fresh (false: both on one, --same-server). */
+    freshEngines: boolean;
   };
   machine: Machine;
   settings: Record<string, string | number>;
@@ -211,7 +213,8 @@ export function renderMarkdown(report: Report): string {
   lines.push(
     `- **Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.totalMemoryGiB} GiB RAM, ${m.kernel}`,
     `- **Node** ${m.node}; **Temporal CLI**: ${m.temporalCli}; **server**: ${m.temporalServer}` +
-      (report.engineStartSec > 0 ? ` (started in ${report.engineStartSec} s)` : ''),
+      (report.engineStartSec > 0 ? ` (started in ${report.engineStartSec} s)` : '') +
+      (report.options.freshEngines ? '; **a fresh one for each target** (the baseline, then AsyncQueue)' : ''),
     `- **Load average** (1 / 5 / 15 min) at the start ${report.loadAverage.start.join(' / ')}, at the end ${report.loadAverage.end.join(' / ')}`,
     `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +

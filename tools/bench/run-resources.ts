@@ -29,6 +29,15 @@ export const resources: {
 } = { apis: [], workers: [], endpoints: [], apiClients: [] };
 let cleaning: Promise<void> | undefined;
 
+/** The baseline's connections, closed before its engine stops (a fresh engine per target). */
+export async function closeBaselineConnections(): Promise<void> {
+  const { nativeConnection, clientConnection } = resources;
+  resources.nativeConnection = undefined;
+  resources.clientConnection = undefined;
+  await nativeConnection?.close();
+  await clientConnection?.close();
+}
+
 export function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     const step = (what: string, action: () => Promise<unknown>, timeoutMs?: number): Promise<void> =>
