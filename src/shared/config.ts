@@ -51,6 +51,8 @@ export interface Config {
   worker: {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
+    /** Threads running workflow code (the SDK's workflowThreadPoolSize); each workflow stays on one. */
+    workflowThreads: number;
     shutdownGraceMs: number;
     /** `npm run worker` lowers its CPU priority to this nice value (0: leaves it). */
     nice: number;
@@ -158,6 +160,7 @@ const ENV_SCHEMA = Type.Object({
   ASYNCQUEUE_MAX_WAIT_POLLS: wholeNumber(500, { minimum: 1, maximum: 100_000 }),
   ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: wholeNumber(2000, { minimum: 1 }),
   ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS: wholeNumber(5000, { minimum: 0 }),
+  ASYNCQUEUE_WORKER_WORKFLOW_THREADS: wholeNumber(1, { minimum: 1, maximum: 64 }),
   ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: seconds(30, { minimum: 0 }),
   ASYNCQUEUE_WORKER_NICE: wholeNumber(0, { minimum: 0, maximum: 19 }),
   ASYNCQUEUE_DEV_SERVER_PORT: wholeNumber(7233, { minimum: 0, maximum: 65535 }),
@@ -217,6 +220,7 @@ export function loadConfig(env: Env = process.env): Config {
     worker: {
       maxConcurrentActivities: vars.ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS,
       maxCachedWorkflows: vars.ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS,
+      workflowThreads: vars.ASYNCQUEUE_WORKER_WORKFLOW_THREADS,
       shutdownGraceMs: ms(vars.ASYNCQUEUE_WORKER_SHUTDOWN_GRACE),
       nice: vars.ASYNCQUEUE_WORKER_NICE,
     },

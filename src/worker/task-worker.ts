@@ -94,6 +94,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     activities,
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
+    workflowThreadPoolSize: config.worker.workflowThreads,
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });
   const holder = await Worker.create({

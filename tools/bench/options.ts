@@ -58,6 +58,8 @@ export interface BenchOptions {
   workerSlots: number | undefined;
   /** ASYNCQUEUE_WORKER_NICE of the worker processes (0: same priority as the API). */
   workerNice: number;
+  /** ASYNCQUEUE_WORKER_WORKFLOW_THREADS of the worker processes (the product's default: 1). */
+  workflowThreads: number;
   /** ASYNCQUEUE_HEARTBEAT_TIMEOUT for AsyncQueue, and the baseline's activities' heartbeat timeout. */
   heartbeatTimeoutMs: number;
   /**
@@ -68,7 +70,7 @@ export interface BenchOptions {
 }
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--heartbeat-timeout S] [--held 100,5000] [--same-server]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -88,6 +90,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'callback-ms': { type: 'string' },
       'worker-slots': { type: 'string' },
       'worker-nice': { type: 'string' },
+      'workflow-threads': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
       held: { type: 'string' },
       'same-server': { type: 'boolean', default: false },
@@ -142,6 +145,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   const workerSlots =
     values['worker-slots'] !== undefined ? count('worker-slots', values['worker-slots'], 1, 100_000) : undefined;
   const workerNice = count('worker-nice', values['worker-nice'], 0, 19);
+  const workflowThreads = count('workflow-threads', values['workflow-threads'], 1, 64);
   const heartbeatTimeoutMs =
     count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
   // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
@@ -192,6 +196,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     callbackMs,
     workerSlots,
     workerNice,
+    workflowThreads,
     heartbeatTimeoutMs,
     sameServer: values['same-server'] ?? false,
   };
