@@ -22,7 +22,7 @@ import { ANONYMOUS } from '../src/api/api-keys.js';
 import { taskIdForKey } from '../src/api/tasks/idempotency.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
-import { concurrencyCounter, waitForKey } from './support/flow-keys.js';
+import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -40,8 +40,6 @@ after(async () => {
   await receiver.close();
   await stopOwnServer();
 });
-
-const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
 
 /** What the API asks a key's limiter before it starts a due task (first-slot.ts), asked directly. */
 async function askFirstSlot(

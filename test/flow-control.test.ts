@@ -19,7 +19,7 @@ import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { callbackAttemptsOnceClosed } from './support/history.js';
-import { flowKey, concurrencyCounter, waitForKey } from './support/flow-keys.js';
+import { concurrencyCounter, flowKey, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -39,8 +39,6 @@ after(async () => {
   await receiver.close();
   await stopOwnServer();
 });
-
-const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
 
 /** A worker in a child process on the harness's task queue. */
 function startWorkerProcess(on: Harness): Started {

@@ -5,14 +5,13 @@
  * one wake-up timer instead of starting and cancelling one on every signal.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { limiterWorkflowId, releaseSlotSignal } from '../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
-import { concurrencyCounter, waitForKey } from './support/flow-keys.js';
+import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -32,8 +31,6 @@ after(async () => {
   await receiver.close();
   await stopOwnServer();
 });
-
-const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
 
 async function limiterEvents(key: string): Promise<HistoryEvent[]> {
   return (await harness.client.workflow.getHandle(limiterWorkflowId(key)).fetchHistory()).events ?? [];

@@ -1,8 +1,12 @@
 /** Reading flow-control keys through the API, and a callee that counts calls in flight, for the flow-control tests. */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { eventually } from './eventually.js';
 import type { Harness } from './harness.js';
 import type { Responder } from './receiver.js';
+
+/** A key no other test (or earlier run on a shared server) uses. */
+export const newKey = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
 
 /** Answers after `ms` (and after `gate`, when given), counting how many calls it holds at once. */
 export function concurrencyCounter(ms: number, gate?: Promise<void>): { responder: Responder; peak: () => number } {
