@@ -184,7 +184,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     drainMaxMs: quick ? 4_000 : 45_000,
     refineSteps: quick ? 0 : 2,
     targetLoadStepFactor: quick ? 0 : 3,
-    rampBudgetMs: quick ? 30_000 : 360_000,
+    // Full: room for the 40 s pause after each failed step (ramp.ts) besides the steps themselves.
+    rampBudgetMs: quick ? 30_000 : 480_000,
     finalDrainMs: quick ? 5_000 : 90_000,
     deadlineMs: quick ? 120_000 : Number.POSITIVE_INFINITY,
     concurrency,

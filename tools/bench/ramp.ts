@@ -63,6 +63,8 @@ export async function ramp(
   let pendingIds: string[] = [];
   const finishedSample: string[] = [];
   let createdTotal = 0;
+  /** The last step failed and its leftover timers have fired since. */
+  let settled = false;
   // Room for the final drain and what follows the ramp within the run's deadline.
   const budgetMs = Math.min(options.rampBudgetMs, T0 + options.deadlineMs - started - options.finalDrainMs - reserveMs);
   const runAt = async (rate: number, stepMs = options.stepMs): Promise<StepResult> => {
@@ -86,7 +88,16 @@ export async function ramp(
     if (stepMs === options.stepMs) steps.push(step);
     if (step.sustainable && step.e2eMs.p99 !== null)
       bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
-    await sleep(1_000); // let the system settle between steps
+    const anotherStepFollows = options.refineSteps > 0 || options.targetLoadStepFactor > 0;
+    if (step.sustainable || !anotherStepFollows)
+      await sleep(1_000); // let the system settle between steps
+    else {
+      // A failed step is the heaviest yet, and its calls' timeout timers fire ~30-35 s later,
+      // inside the bisection step that would follow at once and judge a lower rate under them.
+      log(`${target.name}: ${TARGET_LOAD_SETTLE_MS / 1000} s for the failed step's leftover timers to fire`);
+      await sleep(TARGET_LOAD_SETTLE_MS);
+    }
+    settled = !step.sustainable && anotherStepFollows;
     return step;
   };
   const outOfTime = (stepMs = options.stepMs): boolean => steps.length > 0 && now() - started + stepMs + 2_000 > budgetMs;
@@ -131,8 +142,10 @@ export async function ramp(
     else {
       // The failing steps leave work behind that is not this load's: timers of their finished
       // calls (heartbeat and start-to-close timeouts) fire up to ~35 s later. Let them pass.
-      log(`${target.name}: ${TARGET_LOAD_SETTLE_MS / 1000} s for the ramp's leftover timers to fire`);
-      await sleep(TARGET_LOAD_SETTLE_MS);
+      if (!settled) {
+        log(`${target.name}: ${TARGET_LOAD_SETTLE_MS / 1000} s for the ramp's leftover timers to fire`);
+        await sleep(TARGET_LOAD_SETTLE_MS);
+      }
       targetLoad = await runAt(loadRate, targetLoadMs);
     }
   }
