@@ -88,7 +88,8 @@ export async function ramp(
     if (stepMs === options.stepMs) steps.push(step);
     if (step.sustainable && step.e2eMs.p99 !== null)
       bestP99 = bestP99 === null ? step.e2eMs.p99 : Math.min(bestP99, step.e2eMs.p99);
-    const anotherStepFollows = options.refineSteps > 0 || options.targetLoadStepFactor > 0;
+    // Only a ramp step can have another after it (the 80 % step is the ramp's last).
+    const anotherStepFollows = stepMs === options.stepMs && (options.refineSteps > 0 || options.targetLoadStepFactor > 0);
     if (step.sustainable || !anotherStepFollows)
       await sleep(1_000); // let the system settle between steps
     else {
