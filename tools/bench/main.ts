@@ -115,10 +115,10 @@ async function main(): Promise<number> {
 
   const bundlePromise = prepareBaseline(options);
   const aqPhases = !options.skip.has('asyncqueue') || !options.skip.has('concurrency');
-  // Each target on an engine of its own, started the same way, unless --same-server. The dev
-  // server keeps every task in an in-memory SQLite behind one connection: the target that ran
-  // second met a server holding the first one's whole ramp (its RSS 1.75 against 1.3 GB), and
-  // AsyncQueue's limit was 39/s there against 43/s on a fresh server the same day (README).
+  // Each target on an engine of its own, started the same way, unless --same-server: neither
+  // runs on a server the other has filled. The dev server keeps every task in an in-memory
+  // SQLite behind one connection; on one server the target that ran second met the first one's
+  // whole ramp there (its RSS 1.75 against 1.3 GB in the 80 % step).
   const freshEngines = !options.sameServer && engine.kind !== 'external' && bundlePromise !== undefined && aqPhases;
 
   // The baseline first: AsyncQueue's step after its ramp runs at 80 % of the baseline's limit.
