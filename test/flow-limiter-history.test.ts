@@ -66,7 +66,7 @@ describe("the limiter's history", () => {
     // Both releases come from the worker: the second before the task's workflow ends, the first
     // before the retry's request (the task sends it after its backoff). So the ended task's
     // history is final, and the limiter's is once the key is idle.
-    await waitForKey(harness, key, (key) => key.inFlight === 0 && key.waiting === 0, 'idle');
+    await waitForKey(harness, key, (counts) => counts.inFlight === 0 && counts.waiting === 0, 'idle');
     assert.deepEqual(releasesIn(await limiterEvents(key)), [`${id}#1`, `${id}#2`]);
     const task = (await harness.client.workflow.getHandle(workflowIdForTask(id)).fetchHistory()).events ?? [];
     const sentByWorkflow = task.filter(
