@@ -12,11 +12,11 @@ function cursorMac(key: Buffer, token: Uint8Array): Buffer {
   return createHmac('sha256', key).update(token).digest().subarray(0, CURSOR_MAC_BYTES);
 }
 
-export function encodeCursor(key: Buffer, token: Uint8Array): string {
+function encodeCursor(key: Buffer, token: Uint8Array): string {
   return Buffer.concat([CURSOR_MARKER, token, cursorMac(key, token)]).toString('base64url');
 }
 
-export function decodeCursor(key: Buffer, cursor: string): Uint8Array {
+function decodeCursor(key: Buffer, cursor: string): Uint8Array {
   const bytes = Buffer.from(cursor, 'base64url');
   const refuse = () => new ValidationError('cursor', 'is not a cursor this service returned');
   if (bytes.length <= CURSOR_MARKER.length + CURSOR_MAC_BYTES) throw refuse();
