@@ -27,6 +27,7 @@ describe('configuration', () => {
     assert.equal(config.allowPrivateNetworks, false);
     assert.deepEqual(config.allowedDestinations, []);
     assert.equal(config.maxResponseBytes, 1024 * 1024);
+    assert.equal(config.worker.workflowThreads, 1);
   });
 
   it('reads lists, booleans and durations', () => {
@@ -63,6 +64,7 @@ describe('configuration', () => {
     rejects({ ASYNCQUEUE_MAX_RESPONSE_BYTES: '99999999' }, 'ASYNCQUEUE_MAX_RESPONSE_BYTES');
     rejects({ ASYNCQUEUE_HEARTBEAT_TIMEOUT: 'soon' }, 'ASYNCQUEUE_HEARTBEAT_TIMEOUT');
     rejects({ ASYNCQUEUE_WORKER_NICE: '20' }, 'ASYNCQUEUE_WORKER_NICE');
+    rejects({ ASYNCQUEUE_WORKER_WORKFLOW_THREADS: '0' }, 'ASYNCQUEUE_WORKER_WORKFLOW_THREADS');
     rejects({ ASYNCQUEUE_TASK_TOKEN_SECRET: 'too-short' }, 'ASYNCQUEUE_TASK_TOKEN_SECRET');
     rejects({ ASYNCQUEUE_PROGRESS_INTERVAL: '0' }, 'ASYNCQUEUE_PROGRESS_INTERVAL');
   });
