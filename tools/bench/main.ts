@@ -31,7 +31,9 @@
  * repository, which gets its own `.gitignore` so nothing there is ever committed); the markdown is
  * printed too. All traffic stays on 127.0.0.1. Ctrl-C stops every child and the engine.
  *
- * `--batch-only [--batches N] [--batch-size N]` runs only the batch-create measurement (batch-create.ts).
+ * `--batch-only [--batches N] [--batch-size N]` runs only the batch-create measurement (batch-create.ts);
+ * `--capacity [--rounds N] [--seconds S] [--outstanding N]` only the closed-loop capacity comparison
+ * of the two targets, a fresh engine per run (capacity.ts).
  *
  * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster
  * (--shards N: its history shard count, default 8),
@@ -60,6 +62,7 @@ import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { runTool } from '../shared/run-tool.js';
 import { runAsyncQueuePhase } from './asyncqueue-phase.js';
 import { BATCH_ONLY_FLAG, runBatchBench } from './batch-create.js';
+import { CAPACITY_FLAG, runCapacityBench } from './capacity.js';
 import { log, now, T0 } from './clock.js';
 import { round } from './distribution.js';
 import { startEngine } from './engine.js';
@@ -77,6 +80,8 @@ import { historyCosts, type HistoryCosts } from './task-costs.js';
 async function main(): Promise<number> {
   // The batch-create measurement is a run of its own (batch-create.ts).
   if (process.argv.includes(BATCH_ONLY_FLAG)) return runBatchBench(process.argv.slice(2));
+  // So is the closed-loop capacity comparison (capacity.ts).
+  if (process.argv.includes(CAPACITY_FLAG)) return runCapacityBench(process.argv.slice(2));
   const options = parseOptions(process.argv.slice(2));
   const runId = randomUUID().slice(0, 8);
   const startedAt = new Date().toISOString();

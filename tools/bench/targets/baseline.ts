@@ -132,17 +132,24 @@ export function prepareBaseline(options: BenchOptions): Promise<WorkflowBundleWi
   return bundlePromise;
 }
 
-/** The baseline ramp against the server at `address`; its worker is shut down afterwards. */
-export async function runBaseline(
+/** The baseline's client, in-process worker and target, started and warmed on the engine at `address`. */
+export interface StartedBaseline {
+  target: BaselineTarget;
+  /** Shuts the worker down (its connections stay open until closeBaselineConnections). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Connects to the engine, runs the baseline's worker in this process with the AsyncQueue worker's
+ * settings, and runs 20 workflows end to end so that the first measured one meets a warm system.
+ */
+export async function startBaseline(
   bundlePromise: Promise<WorkflowBundleWithSourceMap>,
-  engine: { address: string; namespace: string; metricsUrls: string[] },
+  engine: { address: string; namespace: string },
   receivers: { callbackOrigin: string; webhookUrl: string; webhooks: Map<string, WebhookArrival> },
   runId: string,
   options: BenchOptions,
-  sampler: Sampler,
-  reserveMs: number,
-  findings: string[],
-): Promise<RampResult> {
+): Promise<StartedBaseline> {
   const bundle = await bundlePromise;
   resources.nativeConnection = await NativeConnection.connect({ address: engine.address });
   resources.clientConnection = await Connection.connect({ address: engine.address });
@@ -167,15 +174,42 @@ export async function runBaseline(
     // The AsyncQueue worker's settings (src/worker/task-worker.ts, defaults).
     maxConcurrentActivityTaskExecutions: 2000,
     maxCachedWorkflows: 5000,
+    workflowThreadPoolSize: options.workflowThreads,
   });
   const running = worker.run();
   resources.baselineWorker = { worker, running };
+  const stop = async (): Promise<void> => {
+    worker.shutdown();
+    await within(running, 20_000);
+    resources.baselineWorker = undefined;
+    await target.close();
+  };
   try {
     log('baseline warm-up');
     const warm = await Promise.all(Array.from({ length: 20 }, (_, i) => target.create(i, 'warmup')));
     const warmIds = warm.flatMap((r) => (r.ok && r.id !== undefined ? [r.id] : []));
     for (let i = 0; i < 600 && warmIds.some((id) => target.completedAt(id) === undefined); i++) await sleep(100);
     await sleep(2_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { target, stop };
+}
+
+/** The baseline ramp against the server at `address`; its worker is shut down afterwards. */
+export async function runBaseline(
+  bundlePromise: Promise<WorkflowBundleWithSourceMap>,
+  engine: { address: string; namespace: string; metricsUrls: string[] },
+  receivers: { callbackOrigin: string; webhookUrl: string; webhooks: Map<string, WebhookArrival> },
+  runId: string,
+  options: BenchOptions,
+  sampler: Sampler,
+  reserveMs: number,
+  findings: string[],
+): Promise<RampResult> {
+  const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
+  try {
     const before = await scrapeRequests(engine.metricsUrls);
     const startedAt = now();
     const result = await ramp(target, options, sampler, 'b-', { reserveMs });
@@ -189,9 +223,6 @@ export async function runBaseline(
     }
     return result;
   } finally {
-    worker.shutdown();
-    await within(running, 20_000);
-    resources.baselineWorker = undefined;
-    await target.close();
+    await stop();
   }
 }

@@ -1,0 +1,72 @@
+/**
+ * The benchmark's capacity comparison (tools/bench/capacity-report.ts): the ratio the README
+ * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
+ * missing a target states no ratio rather than a wrong one.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { renderCapacity, summarize, type CapacityRun } from '../tools/bench/capacity-report.js';
+import { distribution } from '../tools/bench/distribution.js';
+
+const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
+  round,
+  target,
+  completedPerSec,
+  completed: completedPerSec * 30,
+  errors: 0,
+  e2eMs: distribution([100, 200, 300]),
+  cpuMsPerTask: target === 'baseline' ? { bench: 18, temporal: 25 } : { bench: 2, temporal: 26, api: 4, worker: 17 },
+  machineBusyCores: 1.9,
+});
+
+const meta = {
+  startedAt: '2026-12-02T00:00:00.000Z',
+  engine: 'dev-server',
+  rounds: 3,
+  seconds: 60,
+  outstanding: 40,
+  workflowThreads: 1,
+  loadAverage: { start: [0.5, 0.4, 0.3], end: [1.9, 1.2, 0.8] },
+};
+
+describe('bench capacity report', () => {
+  it('states the ratio of the medians and one ratio per round', () => {
+    const report = summarize(
+      [
+        run(1, 'baseline', 40),
+        run(1, 'asyncqueue', 36),
+        run(2, 'asyncqueue', 50),
+        run(2, 'baseline', 50),
+        run(3, 'baseline', 44),
+        run(3, 'asyncqueue', 33),
+      ],
+      meta,
+    );
+    assert.deepEqual(report.medianPerSec, { baseline: 44, asyncqueue: 36 });
+    assert.equal(report.ratio, 0.818);
+    assert.deepEqual(report.roundRatios, [0.9, 1, 0.75]);
+  });
+
+  it('takes the middle two of an even number of runs, and skips a round that lacks a target', () => {
+    const report = summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 30), run(2, 'baseline', 50)], { ...meta, rounds: 2 });
+    assert.deepEqual(report.medianPerSec, { baseline: 45, asyncqueue: 30 });
+    assert.deepEqual(report.roundRatios, [0.75]);
+    // Rounded for the report: no 42.900000000000006/s.
+    const odd = summarize([run(1, 'asyncqueue', 42.1), run(2, 'asyncqueue', 43.7)], { ...meta, rounds: 2 });
+    assert.equal(odd.medianPerSec.asyncqueue, 42.9);
+  });
+
+  it('states no ratio when a target has no run', () => {
+    const report = summarize([run(1, 'asyncqueue', 30)], { ...meta, rounds: 1 });
+    assert.equal(report.ratio, null);
+    assert.match(renderCapacity(report), /baseline —\/s, AsyncQueue 30\/s → \*\*—×\*\*/);
+  });
+
+  it('renders a row per run with each process group it measured', () => {
+    const markdown = renderCapacity(summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 }));
+    assert.match(markdown, /\| 1 \| baseline \| 40 \| 0 \| 200 \|/);
+    assert.match(markdown, /worker CPU ms\/task/);
+    assert.match(markdown, /\| 1 \| asyncqueue \| 38 .*\| 2 \| 26 \| 4 \| 17 \|/);
+    assert.match(markdown, /\*\*0\.95×\*\*/);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * The capacity comparison's figures (capacity.ts runs it): per-round ratios, the ratio of the
+ * medians, and the markdown table. Pure, so that the arithmetic the README quotes is tested.
+ */
+import { round, type Distribution } from './distribution.js';
+
+export type TargetName = 'baseline' | 'asyncqueue';
+
+export interface CapacityRun {
+  round: number;
+  target: TargetName;
+  /** Completions per second over the run's last three quarters. */
+  completedPerSec: number;
+  completed: number;
+  errors: number;
+  /** Create sent → webhook received, ms, of the tasks completed in the measured window. */
+  e2eMs: Distribution;
+  /** CPU ms per completed task in the measured window, per process (group). */
+  cpuMsPerTask: Record<string, number>;
+  /** Whole machine: busy CPU seconds per second of the window (2 = both cores). */
+  machineBusyCores: number;
+}
+
+export interface CapacityReport {
+  startedAt: string;
+  engine: string;
+  rounds: number;
+  seconds: number;
+  outstanding: number;
+  workflowThreads: number;
+  loadAverage: { start: number[]; end: number[] };
+  runs: CapacityRun[];
+  /** AsyncQueue's completions/s over the baseline's, per round. */
+  roundRatios: number[];
+  medianPerSec: Record<TargetName, number | null>;
+  /** Of the medians. */
+  ratio: number | null;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return round(sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, 2);
+}
+
+export function summarize(
+  runs: CapacityRun[],
+  meta: Omit<CapacityReport, 'runs' | 'roundRatios' | 'medianPerSec' | 'ratio'>,
+): CapacityReport {
+  const perSec = (name: TargetName): number[] => runs.filter((r) => r.target === name).map((r) => r.completedPerSec);
+  const roundRatios: number[] = [];
+  for (let roundNo = 1; roundNo <= meta.rounds; roundNo++) {
+    const base = runs.find((r) => r.round === roundNo && r.target === 'baseline')?.completedPerSec;
+    const aq = runs.find((r) => r.round === roundNo && r.target === 'asyncqueue')?.completedPerSec;
+    if (base !== undefined && aq !== undefined && base > 0) roundRatios.push(round(aq / base, 3) ?? 0);
+  }
+  const medianPerSec = { baseline: median(perSec('baseline')), asyncqueue: median(perSec('asyncqueue')) };
+  const ratio =
+    medianPerSec.baseline !== null && medianPerSec.asyncqueue !== null && medianPerSec.baseline > 0
+      ? round(medianPerSec.asyncqueue / medianPerSec.baseline, 3)
+      : null;
+  return { ...meta, runs, roundRatios, medianPerSec, ratio };
+}
+
+export function renderCapacity(report: CapacityReport): string {
+  const groups = [...new Set(report.runs.flatMap((r) => Object.keys(r.cpuMsPerTask)))];
+  const lines = [
+    `# Capacity, closed loop — ${report.startedAt}`,
+    '',
+    `${report.engine}, a fresh engine per run; ${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
+      `(the last three quarters measured); workflow threads ${report.workflowThreads}; load average at the start ` +
+      `${report.loadAverage.start.join(' / ')}.`,
+    '',
+    `| round | target | done/s | errors | e2e p50 ms | e2e p99 ms | busy cores | ${groups.map((g) => `${g} CPU ms/task`).join(' | ')} |`,
+    `|---:|---|---:|---:|---:|---:|---:|${groups.map(() => '---:').join('|')}|`,
+    ...report.runs.map(
+      (r) =>
+        `| ${r.round} | ${r.target} | ${r.completedPerSec} | ${r.errors} | ${r.e2eMs.p50 ?? '—'} | ${r.e2eMs.p99 ?? '—'} | ` +
+        `${r.machineBusyCores} | ${groups.map((g) => r.cpuMsPerTask[g] ?? '—').join(' | ')} |`,
+    ),
+    '',
+    `Median: baseline ${report.medianPerSec.baseline ?? '—'}/s, AsyncQueue ${report.medianPerSec.asyncqueue ?? '—'}/s → ` +
+      `**${report.ratio ?? '—'}×** (per round: ${report.roundRatios.join(', ') || '—'}; target ≥ 0.95×).`,
+  ];
+  return lines.join('\n');
+}

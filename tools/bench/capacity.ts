@@ -1,0 +1,261 @@
+/**
+ * `npm run bench -- --capacity [--rounds 3] [--seconds 60] [--outstanding 120] [--cluster]`:
+ * the most tasks per second each target completes, AsyncQueue against the minimal raw-Temporal
+ * job, measured in a way two runs agree on.
+ *
+ * Why beside the ramp: a ramp's limit is the last rate that passed a pass/fail step, so one slow
+ * second moves it by a whole step; on this 2-core machine the baseline's limit was 43, 60 and
+ * 50/s in three runs. Here each target is driven closed-loop: `--outstanding` tasks are always
+ * under way (a new one is created the moment one's webhook arrives), which keeps the engine at
+ * its limit without a growing backlog, so the completions per second over the run's last three
+ * quarters are its capacity. Each run gets a fresh engine (nothing the other target left in it);
+ * the rounds alternate which target goes first, and the ratio is stated per round and of the
+ * medians, with the spread, so that one noisy run cannot decide it.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { sleep } from '../shared/timing.js';
+import { stopChild } from './children.js';
+import { log, now } from './clock.js';
+import { distribution, round } from './distribution.js';
+import { startEngine, type Engine } from './engine.js';
+import { parseOptions, type BenchOptions } from './options.js';
+import { Sampler } from './process-sampler.js';
+import { callbackHandler, Endpoint, webhookHandler, type WebhookArrival } from './receivers.js';
+import { closeBaselineConnections, resources } from './run-resources.js';
+import { asyncQueueEnv } from './service-env.js';
+import { startAsyncQueue } from './targets/asyncqueue.js';
+import { prepareBaseline, startBaseline } from './targets/baseline.js';
+import type { Target } from './targets/target.js';
+import { renderCapacity, summarize, type CapacityRun, type TargetName } from './capacity-report.js';
+
+export const CAPACITY_FLAG = '--capacity';
+const USAGE =
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--cluster [--shards N]] [--workflow-threads N] [--out DIR]';
+
+interface Receivers {
+  callbackOrigin: string;
+  webhookUrl: string;
+  webhooks: Map<string, WebhookArrival>;
+}
+
+export async function runCapacityBench(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv.filter((arg) => arg !== CAPACITY_FLAG),
+    options: {
+      rounds: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '60' },
+      outstanding: { type: 'string', default: '120' },
+      cluster: { type: 'boolean', default: false },
+      shards: { type: 'string' },
+      'workflow-threads': { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const rounds = positiveInteger('--rounds', values.rounds);
+  const seconds = positiveInteger('--seconds', values.seconds);
+  const outstanding = positiveInteger('--outstanding', values.outstanding);
+  if (seconds < 8) throw new Error(`--seconds: at least 8 (a quarter of the run fills the pipeline)\n${USAGE}`);
+  // The rest of the benchmark's settings (engine, service environment) as a full run has them.
+  const options = parseOptions([
+    '--skip',
+    'concurrency',
+    ...(values.cluster ? ['--cluster'] : []),
+    ...(values.shards !== undefined ? ['--shards', values.shards] : []),
+    ...(values['workflow-threads'] !== undefined ? ['--workflow-threads', values['workflow-threads']] : []),
+    ...(values.out !== undefined ? ['--out', values.out] : []),
+  ]);
+  const runId = randomUUID().slice(0, 8);
+  const startedAt = new Date().toISOString();
+  const loadAtStart = os.loadavg().map((value) => round(value, 2) ?? 0);
+  resources.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-capacity-'));
+  const sampler = new Sampler();
+  sampler.track('bench', process.pid);
+
+  const webhooks = new Map<string, WebhookArrival>();
+  const callbackEndpoint = await Endpoint.start(callbackHandler);
+  const webhookEndpoint = await Endpoint.start(webhookHandler(webhooks));
+  resources.endpoints.push(callbackEndpoint, webhookEndpoint);
+  const receivers: Receivers = {
+    callbackOrigin: callbackEndpoint.origin,
+    webhookUrl: `${webhookEndpoint.origin}/hook`,
+    webhooks,
+  };
+  const bundlePromise = prepareBaseline(options);
+  if (bundlePromise === undefined) throw new Error('the baseline is needed: the capacity run compares with it');
+
+  const runs: CapacityRun[] = [];
+  for (let roundNo = 1; roundNo <= rounds; roundNo++) {
+    // Alternate the order: a machine that warms up or slows down over the run favours neither.
+    const order: TargetName[] = roundNo % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
+    for (const name of order) {
+      const engine = await startEngine(options);
+      resources.engine = engine;
+      for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
+      try {
+        const tag = `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`;
+        const run =
+          name === 'baseline'
+            ? await measureBaseline(
+                bundlePromise,
+                engine,
+                receivers,
+                `${runId}-${roundNo}`,
+                options,
+                sampler,
+                outstanding,
+                seconds,
+                tag,
+              )
+            : await measureAsyncQueue(engine, receivers, `${runId}-${roundNo}`, options, sampler, outstanding, seconds, tag);
+        runs.push({ ...run, round: roundNo, target: name });
+        log(
+          `round ${roundNo} ${name}: ${run.completedPerSec}/s (${run.completed} done, ${run.errors} errors), ` +
+            `e2e p50/p99 ${run.e2eMs.p50}/${run.e2eMs.p99} ms, CPU ms/task ${JSON.stringify(run.cpuMsPerTask)}`,
+        );
+      } finally {
+        await engine.stop();
+        resources.engine = undefined;
+      }
+    }
+  }
+  sampler.stop();
+
+  const report = summarize(runs, {
+    startedAt,
+    engine: options.cluster ? 'cluster' : 'dev-server',
+    rounds,
+    seconds,
+    outstanding,
+    workflowThreads: options.workflowThreads,
+    loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
+  });
+  const markdown = renderCapacity(report);
+  process.stdout.write(`${markdown}\n`);
+  await mkdir(options.out, { recursive: true });
+  const ignoreFile = path.join(options.out, '.gitignore');
+  if (!existsSync(ignoreFile)) await writeFile(ignoreFile, '# benchmark output: never committed\n*\n');
+  const base = path.join(options.out, `bench-capacity-${startedAt.replace(/[:.]/g, '-')}`);
+  await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(`${base}.md`, `${markdown}\n`);
+  log(`results: ${base}.md and ${base}.json`);
+  return 0;
+}
+
+function positiveInteger(flag: string, value: string | undefined): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`${flag}: must be a positive integer\n${USAGE}`);
+  return parsed;
+}
+
+async function measureBaseline(
+  bundlePromise: ReturnType<typeof prepareBaseline> & object,
+  engine: Engine,
+  receivers: Receivers,
+  runId: string,
+  options: BenchOptions,
+  sampler: Sampler,
+  outstanding: number,
+  seconds: number,
+  tag: string,
+): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+  const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
+  try {
+    return await closedLoop(target, sampler, outstanding, seconds, tag);
+  } finally {
+    await stop();
+    await closeBaselineConnections();
+  }
+}
+
+async function measureAsyncQueue(
+  engine: Engine,
+  receivers: Receivers,
+  runId: string,
+  options: BenchOptions,
+  sampler: Sampler,
+  outstanding: number,
+  seconds: number,
+  tag: string,
+): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+  const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
+  try {
+    const { target } = await startAsyncQueue(options, env, sampler, receivers);
+    return await closedLoop(target, sampler, outstanding, seconds, tag);
+  } finally {
+    await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
+    await Promise.all(resources.apiClients.map((client) => client.close()));
+    resources.apis.length = 0;
+    resources.workers.length = 0;
+    resources.apiClients.length = 0;
+    sampler.untrack('api');
+    sampler.untrack('worker');
+  }
+}
+
+/**
+ * Keeps `outstanding` tasks under way for `seconds`: each webhook that arrives starts the next
+ * task. The first quarter fills the pipeline; completions, latencies and CPU count over the rest.
+ */
+async function closedLoop(
+  target: Target,
+  sampler: Sampler,
+  outstanding: number,
+  seconds: number,
+  tag: string,
+): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+  const sentAt = new Map<string, number>();
+  let seq = 0;
+  let creating = 0;
+  let errors = 0;
+  let stopped = false;
+  const launch = (): void => {
+    creating++;
+    const at = now();
+    void target.create(seq++, tag).then((result) => {
+      creating--;
+      if (result.ok && result.id !== undefined) sentAt.set(result.id, at);
+      else errors++;
+    });
+  };
+  const t0 = now();
+  const measureFrom = t0 + (seconds * 1000) / 4;
+  const end = t0 + seconds * 1000;
+  let window: ReturnType<Sampler['open']> | undefined;
+  const latencies: number[] = [];
+  let completed = 0;
+  while (!stopped) {
+    const t = now();
+    if (window === undefined && t >= measureFrom) window = sampler.open();
+    if (t >= end) stopped = true;
+    for (const [id, at] of sentAt) {
+      const doneAt = target.completedAt(id);
+      if (doneAt === undefined) continue;
+      sentAt.delete(id);
+      if (doneAt >= measureFrom && doneAt < end) {
+        completed++;
+        latencies.push(doneAt - at);
+      }
+    }
+    // A failed create is replaced too: the loop keeps its concurrency, and the errors are reported.
+    for (let i = sentAt.size + creating; !stopped && i < outstanding; i++) launch();
+    target.assertAlive();
+    await sleep(10);
+  }
+  const usage = window!.close();
+  const measuredSec = (end - measureFrom) / 1000;
+  return {
+    completedPerSec: round(completed / measuredSec, 1) ?? 0,
+    completed,
+    errors,
+    e2eMs: distribution(latencies),
+    cpuMsPerTask: Object.fromEntries(
+      Object.entries(usage.procs).map(([name, proc]) => [name, round((proc.cpuSec * 1000) / Math.max(1, completed), 1) ?? 0]),
+    ),
+    machineBusyCores: round(usage.machineBusyCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
+  };
+}
