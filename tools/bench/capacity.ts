@@ -35,7 +35,7 @@ import { renderCapacity, summarize, type CapacityRun, type TargetName } from './
 
 export const CAPACITY_FLAG = '--capacity';
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--cluster [--shards N]] [--workflow-threads N] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -53,6 +53,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       cluster: { type: 'boolean', default: false },
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
       out: { type: 'string' },
     },
   });
@@ -67,6 +68,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     ...(values.cluster ? ['--cluster'] : []),
     ...(values.shards !== undefined ? ['--shards', values.shards] : []),
     ...(values['workflow-threads'] !== undefined ? ['--workflow-threads', values['workflow-threads']] : []),
+    ...(values['heartbeat-timeout'] !== undefined ? ['--heartbeat-timeout', values['heartbeat-timeout']] : []),
     ...(values.out !== undefined ? ['--out', values.out] : []),
   ]);
   const runId = randomUUID().slice(0, 8);
@@ -227,15 +229,28 @@ async function closedLoop(
   const end = t0 + seconds * 1000;
   let window: ReturnType<Sampler['open']> | undefined;
   const latencies: number[] = [];
+  // Every 10 s a line with that interval's completions and CPU per task: a steady state looks flat.
+  let interval = { from: t0, done: 0, usage: sampler.open() };
   let completed = 0;
   while (!stopped) {
     const t = now();
     if (window === undefined && t >= measureFrom) window = sampler.open();
     if (t >= end) stopped = true;
+    if (t - interval.from >= 10_000 || stopped) {
+      const usage = interval.usage.close();
+      const perTask = Object.entries(usage.procs)
+        .map(([name, proc]) => `${name} ${((proc.cpuSec * 1000) / Math.max(1, interval.done)).toFixed(1)}`)
+        .join(', ');
+      log(
+        `  ${tag} +${Math.round((t - t0) / 1000)} s: ${(interval.done / ((t - interval.from) / 1000)).toFixed(1)}/s; CPU ms/task ${perTask}`,
+      );
+      interval = { from: t, done: 0, usage: sampler.open() };
+    }
     for (const [id, at] of sentAt) {
       const doneAt = target.completedAt(id);
       if (doneAt === undefined) continue;
       sentAt.delete(id);
+      interval.done++;
       if (doneAt >= measureFrom && doneAt < end) {
         completed++;
         latencies.push(doneAt - at);
@@ -246,6 +261,7 @@ async function closedLoop(
     target.assertAlive();
     await sleep(10);
   }
+  interval.usage.close();
   const usage = window!.close();
   const measuredSec = (end - measureFrom) / 1000;
   return {
