@@ -17,6 +17,19 @@ const run = (round: number, target: CapacityRun['target'], completedPerSec: numb
   e2eMs: distribution([100, 200, 300]),
   cpuMsPerTask: target === 'baseline' ? { bench: 18, temporal: 25 } : { bench: 2, temporal: 26, api: 4, worker: 17 },
   machineBusyCores: 1.9,
+  stealCores: 0.1,
+  history:
+    target === 'baseline'
+      ? null
+      : {
+          sampled: 20,
+          open: 0,
+          eventsPerTask: 20,
+          eventsByType: { WORKFLOW_TASK_COMPLETED: 3, WORKFLOW_TASK_TIMED_OUT: 0.5 },
+          visibilityWritesPerTask: 5,
+          historyBytesPerTask: 6700,
+          errors: [],
+        },
 });
 
 const meta = {
@@ -66,7 +79,12 @@ describe('bench capacity report', () => {
     const markdown = renderCapacity(summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 }));
     assert.match(markdown, /\| 1 \| baseline \| 40 \| 0 \| 200 \|/);
     assert.match(markdown, /worker CPU ms\/task/);
-    assert.match(markdown, /\| 1 \| asyncqueue \| 38 .*\| 2 \| 26 \| 4 \| 17 \|/);
+    assert.match(markdown, /\| 1 \| asyncqueue \| 38 .*\| 1\.9 \(0\.1\) \| 20 \| 2 \| 26 \| 4 \| 17 \|/);
+    assert.match(
+      markdown,
+      /round 1 asyncqueue, history events per task \(20 read\): WORKFLOW_TASK_COMPLETED 3, WORKFLOW_TASK_TIMED_OUT 0\.5/,
+    );
+    assert.doesNotMatch(markdown, /round 1 baseline, history/);
     assert.match(markdown, /\*\*0\.95×\*\*/);
   });
 });

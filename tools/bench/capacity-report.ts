@@ -3,6 +3,7 @@
  * medians, and the markdown table. Pure, so that the arithmetic the README quotes is tested.
  */
 import { round, type Distribution } from './distribution.js';
+import type { HistoryCosts } from './task-costs.js';
 
 export type TargetName = 'baseline' | 'asyncqueue';
 
@@ -19,6 +20,10 @@ export interface CapacityRun {
   cpuMsPerTask: Record<string, number>;
   /** Whole machine: busy CPU seconds per second of the window (2 = both cores). */
   machineBusyCores: number;
+  /** Of those, taken by the hypervisor for other guests: a run with much of it measured a slower machine. */
+  stealCores: number;
+  /** A sample of the histories of tasks done in the window (events by type, bytes); null: not read. */
+  history: HistoryCosts | null;
 }
 
 export interface CapacityReport {
@@ -72,12 +77,23 @@ export function renderCapacity(report: CapacityReport): string {
       `(the last three quarters measured); workflow threads ${report.workflowThreads}; load average at the start ` +
       `${report.loadAverage.start.join(' / ')}.`,
     '',
-    `| round | target | done/s | errors | e2e p50 ms | e2e p99 ms | busy cores | ${groups.map((g) => `${g} CPU ms/task`).join(' | ')} |`,
-    `|---:|---|---:|---:|---:|---:|---:|${groups.map(() => '---:').join('|')}|`,
+    `| round | target | done/s | errors | e2e p50 ms | e2e p99 ms | busy cores (steal) | events/task | ${groups.map((g) => `${g} CPU ms/task`).join(' | ')} |`,
+    `|---:|---|---:|---:|---:|---:|---:|---:|${groups.map(() => '---:').join('|')}|`,
     ...report.runs.map(
       (r) =>
         `| ${r.round} | ${r.target} | ${r.completedPerSec} | ${r.errors} | ${r.e2eMs.p50 ?? '—'} | ${r.e2eMs.p99 ?? '—'} | ` +
-        `${r.machineBusyCores} | ${groups.map((g) => r.cpuMsPerTask[g] ?? '—').join(' | ')} |`,
+        `${r.machineBusyCores} (${r.stealCores}) | ${r.history?.eventsPerTask ?? '—'} | ${groups.map((g) => r.cpuMsPerTask[g] ?? '—').join(' | ')} |`,
+    ),
+    '',
+    ...report.runs.flatMap((r) =>
+      r.history === null
+        ? []
+        : [
+            `- round ${r.round} ${r.target}, history events per task (${r.history.sampled} read): ` +
+              Object.entries(r.history.eventsByType)
+                .map(([type, n]) => `${type} ${n}`)
+                .join(', '),
+          ],
     ),
     '',
     `Median: baseline ${report.medianPerSec.baseline ?? '—'}/s, AsyncQueue ${report.medianPerSec.asyncqueue ?? '—'}/s → ` +

@@ -31,6 +31,8 @@ import { asyncQueueEnv } from './service-env.js';
 import { startAsyncQueue } from './targets/asyncqueue.js';
 import { prepareBaseline, startBaseline } from './targets/baseline.js';
 import type { Target } from './targets/target.js';
+import { historyCosts, type HistoryCosts } from './task-costs.js';
+import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { renderCapacity, summarize, type CapacityRun, type TargetName } from './capacity-report.js';
 
 export const CAPACITY_FLAG = '--capacity';
@@ -114,7 +116,8 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
                 tag,
               )
             : await measureAsyncQueue(engine, receivers, `${runId}-${roundNo}`, options, sampler, outstanding, seconds, tag);
-        runs.push({ ...run, round: roundNo, target: name });
+        const { finishedIds: _ids, ...kept } = run;
+        runs.push({ ...kept, round: roundNo, target: name });
         log(
           `round ${roundNo} ${name}: ${run.completedPerSec}/s (${run.completed} done, ${run.errors} errors), ` +
             `e2e p50/p99 ${run.e2eMs.p50}/${run.e2eMs.p99} ms, CPU ms/task ${JSON.stringify(run.cpuMsPerTask)}`,
@@ -164,10 +167,11 @@ async function measureBaseline(
   outstanding: number,
   seconds: number,
   tag: string,
-): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
-    return await closedLoop(target, sampler, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, outstanding, seconds, tag);
+    return { ...run, history: await sampleHistories(engine, run.finishedIds) };
   } finally {
     await stop();
     await closeBaselineConnections();
@@ -183,11 +187,12 @@ async function measureAsyncQueue(
   outstanding: number,
   seconds: number,
   tag: string,
-): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
-    return await closedLoop(target, sampler, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, outstanding, seconds, tag);
+    return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask)) };
   } finally {
     await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
     await Promise.all(resources.apiClients.map((client) => client.close()));
@@ -209,8 +214,9 @@ async function closedLoop(
   outstanding: number,
   seconds: number,
   tag: string,
-): Promise<Omit<CapacityRun, 'round' | 'target'>> {
+): Promise<Omit<CapacityRun, 'round' | 'target' | 'history'> & { finishedIds: string[] }> {
   const sentAt = new Map<string, number>();
+  const finishedIds: string[] = [];
   let seq = 0;
   let creating = 0;
   let errors = 0;
@@ -242,7 +248,8 @@ async function closedLoop(
         .map(([name, proc]) => `${name} ${((proc.cpuSec * 1000) / Math.max(1, interval.done)).toFixed(1)}`)
         .join(', ');
       log(
-        `  ${tag} +${Math.round((t - t0) / 1000)} s: ${(interval.done / ((t - interval.from) / 1000)).toFixed(1)}/s; CPU ms/task ${perTask}`,
+        `  ${tag} +${Math.round((t - t0) / 1000)} s: ${(interval.done / ((t - interval.from) / 1000)).toFixed(1)}/s; ` +
+          `CPU ms/task ${perTask}; steal ${usage.stealCpuSec} s`,
       );
       interval = { from: t, done: 0, usage: sampler.open() };
     }
@@ -254,6 +261,7 @@ async function closedLoop(
       if (doneAt >= measureFrom && doneAt < end) {
         completed++;
         latencies.push(doneAt - at);
+        finishedIds.push(id);
       }
     }
     // A failed create is replaced too: the loop keeps its concurrency, and the errors are reported.
@@ -273,5 +281,19 @@ async function closedLoop(
       Object.entries(usage.procs).map(([name, proc]) => [name, round((proc.cpuSec * 1000) / Math.max(1, completed), 1) ?? 0]),
     ),
     machineBusyCores: round(usage.machineBusyCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
+    stealCores: round(usage.stealCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
+    finishedIds,
   };
+}
+
+/** What the tasks done at the limit wrote: the histories of 20 of them, spread over the window. */
+async function sampleHistories(engine: Engine, workflowIds: string[]): Promise<HistoryCosts | null> {
+  if (workflowIds.length === 0) return null;
+  const step = Math.max(1, Math.floor(workflowIds.length / 20));
+  try {
+    return await historyCosts(engine.address, engine.namespace, workflowIds.filter((_, i) => i % step === 0).slice(0, 20));
+  } catch (err) {
+    log(`histories not read: ${err instanceof Error ? err.message : String(err)}`);
+    return null;
+  }
 }

@@ -50,12 +50,12 @@ export function readProc(pid: number): ProcReading | undefined {
 }
 
 /** All CPUs together: busy and total ticks since boot (/proc/stat's first line). */
-function readMachineTicks(): { busy: number; total: number } {
+function readMachineTicks(): { busy: number; total: number; steal: number } {
   const first = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const v = first.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = v.reduce((sum, x) => sum + (Number.isFinite(x) ? x : 0), 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, steal: v[7] ?? 0 };
 }
 
 export interface ProcUsage {
@@ -73,6 +73,8 @@ export interface ResourceUsage {
   /** Every CPU of the machine: busy CPU-seconds, and those not spent by the tracked processes. */
   machineBusyCpuSec: number;
   otherCpuSec: number;
+  /** CPU-seconds the hypervisor gave to other guests while ours wanted them (in machineBusyCpuSec too). */
+  stealCpuSec: number;
 }
 
 /** Processes whose parent is `ppid` (from /proc/<pid>/stat), with their command lines. */
@@ -185,6 +187,7 @@ export class Sampler {
           procs,
           machineBusyCpuSec: round(machineBusy, 1) ?? 0,
           otherCpuSec: round(Math.max(0, machineBusy - ours), 1) ?? 0,
+          stealCpuSec: round((machineEnd.steal - machineStart.steal) / CLK_TCK, 1) ?? 0,
         };
       },
     };
