@@ -108,4 +108,10 @@ describe('logs', () => {
     });
     assert.deepEqual(logRecord({ meta: { taskQueue: 'q' } }), { taskQueue: 'q' });
   });
+
+  it("leave the SDK's activity task token out of worker lines", () => {
+    const meta = { workflowId: 'task-abc', activityId: '1', taskToken: 'CiQ0ZjM…', attempt: 1 };
+    assert.deepEqual(logRecord({ meta }), { workflowId: 'task-abc', activityId: '1', attempt: 1, taskId: 'abc' });
+    assert.equal(meta.taskToken, 'CiQ0ZjM…', "the SDK's own entry is not changed");
+  });
 });

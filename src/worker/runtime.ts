@@ -39,9 +39,14 @@ export function installWorkerRuntime(options: WorkerRuntimeOptions): Logger {
   return logger;
 }
 
-/** Maps an SDK log entry onto pino, adding `taskId` to every line that is about a task. */
+/**
+ * Maps an SDK log entry onto pino, adding `taskId` to every line that is about a task, and leaving
+ * out the SDK's `taskToken`: with it anyone who can reach Temporal's API can complete or fail the
+ * call it names, and logs travel further than the Temporal UI does. The activity id, workflow id
+ * and attempt on the same line identify the call.
+ */
 export function logRecord(entry: Pick<LogEntry, 'meta'>): Record<string, unknown> {
-  const meta = { ...(entry.meta ?? {}) };
+  const { taskToken: _taskToken, ...meta } = entry.meta ?? {};
   const workflowId = meta.workflowId;
   if (typeof workflowId === 'string' && workflowId.startsWith(WORKFLOW_ID_PREFIX) && meta.taskId === undefined) {
     meta.taskId = workflowId.slice(WORKFLOW_ID_PREFIX.length);
