@@ -151,12 +151,13 @@ async function runAttempt(
     retry: { maximumAttempts: 1 },
   });
   phase.callInFlight = true;
-  const outcome = await callCallback({
-    ...callbackRequest(input, attemptsMade),
-    flowSlot,
-  }).finally(() => {
+  let outcome: Awaited<ReturnType<typeof callCallback>>;
+  try {
+    outcome = await callCallback({ ...callbackRequest(input, attemptsMade), flowSlot });
+  } finally {
+    // A try, not the promise's finally(): each workflow promise costs the SDK a stack capture.
     phase.callInFlight = false;
-  });
+  }
   if (outcome.kind !== 'accepted') return { ...outcome, slotReleased: outcome.slotReleased === true };
 
   // The attempt stays in flight, and keeps its slot, until the callee completes or fails it.

@@ -247,9 +247,13 @@ async function runCallback(
       },
     });
     phase.callInFlight = true;
-    const outcome = await callCallback(callbackRequest(input, attemptsMade)).finally(() => {
+    let outcome: Awaited<ReturnType<typeof callCallback>>;
+    try {
+      outcome = await callCallback(callbackRequest(input, attemptsMade));
+    } finally {
+      // A try, not the promise's finally(): each workflow promise costs the SDK a stack capture.
       phase.callInFlight = false;
-    });
+    }
     if (outcome.kind !== 'accepted') return outcome;
 
     state.attempts = outcome.attempt;

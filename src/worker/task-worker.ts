@@ -14,7 +14,16 @@ import { DestinationGuard } from '../../activities/destination-guard.js';
 import { USER_AGENT } from '../shared/version.js';
 import { holderTaskQueue } from '../../workflows/task-contract.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
+const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
+
+/**
+ * How the worker bundles the workflows (tests bundle them the same way). The SDK evaluates a
+ * workflow's modules afresh for every workflow it creates, unless they are preloaded: then once per
+ * V8 context, shared and frozen. Ours hold no per-workflow state at module scope (constants, signal
+ * and query definitions, an activity proxy that finds its workflow when called), so each task skips
+ * evaluating 15 modules (`createWorkflow` measured 0.8 -> 0.5 ms by replaying a task's history).
+ */
+export const WORKFLOW_BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, preloadModules: [WORKFLOWS_PATH] };
 
 /**
  * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks), and one
@@ -53,7 +62,7 @@ export interface TaskWorkerOptions {
   taskTokens: TaskTokenKeys;
   /** Tests replace DNS so that names resolve to loopback addresses. */
   guard?: DestinationGuard;
-  /** A prebuilt bundle (tests share one); default: bundle `WORKFLOWS_PATH` at start. */
+  /** A prebuilt bundle (tests share one); default: bundle with `WORKFLOW_BUNDLE_OPTIONS` at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
@@ -90,7 +99,9 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     namespace: config.temporalNamespace,
     taskQueue: config.taskQueue,
     identity,
-    ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundle !== undefined
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: WORKFLOW_BUNDLE_OPTIONS.preloadModules } }),
     activities,
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,

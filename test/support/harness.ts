@@ -15,7 +15,12 @@ import { loadConfig, type Config } from '../../src/shared/config.js';
 import { DevServer, freePort } from '../../src/dev/dev-server.js';
 import type { DestinationGuard } from '../../activities/destination-guard.js';
 import { loadSigningSecrets, loadTaskTokenSecrets } from '../../src/shared/server-secrets.js';
-import { WORKFLOWS_PATH, createTaskWorker, stopWorker as stopTaskWorker, type TaskWorker } from '../../src/worker/task-worker.js';
+import {
+  WORKFLOW_BUNDLE_OPTIONS,
+  createTaskWorker,
+  stopWorker as stopTaskWorker,
+  type TaskWorker,
+} from '../../src/worker/task-worker.js';
 import { installWorkerRuntime } from '../../src/worker/runtime.js';
 import { eventually } from './eventually.js';
 
@@ -50,7 +55,7 @@ let ownServer: Promise<DevServer> | undefined;
 
 /** The workflows, bundled once per test process exactly as the worker would bundle them. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  bundle ??= bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: new DefaultLogger('WARN') });
   return bundle;
 }
 
