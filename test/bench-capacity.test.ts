@@ -40,6 +40,7 @@ const meta = {
   outstanding: 40,
   workflowThreads: 1,
   loadAverage: { start: [0.5, 0.4, 0.3], end: [1.9, 1.2, 0.8] },
+  replay: null,
 };
 
 describe('bench capacity report', () => {
@@ -86,5 +87,23 @@ describe('bench capacity report', () => {
     );
     assert.doesNotMatch(markdown, /round 1 baseline, history/);
     assert.match(markdown, /\*\*0\.95×\*\*/);
+  });
+
+  it('states the replayed workflow cost per target, its best round and their ratio, or nothing when not run', () => {
+    const replay = {
+      baseline: { histories: 40, replays: 1000, cpuMsPerTask: [4.4, 4.1, 4.6], bestCpuMsPerTask: 4.1 },
+      asyncqueue: { histories: 40, replays: 1000, cpuMsPerTask: [5.9, 5.2, 5.5], bestCpuMsPerTask: 5.2 },
+    };
+    const markdown = renderCapacity(
+      summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1, replay }),
+    );
+    assert.match(markdown, /best round of 3, 1000 replays each\): baseline 4\.1 ms \(rounds: 4\.4, 4\.1, 4\.6; 40 histories\)/);
+    assert.match(markdown, /AsyncQueue 5\.2 ms \(rounds: 5\.9, 5\.2, 5\.5; 40 histories\) → AsyncQueue 1\.27× the baseline's/);
+    const oneSided = renderCapacity(
+      summarize([run(1, 'asyncqueue', 38)], { ...meta, rounds: 1, replay: { ...replay, baseline: null } }),
+    );
+    assert.match(oneSided, /baseline —, AsyncQueue 5\.2 ms/);
+    assert.doesNotMatch(oneSided, /the baseline's/);
+    assert.doesNotMatch(renderCapacity(summarize([run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 })), /replayed/);
   });
 });

@@ -3,6 +3,7 @@
  * medians, and the markdown table. Pure, so that the arithmetic the README quotes is tested.
  */
 import { round, type Distribution } from './distribution.js';
+import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
 
 export type TargetName = 'baseline' | 'asyncqueue';
@@ -35,6 +36,8 @@ export interface CapacityReport {
   workflowThreads: number;
   loadAverage: { start: number[]; end: number[] };
   runs: CapacityRun[];
+  /** The workflow code's CPU per task, the runs' histories replayed (replay-cost.ts); null: not run. */
+  replay: Record<TargetName, ReplayCost | null> | null;
   /** AsyncQueue's completions/s over the baseline's, per round. */
   roundRatios: number[];
   medianPerSec: Record<TargetName, number | null>;
@@ -96,8 +99,29 @@ export function renderCapacity(report: CapacityReport): string {
           ],
     ),
     '',
+    ...renderReplay(report.replay),
     `Median: baseline ${report.medianPerSec.baseline ?? '—'}/s, AsyncQueue ${report.medianPerSec.asyncqueue ?? '—'}/s → ` +
       `**${report.ratio ?? '—'}×** (per round: ${report.roundRatios.join(', ') || '—'}; target ≥ 0.95×).`,
   ];
   return lines.join('\n');
+}
+
+function renderReplay(replay: CapacityReport['replay']): string[] {
+  if (replay === null) return [];
+  const line = (name: TargetName, label: string): string => {
+    const cost = replay[name];
+    return cost === null
+      ? `${label} —`
+      : `${label} ${cost.bestCpuMsPerTask} ms (rounds: ${cost.cpuMsPerTask.join(', ')}; ${cost.histories} histories)`;
+  };
+  const best = (name: TargetName): number | null => replay[name]?.bestCpuMsPerTask ?? null;
+  const base = best('baseline');
+  const aq = best('asyncqueue');
+  const ratio = base !== null && aq !== null && base > 0 ? ` → AsyncQueue ${round(aq / base, 2)}× the baseline's` : '';
+  return [
+    `Workflow code, the histories replayed (CPU per task, best round of ${replay.asyncqueue?.cpuMsPerTask.length ?? replay.baseline?.cpuMsPerTask.length ?? 0}, ` +
+      `${replay.asyncqueue?.replays ?? replay.baseline?.replays ?? 0} replays each): ${line('baseline', 'baseline')}, ` +
+      `${line('asyncqueue', 'AsyncQueue')}${ratio}.`,
+    '',
+  ];
 }

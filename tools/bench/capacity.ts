@@ -18,6 +18,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { temporal } from '@temporalio/proto';
 import { sleep } from '../shared/timing.js';
 import { stopChild } from './children.js';
 import { log, now } from './clock.js';
@@ -33,11 +34,14 @@ import { prepareBaseline, startBaseline } from './targets/baseline.js';
 import type { Target } from './targets/target.js';
 import { historyCosts, type HistoryCosts } from './task-costs.js';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
-import { renderCapacity, summarize, type CapacityRun, type TargetName } from './capacity-report.js';
+import { renderCapacity, summarize, type CapacityReport, type CapacityRun, type TargetName } from './capacity-report.js';
+import { asyncQueueBundle, replayCosts } from './replay-cost.js';
+
+type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -52,6 +56,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       rounds: { type: 'string', default: '3' },
       seconds: { type: 'string', default: '60' },
       outstanding: { type: 'string', default: '120' },
+      replays: { type: 'string', default: '1000' },
       cluster: { type: 'boolean', default: false },
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
@@ -62,6 +67,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   const rounds = positiveInteger('--rounds', values.rounds);
   const seconds = positiveInteger('--seconds', values.seconds);
   const outstanding = positiveInteger('--outstanding', values.outstanding);
+  const replays = values.replays === '0' ? 0 : positiveInteger('--replays', values.replays);
   if (seconds < 8) throw new Error(`--seconds: at least 8 (a quarter of the run fills the pipeline)\n${USAGE}`);
   // The rest of the benchmark's settings (engine, service environment) as a full run has them.
   const options = parseOptions([
@@ -93,6 +99,8 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   if (bundlePromise === undefined) throw new Error('the baseline is needed: the capacity run compares with it');
 
   const runs: CapacityRun[] = [];
+  /** Histories of tasks done at the limit, per target, for the replay at the end. */
+  const histories: Record<TargetName, History[]> = { baseline: [], asyncqueue: [] };
   for (let roundNo = 1; roundNo <= rounds; roundNo++) {
     // Alternate the order: a machine that warms up or slows down over the run favours neither.
     const order: TargetName[] = roundNo % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
@@ -114,8 +122,19 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
                 outstanding,
                 seconds,
                 tag,
+                histories.baseline,
               )
-            : await measureAsyncQueue(engine, receivers, `${runId}-${roundNo}`, options, sampler, outstanding, seconds, tag);
+            : await measureAsyncQueue(
+                engine,
+                receivers,
+                `${runId}-${roundNo}`,
+                options,
+                sampler,
+                outstanding,
+                seconds,
+                tag,
+                histories.asyncqueue,
+              );
         const { finishedIds: _ids, ...kept } = run;
         runs.push({ ...kept, round: roundNo, target: name });
         log(
@@ -130,6 +149,19 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   }
   sampler.stop();
 
+  // With every engine stopped: the replay has the machine to itself.
+  let replay: CapacityReport['replay'] = null;
+  if (replays > 0) {
+    log(`replaying ${histories.baseline.length} + ${histories.asyncqueue.length} histories, ${replays} per round`);
+    replay = await replayCosts(
+      {
+        baseline: { bundle: await bundlePromise, histories: histories.baseline },
+        asyncqueue: { bundle: await asyncQueueBundle(), histories: histories.asyncqueue },
+      },
+      { replays, rounds: 3 },
+    );
+  }
+
   const report = summarize(runs, {
     startedAt,
     engine: options.cluster ? 'cluster' : 'dev-server',
@@ -138,6 +170,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     outstanding,
     workflowThreads: options.workflowThreads,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
+    replay,
   });
   const markdown = renderCapacity(report);
   process.stdout.write(`${markdown}\n`);
@@ -167,11 +200,12 @@ async function measureBaseline(
   outstanding: number,
   seconds: number,
   tag: string,
+  keep: History[],
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
     const run = await closedLoop(target, sampler, outstanding, seconds, tag);
-    return { ...run, history: await sampleHistories(engine, run.finishedIds) };
+    return { ...run, history: await sampleHistories(engine, run.finishedIds, keep) };
   } finally {
     await stop();
     await closeBaselineConnections();
@@ -187,12 +221,13 @@ async function measureAsyncQueue(
   outstanding: number,
   seconds: number,
   tag: string,
+  keep: History[],
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
     const run = await closedLoop(target, sampler, outstanding, seconds, tag);
-    return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask)) };
+    return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep) };
   } finally {
     await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
     await Promise.all(resources.apiClients.map((client) => client.close()));
@@ -287,11 +322,11 @@ async function closedLoop(
 }
 
 /** What the tasks done at the limit wrote: the histories of 20 of them, spread over the window. */
-async function sampleHistories(engine: Engine, workflowIds: string[]): Promise<HistoryCosts | null> {
+async function sampleHistories(engine: Engine, workflowIds: string[], keep: History[]): Promise<HistoryCosts | null> {
   if (workflowIds.length === 0) return null;
   const step = Math.max(1, Math.floor(workflowIds.length / 20));
   try {
-    return await historyCosts(engine.address, engine.namespace, workflowIds.filter((_, i) => i % step === 0).slice(0, 20));
+    return await historyCosts(engine.address, engine.namespace, workflowIds.filter((_, i) => i % step === 0).slice(0, 20), keep);
   } catch (err) {
     log(`histories not read: ${err instanceof Error ? err.message : String(err)}`);
     return null;

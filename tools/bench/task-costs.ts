@@ -37,8 +37,16 @@ const VISIBILITY_EVENTS = new Set([
   ...CLOSE_EVENTS,
 ]);
 
-/** Reads the histories of `workflowIds` (a few at a time) and averages them per task. */
-export async function historyCosts(address: string, namespace: string, workflowIds: string[]): Promise<HistoryCosts> {
+/**
+ * Reads the histories of `workflowIds` (a few at a time) and averages them per task; the closed
+ * ones are also added to `keep` when given (the capacity run replays them: replay-cost.ts).
+ */
+export async function historyCosts(
+  address: string,
+  namespace: string,
+  workflowIds: string[],
+  keep?: proto.temporal.api.history.v1.IHistory[],
+): Promise<HistoryCosts> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });
   const totals = new Map<string, number>();
@@ -65,6 +73,7 @@ export async function historyCosts(address: string, namespace: string, workflowI
             if (CLOSE_EVENTS.has(name)) closed = true;
           }
           if (!closed) open++;
+          else keep?.push(history);
         } catch (err) {
           if (errors.length < 5) errors.push(`${id}: ${err instanceof Error ? err.message : String(err)}`);
         }
