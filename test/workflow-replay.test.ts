@@ -17,6 +17,8 @@ describe('workflow code', () => {
   it('bundles without Node-only modules', async () => {
     const bundle = await workflowBundle();
     assert.ok(bundle.code.includes('taskWorkflow'));
+    // Preloaded: the SDK evaluates the workflow modules once per V8 context, not once per task.
+    assert.match(bundle.code, /function preloadModules\(\) \{\s*__webpack_require__\([^)]*"\.\/dist\/workflows\/index\.js"\)/);
   });
 
   it('replays every recorded history deterministically', async () => {
