@@ -109,32 +109,18 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       resources.engine = engine;
       for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
       try {
-        const tag = `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`;
-        const run =
-          name === 'baseline'
-            ? await measureBaseline(
-                bundlePromise,
-                engine,
-                receivers,
-                `${runId}-${roundNo}`,
-                options,
-                sampler,
-                outstanding,
-                seconds,
-                tag,
-                histories.baseline,
-              )
-            : await measureAsyncQueue(
-                engine,
-                receivers,
-                `${runId}-${roundNo}`,
-                options,
-                sampler,
-                outstanding,
-                seconds,
-                tag,
-                histories.asyncqueue,
-              );
+        const thisRun: OneRun = {
+          engine,
+          receivers,
+          runId: `${runId}-${roundNo}`,
+          options,
+          sampler,
+          outstanding,
+          seconds,
+          tag: `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`,
+          keep: histories[name],
+        };
+        const run = name === 'baseline' ? await measureBaseline(bundlePromise, thisRun) : await measureAsyncQueue(thisRun);
         const { finishedIds: _ids, ...kept } = run;
         runs.push({ ...kept, round: roundNo, target: name });
         log(
@@ -190,17 +176,24 @@ function positiveInteger(flag: string, value: string | undefined): number {
   return parsed;
 }
 
+/** What one target's run needs: its fresh engine, the shared receivers and settings. */
+interface OneRun {
+  engine: Engine;
+  receivers: Receivers;
+  runId: string;
+  options: BenchOptions;
+  sampler: Sampler;
+  outstanding: number;
+  seconds: number;
+  /** Names this run's tasks and progress lines (b1, aq1, …). */
+  tag: string;
+  /** Where the histories read after the run go, for the replay at the end. */
+  keep: History[];
+}
+
 async function measureBaseline(
   bundlePromise: ReturnType<typeof prepareBaseline> & object,
-  engine: Engine,
-  receivers: Receivers,
-  runId: string,
-  options: BenchOptions,
-  sampler: Sampler,
-  outstanding: number,
-  seconds: number,
-  tag: string,
-  keep: History[],
+  { engine, receivers, runId, options, sampler, outstanding, seconds, tag, keep }: OneRun,
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
@@ -212,17 +205,17 @@ async function measureBaseline(
   }
 }
 
-async function measureAsyncQueue(
-  engine: Engine,
-  receivers: Receivers,
-  runId: string,
-  options: BenchOptions,
-  sampler: Sampler,
-  outstanding: number,
-  seconds: number,
-  tag: string,
-  keep: History[],
-): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
+async function measureAsyncQueue({
+  engine,
+  receivers,
+  runId,
+  options,
+  sampler,
+  outstanding,
+  seconds,
+  tag,
+  keep,
+}: OneRun): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
