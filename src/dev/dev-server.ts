@@ -104,7 +104,9 @@ export class DevServer {
     const onData = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
-        if (output.length < 200) output.push(line);
+        // Bounded for a server that runs for days: its first lines and its latest are kept.
+        if (output.length >= 200) output.splice(OUTPUT_HEAD_LINES, 1);
+        output.push(line);
         options.log?.(line);
       }
     };
@@ -117,10 +119,9 @@ export class DevServer {
       await waitUntilServing(address, options.namespace, child, options.startTimeoutMs ?? 60_000);
     } catch (err) {
       await server.stop();
-      throw new DevServerError(
-        `the Temporal dev server did not start: ${(err as Error).message}\n${output.slice(-20).join('\n')}`,
-        { cause: err },
-      );
+      throw new DevServerError(`the Temporal dev server did not start: ${(err as Error).message}\n${outputExcerpt(output)}`, {
+        cause: err,
+      });
     }
     return server;
   }
@@ -143,6 +144,17 @@ export class DevServer {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+const OUTPUT_HEAD_LINES = 6;
+
+/**
+ * What the server printed, for an error: its first lines and its last. A Go panic states its cause
+ * first and then prints every goroutine's stack, so the last lines alone lose the cause.
+ */
+export function outputExcerpt(lines: readonly string[], head = OUTPUT_HEAD_LINES, tail = 14): string {
+  if (lines.length <= head + tail) return lines.join('\n');
+  return [...lines.slice(0, head), `… (${lines.length - head - tail} lines left out)`, ...lines.slice(-tail)].join('\n');
 }
 
 async function resolveCli(): Promise<string> {
