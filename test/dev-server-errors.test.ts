@@ -39,7 +39,8 @@ describe('dev server start failures', () => {
       assert.match(err.message, /did not start: exited with code 2/);
       assert.match(err.message, /panic: listen tcp 127\.0\.0\.1:7235: bind: address already in use/);
       assert.match(err.message, /goroutine frame 300$/);
-      assert.match(err.message, /lines left out/);
+      // 301 lines printed: 6 first, 14 last, 281 between.
+      assert.match(err.message, /… \(281 lines left out\)/);
       return true;
     });
   });
@@ -51,5 +52,7 @@ describe('dev server start failures', () => {
     assert.deepEqual(excerpt.slice(0, 6), lines.slice(0, 6));
     assert.equal(excerpt[6], '… (10 lines left out)');
     assert.deepEqual(excerpt.slice(7), lines.slice(-14));
+    // Lines a bounded buffer let go count too.
+    assert.equal(outputExcerpt(lines, 100).split('\n')[6], '… (110 lines left out)');
   });
 });

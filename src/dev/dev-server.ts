@@ -101,11 +101,15 @@ export class DevServer {
       env: { ...process.env, GOGC: process.env.GOGC ?? DEFAULT_GOGC },
     });
     const output: string[] = [];
+    let dropped = 0;
     const onData = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
         // Bounded for a server that runs for days: its first lines and its latest are kept.
-        if (output.length >= 200) output.splice(OUTPUT_HEAD_LINES, 1);
+        if (output.length >= 200) {
+          output.splice(OUTPUT_HEAD_LINES, 1);
+          dropped++;
+        }
         output.push(line);
         options.log?.(line);
       }
@@ -119,9 +123,12 @@ export class DevServer {
       await waitUntilServing(address, options.namespace, child, options.startTimeoutMs ?? 60_000);
     } catch (err) {
       await server.stop();
-      throw new DevServerError(`the Temporal dev server did not start: ${(err as Error).message}\n${outputExcerpt(output)}`, {
-        cause: err,
-      });
+      throw new DevServerError(
+        `the Temporal dev server did not start: ${(err as Error).message}\n${outputExcerpt(output, dropped)}`,
+        {
+          cause: err,
+        },
+      );
     }
     return server;
   }
@@ -149,12 +156,14 @@ export class DevServer {
 const OUTPUT_HEAD_LINES = 6;
 
 /**
- * What the server printed, for an error: its first lines and its last. A Go panic states its cause
+ * What the server printed, for an error: its first lines and its last (`droppedBefore`: lines the
+ * bounded buffer already let go from the middle). A Go panic states its cause
  * first and then prints every goroutine's stack, so the last lines alone lose the cause.
  */
-export function outputExcerpt(lines: readonly string[], head = OUTPUT_HEAD_LINES, tail = 14): string {
-  if (lines.length <= head + tail) return lines.join('\n');
-  return [...lines.slice(0, head), `… (${lines.length - head - tail} lines left out)`, ...lines.slice(-tail)].join('\n');
+export function outputExcerpt(lines: readonly string[], droppedBefore = 0, head = OUTPUT_HEAD_LINES, tail = 14): string {
+  if (lines.length <= head + tail && droppedBefore === 0) return lines.join('\n');
+  const left = lines.length - head - tail + droppedBefore;
+  return [...lines.slice(0, head), `… (${left} lines left out)`, ...lines.slice(-tail)].join('\n');
 }
 
 async function resolveCli(): Promise<string> {
