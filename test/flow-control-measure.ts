@@ -5,16 +5,20 @@
  * 2. One key's throughput at parallelism 20 with 200 ms callbacks against the lower of what its
  *    limits allow (100 attempts/s) and the engine's own limit, measured in the same run with as
  *    many tasks and no key; issue 14's target is 90 % of that. TASKS (default 200) per run.
+ *    Then where a slot's time goes between one call and the next (support/flow-handoff.ts), and
+ *    the event loop's delay meanwhile (the worker, the API and the callee share this process).
  * 3. The same backlog on a key whose parallelism exceeds it: what flow control's own messages
  *    (a grant and a release per attempt) cost the engine when no task ever waits for a slot to
  *    come back. It splits the gap of 2. into that cost and the slot's idle time between calls.
  */
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
+import { measureHandoff } from './support/flow-handoff.js';
 
 /** A drain of a backlog of tasks, as the receiver saw it (epoch ms). */
 interface Drain {
@@ -91,7 +95,7 @@ async function main(): Promise<void> {
       `peak in flight ${drain.peak}\n`;
 
     /** Drains `tasks` tasks created waiting on a paused key with this parallelism, once resumed. */
-    const drainKey = async (path: string, parallelism: number): Promise<Drain> => {
+    const drainKey = async (path: string, parallelism: number): Promise<Drain & { key: string }> => {
       const key = `throughput-${randomUUID().slice(0, 8)}`;
       const peak = holdEach(receiver, path, callbackMs);
       await harness.api('PUT', `/v1/flow-control/${key}`, { parallelism });
@@ -115,11 +119,25 @@ async function main(): Promise<void> {
         },
         { timeoutMs: 60_000, what: 'the key to be idle' },
       );
-      return { ...drained(path), releasedAt: resumedAt, peak: peak.peak };
+      return { ...drained(path), key, releasedAt: resumedAt, peak: peak.peak };
     };
 
+    const lag = monitorEventLoopDelay({ resolution: 5 });
+    lag.enable();
     const keyDrain = await drainKey('/throughput', 20);
+    lag.disable();
+    process.stdout.write(
+      `event loop delay during the drain: p50 ${(lag.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms, max ${(lag.max / 1e6).toFixed(1)} ms\n`,
+    );
     process.stdout.write(report('one key, parallelism 20, 200 ms callbacks', keyDrain));
+    const calls = new Map(
+      receiver.to('/throughput').map((call) => [String(call.headers['asyncqueue-task-id']), call.receivedAt]),
+    );
+    const handoff = await measureHandoff(harness.client, keyDrain.key, calls, callbackMs);
+    process.stdout.write(
+      `a slot's hand-off, call over → next call, over ${handoff.grants} grants: p50 ${handoff.total.p50} ms, p90 ${handoff.total.p90} ms\n` +
+        handoff.steps.map(({ step, p50, p90 }) => `  ${step}: p50 ${p50} ms, p90 ${p90} ms\n`).join(''),
+    );
     const wideDrain = await drainKey('/wide', 10 * tasks);
     process.stdout.write(report(`one key, parallelism ${10 * tasks} (never waits for a slot), 200 ms callbacks`, wideDrain));
 
