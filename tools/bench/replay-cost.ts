@@ -23,7 +23,7 @@ export interface ReplayCost {
   /** CPU ms per replayed task (every thread of this process), per round. */
   cpuMsPerTask: number[];
   /** The lowest round's: the least disturbed by anything else on the machine. */
-  bestCpuMsPerTask: number | null;
+  bestCpuMsPerTask: number;
 }
 
 /** AsyncQueue's workflows bundled as its worker bundles them (src/worker/task-worker.ts). */
