@@ -10,15 +10,19 @@
  * 3. The same backlog on a key whose parallelism exceeds it: what flow control's own messages
  *    (a grant and a release per attempt) cost the engine when no task ever waits for a slot to
  *    come back. It splits the gap of 2. into that cost and the slot's idle time between calls.
+ * Each drain also states its CPU per attempt (the dev server's, when this process started it, and
+ * this process's) and each key's limiter the workflow tasks and grant activities it took: whether
+ * a drain was held by the two cores or by the hand-off's latency.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Receiver } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
-import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { ownServerPid, startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { ownUsage, processUsage, type Usage } from './support/process-usage.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
-import { measureHandoff } from './support/flow-handoff.js';
+import { describeLimiterWork, limiterWork, measureHandoff } from './support/flow-handoff.js';
 
 /** A drain of a backlog of tasks, as the receiver saw it (epoch ms). */
 interface Drain {
@@ -28,6 +32,25 @@ interface Drain {
   /** When the backlog was let go: the resume, or the worker's start. */
   releasedAt: number;
   peak: number;
+  /** CPU ms per attempt while it drained: the dev server's (when this process started it) and this process's. */
+  cpu?: { serverMs?: number; selfMs: number };
+}
+
+/** CPU used between two readings, in ms per attempt. */
+interface CpuReading {
+  server?: Usage;
+  self: Usage;
+}
+async function readCpu(): Promise<CpuReading> {
+  const pid = await ownServerPid();
+  return { ...(pid !== undefined ? { server: processUsage(pid) } : {}), self: ownUsage() };
+}
+function cpuPerAttempt(before: CpuReading, after: CpuReading, attempts: number): NonNullable<Drain['cpu']> {
+  const ms = (a: Usage, b: Usage): number => Math.round(((b.cpuSeconds - a.cpuSeconds) * 1000 * 10) / attempts) / 10;
+  return {
+    ...(before.server !== undefined && after.server !== undefined ? { serverMs: ms(before.server, after.server) } : {}),
+    selfMs: ms(before.self, after.self),
+  };
 }
 
 /** Attempts per second from the first callback to the end of the last. */
@@ -92,7 +115,12 @@ async function main(): Promise<void> {
       `${what}: ${drain.tasks} tasks, first → last callback ${((drain.lastAt - drain.firstAt) / 1000).toFixed(2)} s, ` +
       `${throughput(drain, callbackMs).toFixed(1)} attempts/s, release → first callback ${drain.firstAt - drain.releasedAt} ms ` +
       `(release → last answer: ${(drain.tasks / ((drain.lastAt + callbackMs - drain.releasedAt) / 1000)).toFixed(1)}/s), ` +
-      `peak in flight ${drain.peak}\n`;
+      `peak in flight ${drain.peak}` +
+      (drain.cpu !== undefined
+        ? `; CPU per attempt: ${drain.cpu.serverMs !== undefined ? `dev server ${drain.cpu.serverMs} ms, ` : ''}` +
+          `worker + API + callee ${drain.cpu.selfMs} ms`
+        : '') +
+      '\n';
 
     /** Drains `tasks` tasks created waiting on a paused key with this parallelism, once resumed. */
     const drainKey = async (path: string, parallelism: number): Promise<Drain & { key: string }> => {
@@ -109,8 +137,10 @@ async function main(): Promise<void> {
         { timeoutMs: 120_000, what: 'every task waiting' },
       );
       const resumedAt = Date.now();
+      const before = await readCpu();
       await harness.api('POST', `/v1/flow-control/${key}/resume`);
       await receiver.waitFor(path, tasks, 300_000);
+      const cpu = cpuPerAttempt(before, await readCpu(), tasks);
       // The key's last releases and task completions must not overlap the next run.
       await eventually(
         async () => {
@@ -119,7 +149,7 @@ async function main(): Promise<void> {
         },
         { timeoutMs: 60_000, what: 'the key to be idle' },
       );
-      return { ...drained(path), key, releasedAt: resumedAt, peak: peak.peak };
+      return { ...drained(path), key, releasedAt: resumedAt, peak: peak.peak, cpu };
     };
 
     const lag = monitorEventLoopDelay({ resolution: 5 });
@@ -136,10 +166,12 @@ async function main(): Promise<void> {
     const handoff = await measureHandoff(harness.client, keyDrain.key, calls, callbackMs);
     process.stdout.write(
       `a slot's hand-off, call over → next call, over ${handoff.grants} grants: p50 ${handoff.total.p50} ms, p90 ${handoff.total.p90} ms\n` +
-        handoff.steps.map(({ step, p50, p90 }) => `  ${step}: p50 ${p50} ms, p90 ${p90} ms\n`).join(''),
+        handoff.steps.map(({ step, p50, p90 }) => `  ${step}: p50 ${p50} ms, p90 ${p90} ms\n`).join('') +
+        `its limiter's history: ${describeLimiterWork(await limiterWork(harness.client, keyDrain.key))}\n`,
     );
     const wideDrain = await drainKey('/wide', 10 * tasks);
     process.stdout.write(report(`one key, parallelism ${10 * tasks} (never waits for a slot), 200 ms callbacks`, wideDrain));
+    process.stdout.write(`its limiter's history: ${describeLimiterWork(await limiterWork(harness.client, wideDrain.key))}\n`);
 
     // The engine's own limit for the same work: as many tasks, the same callbacks, no key. To be
     // fair, both runs drain a backlog that was fully created before it is released: the key's
@@ -153,9 +185,11 @@ async function main(): Promise<void> {
     await harness.stopWorker();
     await createInWaves(harness, tasks, { callbackUrl: receiver.url('/engine') });
     const workerStartedAt = Date.now();
+    const before = await readCpu();
     await harness.startWorker();
     await receiver.waitFor('/engine', tasks, 300_000);
-    const engineDrain: Drain = { ...drained('/engine'), releasedAt: workerStartedAt, peak: enginePeak.peak };
+    const cpu = cpuPerAttempt(before, await readCpu(), tasks);
+    const engineDrain: Drain = { ...drained('/engine'), releasedAt: workerStartedAt, peak: enginePeak.peak, cpu };
     process.stdout.write(report('no key (the engine), 200 ms callbacks', engineDrain));
     // The last tasks end after their last answer; terminating them mid-completion only adds noise.
     await eventually(

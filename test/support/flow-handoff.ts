@@ -1,7 +1,8 @@
 /**
  * Where a flow-control slot's time goes between one call's end and the next call on it, read from
  * the limiter's and the tasks' histories (server timestamps) and the callee's clock (the same
- * machine). For `flow-control-measure.ts`: issue 14's gap is this hand-off, not CPU.
+ * machine). For `flow-control-measure.ts`: issue 14's gap on the dev server is this hand-off
+ * (its drains use ~1.5 of the 2 cores, where the engine's drain uses both).
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
@@ -30,6 +31,26 @@ export interface Handoff {
   /** Call over → next call on the slot, p50 and p90 (ms). */
   total: { p50: number; p90: number };
 }
+
+/** What a key's limiter did, from its history: events, workflow tasks and grant activities. */
+export interface LimiterWork {
+  events: number;
+  workflowTasks: number;
+  grantActivities: number;
+}
+
+export async function limiterWork(client: Client, key: string): Promise<LimiterWork> {
+  const events = (await client.workflow.getHandle(limiterWorkflowId(key)).fetchHistory()).events ?? [];
+  return {
+    events: events.length,
+    workflowTasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length,
+    grantActivities: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants')
+      .length,
+  };
+}
+
+export const describeLimiterWork = (work: LimiterWork): string =>
+  `${work.events} events, ${work.workflowTasks} workflow tasks, ${work.grantActivities} grant activities`;
 
 const at = (event: HistoryEvent): number => {
   const time = event.eventTime;

@@ -230,6 +230,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
+/** The process id of the dev server this process started itself; none when the run shares one. */
+export async function ownServerPid(): Promise<number | undefined> {
+  return ownServer !== undefined ? (await ownServer).pid : undefined;
+}
+
 /** Stops the dev server this process started itself, if any (files run outside `npm test`). */
 export async function stopOwnServer(): Promise<void> {
   if (ownServer !== undefined) await (await ownServer).stop();
