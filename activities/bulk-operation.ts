@@ -35,7 +35,7 @@ import {
 import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { initialMemo, replayInput, taskSearchAttributes, taskSummary } from '../workflows/task-start.js';
 import { TaskInputMissingError, readTaskInput } from './task-history.js';
-import { withPendingActivities } from './task-phase.js';
+import { endedBeforeItsMemo, withPendingActivities } from './task-phase.js';
 /** Tasks of a page handled at once: enough to keep the server busy, few enough not to swamp it. */
 const TASKS_IN_PARALLEL = 16;
 const GRPC_INVALID_ARGUMENT = 3;
@@ -121,8 +121,11 @@ async function cancelTask(
   const reason = bulkCancelReason(request.operationId);
   const ours = memo.status === 'cancelled' && memo.error?.message === reason;
   if (description.status.name !== 'RUNNING' || isTerminal(memo.status)) return { kind: ours ? 'succeeded' : 'skipped' };
+  const pending = description.raw.pendingActivities ?? [];
+  // Ended a moment ago, its webhook under way: nothing to cancel (task-phase.ts).
+  if (endedBeforeItsMemo(memo, pending)) return { kind: 'skipped' };
   // Judged as the API's views judge it: `pending`, `running` and `retrying` share one indexed value.
-  const { status, attempts } = withPendingActivities(memo, description.raw.pendingActivities ?? []);
+  const { status, attempts } = withPendingActivities(memo, pending);
   if (request.status !== undefined && status !== request.status) return { kind: 'unmatched' };
   try {
     await client.workflow.getHandle(workflowIdForTask(taskId)).signal(cancelTaskSignal, { reason, attemptsStarted: attempts });

@@ -54,6 +54,7 @@ import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-re
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
 import { flowControlActivities, withEarlyRelease } from './flow-control.js';
+import { publishingEndWhenSlow } from './end-publication.js';
 
 export interface ActivityDependencies {
   signingKeys: readonly SigningKey[];
@@ -207,15 +208,8 @@ export function createActivities(deps: ActivityDependencies) {
 
     async deliverWebhook(request: WebhookRequest): Promise<WebhookOutcome> {
       const body = JSON.stringify(request.event);
-      const { attempt, response, base } = await send(
-        'webhook',
-        webhookMessageId(request.taskId),
-        request.taskId,
-        request.url,
-        body,
-        {},
-        request.timeoutMs,
-        0,
+      const { attempt, response, base } = await publishingEndWhenSlow(request, () =>
+        send('webhook', webhookMessageId(request.taskId), request.taskId, request.url, body, {}, request.timeoutMs, 0),
       );
       const status = response.statusCode;
       if (status >= 200 && status < 300) {

@@ -49,6 +49,15 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
   return refined;
 }
 
+/**
+ * Whether the task has ended though `view` (its memo) does not say so yet: a task whose webhook
+ * follows its end publishes the end with the webhook's outcome, or when the webhook is slow
+ * (TaskPolicy's `listStatusDelayMs`), and its webhook is scheduled only once it has ended.
+ */
+export function endedBeforeItsMemo(view: TaskState, pending: readonly PendingActivity[]): boolean {
+  return !isTerminal(view.status) && pending.some((activity) => activity.activityType?.name === WEBHOOK_ACTIVITY);
+}
+
 /** A protobuf timestamp of the server's as ISO 8601. */
 export function timestampToIso(timestamp: PendingActivity['scheduledTime']): string | undefined {
   if (!timestamp) return undefined;

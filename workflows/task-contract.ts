@@ -79,6 +79,14 @@ export interface TaskPolicy {
   webhookRetryInitialIntervalMs: number;
   webhookRetryMaximumIntervalMs: number;
   webhookRetryDurationMs: number;
+  /**
+   * How long a task's end (`succeeded`, `failed`, `cancelled`) may wait for its webhook before the
+   * list, bulk filters and the Temporal UI are told: a webhook delivered within it carries the end
+   * into visibility with the workflow's close (one visibility write instead of two); a slower one
+   * has its worker ask for the end to be published (`publishEndSignal`). Absent in inputs from
+   * before it (and 0): the end is published at once.
+   */
+  listStatusDelayMs?: number;
 }
 
 export interface TaskInput {
@@ -210,6 +218,8 @@ export interface CancelRequest {
 
 export const cancelTaskSignal = defineSignal<[CancelRequest]>('cancel');
 export const progressSignal = defineSignal<[ProgressUpdate]>('progress');
+/** From the webhook's worker: the webhook is taking longer than `listStatusDelayMs`; publish the end now. */
+export const publishEndSignal = defineSignal('publishEnd');
 export const taskStateQuery = defineQuery<TaskState>('taskState');
 
 /** The failure type a workflow ends with when its task failed; details[0] is the final TaskState. */
@@ -368,6 +378,8 @@ export interface WebhookRequest {
   url: string;
   event: WebhookEvent;
   timeoutMs: number;
+  /** The task's end is not published yet: after this long, or on a retry, the worker asks for it. */
+  publishEndAfterMs?: number;
 }
 
 /** `webhook-id` values: stable across retries of one message, distinct for callback and webhook. */

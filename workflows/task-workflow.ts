@@ -32,6 +32,7 @@ import {
   indexedTaskStatus,
   isTerminal,
   progressSignal,
+  publishEndSignal,
   taskStateQuery,
   type CancelRequest,
   type ScheduledTaskInput,
@@ -131,6 +132,22 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
     setCurrentDetails(`**Progress** ${percent} ${update.message ?? ''}`.trim());
   });
 
+  // A task whose webhook follows its end publishes the end with the webhook's outcome, in the
+  // workflow's last task, where the server folds it into the close record: one visibility write
+  // and one memo update fewer per task. A webhook slower than the delay has its worker ask for
+  // the end now (publishEndSignal). Inputs from before the delay existed publish at once.
+  const endDelayMs = input.webhookUrl !== null ? (input.policy.listStatusDelayMs ?? 0) : 0;
+  let endUnpublished = false;
+  const publishStatus = (): void => {
+    endUnpublished = false;
+    // An accepted cancel keeps `cancelling` indexed until the task ends.
+    if (indexedStatus !== CANCELLING_INDEXED_STATUS || isTerminal(state.status)) index(indexedTaskStatus(state.status));
+    publishMemo(state);
+  };
+  setHandler(publishEndSignal, () => {
+    if (endUnpublished) publishStatus();
+  });
+
   const setStatus = (status: TaskStatus): void => {
     state.status = status;
     state.updatedAt = new Date().toISOString(); // workflow time: deterministic on replay
@@ -138,9 +155,8 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
       delete state.nextAttemptAt;
       delete state.lastError;
     }
-    // An accepted cancel keeps `cancelling` indexed until the task ends.
-    if (indexedStatus !== CANCELLING_INDEXED_STATUS || isTerminal(status)) index(indexedTaskStatus(status));
-    publishMemo(state);
+    if (isTerminal(status) && endDelayMs > 0) endUnpublished = true;
+    else publishStatus();
   };
 
   try {
@@ -195,8 +211,9 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
   if (input.webhookUrl !== null) {
     const url = input.webhookUrl;
     // After a cancel through Temporal the root scope is cancelled; the webhook must still go out.
-    await CancellationScope.nonCancellable(() => deliverWebhook(input, url, state));
-    publishMemo(state);
+    const publishEndAfterMs = endUnpublished ? endDelayMs : undefined;
+    await CancellationScope.nonCancellable(() => deliverWebhook(input, url, state, publishEndAfterMs));
+    publishStatus();
   }
 
   if (state.status === 'failed') {
@@ -293,7 +310,12 @@ async function cutOffHeldCall(taskId: string): Promise<void> {
   await abortHeldCall({ taskId });
 }
 
-async function deliverWebhook(input: TaskInput, url: string, state: TaskState): Promise<void> {
+async function deliverWebhook(
+  input: TaskInput,
+  url: string,
+  state: TaskState,
+  publishEndAfterMs: number | undefined,
+): Promise<void> {
   const { policy } = input;
   const { deliverWebhook: send } = proxyActivities<Activities>({
     startToCloseTimeout: policy.webhookTimeoutMs + ATTEMPT_TIMEOUT_MARGIN_MS,
@@ -318,7 +340,13 @@ async function deliverWebhook(input: TaskInput, url: string, state: TaskState): 
   const webhook = state.webhook ?? { status: 'pending', attempts: 0 };
   state.webhook = webhook;
   try {
-    const outcome = await send({ taskId: input.id, url, event, timeoutMs: policy.webhookTimeoutMs });
+    const outcome = await send({
+      taskId: input.id,
+      url,
+      event,
+      timeoutMs: policy.webhookTimeoutMs,
+      ...(publishEndAfterMs !== undefined ? { publishEndAfterMs } : {}),
+    });
     webhook.status = 'delivered';
     webhook.attempts = outcome.attempt;
     webhook.statusCode = outcome.statusCode;

@@ -152,6 +152,8 @@ const ENV_SCHEMA = Type.Object({
   ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL: seconds(5, { minimum: 0.01 }),
   ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL: seconds(3600, { minimum: 0.01 }),
   ASYNCQUEUE_WEBHOOK_RETRY_DURATION: seconds(24 * 3600, { minimum: 1 }),
+  // How long lists may lag a task's end while its webhook goes out (TaskPolicy.listStatusDelayMs).
+  ASYNCQUEUE_LIST_STATUS_DELAY: seconds(1, { minimum: 0, maximum: 60 }),
   ASYNCQUEUE_RETENTION_DAYS: wholeNumber(7, { minimum: 1, maximum: 3650 }),
   ASYNCQUEUE_QUERY_TIMEOUT: seconds(3, { minimum: 0.1 }),
   ASYNCQUEUE_TEMPORAL_RPC_TIMEOUT: seconds(10, { minimum: 0.1 }),
@@ -212,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
       webhookRetryInitialIntervalMs: ms(vars.ASYNCQUEUE_WEBHOOK_RETRY_INITIAL_INTERVAL),
       webhookRetryMaximumIntervalMs: ms(vars.ASYNCQUEUE_WEBHOOK_RETRY_MAX_INTERVAL),
       webhookRetryDurationMs: ms(vars.ASYNCQUEUE_WEBHOOK_RETRY_DURATION),
+      listStatusDelayMs: ms(vars.ASYNCQUEUE_LIST_STATUS_DELAY),
     },
     retentionDays: vars.ASYNCQUEUE_RETENTION_DAYS,
     queryTimeoutMs: ms(vars.ASYNCQUEUE_QUERY_TIMEOUT),

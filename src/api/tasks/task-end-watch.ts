@@ -7,7 +7,9 @@
  * A task ends before its workflow closes when it has a webhook (the workflow goes on delivering
  * it, for hours if the receiver is down), so the poll reads every new event, not only the close
  * event: the workflow upserts its memo at each status change, and the upsert that carries a final
- * status is the moment the task has ended.
+ * status is the moment the task has ended; so is the webhook's scheduling (a task with a webhook
+ * publishes its end with the webhook's outcome, or when the webhook is slow: TaskPolicy's
+ * `listStatusDelayMs`), and the webhook goes out only once the task has ended.
  *
  * Temporal's frontend admits a limited number of concurrent long polls per namespace, per API
  * method and per frontend instance (`frontend.namespaceCount`, 1200 by default); more are refused
@@ -16,7 +18,13 @@
  */
 import type { Client } from '@temporalio/client';
 import proto, { type temporal } from '@temporalio/proto';
-import { TASK_MEMO_KEY, isTerminal, workflowIdForTask, type TaskMemo } from '../../../workflows/task-contract.js';
+import {
+  TASK_MEMO_KEY,
+  WEBHOOK_ACTIVITY,
+  isTerminal,
+  workflowIdForTask,
+  type TaskMemo,
+} from '../../../workflows/task-contract.js';
 import { decodePayload } from './list-query.js';
 import { AsyncQueueError } from '../../shared/errors.js';
 
@@ -204,8 +212,9 @@ export class TaskEndWatch {
   }
 }
 
-/** The memo upsert that gives the task a final status, or the workflow's close. */
+/** The memo upsert that gives the task a final status, the webhook's scheduling, or the workflow's close. */
 function endsTask(event: temporal.api.history.v1.IHistoryEvent): boolean {
+  if (event.activityTaskScheduledEventAttributes?.activityType?.name === WEBHOOK_ACTIVITY) return true;
   const memo = event.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[TASK_MEMO_KEY];
   if (memo != null) {
     const status = decodePayload<TaskMemo>(memo)?.status;

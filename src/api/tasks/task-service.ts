@@ -42,6 +42,7 @@ import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedTaskState } from './closed-task.js';
 import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
+import { withUnpublishedEnd } from './unpublished-end.js';
 import { withRunIdentity } from '../schedules/scheduled-runs.js';
 import { closedView, withDefaults, type TaskView } from './task-views.js';
 import { timestampToIso, withPendingActivities } from '../../../activities/task-phase.js';
@@ -220,7 +221,9 @@ export class TaskService {
             return undefined; // no worker answered in time: what the server stores is the best we have
           })
         : undefined;
-      return withPendingActivities(state ?? memo, description.raw.pendingActivities ?? []);
+      const pending = description.raw.pendingActivities ?? [];
+      const view = withPendingActivities(state ?? memo, pending);
+      return withUnpublishedEnd(this.calls, id, description.runId, view, pending);
     }
     return closedTaskState(this.calls, id, description, memo);
   }
@@ -277,7 +280,15 @@ export class TaskService {
     if (isTerminal(memo.status)) return memo;
     // Pending, running and retrying share one indexed value; the server's activity state tells them apart.
     const description = await this.calls.describe(memo.id).catch(() => undefined);
-    return withPendingActivities(memo, description?.raw.pendingActivities ?? []);
+    const pending = description?.raw.pendingActivities ?? [];
+    const view = withPendingActivities(memo, pending);
+    if (description === undefined) return view;
+    // A list answers with what it has: a history it could not read leaves the memo's view. Its
+    // views carry no result (memos do not), this one neither.
+    const { result: _result, ...ended } = await withUnpublishedEnd(this.calls, memo.id, description.runId, view, pending).catch(
+      () => view,
+    );
+    return ended;
   }
 
   /**

@@ -1,0 +1,40 @@
+/**
+ * A task whose webhook follows its end publishes the end with the webhook's outcome, or once the
+ * webhook is slow (TaskPolicy's `listStatusDelayMs`): for that while its memo still says the
+ * callback phase. Its history already says more: the webhook's scheduled input is the final event
+ * (status, attempts, result, error). Views read without the worker (lists, cancels, a worker that
+ * does not answer) take the end from there, so they never show an ended task as still running.
+ */
+import type { TemporalCalls } from '../temporal/temporal-calls.js';
+import { WEBHOOK_ACTIVITY, isTerminal, type TaskState, type WebhookRequest } from '../../../workflows/task-contract.js';
+import { endedBeforeItsMemo, type PendingActivity } from '../../../activities/task-phase.js';
+import { decodePayload } from './list-query.js';
+
+/** `view` with the end its memo does not carry yet, when the task has one (else `view`). */
+export async function withUnpublishedEnd(
+  calls: TemporalCalls,
+  id: string,
+  runId: string | undefined,
+  view: TaskState,
+  pending: readonly PendingActivity[],
+): Promise<TaskState> {
+  if (!endedBeforeItsMemo(view, pending)) return view;
+  const history = await calls.rpc(() => calls.handle(id, runId).fetchHistory(), { taskId: id });
+  let request: WebhookRequest | undefined;
+  for (const event of history.events ?? []) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityType?.name !== WEBHOOK_ACTIVITY) continue;
+    request = decodePayload<WebhookRequest>(scheduled.input?.payloads?.[0]) ?? request;
+  }
+  const event = request?.event;
+  if (event === undefined || !isTerminal(event.status)) return view;
+  const { nextAttemptAt: _next, lastError: _lastError, ...rest } = view;
+  return {
+    ...rest,
+    status: event.status,
+    attempts: event.attempts,
+    updatedAt: event.timestamp,
+    ...(event.result !== undefined ? { result: event.result } : {}),
+    ...(event.error !== undefined ? { error: event.error } : {}),
+  };
+}
