@@ -28,6 +28,8 @@ describe('configuration', () => {
     assert.deepEqual(config.allowedDestinations, []);
     assert.equal(config.maxResponseBytes, 1024 * 1024);
     assert.equal(config.worker.workflowThreads, 1);
+    assert.equal(config.policy.listStatusDelayMs, 1000);
+    assert.equal(loadConfig({ ASYNCQUEUE_LIST_STATUS_DELAY: '0' }).policy.listStatusDelayMs, 0);
   });
 
   it('reads lists, booleans and durations', () => {
@@ -67,6 +69,8 @@ describe('configuration', () => {
     rejects({ ASYNCQUEUE_WORKER_WORKFLOW_THREADS: '0' }, 'ASYNCQUEUE_WORKER_WORKFLOW_THREADS');
     rejects({ ASYNCQUEUE_TASK_TOKEN_SECRET: 'too-short' }, 'ASYNCQUEUE_TASK_TOKEN_SECRET');
     rejects({ ASYNCQUEUE_PROGRESS_INTERVAL: '0' }, 'ASYNCQUEUE_PROGRESS_INTERVAL');
+    rejects({ ASYNCQUEUE_LIST_STATUS_DELAY: '61' }, 'ASYNCQUEUE_LIST_STATUS_DELAY');
+    rejects({ ASYNCQUEUE_LIST_STATUS_DELAY: '-1' }, 'ASYNCQUEUE_LIST_STATUS_DELAY');
   });
 
   it("refuses a body limit above Temporal's payload limit, which would make big creates fail", () => {
