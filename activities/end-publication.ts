@@ -7,16 +7,20 @@
  * first one's worker died first). At most two signals when the webhook is slow, none in the usual
  * case; a repeat is a no-op for the workflow.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { publishEndSignal, workflowIdForTask, type WebhookRequest } from '../workflows/task-contract.js';
+
+/** How long a failed attempt waits for its ask to be taken before it reports the failure. */
+const PUBLISH_WAIT_MS = 2_000;
 
 /** Runs `deliver` (one webhook attempt), asking for the end's publication when it is slow. */
 export async function publishingEndWhenSlow<T>(request: WebhookRequest, deliver: () => Promise<T>): Promise<T> {
   const after = request.publishEndAfterMs;
   if (after === undefined) return deliver();
   const context = Context.current();
-  const publish = (): void => {
+  const publish = (): Promise<void> =>
     context.client.workflow
       .getHandle(workflowIdForTask(request.taskId))
       .signal(publishEndSignal)
@@ -24,17 +28,17 @@ export async function publishingEndWhenSlow<T>(request: WebhookRequest, deliver:
         // The end is still published with the webhook's outcome; the list only learns it later.
         log.warn('could not ask for the task end to be published', { taskId: request.taskId, error: String(err) });
       });
-  };
   const attempt = context.info.attempt;
-  if (attempt === 2) publish();
-  const timer = attempt === 1 ? setTimeout(publish, after) : undefined;
+  if (attempt === 2) void publish();
+  const timer = attempt === 1 ? setTimeout(() => void publish(), after) : undefined;
   try {
     return await deliver();
   } catch (err) {
     // Temporal retries the webhook after a backoff: the end need not wait for it. (A webhook that
     // will not be retried ends now, and its outcome publishes the end.)
+    // Asked before the failure is reported, so the end comes before the retry; not for long.
     const final = err instanceof ApplicationFailure && err.nonRetryable;
-    if (attempt === 1 && !final) publish();
+    if (attempt === 1 && !final) await Promise.race([publish(), delay(PUBLISH_WAIT_MS)]);
     throw err;
   } finally {
     clearTimeout(timer);

@@ -10,6 +10,7 @@ import {
   CALLBACK_ACTIVITY,
   TASK_FAILED_ERROR_TYPE,
   TASK_STATUS_SEARCH_ATTRIBUTE,
+  isTerminal,
   type JsonValue,
   type TaskMemo,
   type TaskState,
@@ -17,6 +18,7 @@ import {
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { closedExecutionStatus, decodePayload } from './list-query.js';
 import { closedView } from './task-views.js';
+import { endInHistory, withEnd } from './unpublished-end.js';
 
 export async function closedTaskState(
   calls: TemporalCalls,
@@ -36,7 +38,9 @@ export async function closedTaskState(
       if (!(err instanceof WorkflowFailedError)) throw err;
     }
   }
-  const view = closedView(memo, {
+  // Stopped from outside before its end was published (unpublished-end.ts): the webhook's event has it.
+  const ended = isTerminal(memo.status) ? memo : withEnd(memo, await endInHistory(calls, id, description.runId));
+  const view = closedView(ended, {
     execution: closed ?? 'Terminated',
     closedAt: description.closeTime?.toISOString(),
     indexedStatus: description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE),
