@@ -53,6 +53,17 @@ const webhookScheduled = (events: HistoryEvent[]): number =>
 const publishEndSignals = (events: HistoryEvent[]): number =>
   events.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'publishEnd').length;
 
+/** Waits until `GET /v1/tasks?status=succeeded` (the indexed status) lists the task; its entry. */
+function listedAsSucceeded(id: string, what: string): Promise<any> {
+  return eventually(
+    async () => {
+      const page = await quick.api('GET', '/v1/tasks?status=succeeded&limit=100');
+      return page.body.tasks.find((task: any) => task.id === id);
+    },
+    { what: `the task listed as succeeded ${what}` },
+  );
+}
+
 /** A receiver that holds each request until the test lets it go. */
 function heldReceiver(): { responder: Responder; release: () => void } {
   let release: () => void = () => undefined;
@@ -64,6 +75,23 @@ function heldReceiver(): { responder: Responder; release: () => void } {
       if (!response.destroyed) await respondJson(200, {})(received, response, undefined as never);
     },
   };
+}
+
+/** A task whose callback answers `result` at once and whose webhook is held: once the webhook is out. */
+async function taskWithHeldWebhook(
+  harness: Harness,
+  name: string,
+  result: unknown,
+): Promise<{ id: string; release: () => void }> {
+  const hook = heldReceiver();
+  receiver.script(`/${name}-callee`, respondJson(200, result));
+  receiver.script(`/${name}-hook`, hook.responder);
+  const id = await harness.createTask({
+    callbackUrl: receiver.url(`/${name}-callee`),
+    webhookUrl: receiver.url(`/${name}-hook`),
+  });
+  await receiver.waitFor(`/${name}-hook`, 1);
+  return { id, release: hook.release };
 }
 
 describe('publishing a task’s end', () => {
@@ -81,13 +109,7 @@ describe('publishing a task’s end', () => {
     assert.ok(memoUpdates(events)[0]! > last && statusUpserts(events)[0]! > last, 'both in the workflow’s last task');
     assert.equal(publishEndSignals(events), 0);
     // The close carried both into visibility: the list filters on it and shows the final view.
-    const listed = await eventually(
-      async () => {
-        const page = await quick.api('GET', '/v1/tasks?status=succeeded&limit=100');
-        return page.body.tasks.find((task: any) => task.id === id);
-      },
-      { what: 'the task listed as succeeded' },
-    );
+    const listed = await listedAsSucceeded(id, 'once it has ended');
     assert.equal(listed.webhook.status, 'delivered');
   });
 
@@ -109,13 +131,7 @@ describe('publishing a task’s end', () => {
     // The second attempt is held until the list has the end.
     await receiver.waitFor('/retry-hook', 2);
     try {
-      await eventually(
-        async () => {
-          const page = await quick.api('GET', '/v1/tasks?status=succeeded&limit=100');
-          return page.body.tasks.find((task: any) => task.id === id);
-        },
-        { what: 'the task listed as succeeded while its webhook is retried' },
-      );
+      await listedAsSucceeded(id, 'while its webhook is retried');
     } finally {
       retry.release();
     }
@@ -127,30 +143,16 @@ describe('publishing a task’s end', () => {
   });
 
   it('a webhook held past the delay: the list shows the end while the webhook is still out', async () => {
-    const hook = heldReceiver();
-    receiver.script('/slow-callee', respondJson(200, { answer: 4 }));
-    receiver.script('/slow-hook', hook.responder);
-    const id = await quick.createTask({ callbackUrl: receiver.url('/slow-callee'), webhookUrl: receiver.url('/slow-hook') });
-    await receiver.waitFor('/slow-hook', 1);
-    const listed = await eventually(
-      async () => {
-        const page = await quick.api('GET', '/v1/tasks?status=succeeded&limit=100');
-        return page.body.tasks.find((task: any) => task.id === id);
-      },
-      { what: 'the task listed as succeeded before its webhook is answered' },
-    );
+    const { id, release } = await taskWithHeldWebhook(quick, 'slow', { answer: 4 });
+    const listed = await listedAsSucceeded(id, 'before its webhook is answered');
     assert.equal(listed.webhook.status, 'pending');
-    hook.release();
+    release();
     await quick.waitForEnd(id);
     assert.ok(publishEndSignals(await historyOf(quick, id)) >= 1);
   });
 
   it('while the end is unpublished, views read without the worker take it from the history: list, cancel, ?wait, bulk cancel', async () => {
-    const hook = heldReceiver();
-    receiver.script('/window-callee', respondJson(200, { answer: 5 }));
-    receiver.script('/window-hook', hook.responder);
-    const id = await held.createTask({ callbackUrl: receiver.url('/window-callee'), webhookUrl: receiver.url('/window-hook') });
-    await receiver.waitFor('/window-hook', 1);
+    const { id, release } = await taskWithHeldWebhook(held, 'window', { answer: 5 });
     try {
       // Unpublished: visibility still has the callback phase's status, and the memo says pending.
       const description = await held.client.workflow.getHandle(workflowIdForTask(id)).describe();
@@ -186,7 +188,7 @@ describe('publishing a task’s end', () => {
       );
       assert.deepEqual([operation.matched, operation.succeeded, operation.skipped], [1, 0, 1], JSON.stringify(operation));
     } finally {
-      hook.release();
+      release();
     }
     const view = await held.waitForEnd(id);
     assert.equal(view.status, 'succeeded');
@@ -197,13 +199,9 @@ describe('publishing a task’s end', () => {
   });
 
   it('a workflow terminated before its end was published still reads as the end it had', async () => {
-    const hook = heldReceiver();
-    receiver.script('/stopped-callee', respondJson(200, { answer: 6 }));
-    receiver.script('/stopped-hook', hook.responder);
-    const id = await held.createTask({ callbackUrl: receiver.url('/stopped-callee'), webhookUrl: receiver.url('/stopped-hook') });
-    await receiver.waitFor('/stopped-hook', 1);
+    const { id, release } = await taskWithHeldWebhook(held, 'stopped', { answer: 6 });
     await held.client.workflow.getHandle(workflowIdForTask(id)).terminate('an operator, in the Temporal UI');
-    hook.release();
+    release();
     const view = (await held.api('GET', `/v1/tasks/${id}`)).body;
     assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.deepEqual(view.result, { answer: 6 });
