@@ -131,7 +131,10 @@ describe('terminate and timeout through Temporal', () => {
     receiver.always('/done', respondJson(200, { done: true }));
     receiver.always('/down-hook', respondJson(503, {}));
     const id = await harness.createTask({ callbackUrl: receiver.url('/done'), webhookUrl: receiver.url('/down-hook') });
-    await harness.waitForTask(id, (task) => task.status === 'succeeded', 'succeeded');
+    // As an operator finds it: listed as succeeded, its webhook failing (the end is published on
+    // the webhook's first failure; a task terminated before that reads right in GET, see
+    // end-publication.test.ts, but its closed record keeps the callback phase's status).
+    await listedAs('succeeded', id);
     await handle(id).terminate('give up on the webhook');
     const task = await harness.task(id);
     assert.equal(task.status, 'succeeded');
