@@ -34,9 +34,9 @@ export async function publishingEndWhenSlow<T>(request: WebhookRequest, deliver:
   try {
     return await deliver();
   } catch (err) {
-    // Temporal retries the webhook after a backoff: the end need not wait for it. (A webhook that
-    // will not be retried ends now, and its outcome publishes the end.)
-    // Asked before the failure is reported, so the end comes before the retry; not for long.
+    // Temporal retries the webhook after a backoff: the end need not wait for it, and is asked for
+    // before the failure is reported (not for long). A webhook that will not be retried ends now,
+    // and its outcome publishes the end.
     const final = err instanceof ApplicationFailure && err.nonRetryable;
     if (attempt === 1 && !final) await Promise.race([publish(), delay(PUBLISH_WAIT_MS)]);
     throw err;

@@ -38,14 +38,17 @@ export async function closedTaskState(
       if (!(err instanceof WorkflowFailedError)) throw err;
     }
   }
-  // Stopped from outside before its end was published (unpublished-end.ts): the webhook's event has it.
-  const ended = isTerminal(memo.status) ? memo : withEnd(memo, await endInHistory(calls, id, description.runId));
+  // Stopped from outside before its end was published (unpublished-end.ts): the webhook's event
+  // has it. Only a task with a webhook can be in that state.
+  const unpublished = !isTerminal(memo.status) && memo.webhook !== undefined;
+  const ended = unpublished ? withEnd(memo, await endInHistory(calls, id, description.runId)) : memo;
   const view = closedView(ended, {
     execution: closed ?? 'Terminated',
     closedAt: description.closeTime?.toISOString(),
     indexedStatus: description.typedSearchAttributes.get(TASK_STATUS_SEARCH_ATTRIBUTE),
   });
-  if (view.status !== 'succeeded') return view;
+  // The webhook's event carried the result already: no second read of the history.
+  if (view.status !== 'succeeded' || view.result !== undefined) return view;
   // Stopped while delivering the webhook: the memo has no result, the callback's completion has.
   const result = await resultFromHistory(calls, id, description.runId);
   return result === undefined ? view : { ...view, result };
