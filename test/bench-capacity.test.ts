@@ -1,11 +1,13 @@
 /**
  * The benchmark's capacity comparison (tools/bench/capacity-report.ts): the ratio the README
  * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
- * missing a target states no ratio rather than a wrong one.
+ * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
+ * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderCapacity, summarize, type CapacityRun } from '../tools/bench/capacity-report.js';
+import { parseCpuSplit } from '../tools/bench/cpu-pinning.js';
 import { distribution } from '../tools/bench/distribution.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
@@ -39,6 +41,7 @@ const meta = {
   seconds: 60,
   outstanding: 40,
   workflowThreads: 1,
+  cpuSplit: null,
   loadAverage: { start: [0.5, 0.4, 0.3], end: [1.9, 1.2, 0.8] },
   replay: null,
 };
@@ -105,5 +108,42 @@ describe('bench capacity report', () => {
     assert.match(oneSided, /baseline —, AsyncQueue 5\.2 ms/);
     assert.doesNotMatch(oneSided, /the baseline's/);
     assert.doesNotMatch(renderCapacity(summarize([run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 })), /replayed/);
+  });
+
+  it("states the engine's own CPU per task and the ratio where the engine alone is the limit", () => {
+    const withPostgres = (r: CapacityRun, temporal: number, postgres: number): CapacityRun => ({
+      ...r,
+      cpuMsPerTask: { ...r.cpuMsPerTask, temporal, postgres },
+    });
+    const report = summarize(
+      [
+        withPostgres(run(1, 'baseline', 24), 35, 25),
+        withPostgres(run(1, 'asyncqueue', 22), 38, 26),
+        withPostgres(run(2, 'asyncqueue', 22), 37, 25),
+        withPostgres(run(2, 'baseline', 25), 34, 24),
+        withPostgres(run(3, 'baseline', 25), 36, 25),
+        withPostgres(run(3, 'asyncqueue', 21), 39, 27),
+      ],
+      { ...meta, engine: 'cluster', cpuSplit: { engine: '0', clients: '1' } },
+    );
+    assert.deepEqual(report.engineCpuMsPerTask, { baseline: 60, asyncqueue: 64 });
+    assert.equal(report.engineRatio, 0.938);
+    const markdown = renderCapacity(report);
+    assert.match(markdown, /the engine pinned to CPU 0, the bench, API and workers to CPU 1/);
+    assert.match(markdown, /temporal \+ postgres, medians\): baseline 60 ms, AsyncQueue 64 ms → .* \*\*0\.938×\*\*/);
+    // The dev server's engine is its one process.
+    assert.deepEqual(summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 }).engineCpuMsPerTask, {
+      baseline: 25,
+      asyncqueue: 26,
+    });
+  });
+
+  it('splits the CPUs between the engine and the rest, refusing a split that leaves either side none', () => {
+    assert.deepEqual(parseCpuSplit('0', 2), { engine: '0', clients: '1' });
+    assert.deepEqual(parseCpuSplit('2-3,0', 6), { engine: '0,2,3', clients: '1,4,5' });
+    assert.throws(() => parseCpuSplit('0-1', 2), /leave at least one CPU/);
+    assert.throws(() => parseCpuSplit('2', 2), /CPUs 0-1, not 2/);
+    assert.throws(() => parseCpuSplit('a', 2), /--engine-cpus: "a" is not a CPU number/);
+    assert.throws(() => parseCpuSplit('1-0', 2), /the range 1-0 is empty/);
   });
 });

@@ -3,6 +3,7 @@
  * medians, and the markdown table. Pure, so that the arithmetic the README quotes is tested.
  */
 import { round, type Distribution } from './distribution.js';
+import type { CpuSplit } from './cpu-pinning.js';
 import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
 
@@ -34,6 +35,8 @@ export interface CapacityReport {
   seconds: number;
   outstanding: number;
   workflowThreads: number;
+  /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
+  cpuSplit: CpuSplit | null;
   loadAverage: { start: number[]; end: number[] };
   runs: CapacityRun[];
   /** The workflow code's CPU per task, the runs' histories replayed (replay-cost.ts); null: not run. */
@@ -43,7 +46,17 @@ export interface CapacityReport {
   medianPerSec: Record<TargetName, number | null>;
   /** Of the medians. */
   ratio: number | null;
+  /**
+   * The engine's own CPU per task (Temporal's processes and PostgreSQL), median of each target's
+   * runs, and the baseline's over AsyncQueue's: the throughput ratio where the engine alone is
+   * the limit (its own machines, as in production). Null without per-run readings.
+   */
+  engineCpuMsPerTask: Record<TargetName, number | null>;
+  engineRatio: number | null;
 }
+
+/** The process groups that make up the engine (engine.ts): the dev server's is `temporal` alone. */
+const ENGINE_GROUPS = ['temporal', 'postgres'];
 
 function median(values: number[]): number | null {
   if (values.length === 0) return null;
@@ -54,7 +67,7 @@ function median(values: number[]): number | null {
 
 export function summarize(
   runs: CapacityRun[],
-  meta: Omit<CapacityReport, 'runs' | 'roundRatios' | 'medianPerSec' | 'ratio'>,
+  meta: Omit<CapacityReport, 'runs' | 'roundRatios' | 'medianPerSec' | 'ratio' | 'engineCpuMsPerTask' | 'engineRatio'>,
 ): CapacityReport {
   const perSec = (name: TargetName): number[] => runs.filter((r) => r.target === name).map((r) => r.completedPerSec);
   const roundRatios: number[] = [];
@@ -68,7 +81,18 @@ export function summarize(
     medianPerSec.baseline !== null && medianPerSec.asyncqueue !== null && medianPerSec.baseline > 0
       ? round(medianPerSec.asyncqueue / medianPerSec.baseline, 3)
       : null;
-  return { ...meta, runs, roundRatios, medianPerSec, ratio };
+  const engineCpu = (name: TargetName): number | null =>
+    median(
+      runs
+        .filter((r) => r.target === name && ENGINE_GROUPS.some((g) => r.cpuMsPerTask[g] !== undefined))
+        .map((r) => ENGINE_GROUPS.reduce((sum, g) => sum + (r.cpuMsPerTask[g] ?? 0), 0)),
+    );
+  const engineCpuMsPerTask = { baseline: engineCpu('baseline'), asyncqueue: engineCpu('asyncqueue') };
+  const engineRatio =
+    engineCpuMsPerTask.baseline !== null && engineCpuMsPerTask.asyncqueue !== null && engineCpuMsPerTask.asyncqueue > 0
+      ? round(engineCpuMsPerTask.baseline / engineCpuMsPerTask.asyncqueue, 3)
+      : null;
+  return { ...meta, runs, roundRatios, medianPerSec, ratio, engineCpuMsPerTask, engineRatio };
 }
 
 export function renderCapacity(report: CapacityReport): string {
@@ -77,8 +101,11 @@ export function renderCapacity(report: CapacityReport): string {
     `# Capacity, closed loop — ${report.startedAt}`,
     '',
     `${report.engine}, a fresh engine per run; ${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
-      `(the last three quarters measured); workflow threads ${report.workflowThreads}; load average at the start ` +
-      `${report.loadAverage.start.join(' / ')}.`,
+      `(the last three quarters measured); workflow threads ${report.workflowThreads}; ` +
+      (report.cpuSplit !== null
+        ? `the engine pinned to CPU ${report.cpuSplit.engine}, the bench, API and workers to CPU ${report.cpuSplit.clients}; `
+        : '') +
+      `load average at the start ${report.loadAverage.start.join(' / ')}.`,
     '',
     `| round | target | done/s | errors | e2e p50 ms | e2e p99 ms | busy cores (steal) | events/task | ${groups.map((g) => `${g} CPU ms/task`).join(' | ')} |`,
     `|---:|---|---:|---:|---:|---:|---:|---:|${groups.map(() => '---:').join('|')}|`,
@@ -102,6 +129,14 @@ export function renderCapacity(report: CapacityReport): string {
     ...renderReplay(report.replay),
     `Median: baseline ${report.medianPerSec.baseline ?? '—'}/s, AsyncQueue ${report.medianPerSec.asyncqueue ?? '—'}/s → ` +
       `**${report.ratio ?? '—'}×** (per round: ${report.roundRatios.join(', ') || '—'}; target ≥ 0.95×).`,
+    ...(report.engineRatio === null
+      ? []
+      : [
+          '',
+          `The engine's own CPU per task (${ENGINE_GROUPS.join(' + ')}, medians): baseline ${report.engineCpuMsPerTask.baseline} ms, ` +
+            `AsyncQueue ${report.engineCpuMsPerTask.asyncqueue} ms → where the engine alone is the limit, it serves ` +
+            `**${report.engineRatio}×** as many AsyncQueue tasks as baseline ones.`,
+        ]),
   ];
   return lines.join('\n');
 }

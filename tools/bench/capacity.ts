@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import type { temporal } from '@temporalio/proto';
 import { sleep } from '../shared/timing.js';
 import { stopChild } from './children.js';
+import { parseCpuSplit, pinProcesses } from './cpu-pinning.js';
 import { log, now } from './clock.js';
 import { distribution, round } from './distribution.js';
 import { startEngine, type Engine } from './engine.js';
@@ -41,7 +42,7 @@ type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -61,9 +62,11 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
+      'engine-cpus': { type: 'string' },
       out: { type: 'string' },
     },
   });
+  const cpuSplit = values['engine-cpus'] !== undefined ? parseCpuSplit(values['engine-cpus']) : null;
   const rounds = positiveInteger('--rounds', values.rounds);
   const seconds = positiveInteger('--seconds', values.seconds);
   const outstanding = positiveInteger('--outstanding', values.outstanding);
@@ -85,6 +88,8 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   resources.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-capacity-'));
   const sampler = new Sampler();
   sampler.track('bench', process.pid);
+  // Before any child starts: the API and worker processes inherit the clients' CPUs.
+  if (cpuSplit !== null) pinProcesses([process.pid], cpuSplit.clients);
 
   const webhooks = new Map<string, WebhookArrival>();
   const callbackEndpoint = await Endpoint.start(callbackHandler);
@@ -107,6 +112,11 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     for (const name of order) {
       const engine = await startEngine(options);
       resources.engine = engine;
+      if (cpuSplit !== null)
+        pinProcesses(
+          Object.values(engine.processGroups).flatMap((pids) => pids()),
+          cpuSplit.engine,
+        );
       for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
       try {
         const thisRun: OneRun = {
@@ -155,6 +165,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     seconds,
     outstanding,
     workflowThreads: options.workflowThreads,
+    cpuSplit,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
     replay,
   });
