@@ -198,7 +198,7 @@ describe('publishing a task’s end', () => {
     assert.equal(publishEndSignals(events), 0);
   });
 
-  it('a workflow terminated before its end was published still reads as the end it had', async () => {
+  it('a workflow terminated before its end was published still reads as the end it had, in GET and in the list', async () => {
     const { id, release } = await taskWithHeldWebhook(held, 'stopped', { answer: 6 });
     await held.client.workflow.getHandle(workflowIdForTask(id)).terminate('an operator, in the Temporal UI');
     release();
@@ -206,5 +206,17 @@ describe('publishing a task’s end', () => {
     assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.deepEqual(view.result, { answer: 6 });
     assert.equal(view.webhook.status, 'failed');
+    // The list's entry says the same (without the result, as every list entry).
+    const listed = await eventually(
+      async () => {
+        const page = await held.api('GET', '/v1/tasks?limit=100');
+        const entry = page.body.tasks.find((task: any) => task.id === id);
+        return entry?.webhook?.status === 'failed' ? entry : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the list to show the terminated task closed' },
+    );
+    assert.equal(listed.status, 'succeeded', JSON.stringify(listed));
+    assert.equal(listed.attempts, 1);
+    assert.equal(listed.result, undefined);
   });
 });

@@ -10,7 +10,6 @@ import {
   CALLBACK_ACTIVITY,
   TASK_FAILED_ERROR_TYPE,
   TASK_STATUS_SEARCH_ATTRIBUTE,
-  isTerminal,
   type JsonValue,
   type TaskMemo,
   type TaskState,
@@ -18,7 +17,7 @@ import {
 import type { TemporalCalls } from '../temporal/temporal-calls.js';
 import { closedExecutionStatus, decodePayload } from './list-query.js';
 import { closedView } from './task-views.js';
-import { endInHistory, withEnd } from './unpublished-end.js';
+import { stoppedWithEnd } from './unpublished-end.js';
 
 export async function closedTaskState(
   calls: TemporalCalls,
@@ -38,10 +37,8 @@ export async function closedTaskState(
       if (!(err instanceof WorkflowFailedError)) throw err;
     }
   }
-  // Stopped from outside before its end was published (unpublished-end.ts): the webhook's event
-  // has it. Only a task with a webhook can be in that state.
-  const unpublished = !isTerminal(memo.status) && memo.webhook !== undefined;
-  const ended = unpublished ? withEnd(memo, await endInHistory(calls, id, description.runId)) : memo;
+  // Stopped from outside before its end was published (unpublished-end.ts): the webhook's event has it.
+  const ended = await stoppedWithEnd(calls, id, description.runId, memo);
   const view = closedView(ended, {
     execution: closed ?? 'Terminated',
     closedAt: description.closeTime?.toISOString(),

@@ -42,7 +42,7 @@ import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedTaskState } from './closed-task.js';
 import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
-import { withUnpublishedEnd } from './unpublished-end.js';
+import { stoppedWithEnd, withUnpublishedEnd } from './unpublished-end.js';
 import { withRunIdentity } from '../schedules/scheduled-runs.js';
 import { closedView, withDefaults, type TaskView } from './task-views.js';
 import { timestampToIso, withPendingActivities } from '../../../activities/task-phase.js';
@@ -271,7 +271,11 @@ export class TaskService {
     const closed = closedExecutionStatus(execution.status);
     if (closed !== undefined) {
       if (closed === 'Completed' || (closed === 'Failed' && memo.status === 'failed')) return memo;
-      return closedView(memo, {
+      // Stopped from outside before its end was published: the end it had, as GET shows it; a
+      // history it could not read leaves the memo's view, and a list carries no result.
+      const runId = execution.execution?.runId ?? undefined;
+      const { result: _result, ...ended }: TaskState = await stoppedWithEnd(this.calls, memo.id, runId, memo).catch(() => memo);
+      return closedView(ended, {
         execution: closed,
         closedAt: timestampToIso(execution.closeTime),
         indexedStatus: decodePayload<string>(execution.searchAttributes?.indexedFields?.[TASK_STATUS_SEARCH_ATTRIBUTE.name]),

@@ -45,6 +45,20 @@ export async function endInHistory(
   return request?.event;
 }
 
+/**
+ * The memo of a workflow stopped from outside (terminated, timed out) with the end it had reached,
+ * when it was stopped before publishing it. Only a task with a webhook can be in that state.
+ */
+export async function stoppedWithEnd<T extends TaskState>(
+  calls: TemporalCalls,
+  id: string,
+  runId: string | undefined,
+  memo: T,
+): Promise<T> {
+  if (isTerminal(memo.status) || memo.webhook === undefined) return memo;
+  return withEnd(memo, await endInHistory(calls, id, runId));
+}
+
 /** `view` as of the webhook's event (its webhook fields stay: they are the webhook's own). */
 export function withEnd<T extends TaskState>(view: T, event: WebhookEvent | undefined): T {
   if (event === undefined || !isTerminal(event.status) || isTerminal(view.status)) return view;
