@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --capacity [--rounds 3] [--seconds 60] [--outstanding 120] [--cluster]`:
+ * `npm run bench -- --capacity [--rounds 3] [--seconds 60] [--outstanding 120] [--cluster] [--engine-cpus 0]`:
  * the most tasks per second each target completes, AsyncQueue against the minimal raw-Temporal
  * job, measured in a way two runs agree on.
  *
@@ -10,7 +10,8 @@
  * its limit without a growing backlog, so the completions per second over the run's last three
  * quarters are its capacity. Each run gets a fresh engine (nothing the other target left in it);
  * the rounds alternate which target goes first, and the ratio is stated per round and of the
- * medians, with the spread, so that one noisy run cannot decide it.
+ * medians, with the spread, so that one noisy run cannot decide it. `--engine-cpus` gives the
+ * engine CPUs of its own (cpu-pinning.ts), as a production cluster has.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
