@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { processExists } from '../shared/process-exists.js';
 
 export interface CpuSplit {
   /** taskset's list: the engine's CPUs, and the clients'. */
@@ -42,16 +43,7 @@ export function pinProcesses(pids: readonly number[], cpus: string): void {
     try {
       execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
     } catch (err) {
-      if (!isGone(pid)) throw new Error(`taskset could not pin process ${pid} to CPUs ${cpus}: ${String(err)}`);
+      if (processExists(pid)) throw new Error(`taskset could not pin process ${pid} to CPUs ${cpus}: ${String(err)}`);
     }
-  }
-}
-
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
   }
 }

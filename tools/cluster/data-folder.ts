@@ -9,6 +9,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ClusterPorts } from './ports.js';
 import { ClusterError, sleep } from './processes.js';
+import { processExists } from '../shared/process-exists.js';
 
 export interface ClusterState {
   serverVersion: string;
@@ -115,21 +116,12 @@ export class DataFolder {
 async function stopAll(processes: { pid: number }[], first: NodeJS.Signals): Promise<void> {
   if (processes.length === 0) return;
   for (const { pid } of processes) signal(pid, first);
-  const gone = () => processes.every(({ pid }) => !exists(pid));
+  const gone = () => processes.every(({ pid }) => !processExists(pid));
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline && !gone()) await sleep(200);
   if (gone()) return;
   for (const { pid } of processes) signal(pid, 'SIGKILL');
   while (!gone()) await sleep(100);
-}
-
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function commandLine(pid: number): Promise<string> {
