@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderCapacity, summarize, type CapacityRun } from '../tools/bench/capacity-report.js';
-import { parseCpuSplit } from '../tools/bench/cpu-pinning.js';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { parseCpuSplit, pinProcesses } from '../tools/bench/cpu-pinning.js';
 import { distribution } from '../tools/bench/distribution.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
@@ -145,5 +147,25 @@ describe('bench capacity report', () => {
     assert.throws(() => parseCpuSplit('2', 2), /CPUs 0-1, not 2/);
     assert.throws(() => parseCpuSplit('a', 2), /--engine-cpus: "a" is not a CPU number/);
     assert.throws(() => parseCpuSplit('1-0', 2), /the range 1-0 is empty/);
+  });
+
+  it('pins every thread of a process to the CPUs given, and skips a process that has exited', async () => {
+    // Once it prints, node has started its own threads (V8's, libuv's): all of them must move.
+    const child = spawn(process.execPath, ['-e', "console.log('up'); setTimeout(() => {}, 60_000)"], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      pinProcesses([child.pid!], '0');
+      const allowed = (tid: string): string | undefined =>
+        /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${child.pid}/task/${tid}/status`, 'utf8'))?.[1];
+      const threads = readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/Threads:\s*(\d+)/)?.[1];
+      assert.ok(Number(threads) > 1, 'node runs several threads');
+      for (const tid of readdirSync(`/proc/${child.pid}/task`)) assert.equal(allowed(tid), '0', `thread ${tid}`);
+    } finally {
+      child.kill();
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+    assert.doesNotThrow(() => pinProcesses([child.pid!], '0'));
   });
 });
