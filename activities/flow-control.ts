@@ -8,10 +8,12 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   DEFAULT_HOLDER_CHECK_INTERVAL_MS,
   configureFlowSignal,
+  handOverSlotSignal,
   limiterStartOptions,
   limiterWorkflowId,
   releaseSlotSignal,
   slotGrantedSignal,
+  slotStagedSignal,
   slotStartedSignal,
   type DeliverGrantsRequest,
   type SlotGrantDelivery,
@@ -24,27 +26,46 @@ import {
   type CallbackOutcome,
   type CallbackRequest,
 } from '../workflows/task-contract.js';
+import type { SlotRelay } from './slot-relay.js';
 
 /** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
 const DESCRIBE_CONCURRENCY = 20;
 
-export const flowControlActivities = {
-  /** The limiter's grants, signalled from here (see workflows/flow-limiter.ts); those that found no running task. */
+export const createFlowControlActivities = (relay: SlotRelay) => ({
+  /**
+   * The limiter's grants and stage notices, signalled from here (see workflows/flow-limiter.ts);
+   * those that found no running task. A grant for a staged attempt parked in this worker starts
+   * it at once (the signal says so), and a notice unstaging one stands it down.
+   */
   async deliverSlotGrants(request: DeliverGrantsRequest): Promise<SlotGrantDelivery[]> {
     const { client } = Context.current();
     const gone: SlotGrantDelivery[] = [];
-    await Promise.all(
-      request.grants.map(async (grant) => {
-        try {
-          await client.workflow
-            .getHandle(workflowIdForTask(grant.taskId))
-            .signal(slotGrantedSignal, { request: grant.request, ...(grant.reportStart === true ? { reportStart: true } : {}) });
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) gone.push(grant);
-          else throw err; // retried by the activity's policy
-        }
+    const signal = async (taskId: string, request: number, send: () => Promise<void>): Promise<void> => {
+      try {
+        await send();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) gone.push({ taskId, request });
+        else throw err; // retried by the activity's policy
+      }
+    };
+    await Promise.all([
+      ...request.grants.map((grant) => {
+        const started = relay.start(grant.taskId, grant.request);
+        return signal(grant.taskId, grant.request, () =>
+          client.workflow.getHandle(workflowIdForTask(grant.taskId)).signal(slotGrantedSignal, {
+            request: grant.request,
+            ...(grant.reportStart === true ? { reportStart: true } : {}),
+            ...(started ? { started: true } : {}),
+          }),
+        );
       }),
-    );
+      ...(request.notices ?? []).map(({ taskId, request, staged, seq }) => {
+        if (!staged) relay.standDown(taskId, 'unstaged');
+        return signal(taskId, request, () =>
+          client.workflow.getHandle(workflowIdForTask(taskId)).signal(slotStagedSignal, { request, staged, seq }),
+        );
+      }),
+    ]);
     return gone;
   },
 
@@ -92,7 +113,7 @@ export const flowControlActivities = {
       signalArgs: [{}],
     });
   },
-};
+});
 
 /**
  * The attempt's call begins: the limiter counts its start in the key's rate window from when it
@@ -128,11 +149,39 @@ export async function releaseFlowSlot(taskId: string, slot: { key: string; reque
 }
 
 /**
- * `callCallback` that, for a flow-controlled attempt, releases its slot once the call is over
+ * The slot of an attempt whose call is over goes to the first staged attempt of its key parked in
+ * this worker, if any (its call begins now; the limiter hears of it in one signal), else back to
+ * the limiter. Best effort: false when the signal failed, and the workflow then releases the slot
+ * itself; a parked attempt already started keeps the slot it was handed (the limiter counts it
+ * when the workflow's release or the attempt's own end reaches it).
+ */
+async function passOnFlowSlot(relay: SlotRelay, taskId: string, slot: { key: string; request: number }): Promise<boolean> {
+  const next = relay.handOver(slot.key);
+  if (next === undefined) return releaseFlowSlot(taskId, slot);
+  try {
+    await Context.current()
+      .client.workflow.getHandle(limiterWorkflowId(slot.key))
+      .signal(handOverSlotSignal, {
+        from: { taskId, request: slot.request },
+        to: { taskId: next.taskId, request: next.request },
+      });
+    return true;
+  } catch (err) {
+    log.warn('flow control: a hand-over did not reach the limiter; the workflow releases the slot', {
+      taskId,
+      error: String(err),
+    });
+    return false;
+  }
+}
+
+/**
+ * `callCallback` that, for a flow-controlled attempt, passes its slot on once the call is over
  * (unless the callee took the work for async completion: the attempt then stays in flight).
  */
 export function withEarlyRelease(
   callCallback: (request: CallbackRequest) => Promise<CallbackOutcome>,
+  relay: SlotRelay,
 ): (request: CallbackRequest) => Promise<CallbackOutcome> {
   return async (request) => {
     const slot = request.flowSlot;
@@ -148,7 +197,7 @@ export function withEarlyRelease(
     // The report first: a release that overtook it would stamp the start later than it was.
     await reported;
     if (outcome?.kind === 'accepted') return outcome;
-    const released = await releaseFlowSlot(request.taskId, slot);
+    const released = await passOnFlowSlot(relay, request.taskId, slot);
     if (outcome !== undefined) {
       // A success says so, sparing the workflow its own release (a signal through the server,
       // events in both histories, and a workflow task of the limiter's, on every attempt).

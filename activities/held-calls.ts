@@ -41,6 +41,11 @@ export class HeldCalls {
     return calls.size;
   }
 
+  /** Whether a call (or a parked attempt) of `taskId` is held here. */
+  holds(taskId: string): boolean {
+    return this.calls.has(taskId);
+  }
+
   get size(): number {
     let count = 0;
     for (const calls of this.calls.values()) count += calls.size;

@@ -11,6 +11,7 @@ import {
   ASYNC_COMPLETION_HEADER,
   ASYNC_COMPLETION_VALUE,
   CALLBACK_ACTIVITY,
+  CALLBACK_STAGED_ACTIVITY,
   CallbackErrorType,
   DEFAULT_CALLBACK_METHOD,
   HOLDER_QUEUE_MARK,
@@ -53,7 +54,9 @@ import {
 import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-record.js';
 import type { HeldCalls } from './held-calls.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
-import { flowControlActivities, withEarlyRelease } from './flow-control.js';
+import { createFlowControlActivities, withEarlyRelease } from './flow-control.js';
+import type { SlotRelay } from './slot-relay.js';
+import { createStagedAttempts } from './staged-attempts.js';
 import { publishingEndWhenSlow } from './end-publication.js';
 
 export interface ActivityDependencies {
@@ -66,6 +69,8 @@ export interface ActivityDependencies {
   userAgent: string;
   /** The callback calls this worker holds, for a cancel to cut off at once (`abortHeldCall`). */
   heldCalls: HeldCalls;
+  /** Staged flow-controlled attempts parked in this worker, handed slots here (slot-relay.ts). */
+  slotRelay: SlotRelay;
 }
 
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
@@ -245,7 +250,9 @@ export function createActivities(deps: ActivityDependencies) {
     async locateHeldCall(request: HeldCallRequest): Promise<string | null> {
       const description = await Context.current().client.workflow.getHandle(workflowIdForTask(request.taskId)).describe();
       const call = (description.raw.pendingActivities ?? []).find(
-        (activity) => activity.activityType?.name === CALLBACK_ACTIVITY && activity.state === PENDING_ACTIVITY_STARTED,
+        (activity) =>
+          (activity.activityType?.name === CALLBACK_ACTIVITY || activity.activityType?.name === CALLBACK_STAGED_ACTIVITY) &&
+          activity.state === PENDING_ACTIVITY_STARTED,
       );
       const holder = call?.lastWorkerIdentity ?? '';
       log.info('cancel: locating the held call', { taskId: request.taskId, holder });
@@ -259,10 +266,11 @@ export function createActivities(deps: ActivityDependencies) {
 
     // Bulk operations (bulk-operation.ts), through the worker's own client (Context.current().client).
     ...createBulkOperationActivities(),
-    ...flowControlActivities,
+    ...createFlowControlActivities(deps.slotRelay),
   };
-  // A flow-controlled attempt gives its slot back as soon as its call is over (flow-control.ts).
-  return { ...activities, callCallback: withEarlyRelease(activities.callCallback) };
+  // A flow-controlled attempt passes its slot on as soon as its call is over (flow-control.ts).
+  const callCallback = withEarlyRelease(activities.callCallback, deps.slotRelay);
+  return { ...activities, callCallback, ...createStagedAttempts(deps.slotRelay, deps.heldCalls, callCallback) };
 }
 
 /** `PendingActivityState.PENDING_ACTIVITY_STATE_STARTED` (temporal.api.enums.v1). */

@@ -5,10 +5,12 @@
  * and `retrying` share one indexed value). Read by the API for every view of a running task and
  * by the bulk operation's status filter, so both judge a task alike.
  */
+import { defaultPayloadConverter } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
 import {
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
+  CALLBACK_STAGED_ACTIVITY,
   WEBHOOK_ACTIVITY,
   callbackAttemptsBefore,
   isTerminal,
@@ -40,6 +42,11 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
         refined.status = 'pending';
       }
       if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
+    } else if (name === CALLBACK_STAGED_ACTIVITY && !isTerminal(view.status) && started && callBegun(activity)) {
+      // A staged attempt handed its slot: its call is in flight though the workflow has not heard.
+      refined.attempts = Math.max(view.attempts, callbackAttemptsBefore(activity.activityId) + 1);
+      refined.status = 'running';
+      if (refined.flowControl !== undefined) refined.flowControl = { ...refined.flowControl, waiting: false };
     } else if (name === AWAIT_COMPLETION_ACTIVITY && !isTerminal(view.status)) {
       refined.status = 'running';
     } else if (name === WEBHOOK_ACTIVITY && view.webhook !== undefined) {
@@ -47,6 +54,17 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
     }
   }
   return refined;
+}
+
+/** A staged attempt's beats say `parked: true` until its call begins, then `parked: false`. */
+function callBegun(activity: PendingActivity): boolean {
+  const payload = activity.heartbeatDetails?.payloads?.[0];
+  if (payload == null) return false;
+  try {
+    return defaultPayloadConverter.fromPayload<{ parked?: boolean }>(payload as never)?.parked === false;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -63,6 +63,8 @@ export interface SlotGrant {
    * the limiter counts the start from then. Absent from grants of a limiter run before that.
    */
   reportStart?: boolean;
+  /** The worker that delivered the grant started the task's parked, staged attempt with it. */
+  started?: boolean;
 }
 
 /** A worker is beginning the call of the attempt that holds this slot. */
@@ -115,6 +117,26 @@ export interface SlotGrantDelivery {
 }
 export interface DeliverGrantsRequest {
   grants: SlotGrantDelivery[];
+  /** Stage notices to signal with the grants (`slotStaged`); those whose task is gone are answered too. */
+  notices?: StageNotice[];
+}
+
+/**
+ * The limiter's word on whether a waiting task is staged: its attempt may start its activity and
+ * park in a worker, where an attempt of the key that ends hands it its slot (`handOverSlot`).
+ * `seq` orders a task's notices (they travel in concurrent activities): only the latest counts.
+ */
+export interface StageNotice {
+  taskId: string;
+  request: number;
+  staged: boolean;
+  seq: number;
+}
+
+/** A worker handed the slot of an attempt that ended straight to a parked, staged one of the same key. */
+export interface SlotHandOver {
+  from: SlotRelease;
+  to: SlotRelease;
 }
 
 /** Changes an operator (or a create naming limits) makes to a key. */
@@ -137,6 +159,8 @@ export interface FlowKeyView {
   paused: boolean;
   inFlight: number;
   waiting: number;
+  /** Of the waiting, those staged: their attempt parks in a worker, ready for a slot handed over. */
+  staged?: number;
 }
 
 export interface FlowHolder {
@@ -164,6 +188,8 @@ export interface FlowLimiterInput {
    * before starts were reported: workflow times of the grants, oldest first.
    */
   starts?: Array<number | StartRecord>;
+  /** Waiters staged to be handed a slot in a worker (ahead of every waiter), in order. */
+  staged?: FlowWaiter[];
   seq?: number;
   /** How long a missing holder's slot is kept after its grant (default UNSTARTED_HOLDER_GRACE_MS; tests use seconds). */
   unstartedHolderGraceMs?: number;
@@ -177,6 +203,9 @@ export const configureFlowSignal = defineSignal<[FlowConfiguration]>('configureF
 /** Sent by the limiter to the task workflow it grants a slot. */
 export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
 export const slotStartedSignal = defineSignal<[SlotStart]>('slotStarted');
+/** Sent by the limiter to a waiting task it stages or unstages. */
+export const slotStagedSignal = defineSignal<[Omit<StageNotice, 'taskId'>]>('slotStaged');
+export const handOverSlotSignal = defineSignal<[SlotHandOver]>('handOverSlot');
 /** Sent by APIs before they batched their asks (handled still, for updates in a limiter's history). */
 export const tryAcquireSlotUpdate = defineUpdate<FirstSlotAnswer, [FirstSlotRequest]>('tryAcquireSlot');
 /** The answers, in the asks' order. */
@@ -192,6 +221,9 @@ export interface ClosedHoldersRequest {
    */
   recentlyGranted?: string[];
 }
+
+/** A staged attempt's park ends by itself after this long; the workflow parks again while the task is staged. */
+export const STAGED_PARK_LIMIT_MS = 60_000;
 
 /** How long a first slot's task may take to appear after its grant before a missing workflow frees the slot. */
 export const UNSTARTED_HOLDER_GRACE_MS = 60_000;

@@ -16,21 +16,26 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  TimeoutFailure,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
 import { attemptFromFailure, backoffMs, failureDetails, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
 import {
   DEFAULT_PRIORITY,
+  STAGED_PARK_LIMIT_MS,
   acquireSlotSignal,
   limiterWorkflowId,
   releaseSlotSignal,
   slotGrantedSignal,
+  slotStagedSignal,
   type SlotRequest,
   type TaskFlowControl,
 } from './flow-control-contract.js';
 import {
   callbackActivityIdAfter,
+  stagedActivityId,
+  type CallbackOutcome,
   type CallbackRequest,
   type TaskInput,
   type TaskState,
@@ -56,17 +61,83 @@ export async function runFlowControlledCallback(
   let granted = flow.firstSlot?.request ?? 0;
   /** Requests whose attempt's worker reports when the call begins (the key has a rate). */
   const reportsStart = new Set<number>(flow.firstSlot?.reportStart === true ? [flow.firstSlot.request] : []);
-  setHandler(slotGrantedSignal, ({ request, reportStart }) => {
+  /** The highest request whose grant started its parked attempt where it was delivered. */
+  let startedWith = 0;
+  setHandler(slotGrantedSignal, ({ request, reportStart, started }) => {
     granted = Math.max(granted, request);
     if (reportStart === true) reportsStart.add(request);
+    if (started === true) startedWith = Math.max(startedWith, request);
   });
+  /** The request the limiter has staged (0: none), by its latest notice. */
+  let stagedFor = 0;
+  let stageSeq = 0;
+  setHandler(slotStagedSignal, ({ request, staged, seq }) => {
+    if (seq <= stageSeq) return;
+    stageSeq = seq;
+    stagedFor = staged ? request : 0;
+  });
+  let parks = 0;
+
+  /**
+   * A staged attempt: its activity parks in a worker until an attempt of the key ending there
+   * hands it its slot, or a grant starts it; its call's outcome then, or undefined when it stood
+   * down (unstaged, a cancel, the park's time limit) without calling.
+   */
+  const runStaged = async (request: number): Promise<CallbackOutcome | undefined> => {
+    const { callCallbackStaged } = proxyActivities<Activities>({
+      startToCloseTimeout: STAGED_PARK_LIMIT_MS + input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
+      heartbeatTimeout: policy.heartbeatTimeoutMs,
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      activityId: stagedActivityId(request - 1, ++parks),
+      retry: { maximumAttempts: 1 },
+    });
+    const staged = { priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt };
+    let settled = false;
+    phase.callInFlight = true;
+    // Where it parks, it is woken by a grant its delivering worker could not start it with, or
+    // told to stand down when the limiter unstages it (a pause, lowered limits, a better waiter).
+    void (async () => {
+      await condition(() => settled || (granted >= request && startedWith < request) || stagedFor !== request);
+      const start = granted >= request;
+      while (!settled && (await wakeParked(request, start)) === 'absent') await condition(() => settled, 1_000);
+    })().catch(() => undefined);
+    try {
+      const outcome = await callCallbackStaged({
+        ...callbackRequest(input, request - 1),
+        flowSlot: { key: flow.key, request, staged },
+      });
+      return outcome.kind === 'stoodDown' ? undefined : outcome;
+    } catch (err) {
+      // Its worker died while it was parked (its last beat says so): no call was made, no attempt.
+      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && parkedAtLastBeat(err.cause)) return undefined;
+      throw err;
+    } finally {
+      settled = true;
+      phase.callInFlight = false;
+    }
+  };
+
+  /** Finds the worker where the task's staged attempt parks and starts it or stands it down there. */
+  const wakeParked = async (request: number, start: boolean): Promise<string> => {
+    const { locateHeldCall } = proxyLocalActivities<Activities>({ startToCloseTimeout: 5_000, retry: { maximumAttempts: 2 } });
+    const holder = await locateHeldCall({ taskId: input.id });
+    if (holder === null) return 'absent';
+    const { wakeParkedAttempt } = proxyActivities<Activities>({
+      taskQueue: holder,
+      // A holder that died never takes it; its parked attempt's heartbeat times out instead.
+      scheduleToCloseTimeout: 10_000,
+      retry: { maximumAttempts: 1 },
+    });
+    return wakeParkedAttempt({ taskId: input.id, request, start }).catch(() => 'absent');
+  };
 
   /** The acquire signal of the current request, in flight or delivered. */
   let asked: Promise<void> = Promise.resolve();
-  const acquire = async (request: number): Promise<void> => {
+  /** Waits for the request's slot; the outcome of its staged attempt, when that ran instead. */
+  const acquire = async (request: number): Promise<CallbackOutcome | undefined> => {
     if (granted >= request) {
       state.flowControl = { key: flow.key, waiting: false };
-      return;
+      return undefined;
     }
     state.flowControl = { key: flow.key, waiting: true };
     setStatus('pending');
@@ -90,9 +161,16 @@ export async function runFlowControlledCallback(
       }
     });
     // Cancellable: a cancel while waiting ends the task at once, without a callback.
-    await condition(() => granted >= request);
+    let staged: CallbackOutcome | undefined;
+    for (;;) {
+      await condition(() => granted >= request || stagedFor === request);
+      if (granted >= request) break;
+      staged = await runStaged(request);
+      if (staged !== undefined) break;
+    }
     state.flowControl = { key: flow.key, waiting: false };
     setStatus('pending');
+    return staged;
   };
 
   const release = async (request: number): Promise<void> => {
@@ -110,9 +188,9 @@ export async function runFlowControlledCallback(
     let waitMs: number;
     let releasedByWorker = false;
     try {
-      await acquire(attempt);
+      const stagedOutcome = await acquire(attempt);
       const slot = { key: flow.key, request: attempt, ...(reportsStart.has(attempt) ? { reportStart: true } : {}) };
-      const outcome = await runAttempt(input, state, setStatus, phase, attemptsMade, slot);
+      const outcome = await runAttempt(input, state, setStatus, phase, attemptsMade, slot, stagedOutcome);
       releasedByWorker = outcome.slotReleased;
       return { attempt: outcome.attempt, result: outcome.result };
     } catch (err) {
@@ -141,6 +219,8 @@ async function runAttempt(
   phase: { callInFlight: boolean },
   attemptsMade: number,
   flowSlot: NonNullable<CallbackRequest['flowSlot']>,
+  /** The call's outcome when a staged attempt made it. */
+  called?: CallbackOutcome,
 ): Promise<{ attempt: number; result: TaskState['result']; slotReleased: boolean }> {
   const { callCallback } = proxyActivities<Activities>({
     startToCloseTimeout: input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
@@ -150,13 +230,16 @@ async function runAttempt(
     ...(attemptsMade > 0 ? { activityId: callbackActivityIdAfter(attemptsMade) } : {}),
     retry: { maximumAttempts: 1 },
   });
-  phase.callInFlight = true;
-  let outcome: Awaited<ReturnType<typeof callCallback>>;
-  try {
-    outcome = await callCallback({ ...callbackRequest(input, attemptsMade), flowSlot });
-  } finally {
-    // A try, not the promise's finally(): each workflow promise costs the SDK a stack capture.
-    phase.callInFlight = false;
+  let outcome: CallbackOutcome;
+  if (called !== undefined) outcome = called;
+  else {
+    phase.callInFlight = true;
+    try {
+      outcome = await callCallback({ ...callbackRequest(input, attemptsMade), flowSlot });
+    } finally {
+      // A try, not the promise's finally(): each workflow promise costs the SDK a stack capture.
+      phase.callInFlight = false;
+    }
   }
   if (outcome.kind !== 'accepted') return { ...outcome, slotReleased: outcome.slotReleased === true };
 
@@ -165,4 +248,9 @@ async function runAttempt(
   setStatus('running');
   const completion = await awaitAcceptedCompletion(input, outcome);
   return { attempt: outcome.attempt, result: completion.result, slotReleased: false };
+}
+
+function parkedAtLastBeat(timeout: TimeoutFailure): boolean {
+  const details = timeout.lastHeartbeatDetails as { parked?: boolean } | undefined;
+  return details?.parked === true;
 }

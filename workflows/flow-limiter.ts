@@ -24,6 +24,7 @@ import {
   acquireSlotSignal,
   configureFlowSignal,
   flowKeyQuery,
+  handOverSlotSignal,
   releaseSlotSignal,
   slotStartedSignal,
   tryAcquireSlotUpdate,
@@ -36,6 +37,7 @@ import {
   type FlowLimiterInput,
   type FlowWaiter,
   type SlotRequest,
+  type StageNotice,
   type StartRecord,
 } from './flow-control-contract.js';
 
@@ -55,6 +57,17 @@ export const REPORTED_STARTS = 'flow-limiter-reported-starts';
  * and a timer task each time: a third of the limiter's events while tasks queue for a busy key).
  */
 export const KEPT_WAKE_TIMER = 'flow-limiter-kept-wake-timer';
+
+/**
+ * A limiter run that began with this marker stages waiters of a saturated key without a rate: up
+ * to `parallelism` of them (the head of the line) are told so, their attempts park in a worker,
+ * and an attempt of the key that ends hands its slot to a parked one there (`handOverSlot`),
+ * without this workflow or the task's in between. Asked once, at the run's start.
+ */
+export const STAGED_HAND_OVER = 'flow-limiter-staged-hand-over';
+
+/** At most this many staged tasks per key, whatever its parallelism: each holds a worker slot. */
+const MAX_STAGED = 100;
 
 /**
  * The rate window as the limiter counts it is this much longer than `period`. With reported
@@ -80,12 +93,15 @@ function comesBefore(a: FlowWaiter, b: FlowWaiter): boolean {
 export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void> {
   const reportedStarts = patched(REPORTED_STARTS);
   const keptWakeTimer = patched(KEPT_WAKE_TIMER);
+  const stagedHandOver = patched(STAGED_HAND_OVER);
   /** The wake-up timer set last, by workflow time it fires at. */
   let wakeTimer: { at: number; fired: boolean } | undefined;
   let limits = input.limits;
   let paused = input.paused;
   const holders = new Map<string, FlowHolder>(Object.entries(input.holders ?? {}));
   const waiters: FlowWaiter[] = [...(input.waiters ?? [])];
+  /** Waiters told they are staged, in order; every one of them comes before every waiter. */
+  const staged: FlowWaiter[] = [...(input.staged ?? [])];
   let starts: StartRecord[] = (input.starts ?? []).map((start) =>
     typeof start === 'number' ? { taskId: '', request: 0, at: start } : start,
   );
@@ -113,7 +129,8 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     period: limits.period,
     paused,
     inFlight: holders.size,
-    waiting: waiters.length,
+    waiting: waiters.length + staged.length,
+    ...(stagedHandOver ? { staged: staged.length } : {}),
   });
 
   setHandler(flowKeyQuery, view);
@@ -146,10 +163,11 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       if (reportedStarts && held.request === request.request) grant([{ ...request, seq: 0 }], { again: true });
       return;
     }
-    const waiting = waiters.find((w) => w.taskId === request.taskId);
+    const waiting = waiters.find((w) => w.taskId === request.taskId) ?? staged.find((w) => w.taskId === request.taskId);
     if (waiting !== undefined && waiting.request >= request.request) return;
     dropHolder(request.taskId);
     removeWaiter(request.taskId);
+    removeStaged(request.taskId);
     insertWaiter({ ...request, seq: ++seq });
     changed = true;
   };
@@ -176,9 +194,12 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
    */
   function tryFirstSlot({ acquire: request, limits: newLimits }: FirstSlotRequest): FirstSlotAnswer {
     configure(newLimits !== undefined ? { limits: newLimits } : {});
-    const known = holders.has(request.taskId) || waiters.some((w) => w.taskId === request.taskId);
+    const inLine = (w: FlowWaiter): boolean => w.taskId === request.taskId;
+    const known = holders.has(request.taskId) || waiters.some(inLine) || staged.some(inLine);
     pruneStarts();
-    if (known || paused || waiters.length > 0 || !slotFree() || !rateFree()) return { granted: false, reportStart: false };
+    if (known || paused || waiters.length + staged.length > 0 || !slotFree() || !rateFree()) {
+      return { granted: false, reportStart: false };
+    }
     take(request.taskId, request.request);
     return { granted: true, reportStart: reportsStart() };
   }
@@ -196,6 +217,27 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     if (held !== undefined && held.request <= release.request) dropHolder(release.taskId);
     const index = waiters.findIndex((w) => w.taskId === release.taskId);
     if (index >= 0 && waiters[index]!.request <= release.request) waiters.splice(index, 1);
+    const stagedIndex = staged.findIndex((w) => w.taskId === release.taskId);
+    if (stagedIndex >= 0 && staged[stagedIndex]!.request <= release.request) staged.splice(stagedIndex, 1);
+    changed = true;
+  });
+
+  /**
+   * A worker handed the slot of an attempt that ended to a staged attempt parked there, whose call
+   * has begun: the holder changes, the count does not. A task that released its request since (a
+   * cancel, after its call) is no holder; one the limiter granted meanwhile holds its slot once.
+   */
+  setHandler(handOverSlotSignal, ({ from, to }) => {
+    const held = holders.get(from.taskId);
+    if (held !== undefined && held.request <= from.request) dropHolder(from.taskId);
+    const inLine = (list: FlowWaiter[]): boolean => {
+      const index = list.findIndex((w) => w.taskId === to.taskId && w.request <= to.request);
+      if (index >= 0) list.splice(index, 1);
+      return index >= 0;
+    };
+    const wasStaged = inLine(staged);
+    const wasWaiting = inLine(waiters);
+    if (wasStaged || wasWaiting || holders.get(to.taskId)?.request === to.request) take(to.taskId, to.request);
     changed = true;
   });
 
@@ -216,6 +258,11 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     if (index >= 0) waiters.splice(index, 1);
   }
 
+  function removeStaged(taskId: string): void {
+    const index = staged.findIndex((w) => w.taskId === taskId);
+    if (index >= 0) staged.splice(index, 1);
+  }
+
   /** The slot is the task's; with a rate, its start enters the window (stamped later, or now). */
   function take(taskId: string, request: number): void {
     const now = Date.now();
@@ -226,12 +273,83 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   function grantWhatFits(): void {
     pruneStarts();
     const batch: FlowWaiter[] = [];
-    while (!paused && waiters.length > 0 && slotFree() && rateFree()) {
-      const waiter = waiters.shift()!;
+    // The staged come first: each comes before every waiter.
+    while (!paused && staged.length + waiters.length > 0 && slotFree() && rateFree()) {
+      const waiter = (staged.length > 0 ? staged : waiters).shift()!;
       take(waiter.taskId, waiter.request);
       batch.push(waiter);
     }
     if (batch.length > 0) grant(batch, { again: false });
+    if (stagedHandOver) restage();
+  }
+
+  /**
+   * How many waiters may be staged now: none while paused, with a rate (each start must enter the
+   * window here), without a parallelism, or while more hold a slot than it allows (limits lowered:
+   * a hand-over would keep the excess); otherwise the parallelism, at most MAX_STAGED.
+   */
+  function stageCap(): number {
+    const parallelism = limits.parallelism;
+    if (paused || limits.rate !== null || parallelism === null || holders.size > parallelism) return 0;
+    return Math.min(parallelism, MAX_STAGED);
+  }
+
+  /**
+   * Keeps the head of the line staged while every slot is taken: unstages the excess (the last
+   * first) and a staged task a better waiter comes before, stages the next waiters, and tells each
+   * task whose part changed.
+   */
+  function restage(): void {
+    const cap = stageCap();
+    const notices = new Map<string, StageNotice>();
+    const notice = (waiter: FlowWaiter, isStaged: boolean): void => {
+      notices.set(waiter.taskId, { taskId: waiter.taskId, request: waiter.request, staged: isStaged, seq: ++seq });
+    };
+    const unstageLast = (): void => {
+      const last = staged.pop()!;
+      insertWaiter(last);
+      notice(last, false);
+    };
+    while (staged.length > cap) unstageLast();
+    const last = (): FlowWaiter | undefined => staged[staged.length - 1];
+    while (cap > 0 && staged.length === cap && waiters.length > 0 && comesBefore(waiters[0]!, last()!)) unstageLast();
+    while (staged.length < cap && waiters.length > 0 && !slotFree()) {
+      const next = waiters.shift()!;
+      staged.push(next);
+      notice(next, true);
+    }
+    if (notices.size > 0) notify([...notices.values()]);
+  }
+
+  /**
+   * Stage notices go out like grants, through the grant activity. A staged task whose workflow is
+   * gone leaves the line; a notice not delivered is left: the task waits as before, and a parked
+   * attempt that was to stand down is handed a slot at worst, which the hand-over counts.
+   */
+  function notify(notices: StageNotice[]): void {
+    grantsInFlight++;
+    const { deliverSlotGrants } = proxyActivities<Activities>({
+      startToCloseTimeout: 30_000,
+      retry: { maximumAttempts: 3, initialInterval: 100 },
+    });
+    void deliverSlotGrants({ grants: [], notices })
+      .then((gone) => {
+        for (const { taskId, request } of gone) {
+          const index = staged.findIndex((w) => w.taskId === taskId && w.request === request);
+          if (index >= 0) staged.splice(index, 1);
+          removeGoneWaiter(taskId, request);
+        }
+      })
+      .catch(() => log.warn('flow control: stage notices not delivered', { taskIds: notices.map((n) => n.taskId) }))
+      .finally(() => {
+        grantsInFlight--;
+        changed = true;
+      });
+  }
+
+  function removeGoneWaiter(taskId: string, request: number): void {
+    const index = waiters.findIndex((w) => w.taskId === taskId && w.request === request);
+    if (index >= 0) waiters.splice(index, 1);
   }
 
   /**
@@ -298,7 +416,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
    * never releases: while waiters find every slot taken, the holders are checked now and then
    * and the closed ones dropped, so no slot leaks for ever.
    */
-  const saturatedWithWaiters = (): boolean => !paused && waiters.length > 0 && !slotFree();
+  const saturatedWithWaiters = (): boolean => !paused && waiters.length + staged.length > 0 && !slotFree();
   async function dropClosedHolders(): Promise<void> {
     lastHolderCheck = Date.now();
     const { closedFlowHolders } = proxyActivities<Activities>({
@@ -343,6 +461,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
           holders: Object.fromEntries(holders),
           waiters,
           starts,
+          ...(staged.length > 0 ? { staged } : {}),
           seq,
         });
       }

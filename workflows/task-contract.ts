@@ -286,6 +286,21 @@ export interface CallbackAccepted {
 
 export type CallbackOutcome = CallbackSucceeded | CallbackAccepted;
 
+/** A staged attempt that was never handed a slot: no call was made, and it is no attempt. */
+export interface StagedStoodDown {
+  kind: 'stoodDown';
+  reason: string;
+}
+
+/** Wakes a task's parked, staged attempt in the worker holding it: starts it (a slot the limiter granted) or stands it down. */
+export interface WakeParkedRequest {
+  taskId: string;
+  request: number;
+  start: boolean;
+}
+/** `woken`: done; `calling`: its call has begun already; `absent`: nothing of the task's is parked or calling there. */
+export type WakeParkedAnswer = 'woken' | 'calling' | 'absent';
+
 /** What `/complete` hands to the attempt that awaits completion. */
 export interface AsyncCompletion {
   result: JsonValue;
@@ -331,7 +346,13 @@ export interface CallbackRequest {
   /** Older histories carry the task's token here; the worker ignores it and derives the token. */
   taskToken?: string;
   /** A flow-controlled attempt's slot, which the worker gives back once the call is over. */
-  flowSlot?: { key: string; request: number; reportStart?: boolean };
+  flowSlot?: {
+    key: string;
+    request: number;
+    reportStart?: boolean;
+    /** The attempt is staged (`callCallbackStaged`): it parks in its worker, in this order, until handed a slot. */
+    staged?: { priority: number; createdAt: string };
+  };
 }
 
 /**
@@ -367,8 +388,13 @@ export function callbackActivityIdAfter(attempts: number): string {
   return `${CALLBACK_ACTIVITY}-after-${attempts}`;
 }
 export function callbackAttemptsBefore(activityId: string | null | undefined): number {
-  const match = /^callCallback-after-(\d+)$/.exec(activityId ?? '');
+  const match = /^callCallback(?:Staged)?-after-(\d+)(?:-park-\d+)?$/.exec(activityId ?? '');
   return match ? Number(match[1]) : 0;
+}
+/** A staged attempt's activity: its park may end without a call and be followed by another. */
+export const CALLBACK_STAGED_ACTIVITY = 'callCallbackStaged';
+export function stagedActivityId(attempts: number, park: number): string {
+  return `${CALLBACK_STAGED_ACTIVITY}-after-${attempts}-park-${park}`;
 }
 export const AWAIT_COMPLETION_ACTIVITY = 'awaitCompletion';
 export const WEBHOOK_ACTIVITY = 'deliverWebhook';

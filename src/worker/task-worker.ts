@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
+import { SlotRelay } from '../../activities/slot-relay.js';
 import { HeldCalls } from '../../activities/held-calls.js';
 import { createActivities } from '../../activities/index.js';
 import type { SigningKey } from '../../activities/webhook-signature.js';
@@ -90,6 +91,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     maxResponseBytes: config.maxResponseBytes,
     userAgent: USER_AGENT,
     heldCalls,
+    slotRelay: new SlotRelay(),
   });
   // The identity the server records as the holder of each call this worker starts is the name
   // of the task queue where that call can be cut off.
@@ -116,7 +118,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     namespace: config.temporalNamespace,
     taskQueue: identity,
     identity,
-    activities: { abortHeldCall: activities.abortHeldCall },
+    activities: { abortHeldCall: activities.abortHeldCall, wakeParkedAttempt: activities.wakeParkedAttempt },
     maxConcurrentActivityTaskExecutions: 100,
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });

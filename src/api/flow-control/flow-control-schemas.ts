@@ -83,6 +83,12 @@ export const FlowKeyViewSchema = Type.Object(
     paused: Type.Boolean(),
     inFlight: Type.Integer({ description: 'callback attempts of the key in flight (holding a slot)' }),
     waiting: Type.Integer({ description: 'tasks waiting for a slot' }),
+    staged: Type.Optional(
+      Type.Integer({
+        description:
+          'of the waiting, those staged: next in line while every slot is taken, their attempt parked in a worker, which an attempt of the key ending there hands its slot to at once (keys without a rate)',
+      }),
+    ),
   },
   {
     examples: [{ key: 'report-generator', parallelism: 5, rate: null, period: 1, paused: false, inFlight: 5, waiting: 12 }],

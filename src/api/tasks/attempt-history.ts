@@ -21,6 +21,7 @@ import {
   ASYNC_ACCEPTED_STATUS,
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
+  CALLBACK_STAGED_ACTIVITY,
   WEBHOOK_ACTIVITY,
   callbackAttemptsBefore,
   type AttemptFailureDetails,
@@ -49,6 +50,8 @@ interface Schedule {
   awaits?: number;
   startedAttempt?: number;
   startedAt?: string;
+  /** A staged attempt (callCallbackStaged): while parked it is no attempt, and may end as none. */
+  staged?: boolean;
 }
 
 const ERROR_CODE_OUTCOMES: Record<string, AttemptOutcomeName> = {
@@ -92,6 +95,7 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
       const kind = activityKind(scheduled.activityType?.name);
       if (kind === undefined) continue;
       const schedule: Schedule = { kind, before: kind === 'callback' ? callbackAttemptsBefore(scheduled.activityId) : 0 };
+      if (scheduled.activityType?.name === CALLBACK_STAGED_ACTIVITY) schedule.staged = true;
       if (kind === 'await') schedule.awaits = decodePayload<{ attempt?: number }>(scheduled.input?.payloads?.[0])?.attempt;
       schedules.set(String(event.eventId), schedule);
       if (scheduled.activityId) byActivityId.set(scheduled.activityId, schedule);
@@ -170,6 +174,13 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
       if (timedOut.startedEventId == null || Number(timedOut.startedEventId) === 0 || schedule.startedAttempt === undefined) {
         continue;
       }
+      // A staged attempt whose worker died while it was parked made no call.
+      if (
+        schedule.staged === true &&
+        parkedAtLastBeat(timedOut.failure.timeoutFailureInfo?.lastHeartbeatDetails?.payloads?.[0])
+      ) {
+        continue;
+      }
       const attempt = schedule.before + schedule.startedAttempt;
       put({ ...fromFailure(schedule.kind, attempt, timedOut.failure), ...timesOf(schedule.startedAt, at) }, { weak: true });
       continue;
@@ -185,6 +196,9 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
       const details = decodePayload<AttemptFailureDetails>(canceled.details?.payloads?.[0]);
       if (details?.record !== undefined) {
         put(details.record);
+      } else if (schedule.staged === true) {
+        // Cancelled while parked: no call was made (a cut-off call ends with its record).
+        continue;
       } else if (Number(canceled.startedEventId ?? 0) !== 0 && schedule.startedAttempt !== undefined) {
         const attempt = details?.attempt ?? schedule.before + schedule.startedAttempt;
         put(
@@ -204,6 +218,13 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
     const schedule = activity.activityId ? byActivityId.get(activity.activityId) : undefined;
     if (schedule === undefined || schedule.kind === 'await') continue;
     const serverAttempt = activity.attempt ?? 1;
+    // A staged attempt is one only once its call has begun (its beats say so).
+    if (
+      schedule.staged === true &&
+      (activity.heartbeatDetails == null || parkedAtLastBeat(activity.heartbeatDetails.payloads?.[0]))
+    ) {
+      continue;
+    }
     const running =
       activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED ||
       activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
@@ -225,7 +246,8 @@ export function attemptsFromHistory(events: readonly HistoryEvent[], pending: re
 
   // Attempts that left no record (their worker died before it could send one).
   for (const schedule of new Set(byActivityId.values())) {
-    if (schedule.kind === 'await' || schedule.startedAttempt === undefined) continue;
+    // A staged attempt's end, or its call in flight, is read above; its park left nothing to add.
+    if (schedule.kind === 'await' || schedule.staged === true || schedule.startedAttempt === undefined) continue;
     for (let n = 1; n <= schedule.startedAttempt; n++) {
       put(
         {
@@ -250,8 +272,12 @@ function elapsed(from: string, to: string): number {
   return Math.max(0, Date.parse(to) - Date.parse(from));
 }
 
+function parkedAtLastBeat(payload: Parameters<typeof decodePayload>[0]): boolean {
+  return decodePayload<{ parked?: boolean }>(payload)?.parked === true;
+}
+
 function activityKind(name: string | null | undefined): Schedule['kind'] | undefined {
-  if (name === CALLBACK_ACTIVITY) return 'callback';
+  if (name === CALLBACK_ACTIVITY || name === CALLBACK_STAGED_ACTIVITY) return 'callback';
   if (name === WEBHOOK_ACTIVITY) return 'webhook';
   if (name === AWAIT_COMPLETION_ACTIVITY) return 'await';
   return undefined;

@@ -1,0 +1,228 @@
+/**
+ * Staged hand-over (workflows/flow-limiter.ts STAGED_HAND_OVER): while a key without a rate is
+ * saturated, the head of its line is staged, those tasks' attempts park in a worker, and an attempt
+ * of the key that ends there hands its slot straight to one of them. Read from Temporal's state
+ * (the limiter's history and view, the tasks' histories) rather than timing: the hand-over happens
+ * and keeps the count; a parked attempt is no attempt; a pause, a cancel and a better waiter make
+ * a staged attempt stand down without calling.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { handOverSlotSignal, limiterWorkflowId, type SlotHandOver } from '../workflows/flow-control-contract.js';
+import { CALLBACK_STAGED_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
+import { terminateRunning } from './support/cleanup.js';
+import { eventually } from './support/eventually.js';
+import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
+import { Receiver } from './support/receiver.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+let harness: Harness;
+let receiver: Receiver;
+
+before(async () => {
+  harness = await startHarness();
+  receiver = await Receiver.start();
+});
+
+after(async () => {
+  await terminateRunning(harness);
+  await harness.close();
+  await receiver.close();
+  await stopOwnServer();
+});
+
+async function historyOf(workflowId: string): Promise<HistoryEvent[]> {
+  return (await harness.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+}
+
+async function handOvers(key: string): Promise<SlotHandOver[]> {
+  return (await historyOf(limiterWorkflowId(key))).flatMap((event) => {
+    const signalled = event.workflowExecutionSignaledEventAttributes;
+    if (signalled?.signalName !== handOverSlotSignal.name) return [];
+    return [defaultPayloadConverter.fromPayload<SlotHandOver>(signalled.input!.payloads![0]!)];
+  });
+}
+
+/** The task's staged attempts' activities: how many were scheduled, and how many ended (any way). */
+async function stagedActivities(taskId: string): Promise<{ scheduled: number; ended: number }> {
+  const scheduled = new Set<string>();
+  let ended = 0;
+  for (const event of await historyOf(workflowIdForTask(taskId))) {
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === CALLBACK_STAGED_ACTIVITY) {
+      scheduled.add(String(event.eventId));
+    }
+    const end =
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskCanceledEventAttributes ??
+      event.activityTaskTimedOutEventAttributes;
+    if (end != null && scheduled.has(String(end.scheduledEventId))) ended++;
+  }
+  return { scheduled: scheduled.size, ended };
+}
+
+/** A callee that holds every call until `open()`, then answers after `ms`. */
+function gatedCallee(path: string, ms: number): { open: () => void; peak: () => number } {
+  let open = (): void => undefined;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const counter = concurrencyCounter(ms, gate);
+  receiver.always(path, counter.responder);
+  return { open, peak: counter.peak };
+}
+
+describe('staged hand-over', () => {
+  it('hands the slot of an attempt that ends to a staged attempt parked in the same worker, keeping the count', async () => {
+    const key = newKey('staged');
+    const callee = gatedCallee('/staged', 300);
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      ids.push(await harness.createTask({ callbackUrl: receiver.url('/staged'), flowControl: { key, parallelism: 2 } }));
+    }
+    // Two calls held, the next two staged (their attempts parked), four waiting.
+    await waitForKey(
+      harness,
+      key,
+      (view) => view.inFlight === 2 && view.staged === 2 && view.waiting === 6,
+      'two in flight, two of the six waiting staged',
+    );
+    callee.open();
+    const views = await Promise.all(ids.map((id) => harness.waitForEnd(id, { timeoutMs: 60_000 })));
+    for (const view of views) {
+      assert.equal(view.status, 'succeeded');
+      assert.equal(view.attempts, 1);
+      assert.deepEqual(view.flowControl, { key, waiting: false });
+    }
+    assert.equal(callee.peak(), 2, `peak in flight ${callee.peak()}`);
+    assert.equal(receiver.to('/staged').length, 8);
+    // Every task ended after its first held call went a slot on, here, to a parked attempt.
+    const given = await handOvers(key);
+    assert.ok(given.length >= 4, `hand-overs: ${given.length}`);
+    for (const { to } of given) assert.ok(ids.includes(to.taskId));
+    // A parked attempt that was handed a slot is the task's one attempt, as the API lists it.
+    const handedTo = given[0]!.to.taskId;
+    const attempts = await harness.api('GET', `/v1/tasks/${handedTo}/attempts`);
+    assert.equal(attempts.status, 200, JSON.stringify(attempts.body));
+    const callbacks = (attempts.body.attempts as Array<{ kind: string; outcome: string }>).filter((a) => a.kind === 'callback');
+    assert.deepEqual(
+      callbacks.map((a) => a.outcome),
+      ['succeeded'],
+    );
+    const idle = await waitForKey(harness, key, (view) => view.inFlight === 0, 'idle');
+    assert.equal(idle.waiting, 0);
+    assert.equal(idle.staged, 0);
+  });
+
+  it('a pause stands the staged attempts down: nothing more starts until the resume', async () => {
+    const key = newKey('staged-pause');
+    const callee = gatedCallee('/staged-pause', 0);
+    const blocker = await harness.createTask({
+      callbackUrl: receiver.url('/staged-pause'),
+      flowControl: { key, parallelism: 1 },
+    });
+    await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+    const next = await harness.createTask({ callbackUrl: receiver.url('/staged-pause'), flowControl: { key, parallelism: 1 } });
+    const last = await harness.createTask({ callbackUrl: receiver.url('/staged-pause'), flowControl: { key, parallelism: 1 } });
+    await waitForKey(harness, key, (view) => view.staged === 1 && view.waiting === 2, 'one staged');
+    await eventually(async () => ((await stagedActivities(next)).scheduled === 1 ? true : undefined), {
+      what: 'the staged attempt scheduled',
+    });
+
+    await harness.api('POST', `/v1/flow-control/${key}/pause`);
+    await waitForKey(harness, key, (view) => view.paused === true && view.staged === 0, 'unstaged');
+    // The parked attempt stood down (its activity ended without a call) before the blocker's ends.
+    await eventually(async () => ((await stagedActivities(next)).ended === 1 ? true : undefined), {
+      what: 'the staged attempt to stand down',
+    });
+    callee.open();
+    assert.equal((await harness.waitForEnd(blocker)).status, 'succeeded');
+    await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 2, 'the slot free, both waiting');
+    assert.equal(receiver.to('/staged-pause').length, 1);
+    assert.deepEqual(await handOvers(key), []);
+    const waiting = await harness.task(next);
+    assert.equal(waiting.status, 'pending');
+    assert.equal(waiting.attempts, 0);
+
+    await harness.api('POST', `/v1/flow-control/${key}/resume`);
+    assert.equal((await harness.waitForEnd(next)).status, 'succeeded');
+    assert.equal((await harness.waitForEnd(last)).status, 'succeeded');
+    assert.equal(receiver.to('/staged-pause').length, 3);
+  });
+
+  it('a cancel ends a staged task at once, without a callback, and frees its place', async () => {
+    const key = newKey('staged-cancel');
+    const callee = gatedCallee('/staged-cancel', 0);
+    const blocker = await harness.createTask({
+      callbackUrl: receiver.url('/staged-cancel'),
+      flowControl: { key, parallelism: 1 },
+    });
+    await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+    const staged = await harness.createTask({
+      callbackUrl: receiver.url('/staged-cancel-never'),
+      flowControl: { key, parallelism: 1 },
+    });
+    await waitForKey(harness, key, (view) => view.staged === 1, 'one staged');
+    await eventually(async () => ((await stagedActivities(staged)).scheduled === 1 ? true : undefined), {
+      what: 'the staged attempt scheduled',
+    });
+    const cancel = await harness.api('POST', `/v1/tasks/${staged}/cancel`, { reason: 'not needed' });
+    assert.equal(cancel.status, 202);
+    const view = await harness.waitForEnd(staged);
+    assert.equal(view.status, 'cancelled');
+    assert.equal(view.attempts, 0);
+    const attempts = await harness.api('GET', `/v1/tasks/${staged}/attempts`);
+    assert.deepEqual(
+      (attempts.body.attempts as Array<{ kind: string }>).filter((a) => a.kind === 'callback'),
+      [],
+    );
+    await waitForKey(harness, key, (view) => view.waiting === 0 && view.staged === 0, 'no waiter left');
+    callee.open();
+    assert.equal((await harness.waitForEnd(blocker)).status, 'succeeded');
+    assert.equal(receiver.to('/staged-cancel-never').length, 0);
+  });
+
+  it('a waiter of better priority takes the place of a staged one, and is served first', async () => {
+    const key = newKey('staged-priority');
+    const callee = gatedCallee('/staged-priority', 0);
+    const blocker = await harness.createTask({
+      callbackUrl: receiver.url('/staged-priority'),
+      payload: { name: 'blocker' },
+      flowControl: { key, parallelism: 1 },
+    });
+    await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+    const low = await harness.createTask({
+      callbackUrl: receiver.url('/staged-priority'),
+      payload: { name: 'low' },
+      priority: 5,
+      flowControl: { key, parallelism: 1 },
+    });
+    await eventually(async () => ((await stagedActivities(low)).scheduled === 1 ? true : undefined), {
+      what: 'the low-priority task staged',
+    });
+    const high = await harness.createTask({
+      callbackUrl: receiver.url('/staged-priority'),
+      payload: { name: 'high' },
+      priority: 1,
+      flowControl: { key, parallelism: 1 },
+    });
+    // The low one stood down for the high one, which parks in its place.
+    await eventually(
+      async () => {
+        const [lowActivities, highActivities] = await Promise.all([stagedActivities(low), stagedActivities(high)]);
+        return lowActivities.ended === 1 && highActivities.scheduled === 1 ? true : undefined;
+      },
+      { what: 'the high-priority task staged in the place of the low one' },
+    );
+    callee.open();
+    for (const id of [blocker, high, low]) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    assert.deepEqual(
+      receiver.to('/staged-priority').map((call) => JSON.parse(call.body).name),
+      ['blocker', 'high', 'low'],
+    );
+  });
+});
