@@ -36,7 +36,7 @@ export function createStagedAttempts(
       watched.signal.addEventListener('abort', onCutOff);
       context.cancellationSignal.addEventListener('abort', onCutOff);
       const limit = setTimeout(standDown('park limit'), STAGED_PARK_LIMIT_MS);
-      context.heartbeat({ parked: true });
+      // No beat now: a pending staged attempt without one counts as parked, and most parks are short.
       const beat = setInterval(
         () => context.heartbeat({ parked: true }),
         Math.max(100, 0.4 * (context.info.heartbeatTimeoutMs ?? 30_000)),
@@ -55,8 +55,7 @@ export function createStagedAttempts(
         if (context.cancellationSignal.aborted) throw new CancelledFailure('the staged attempt was cancelled while parked');
         return { kind: 'stoodDown', reason: how.reason };
       }
-      // The API tells a parked attempt from one in flight by this (task-views.ts).
-      context.heartbeat({ parked: false });
+      // From here its beats (the call's own) tell the API its call has begun (task-phase.ts).
       return callCallback(request);
     },
 

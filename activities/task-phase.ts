@@ -56,12 +56,12 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
   return refined;
 }
 
-/** A staged attempt's beats say `parked: true` until its call begins, then `parked: false`. */
+/** A staged attempt's beats say `parked: true` while it parks; its call's own beats do not. */
 function callBegun(activity: PendingActivity): boolean {
   const payload = activity.heartbeatDetails?.payloads?.[0];
   if (payload == null) return false;
   try {
-    return defaultPayloadConverter.fromPayload<{ parked?: boolean }>(payload as never)?.parked === false;
+    return defaultPayloadConverter.fromPayload<{ parked?: boolean }>(payload as never)?.parked !== true;
   } catch {
     return false;
   }

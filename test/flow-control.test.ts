@@ -213,7 +213,7 @@ describe('pause and resume', () => {
       );
       await second.startWorker();
       const view = await waitForKey(second, key, (live) => live.waiting === 2, 'the live view');
-      assert.deepEqual(view, { key, parallelism: 1, rate: 50, period: 10, paused: true, inFlight: 0, waiting: 2 });
+      assert.deepEqual(view, { key, parallelism: 1, rate: 50, period: 10, paused: true, inFlight: 0, waiting: 2, staged: 0 });
       assert.equal(receiver.to('/restart').length, 0);
       assert.equal((await second.api('POST', `/v1/flow-control/${key}/resume`)).status, 200);
       for (const id of ids) assert.equal((await second.waitForEnd(id)).status, 'succeeded');
@@ -433,7 +433,16 @@ describe('the API', () => {
     const key = `odd/key?#%${randomUUID().slice(0, 8)}`;
     const put = await harness.api('PUT', `/v1/flow-control/${encodeURIComponent(key)}`, { rate: 10, period: 60 });
     assert.equal(put.status, 200);
-    assert.deepEqual(put.body, { key, parallelism: null, rate: 10, period: 60, paused: false, inFlight: 0, waiting: 0 });
+    assert.deepEqual(put.body, {
+      key,
+      parallelism: null,
+      rate: 10,
+      period: 60,
+      paused: false,
+      inFlight: 0,
+      waiting: 0,
+      staged: 0,
+    });
     const described = await harness.client.workflow.getHandle(limiterWorkflowId(key)).describe();
     assert.equal(described.status.name, 'RUNNING');
     const listed = await eventually(
@@ -460,6 +469,7 @@ describe('the SDK and the CLI', () => {
       paused: false,
       inFlight: 0,
       waiting: 0,
+      staged: 0,
     });
     assert.equal((await aq.flowControl.pause(key)).paused, true);
     assert.equal((await aq.flowControl.get(key)).paused, true);
@@ -483,6 +493,7 @@ describe('the SDK and the CLI', () => {
       paused: false,
       inFlight: 0,
       waiting: 0,
+      staged: 0,
     });
     assert.equal(await cli('flow-control', 'pause', key), 0);
     assert.match(lines.at(-1)!, /\tpaused\t/);

@@ -68,6 +68,16 @@ export const STAGED_HAND_OVER = 'flow-limiter-staged-hand-over';
 
 /** At most this many staged tasks per key, whatever its parallelism: each holds a worker slot. */
 const MAX_STAGED = 100;
+/**
+ * Staged tasks per slot. The line of staged tasks must outlast the time a new one takes to park
+ * (notice → task workflow task → activity dispatch, 0.3–0.5 s on two loaded cores) at the key's
+ * drain rate. Measured (SAMPLES=5 node dist/test/flow-control-measure.js, parallelism 20, 200 ms
+ * callbacks, dev server): 1 per slot 55.5/s (the line ran dry; 58 grants went through the
+ * limiter), 3 per slot 78.3/s, 5 per slot 83.6/s (93 % of the engine's 90.3/s). Open: parked
+ * attempts share the worker's call slots (1,000 keys × a few staged would fill them and slow
+ * every other key), so they need a pool of their own before more than 1 per slot is safe.
+ */
+const STAGED_PER_SLOT = 1;
 
 /**
  * The rate window as the limiter counts it is this much longer than `period`. With reported
@@ -291,7 +301,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   function stageCap(): number {
     const parallelism = limits.parallelism;
     if (paused || limits.rate !== null || parallelism === null || holders.size > parallelism) return 0;
-    return Math.min(parallelism, MAX_STAGED);
+    return Math.min(STAGED_PER_SLOT * parallelism, MAX_STAGED);
   }
 
   /**
