@@ -88,8 +88,8 @@ describe('staged hand-over', () => {
     await waitForKey(
       harness,
       key,
-      (view) => view.inFlight === 2 && view.staged === 2 && view.waiting === 6,
-      'two in flight, two of the six waiting staged',
+      (view) => view.inFlight === 2 && view.waiting === 6 && view.staged === 6,
+      'two in flight, the six waiting staged',
     );
     callee.open();
     const views = await Promise.all(ids.map((id) => harness.waitForEnd(id, { timeoutMs: 60_000 })));
@@ -128,17 +128,19 @@ describe('staged hand-over', () => {
     await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
     const next = await harness.createTask({ callbackUrl: receiver.url('/staged-pause'), flowControl: { key, parallelism: 1 } });
     const last = await harness.createTask({ callbackUrl: receiver.url('/staged-pause'), flowControl: { key, parallelism: 1 } });
-    await waitForKey(harness, key, (view) => view.staged === 1 && view.waiting === 2, 'one staged');
+    await waitForKey(harness, key, (view) => view.staged === 2 && view.waiting === 2, 'both staged');
     await eventually(async () => ((await stagedActivities(next)).scheduled === 1 ? true : undefined), {
       what: 'the staged attempt scheduled',
     });
 
     await harness.api('POST', `/v1/flow-control/${key}/pause`);
     await waitForKey(harness, key, (view) => view.paused === true && view.staged === 0, 'unstaged');
-    // The parked attempt stood down (its activity ended without a call) before the blocker's ends.
-    await eventually(async () => ((await stagedActivities(next)).ended === 1 ? true : undefined), {
-      what: 'the staged attempt to stand down',
-    });
+    // The parked attempts stood down (their activity ended without a call) before the blocker's ends.
+    for (const id of [next, last]) {
+      await eventually(async () => ((await stagedActivities(id)).ended === 1 ? true : undefined), {
+        what: 'the staged attempt to stand down',
+      });
+    }
     callee.open();
     assert.equal((await harness.waitForEnd(blocker)).status, 'succeeded');
     await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 2, 'the slot free, both waiting');
@@ -186,43 +188,36 @@ describe('staged hand-over', () => {
     assert.equal(receiver.to('/staged-cancel-never').length, 0);
   });
 
-  it('a waiter of better priority takes the place of a staged one, and is served first', async () => {
+  it('a waiter of better priority takes the place of the last staged one, and is served first', async () => {
     const key = newKey('staged-priority');
     const callee = gatedCallee('/staged-priority', 0);
-    const blocker = await harness.createTask({
-      callbackUrl: receiver.url('/staged-priority'),
-      payload: { name: 'blocker' },
-      flowControl: { key, parallelism: 1 },
-    });
+    const create = (name: string, priority?: number): Promise<string> =>
+      harness.createTask({
+        callbackUrl: receiver.url('/staged-priority'),
+        payload: { name },
+        ...(priority !== undefined ? { priority } : {}),
+        flowControl: { key, parallelism: 1 },
+      });
+    const blocker = await create('blocker');
     await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
-    const low = await harness.createTask({
-      callbackUrl: receiver.url('/staged-priority'),
-      payload: { name: 'low' },
-      priority: 5,
-      flowControl: { key, parallelism: 1 },
-    });
-    await eventually(async () => ((await stagedActivities(low)).scheduled === 1 ? true : undefined), {
-      what: 'the low-priority task staged',
-    });
-    const high = await harness.createTask({
-      callbackUrl: receiver.url('/staged-priority'),
-      payload: { name: 'high' },
-      priority: 1,
-      flowControl: { key, parallelism: 1 },
-    });
-    // The low one stood down for the high one, which parks in its place.
+    // Parallelism 1 stages up to five: five of priority 5 fill the line.
+    const lows: string[] = [];
+    for (let i = 1; i <= 5; i++) lows.push(await create(`low-${i}`, 5));
+    await waitForKey(harness, key, (view) => view.staged === 5, 'five staged');
+    const high = await create('high', 1);
+    // The last of the line stood down for the high one, which parks in its place.
     await eventually(
       async () => {
-        const [lowActivities, highActivities] = await Promise.all([stagedActivities(low), stagedActivities(high)]);
-        return lowActivities.ended === 1 && highActivities.scheduled === 1 ? true : undefined;
+        const [last, better] = await Promise.all([stagedActivities(lows[4]!), stagedActivities(high)]);
+        return last.ended >= 1 && better.scheduled >= 1 ? true : undefined;
       },
-      { what: 'the high-priority task staged in the place of the low one' },
+      { what: 'the high-priority task staged in the place of the last low one' },
     );
     callee.open();
-    for (const id of [blocker, high, low]) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    for (const id of [blocker, high, ...lows]) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
     assert.deepEqual(
       receiver.to('/staged-priority').map((call) => JSON.parse(call.body).name),
-      ['blocker', 'high', 'low'],
+      ['blocker', 'high', 'low-1', 'low-2', 'low-3', 'low-4', 'low-5'],
     );
   });
 });

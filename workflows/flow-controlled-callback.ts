@@ -12,11 +12,13 @@ import {
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
+  isCancellation,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   sleep,
   TimeoutFailure,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
@@ -35,6 +37,7 @@ import {
 import {
   callbackActivityIdAfter,
   stagedActivityId,
+  stagedTaskQueue,
   type CallbackOutcome,
   type CallbackRequest,
   type TaskInput,
@@ -85,6 +88,7 @@ export async function runFlowControlledCallback(
    */
   const runStaged = async (request: number): Promise<CallbackOutcome | undefined> => {
     const { callCallbackStaged } = proxyActivities<Activities>({
+      taskQueue: stagedTaskQueue(workflowInfo().taskQueue),
       startToCloseTimeout: STAGED_PARK_LIMIT_MS + input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
       heartbeatTimeout: policy.heartbeatTimeoutMs,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -94,20 +98,31 @@ export async function runFlowControlledCallback(
     const staged = { priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt };
     let settled = false;
     phase.callInFlight = true;
+    const parkScope = new CancellationScope();
+    let cancelledUnparked = false;
     // Where it parks, it is woken by a grant its delivering worker could not start it with, or
     // told to stand down when the limiter unstages it (a pause, lowered limits, a better waiter).
+    // Not parked anywhere twice in a row (its pool of slots is full): its activity is cancelled,
+    // which ends one that has not started at once.
     void (async () => {
       await condition(() => settled || (granted >= request && startedWith < request) || stagedFor !== request);
       const start = granted >= request;
-      while (!settled && (await wakeParked(request, start)) === 'absent') await condition(() => settled, 1_000);
+      for (let tries = 1; !settled && (await wakeParked(request, start)) === 'absent'; tries++) {
+        if (tries >= 2) {
+          cancelledUnparked = true;
+          parkScope.cancel();
+          return;
+        }
+        await condition(() => settled, 1_000);
+      }
     })().catch(() => undefined);
     try {
-      const outcome = await callCallbackStaged({
-        ...callbackRequest(input, request - 1),
-        flowSlot: { key: flow.key, request, staged },
-      });
+      const outcome = await parkScope.run(() =>
+        callCallbackStaged({ ...callbackRequest(input, request - 1), flowSlot: { key: flow.key, request, staged } }),
+      );
       return outcome.kind === 'stoodDown' ? undefined : outcome;
     } catch (err) {
+      if (cancelledUnparked && isCancellation(err)) return undefined;
       // Its worker died while it was parked (its last beat says so): no call was made, no attempt.
       if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && parkedAtLastBeat(err.cause)) return undefined;
       throw err;

@@ -77,7 +77,7 @@ const MAX_STAGED = 100;
  * attempts share the worker's call slots (1,000 keys × a few staged would fill them and slow
  * every other key), so they need a pool of their own before more than 1 per slot is safe.
  */
-const STAGED_PER_SLOT = 1;
+const STAGED_PER_SLOT = 5;
 
 /**
  * The rate window as the limiter counts it is this much longer than `period`. With reported

@@ -368,6 +368,14 @@ export const ASYNC_COMPLETION_VALUE = 'async';
  * so that the server's pending-activity state (`lastWorkerIdentity`) says where to send the
  * `abortHeldCall` of a cancel (activities/held-calls.ts).
  */
+/**
+ * Staged attempts run on a task queue of their own, served by a pool of activity slots of their
+ * own in each worker process: parked attempts never take the slots calls and webhooks use.
+ */
+export function stagedTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-staged`;
+}
+
 export const HOLDER_QUEUE_MARK = '-holder-';
 export function holderTaskQueue(taskQueue: string, workerId: string): string {
   return `${taskQueue}${HOLDER_QUEUE_MARK}${workerId}`;

@@ -50,6 +50,8 @@ export interface Config {
   maxWaitPolls: number;
   worker: {
     maxConcurrentActivities: number;
+    /** Staged flow-controlled attempts (parked, or calling once handed a slot) at once, apart from the calls' slots. */
+    maxStagedAttempts: number;
     maxCachedWorkflows: number;
     /** Threads running workflow code (the SDK's workflowThreadPoolSize); each workflow stays on one. */
     workflowThreads: number;
@@ -161,6 +163,8 @@ const ENV_SCHEMA = Type.Object({
   // (frontend.namespaceCount): the sum over the API processes behind one frontend stays below it.
   ASYNCQUEUE_MAX_WAIT_POLLS: wholeNumber(500, { minimum: 1, maximum: 100_000 }),
   ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS: wholeNumber(2000, { minimum: 1 }),
+  // Staged flow-controlled attempts parked in (or calling from) one worker process, in a pool of their own.
+  ASYNCQUEUE_WORKER_MAX_STAGED_ATTEMPTS: wholeNumber(200, { minimum: 1 }),
   ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS: wholeNumber(5000, { minimum: 0 }),
   ASYNCQUEUE_WORKER_WORKFLOW_THREADS: wholeNumber(1, { minimum: 1, maximum: 64 }),
   ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: seconds(30, { minimum: 0 }),
@@ -222,6 +226,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxWaitPolls: vars.ASYNCQUEUE_MAX_WAIT_POLLS,
     worker: {
       maxConcurrentActivities: vars.ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS,
+      maxStagedAttempts: vars.ASYNCQUEUE_WORKER_MAX_STAGED_ATTEMPTS,
       maxCachedWorkflows: vars.ASYNCQUEUE_WORKER_MAX_CACHED_WORKFLOWS,
       workflowThreads: vars.ASYNCQUEUE_WORKER_WORKFLOW_THREADS,
       shutdownGraceMs: ms(vars.ASYNCQUEUE_WORKER_SHUTDOWN_GRACE),

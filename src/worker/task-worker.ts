@@ -13,7 +13,7 @@ import type { TaskTokenKeys } from '../../activities/task-token.js';
 import type { Config } from '../shared/config.js';
 import { DestinationGuard } from '../../activities/destination-guard.js';
 import { USER_AGENT } from '../shared/version.js';
-import { holderTaskQueue } from '../../workflows/task-contract.js';
+import { holderTaskQueue, stagedTaskQueue } from '../../workflows/task-contract.js';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
 
@@ -27,22 +27,23 @@ const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.
 export const WORKFLOW_BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, preloadModules: [WORKFLOWS_PATH] };
 
 /**
- * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks), and one
+ * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks); one
  * on a task queue of its own, named as its identity, where a cancel's `abortHeldCall` reaches the
- * calls this process holds (activities/held-calls.ts).
+ * calls this process holds (activities/held-calls.ts); and one for staged flow-controlled
+ * attempts, whose pool of slots is their own (activities/staged-attempts.ts).
  */
 export class TaskWorker {
   constructor(
     private readonly main: Worker,
-    private readonly holder: Worker,
+    private readonly others: Worker[],
   ) {}
 
   async run(): Promise<void> {
-    await Promise.all([this.main.run(), this.holder.run()]);
+    await Promise.all([this.main.run(), ...this.others.map((worker) => worker.run())]);
   }
 
   shutdown(): void {
-    for (const worker of [this.main, this.holder]) if (worker.getState() === 'RUNNING') worker.shutdown();
+    for (const worker of [this.main, ...this.others]) if (worker.getState() === 'RUNNING') worker.shutdown();
   }
 
   getState(): State {
@@ -122,5 +123,15 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     maxConcurrentActivityTaskExecutions: 100,
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });
-  return new TaskWorker(main, holder);
+  const staged = await Worker.create({
+    connection: options.connection,
+    namespace: config.temporalNamespace,
+    taskQueue: stagedTaskQueue(config.taskQueue),
+    // The holder's identity: a parked attempt is found, started or stood down like a held call.
+    identity,
+    activities: { callCallbackStaged: activities.callCallbackStaged },
+    maxConcurrentActivityTaskExecutions: config.worker.maxStagedAttempts,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+  });
+  return new TaskWorker(main, [holder, staged]);
 }
