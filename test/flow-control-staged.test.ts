@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
 import { handOverSlotSignal, limiterWorkflowId, type SlotHandOver } from '../workflows/flow-control-contract.js';
 import { CALLBACK_STAGED_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
@@ -19,6 +19,7 @@ import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+const temporalEnums = proto.temporal.api.enums.v1;
 
 let harness: Harness;
 let receiver: Receiver;
@@ -63,6 +64,16 @@ async function stagedActivities(taskId: string): Promise<{ scheduled: number; en
     if (end != null && scheduled.has(String(end.scheduledEventId))) ended++;
   }
   return { scheduled: scheduled.size, ended };
+}
+
+/** Whether the task's staged attempt has started, that is, parks in a worker now (the server's pending state). */
+async function parkedNow(taskId: string): Promise<boolean> {
+  const description = await harness.client.workflow.getHandle(workflowIdForTask(taskId)).describe();
+  return (description.raw.pendingActivities ?? []).some(
+    (activity) =>
+      activity.activityType?.name === CALLBACK_STAGED_ACTIVITY &&
+      activity.state === temporalEnums.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+  );
 }
 
 /** A callee that holds every call until `open()`, then answers after `ms`. */
@@ -208,8 +219,8 @@ describe('staged hand-over', () => {
     // The last of the line stood down for the high one, which parks in its place.
     await eventually(
       async () => {
-        const [last, better] = await Promise.all([stagedActivities(lows[4]!), stagedActivities(high)]);
-        return last.ended >= 1 && better.scheduled >= 1 ? true : undefined;
+        const [last, better] = await Promise.all([stagedActivities(lows[4]!), parkedNow(high)]);
+        return last.ended >= 1 && better ? true : undefined;
       },
       { what: 'the high-priority task staged in the place of the last low one' },
     );

@@ -40,6 +40,7 @@ import {
   type StageNotice,
   type StartRecord,
 } from './flow-control-contract.js';
+import { insertInOrder, restage, stageCapacity } from './flow-line.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -66,19 +67,6 @@ export const KEPT_WAKE_TIMER = 'flow-limiter-kept-wake-timer';
  */
 export const STAGED_HAND_OVER = 'flow-limiter-staged-hand-over';
 
-/** At most this many staged tasks per key, whatever its parallelism: each holds a worker slot. */
-const MAX_STAGED = 100;
-/**
- * Staged tasks per slot. The line of staged tasks must outlast the time a new one takes to park
- * (notice → task workflow task → activity dispatch, 0.3–0.5 s on two loaded cores) at the key's
- * drain rate. Measured (SAMPLES=5 node dist/test/flow-control-measure.js, parallelism 20, 200 ms
- * callbacks, dev server): 1 per slot 55.5/s (the line ran dry; 58 grants went through the
- * limiter), 3 per slot 78.3/s, 5 per slot 83.6/s (93 % of the engine's 90.3/s). Open: parked
- * attempts share the worker's call slots (1,000 keys × a few staged would fill them and slow
- * every other key), so they need a pool of their own before more than 1 per slot is safe.
- */
-const STAGED_PER_SLOT = 5;
-
 /**
  * The rate window as the limiter counts it is this much longer than `period`. With reported
  * starts, the limiter stamps a start no earlier than the server took the worker's report, which
@@ -92,13 +80,6 @@ const GRANT_COUNTED_MARGIN_MS = 300;
 
 /** Continue-as-new well before Temporal's own warning, keeping each run's replay short. */
 const MAX_HISTORY_EVENTS = 10_000;
-
-/** Lower priority first; within a priority, the earlier created; then the earlier arrived. */
-function comesBefore(a: FlowWaiter, b: FlowWaiter): boolean {
-  if (a.priority !== b.priority) return a.priority < b.priority;
-  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
-  return a.seq < b.seq;
-}
 
 export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void> {
   const reportedStarts = patched(REPORTED_STARTS);
@@ -253,14 +234,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
 
   /** Waiters stay sorted by (priority, creation time, arrival): the head is served first. */
   function insertWaiter(waiter: FlowWaiter): void {
-    let low = 0;
-    let high = waiters.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (comesBefore(waiters[middle]!, waiter)) low = middle + 1;
-      else high = middle;
-    }
-    waiters.splice(low, 0, waiter);
+    insertInOrder(waiters, waiter);
   }
 
   function removeWaiter(taskId: string): void {
@@ -290,45 +264,17 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       batch.push(waiter);
     }
     if (batch.length > 0) grant(batch, { again: false });
-    if (stagedHandOver) restage();
+    if (stagedHandOver) restageLine();
   }
 
-  /**
-   * How many waiters may be staged now: none while paused, with a rate (each start must enter the
-   * window here), without a parallelism, or while more hold a slot than it allows (limits lowered:
-   * a hand-over would keep the excess); otherwise the parallelism, at most MAX_STAGED.
-   */
-  function stageCap(): number {
-    const parallelism = limits.parallelism;
-    if (paused || limits.rate !== null || parallelism === null || holders.size > parallelism) return 0;
-    return Math.min(STAGED_PER_SLOT * parallelism, MAX_STAGED);
-  }
-
-  /**
-   * Keeps the head of the line staged while every slot is taken: unstages the excess (the last
-   * first) and a staged task a better waiter comes before, stages the next waiters, and tells each
-   * task whose part changed.
-   */
-  function restage(): void {
-    const cap = stageCap();
-    const notices = new Map<string, StageNotice>();
-    const notice = (waiter: FlowWaiter, isStaged: boolean): void => {
-      notices.set(waiter.taskId, { taskId: waiter.taskId, request: waiter.request, staged: isStaged, seq: ++seq });
-    };
-    const unstageLast = (): void => {
-      const last = staged.pop()!;
-      insertWaiter(last);
-      notice(last, false);
-    };
-    while (staged.length > cap) unstageLast();
-    const last = (): FlowWaiter | undefined => staged[staged.length - 1];
-    while (cap > 0 && staged.length === cap && waiters.length > 0 && comesBefore(waiters[0]!, last()!)) unstageLast();
-    while (staged.length < cap && waiters.length > 0 && !slotFree()) {
-      const next = waiters.shift()!;
-      staged.push(next);
-      notice(next, true);
-    }
-    if (notices.size > 0) notify([...notices.values()]);
+  /** Keeps the head of the line staged (flow-line.ts) and tells each task whose part changed. */
+  function restageLine(): void {
+    const capacity = stageCapacity(limits, paused, holders.size);
+    const changes = restage(staged, waiters, capacity, !slotFree());
+    if (changes.size === 0) return;
+    notify(
+      [...changes.values()].map(({ waiter, staged }) => ({ taskId: waiter.taskId, request: waiter.request, staged, seq: ++seq })),
+    );
   }
 
   /**
