@@ -16,7 +16,8 @@ import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver } from './support/receiver.js';
-import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { startHarness, stopOwnServer, workflowBundle, type Harness } from './support/harness.js';
+import { Worker } from '@temporalio/worker';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const temporalEnums = proto.temporal.api.enums.v1;
@@ -127,6 +128,11 @@ describe('staged hand-over', () => {
     const idle = await waitForKey(harness, key, (view) => view.inFlight === 0, 'idle');
     assert.equal(idle.waiting, 0);
     assert.equal(idle.staged, 0);
+    // The new paths replay as they ran: a task handed a slot, and the limiter that staged it.
+    for (const workflowId of [workflowIdForTask(handedTo), limiterWorkflowId(key)]) {
+      const history = await harness.client.workflow.getHandle(workflowId).fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    }
   });
 
   it('a pause stands the staged attempts down: nothing more starts until the resume', async () => {
