@@ -58,6 +58,19 @@ export class SlotRelay {
     return this.end(taskId, { kind: 'stoodDown', reason });
   }
 
+  /** Makes every attempt parked here stand down (the worker is stopping): none waits out the shutdown's grace. */
+  standDownAll(reason: string): number {
+    let count = 0;
+    for (const line of this.byKey.values()) {
+      for (const entry of line) {
+        entry.end({ kind: 'stoodDown', reason });
+        count++;
+      }
+    }
+    this.byKey.clear();
+    return count;
+  }
+
   get size(): number {
     let count = 0;
     for (const line of this.byKey.values()) count += line.length;

@@ -6,7 +6,6 @@
  * unstage, a cancel or its time limit, and then reports that no call was made.
  */
 import { Context, log } from '@temporalio/activity';
-import { CancelledFailure } from '@temporalio/common';
 import type {
   CallbackOutcome,
   CallbackRequest,
@@ -51,10 +50,9 @@ export function createStagedAttempts(
         context.cancellationSignal.removeEventListener('abort', onCutOff);
         watched.release();
       }
-      if (how.kind === 'stoodDown') {
-        if (context.cancellationSignal.aborted) throw new CancelledFailure('the staged attempt was cancelled while parked');
-        return { kind: 'stoodDown', reason: how.reason };
-      }
+      // Reported as done, whatever made it stand down (a cancel of the task's included: its
+      // workflow then ends it cancelled), so that no park ever counts as a failed attempt.
+      if (how.kind === 'stoodDown') return { kind: 'stoodDown', reason: how.reason };
       // From here its beats (the call's own) tell the API its call has begun (task-phase.ts).
       return callCallback(request);
     },

@@ -162,7 +162,16 @@ async function callbacksScheduled(on: Harness, taskId: string): Promise<number> 
 /** The paused key holds every task: the limiter, each task's view and history, and the callee agree. */
 async function assertAllHeld(on: Harness, key: string, ids: string[]): Promise<void> {
   const held = await waitForKey(on, key, (view) => view.waiting === ids.length, `${ids.length} waiting`);
-  assert.deepEqual(held, { key, parallelism: 2, rate: null, period: 1, paused: true, inFlight: 0, waiting: ids.length });
+  assert.deepEqual(held, {
+    key,
+    parallelism: 2,
+    rate: null,
+    period: 1,
+    paused: true,
+    inFlight: 0,
+    waiting: ids.length,
+    staged: 0,
+  });
   for (const id of ids) {
     const view = await on.task(id);
     assert.equal(view.status, 'pending', JSON.stringify(view));
@@ -239,7 +248,7 @@ describe('flow control across a restart of every process', skip === undefined ? 
       // The limit of 2 survived the restart: reached, and never exceeded.
       assert.equal(callee.peak(), 2, `peak in flight ${callee.peak()}`);
       const idle = await waitForKey(second, key, (view) => view.inFlight === 0, 'idle');
-      assert.deepEqual(idle, { key, parallelism: 2, rate: null, period: 1, paused: false, inFlight: 0, waiting: 0 });
+      assert.deepEqual(idle, { key, parallelism: 2, rate: null, period: 1, paused: false, inFlight: 0, waiting: 0, staged: 0 });
       assert.equal(await own.failure(), undefined);
       process.stdout.write(
         `# ${own.what} stopped and started in ${seconds(restartMs)}; ` +

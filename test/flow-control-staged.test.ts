@@ -205,6 +205,29 @@ describe('staged hand-over', () => {
     assert.equal(receiver.to('/staged-cancel-never').length, 0);
   });
 
+  it('a worker that stops makes its parked attempts stand down (no attempt counted); they park again when one runs', async () => {
+    const key = newKey('staged-stop');
+    const callee = gatedCallee('/staged-stop', 0);
+    const blocker = await harness.createTask({ callbackUrl: receiver.url('/staged-stop'), flowControl: { key, parallelism: 1 } });
+    await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+    const staged = await harness.createTask({ callbackUrl: receiver.url('/staged-stop'), flowControl: { key, parallelism: 1 } });
+    await eventually(async () => ((await parkedNow(staged)) ? true : undefined), { what: 'the staged attempt parked' });
+    // The blocker's call is held: the worker's stop waits for it, so it is let go once the park ended.
+    const stopping = harness.stopWorker();
+    await eventually(async () => ((await stagedActivities(staged)).ended === 1 ? true : undefined), {
+      what: 'the parked attempt to stand down',
+    });
+    callee.open();
+    await stopping;
+    await harness.startWorker();
+    for (const id of [blocker, staged]) {
+      const view = await harness.waitForEnd(id, { timeoutMs: 60_000 });
+      assert.equal(view.status, 'succeeded');
+      assert.equal(view.attempts, 1);
+    }
+    assert.equal(receiver.to('/staged-stop').length, 2);
+  });
+
   it('a waiter of better priority takes the place of the last staged one, and is served first', async () => {
     const key = newKey('staged-priority');
     const callee = gatedCallee('/staged-priority', 0);

@@ -154,6 +154,66 @@ async function main(): Promise<void> {
       await writeFile(`${HISTORIES_DIR}${label}-scheduled-run.json`, `${historyToJSON(history)}\n`);
       process.stdout.write(`recorded scheduled-run (${history.events?.length ?? 0} events)\n`);
     }
+    // Staged hand-over (v10): a task staged behind a held call is handed its slot in the worker; a
+    // second, staged too, stands down on a pause and is cancelled; then the key's limiter.
+    if (wanted('staged')) {
+      const stagedKey = `recorded-staged-${Date.now()}`;
+      const stagedFlow = { key: stagedKey, parallelism: 1 };
+      let openGate = (): void => undefined;
+      const gate = new Promise<void>((resolve) => {
+        openGate = resolve;
+      });
+      receiver.always('/staged-gate', async (_received, response) => {
+        await gate;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end('{"ok":true}');
+      });
+      const create = async (path: string): Promise<string> =>
+        (await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url(path), flowControl: stagedFlow })).body.id as string;
+      const parked = async (id: string): Promise<true | undefined> => {
+        const pending = (await harness.client.workflow.getHandle(`task-${id}`).describe()).raw.pendingActivities ?? [];
+        return pending.some((a) => a.activityType?.name === 'callCallbackStaged' && a.state === 2) ? true : undefined;
+      };
+      const blocker = await create('/staged-gate');
+      await eventually(async () => (receiver.to('/staged-gate').length === 1 ? true : undefined), { what: 'the blocker held' });
+      const handed = await create('/ok');
+      const standing = await create('/never');
+      await eventually(async () => ((await parked(handed)) && (await parked(standing)) ? true : undefined), {
+        what: 'both staged attempts parked',
+      });
+      // A pause stands both down; one is cancelled; after the resume the other parks again and
+      // is handed the blocker's slot.
+      await harness.api('POST', `/v1/flow-control/${stagedKey}/pause`);
+      await eventually(async () => ((await parked(handed)) || (await parked(standing)) ? undefined : true), {
+        what: 'both to stand down',
+      });
+      await harness.api('POST', `/v1/tasks/${standing}/cancel`, { reason: 'recorded scenario' });
+      await harness.api('POST', `/v1/flow-control/${stagedKey}/resume`);
+      await eventually(async () => await parked(handed), { what: 'the first to park again' });
+      openGate();
+      const closed = async (id: string) => {
+        const handle = harness.client.workflow.getHandle(`task-${id}`);
+        await eventually(async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true), {
+          timeoutMs: 30_000,
+          what: `task ${id} to close`,
+        });
+        return handle.fetchHistory();
+      };
+      await closed(blocker);
+      for (const [name, id] of [
+        ['staged-stood-down-then-handed-over', handed],
+        ['staged-stood-down-then-cancelled', standing],
+      ] as const) {
+        const history = await closed(id);
+        await writeFile(`${HISTORIES_DIR}${label}-${name}.json`, `${historyToJSON(history)}\n`);
+        process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
+      }
+      const limiter = harness.client.workflow.getHandle(limiterWorkflowId(stagedKey));
+      await limiter.terminate('recorded');
+      const history = await limiter.fetchHistory();
+      await writeFile(`${HISTORIES_DIR}${label}-flow-limiter-staged.json`, `${historyToJSON(history)}\n`);
+      process.stdout.write(`recorded flow-limiter-staged (${history.events?.length ?? 0} events)\n`);
+    }
     if (wanted('flow-limiter')) {
       // The key's limiter never ends by itself: its history so far, closed by a terminate.
       const limiter = harness.client.workflow.getHandle(limiterWorkflowId(flowKey));

@@ -36,6 +36,7 @@ export class TaskWorker {
   constructor(
     private readonly main: Worker,
     private readonly others: Worker[],
+    private readonly relay: SlotRelay,
   ) {}
 
   async run(): Promise<void> {
@@ -43,6 +44,9 @@ export class TaskWorker {
   }
 
   shutdown(): void {
+    // Parked staged attempts stand down now (their tasks park again elsewhere) rather than hold
+    // the shutdown for its whole grace time; calls in flight get the grace time as before.
+    this.relay.standDownAll('worker shutdown');
     for (const worker of [this.main, ...this.others]) if (worker.getState() === 'RUNNING') worker.shutdown();
   }
 
@@ -85,6 +89,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     connections: config.worker.maxConcurrentActivities,
   });
   const heldCalls = new HeldCalls();
+  const relay = new SlotRelay();
   const activities = createActivities({
     signingKeys: options.signingKeys,
     taskTokens: options.taskTokens,
@@ -92,7 +97,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     maxResponseBytes: config.maxResponseBytes,
     userAgent: USER_AGENT,
     heldCalls,
-    slotRelay: new SlotRelay(),
+    slotRelay: relay,
   });
   // The identity the server records as the holder of each call this worker starts is the name
   // of the task queue where that call can be cut off.
@@ -133,5 +138,5 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     maxConcurrentActivityTaskExecutions: config.worker.maxStagedAttempts,
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });
-  return new TaskWorker(main, [holder, staged]);
+  return new TaskWorker(main, [holder, staged], relay);
 }
