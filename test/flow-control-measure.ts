@@ -165,8 +165,10 @@ async function main(): Promise<void> {
     );
     const handoff = await measureHandoff(harness.client, keyDrain.key, calls, callbackMs);
     process.stdout.write(
-      `a slot's hand-off, call over → next call, over ${handoff.grants} grants: p50 ${handoff.total.p50} ms, p90 ${handoff.total.p90} ms\n` +
-        handoff.steps.map(({ step, p50, p90 }) => `  ${step}: p50 ${p50} ms, p90 ${p90} ms\n`).join('') +
+      (handoff.grants > 0
+        ? `a slot's hand-off through the limiter, call over → next call, over ${handoff.grants} grants: p50 ${handoff.total.p50} ms, p90 ${handoff.total.p90} ms\n` +
+          handoff.steps.map(({ step, p50, p90 }) => `  ${step}: p50 ${p50} ms, p90 ${p90} ms\n`).join('')
+        : 'no slot went through the limiter between two calls\n') +
         `its limiter's history: ${describeLimiterWork(await limiterWork(harness.client, keyDrain.key))}\n`,
     );
     const wideDrain = await drainKey('/wide', 10 * tasks);

@@ -8,13 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { defaultPayloadConverter } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
-import { handOverSlotSignal, limiterWorkflowId, type SlotHandOver } from '../workflows/flow-control-contract.js';
+import { limiterWorkflowId, type SlotHandOver } from '../workflows/flow-control-contract.js';
 import { CALLBACK_STAGED_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
+import { handOversIn } from './support/flow-handoff.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, workflowBundle, type Harness } from './support/harness.js';
 import { Worker } from '@temporalio/worker';
@@ -42,11 +42,7 @@ async function historyOf(workflowId: string): Promise<HistoryEvent[]> {
 }
 
 async function handOvers(key: string): Promise<SlotHandOver[]> {
-  return (await historyOf(limiterWorkflowId(key))).flatMap((event) => {
-    const signalled = event.workflowExecutionSignaledEventAttributes;
-    if (signalled?.signalName !== handOverSlotSignal.name) return [];
-    return [defaultPayloadConverter.fromPayload<SlotHandOver>(signalled.input!.payloads![0]!)];
-  });
+  return handOversIn(await historyOf(limiterWorkflowId(key)));
 }
 
 /** The task's staged attempts' activities: how many were scheduled, and how many ended (any way). */

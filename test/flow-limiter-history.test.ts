@@ -8,15 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import {
-  handOverSlotSignal,
-  limiterWorkflowId,
-  releaseSlotSignal,
-  type SlotHandOver,
-} from '../workflows/flow-control-contract.js';
+import { limiterWorkflowId, releaseSlotSignal } from '../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
+import { handOversIn } from './support/flow-handoff.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -48,16 +44,6 @@ function releasesIn(events: HistoryEvent[]): string[] {
     if (signalled?.signalName !== releaseSlotSignal.name) return [];
     const release = defaultPayloadConverter.fromPayload<{ taskId: string; request: number }>(signalled.input!.payloads![0]!);
     return [`${release.taskId}#${release.request}`];
-  });
-}
-
-/** The hand-overs the limiter received, as `from → to`. */
-function handOversIn(events: HistoryEvent[]): string[] {
-  return events.flatMap((event) => {
-    const signalled = event.workflowExecutionSignaledEventAttributes;
-    if (signalled?.signalName !== handOverSlotSignal.name) return [];
-    const { from, to } = defaultPayloadConverter.fromPayload<SlotHandOver>(signalled.input!.payloads![0]!);
-    return [`${from.taskId}#${from.request} → ${to.taskId}#${to.request}`];
   });
 }
 

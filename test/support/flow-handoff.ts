@@ -7,11 +7,20 @@
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { limiterWorkflowId } from '../../workflows/flow-control-contract.js';
+import { handOverSlotSignal, limiterWorkflowId, type SlotHandOver } from '../../workflows/flow-control-contract.js';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../../workflows/task-contract.js';
 import { percentile } from './percentile.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** The staged hand-overs a limiter received (`handOverSlot`), in order. */
+export function handOversIn(events: readonly HistoryEvent[]): SlotHandOver[] {
+  return events.flatMap((event) => {
+    const signalled = event.workflowExecutionSignaledEventAttributes;
+    if (signalled?.signalName !== handOverSlotSignal.name) return [];
+    return [defaultPayloadConverter.fromPayload<SlotHandOver>(signalled.input!.payloads![0]! as Payload)];
+  });
+}
 
 /** The hand-off's steps, in order; each is the time from the step before (ms). */
 export const HANDOFF_STEPS = [
@@ -32,11 +41,12 @@ export interface Handoff {
   total: { p50: number; p90: number };
 }
 
-/** What a key's limiter did, from its history: events, workflow tasks and grant activities. */
+/** What a key's limiter did, from its history: events, workflow tasks, grant activities, hand-overs it heard of. */
 export interface LimiterWork {
   events: number;
   workflowTasks: number;
   grantActivities: number;
+  handOvers: number;
 }
 
 export async function limiterWork(client: Client, key: string): Promise<LimiterWork> {
@@ -46,11 +56,13 @@ export async function limiterWork(client: Client, key: string): Promise<LimiterW
     workflowTasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length,
     grantActivities: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants')
       .length,
+    handOvers: handOversIn(events).length,
   };
 }
 
 export const describeLimiterWork = (work: LimiterWork): string =>
-  `${work.events} events, ${work.workflowTasks} workflow tasks, ${work.grantActivities} grant activities`;
+  `${work.events} events, ${work.workflowTasks} workflow tasks, ${work.grantActivities} grant activities, ` +
+  `${work.handOvers} slots handed over in a worker (staged hand-over)`;
 
 const at = (event: HistoryEvent): number => {
   const time = event.eventTime;
