@@ -99,6 +99,11 @@ describe('staged hand-over', () => {
       (view) => view.inFlight === 2 && view.waiting === 6 && view.staged === 6,
       'two in flight, the six waiting staged',
     );
+    // Their attempts park (start) at their own pace: the hand-overs are counted once all six do.
+    await eventually(async () => ((await Promise.all(ids.map(parkedNow))).filter(Boolean).length === 6 ? true : undefined), {
+      timeoutMs: 60_000,
+      what: 'six staged attempts parked',
+    });
     callee.open();
     const views = await Promise.all(ids.map((id) => harness.waitForEnd(id, { timeoutMs: 60_000 })));
     for (const view of views) {
@@ -249,6 +254,11 @@ describe('staged hand-over', () => {
       },
       { what: 'the high-priority task staged in the place of the last low one' },
     );
+    // The order among equals is the parked ones': the four still staged must have parked.
+    await eventually(async () => ((await Promise.all(lows.slice(0, 4).map(parkedNow))).every(Boolean) ? true : undefined), {
+      timeoutMs: 60_000,
+      what: 'the four low ones still staged parked',
+    });
     callee.open();
     for (const id of [blocker, high, ...lows]) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
     assert.deepEqual(
