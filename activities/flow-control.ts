@@ -59,10 +59,13 @@ export const createFlowControlActivities = (relay: SlotRelay) => ({
           }),
         );
       }),
-      ...(request.notices ?? []).map(({ taskId, request, staged, seq }) => {
+      ...(request.notices ?? []).map(({ taskId, request: stagedRequest, staged, seq, priority, createdAt }) => {
         if (!staged) relay.standDown(taskId, 'unstaged');
-        return signal(taskId, request, () =>
-          client.workflow.getHandle(workflowIdForTask(taskId)).signal(slotStagedSignal, { request, staged, seq }),
+        else if (request.key !== undefined && priority !== undefined && createdAt !== undefined) {
+          relay.expect(request.key, { taskId, request: stagedRequest, priority, createdAt });
+        }
+        return signal(taskId, stagedRequest, () =>
+          client.workflow.getHandle(workflowIdForTask(taskId)).signal(slotStagedSignal, { request: stagedRequest, staged, seq }),
         );
       }),
     ]);

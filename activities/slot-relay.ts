@@ -23,12 +23,39 @@ interface Entry extends ParkedAttempt {
   end: (how: ParkEnd) => void;
 }
 
+/**
+ * How long a staged task this worker was told of may take to park before a hand-over stops
+ * waiting for it (it may park in another worker, or its task may have been cancelled).
+ */
+const EXPECTED_FOR_MS = 10_000;
+
 export class SlotRelay {
   private readonly byKey = new Map<string, Entry[]>();
+  /** Staged tasks whose notice this worker delivered, not parked here yet, per key. */
+  private readonly expected = new Map<string, Map<string, ParkedAttempt & { since: number }>>();
   private arrivals = 0;
+
+  /**
+   * A staged task this worker delivered the notice of: until it parks (or for EXPECTED_FOR_MS),
+   * no attempt it comes after is handed a slot here before it, so the line's order holds while
+   * the staged attempts start at their own pace.
+   */
+  expect(key: string, attempt: ParkedAttempt): void {
+    const expected = this.expected.get(key) ?? new Map<string, ParkedAttempt & { since: number }>();
+    expected.set(attempt.taskId, { ...attempt, since: Date.now() });
+    this.expected.set(key, expected);
+  }
+
+  /** The task is no longer staged (unstaged, granted) or has parked: nothing to wait for. */
+  forget(taskId: string): void {
+    for (const [key, expected] of this.expected) {
+      if (expected.delete(taskId) && expected.size === 0) this.expected.delete(key);
+    }
+  }
 
   /** Parks an attempt until it is handed a slot or stands down; `ended` settles once. */
   park(key: string, attempt: ParkedAttempt): Promise<ParkEnd> {
+    this.forget(attempt.taskId);
     return new Promise<ParkEnd>((resolve) => {
       const entry: Entry = { ...attempt, arrival: ++this.arrivals, end: resolve };
       const line = this.byKey.get(key) ?? [];
@@ -41,7 +68,9 @@ export class SlotRelay {
   /** The first attempt parked for `key`, handed a slot now; undefined when none is parked here. */
   handOver(key: string): ParkedAttempt | undefined {
     const line = this.byKey.get(key);
-    const entry = line?.shift();
+    const first = line?.[0];
+    if (first === undefined || this.aheadOfFirst(key, first)) return undefined;
+    const entry = line!.shift();
     if (line?.length === 0) this.byKey.delete(key);
     if (entry === undefined) return undefined;
     entry.end({ kind: 'go' });
@@ -50,12 +79,26 @@ export class SlotRelay {
 
   /** Starts the task's parked attempt for `request` with a slot the limiter granted; false when it is not parked here. */
   start(taskId: string, request: number): boolean {
+    this.forget(taskId);
     return this.end(taskId, { kind: 'go' }, request);
   }
 
   /** Makes the task's parked attempt stand down; false when none is parked here. */
   standDown(taskId: string, reason: string): boolean {
+    this.forget(taskId);
     return this.end(taskId, { kind: 'stoodDown', reason });
+  }
+
+  /** Whether a staged task expected here, not parked yet, comes before `first` in the line. */
+  private aheadOfFirst(key: string, first: Entry): boolean {
+    const expected = this.expected.get(key);
+    if (expected === undefined) return false;
+    const now = Date.now();
+    for (const [taskId, attempt] of expected) {
+      if (now - attempt.since > EXPECTED_FOR_MS) expected.delete(taskId);
+      else if (comesBefore({ ...attempt, arrival: 0, end: () => undefined }, first)) return true;
+    }
+    return false;
   }
 
   /** Makes every attempt parked here stand down (the worker is stopping): none waits out the shutdown's grace. */

@@ -119,6 +119,8 @@ export interface DeliverGrantsRequest {
   grants: SlotGrantDelivery[];
   /** Stage notices to signal with the grants (`slotStaged`); those whose task is gone are answered too. */
   notices?: StageNotice[];
+  /** The key the notices are of. */
+  key?: string;
 }
 
 /**
@@ -131,6 +133,9 @@ export interface StageNotice {
   request: number;
   staged: boolean;
   seq: number;
+  /** The task's place in the line, so that the worker delivering the notice hands slots over in that order. */
+  priority?: number;
+  createdAt?: string;
 }
 
 /** A worker handed the slot of an attempt that ended straight to a parked, staged one of the same key. */

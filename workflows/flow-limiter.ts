@@ -221,14 +221,22 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
   setHandler(handOverSlotSignal, ({ from, to }) => {
     const held = holders.get(from.taskId);
     if (held !== undefined && held.request <= from.request) dropHolder(from.taskId);
-    const inLine = (list: FlowWaiter[]): boolean => {
-      const index = list.findIndex((w) => w.taskId === to.taskId && w.request <= to.request);
-      if (index >= 0) list.splice(index, 1);
-      return index >= 0;
+    const leaveLine = (slot: { taskId: string; request: number }): boolean => {
+      let left = false;
+      for (const line of [staged, waiters]) {
+        const index = line.findIndex((w) => w.taskId === slot.taskId && w.request <= slot.request);
+        if (index >= 0) {
+          line.splice(index, 1);
+          left = true;
+        }
+      }
+      return left;
     };
-    const wasStaged = inLine(staged);
-    const wasWaiting = inLine(waiters);
-    if (wasStaged || wasWaiting || holders.get(to.taskId)?.request === to.request) take(to.taskId, to.request);
+    // Signals from two workers (or two calls) may arrive out of order: the attempt that hands its
+    // slot on may have been handed it by a hand-over not received yet. Its call is over: it leaves
+    // the line, and that late hand-over then finds it nowhere and counts nothing for it.
+    leaveLine(from);
+    if (leaveLine(to) || holders.get(to.taskId)?.request === to.request) take(to.taskId, to.request);
     changed = true;
   });
 
@@ -273,7 +281,14 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     const changes = restage(staged, waiters, capacity, !slotFree());
     if (changes.size === 0) return;
     notify(
-      [...changes.values()].map(({ waiter, staged }) => ({ taskId: waiter.taskId, request: waiter.request, staged, seq: ++seq })),
+      [...changes.values()].map(({ waiter, staged }) => ({
+        taskId: waiter.taskId,
+        request: waiter.request,
+        staged,
+        seq: ++seq,
+        priority: waiter.priority,
+        createdAt: waiter.createdAt,
+      })),
     );
   }
 
@@ -288,7 +303,7 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
       startToCloseTimeout: 30_000,
       retry: { maximumAttempts: 3, initialInterval: 100 },
     });
-    void deliverSlotGrants({ grants: [], notices })
+    void deliverSlotGrants({ grants: [], notices, key: input.key })
       .then((gone) => {
         for (const { taskId, request } of gone) {
           const index = staged.findIndex((w) => w.taskId === taskId && w.request === request);
