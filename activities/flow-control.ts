@@ -27,6 +27,7 @@ import {
   type CallbackRequest,
 } from '../workflows/task-contract.js';
 import type { SlotRelay } from './slot-relay.js';
+import { heartbeatIntervalMs } from './heartbeats.js';
 
 /** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
 const DESCRIBE_CONCURRENCY = 20;
@@ -197,10 +198,16 @@ export function withEarlyRelease(
     } catch (err) {
       failure = err;
     }
-    // The report first: a release that overtook it would stamp the start later than it was.
-    await reported;
+    // The attempt stays open until the limiter has heard (a signal can take seconds on a loaded
+    // server): its beats go on meanwhile, or its heartbeat timeout would end an attempt whose
+    // call is over and the task would call again.
+    const released = await whileBeating(request, async () => {
+      // The report first: a release that overtook it would stamp the start later than it was.
+      await reported;
+      if (outcome?.kind === 'accepted') return false;
+      return passOnFlowSlot(relay, request.taskId, slot);
+    });
     if (outcome?.kind === 'accepted') return outcome;
-    const released = await passOnFlowSlot(relay, request.taskId, slot);
     if (outcome !== undefined) {
       // A success says so, sparing the workflow its own release (a signal through the server,
       // events in both histories, and a workflow task of the limiter's, on every attempt).
@@ -212,6 +219,18 @@ export function withEarlyRelease(
     }
     throw failure;
   };
+}
+
+/** Runs `work`, beating as a call does (`{ attempt }`, which a heartbeat timeout reports). */
+async function whileBeating<T>(request: CallbackRequest, work: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const attempt = (request.attemptOffset ?? 0) + context.info.attempt;
+  const beat = setInterval(() => context.heartbeat({ attempt }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
+  }
 }
 
 function isFailureDetails(value: unknown): value is AttemptFailureDetails {

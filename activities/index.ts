@@ -53,6 +53,7 @@ import {
 } from './attempt-records.js';
 import { RECORDED_BODY_BYTES, type AttemptRecord } from '../workflows/attempt-record.js';
 import type { HeldCalls } from './held-calls.js';
+import { heartbeatIntervalMs } from './heartbeats.js';
 import { TASK_TOKEN_HEADER, type TaskTokenKeys } from './task-token.js';
 import { createFlowControlActivities, withEarlyRelease } from './flow-control.js';
 import type { SlotRelay } from './slot-relay.js';
@@ -76,15 +77,6 @@ export interface ActivityDependencies {
 /** A Retry-After beyond this is clamped: a misbehaving server should not park a task for a week. */
 const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 const RETRYABLE_STATUSES = new Set([408, 425, 429]);
-
-/**
- * How often an attempt reports that its worker is alive: at 40 % of the heartbeat timeout, well
- * inside it (the SDK sends at most one per 80 % of it anyway). The workflow always sets a
- * timeout; without one, nothing times out and the beats are harmless.
- */
-function heartbeatIntervalMs(heartbeatTimeoutMs: number | undefined): number {
-  return Math.max(100, 0.4 * (heartbeatTimeoutMs ?? 30_000));
-}
 
 export function createActivities(deps: ActivityDependencies) {
   async function send(

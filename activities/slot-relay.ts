@@ -29,8 +29,18 @@ interface Entry extends ParkedAttempt {
  */
 const EXPECTED_FOR_MS = 10_000;
 
+/** A wake for a staged attempt that had not parked yet (started by the server, not yet running here). */
+interface EarlyWake {
+  how: ParkEnd;
+  at: number;
+}
+
 export class SlotRelay {
   private readonly byKey = new Map<string, Entry[]>();
+  /** Staged attempts running in this process (parked, or calling since), by task: a wake never finds them absent. */
+  private readonly running = new Map<string, number>();
+  /** Wakes that came before their attempt parked, by task and activity id (together unique to one park). */
+  private readonly early = new Map<string, EarlyWake>();
   /** Staged tasks whose notice this worker delivered, not parked here yet, per key. */
   private readonly expected = new Map<string, Map<string, ParkedAttempt & { since: number }>>();
   private arrivals = 0;
@@ -53,9 +63,43 @@ export class SlotRelay {
     }
   }
 
-  /** Parks an attempt until it is handed a slot or stands down; `ended` settles once. */
-  park(key: string, attempt: ParkedAttempt): Promise<ParkEnd> {
+  /** A staged attempt of the task runs here until `leave`: from its start, parked or calling. */
+  enter(taskId: string): void {
+    this.running.set(taskId, (this.running.get(taskId) ?? 0) + 1);
+  }
+
+  leave(taskId: string): void {
+    const count = (this.running.get(taskId) ?? 1) - 1;
+    if (count > 0) this.running.set(taskId, count);
+    else this.running.delete(taskId);
+  }
+
+  isRunning(taskId: string): boolean {
+    return this.running.has(taskId);
+  }
+
+  /**
+   * A wake for the staged attempt `activityId`, which the server says this worker runs but which
+   * has not parked here yet (its start is on its way through the SDK): it applies as it parks.
+   */
+  wakeEarly(taskId: string, activityId: string, how: ParkEnd): void {
+    const now = Date.now();
+    for (const [id, wake] of this.early) if (now - wake.at > EXPECTED_FOR_MS) this.early.delete(id);
+    this.early.set(parkId(taskId, activityId), { how, at: now });
+  }
+
+  /**
+   * Parks an attempt until it is handed a slot or stands down; settles once. A wake that came
+   * before it (`wakeEarly`) settles it at once.
+   */
+  park(key: string, attempt: ParkedAttempt, activityId?: string): Promise<ParkEnd> {
     this.forget(attempt.taskId);
+    const id = activityId === undefined ? undefined : parkId(attempt.taskId, activityId);
+    const early = id === undefined ? undefined : this.early.get(id);
+    if (early !== undefined) {
+      this.early.delete(id!);
+      return Promise.resolve(early.how);
+    }
     return new Promise<ParkEnd>((resolve) => {
       const entry: Entry = { ...attempt, arrival: ++this.arrivals, end: resolve };
       const line = this.byKey.get(key) ?? [];
@@ -137,6 +181,11 @@ function comesBefore(a: Entry, b: Entry): boolean {
   if (a.priority !== b.priority) return a.priority < b.priority;
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt;
   return a.arrival < b.arrival;
+}
+
+/** Activity ids repeat across tasks (`callCallbackStaged-after-0-park-1`): a park is both. */
+function parkId(taskId: string, activityId: string): string {
+  return `${taskId}/${activityId}`;
 }
 
 function strip({ taskId, request, priority, createdAt }: Entry): ParkedAttempt {

@@ -13,9 +13,10 @@ import type {
   WakeParkedAnswer,
   WakeParkedRequest,
 } from '../workflows/task-contract.js';
-import { STAGED_PARK_LIMIT_MS } from '../workflows/flow-control-contract.js';
+import { STAGED_PARK_LIMIT_MS, STAND_DOWN_PARK_LIMIT } from '../workflows/flow-control-contract.js';
+import { heartbeatIntervalMs } from './heartbeats.js';
 import type { HeldCalls } from './held-calls.js';
-import type { SlotRelay } from './slot-relay.js';
+import type { ParkEnd, ParkedAttempt, SlotRelay } from './slot-relay.js';
 
 export function createStagedAttempts(
   relay: SlotRelay,
@@ -27,43 +28,57 @@ export function createStagedAttempts(
       const slot = request.flowSlot;
       if (slot?.staged === undefined) throw new Error('callCallbackStaged needs a staged flow slot');
       const context = Context.current();
-      const parked = relay.park(slot.key, { taskId: request.taskId, request: slot.request, ...slot.staged });
-      // A cancel of the task reaches a parked attempt as it reaches a call (abortHeldCall).
-      const watched = heldCalls.hold(request.taskId);
-      const standDown = (reason: string) => () => relay.standDown(request.taskId, reason);
-      const onCutOff = standDown('cancelled');
-      watched.signal.addEventListener('abort', onCutOff);
-      context.cancellationSignal.addEventListener('abort', onCutOff);
-      const limit = setTimeout(standDown('park limit'), STAGED_PARK_LIMIT_MS);
-      // No beat now: a pending staged attempt without one counts as parked, and most parks are short.
-      const beat = setInterval(
-        () => context.heartbeat({ parked: true }),
-        Math.max(100, 0.4 * (context.info.heartbeatTimeoutMs ?? 30_000)),
-      );
-      let how: Awaited<typeof parked>;
+      relay.enter(request.taskId);
       try {
-        how = await parked;
+        const how = await park(context, slot.key, { taskId: request.taskId, request: slot.request, ...slot.staged });
+        // Reported as done, whatever made it stand down (a cancel of the task's included: its
+        // workflow then ends it cancelled), so that no park ever counts as a failed attempt.
+        if (how.kind === 'stoodDown') return { kind: 'stoodDown', reason: how.reason };
+        // From here its beats (the call's own) tell the API its call has begun (task-phase.ts).
+        return await callCallback(request);
       } finally {
-        clearInterval(beat);
-        clearTimeout(limit);
-        watched.signal.removeEventListener('abort', onCutOff);
-        context.cancellationSignal.removeEventListener('abort', onCutOff);
-        watched.release();
+        relay.leave(request.taskId);
       }
-      // Reported as done, whatever made it stand down (a cancel of the task's included: its
-      // workflow then ends it cancelled), so that no park ever counts as a failed attempt.
-      if (how.kind === 'stoodDown') return { kind: 'stoodDown', reason: how.reason };
-      // From here its beats (the call's own) tell the API its call has begun (task-phase.ts).
-      return callCallback(request);
     },
 
     /** Runs on the holding worker's own task queue (locateHeldCall): starts or stands down the task's parked attempt. */
     async wakeParkedAttempt(request: WakeParkedRequest): Promise<WakeParkedAnswer> {
+      const how: ParkEnd = request.start ? { kind: 'go' } : { kind: 'stoodDown', reason: 'unstaged' };
       const woken = request.start ? relay.start(request.taskId, request.request) : relay.standDown(request.taskId, 'unstaged');
       if (woken) return 'woken';
-      const answer = heldCalls.holds(request.taskId) ? 'calling' : 'absent';
-      log.info('flow control: no parked attempt to wake', { taskId: request.taskId, answer });
-      return answer;
+      if (relay.isRunning(request.taskId) || heldCalls.holds(request.taskId)) return 'calling';
+      // The server says this worker runs it, but it has not begun here yet: it parks soon, and
+      // the wake then applies. Never cancelled for it: a cancel reaches a started attempt only
+      // through its beats, while a hand-over here could reach it first.
+      if (request.activityId !== undefined) {
+        relay.wakeEarly(request.taskId, request.activityId, how);
+        return 'pending';
+      }
+      log.info('flow control: no parked attempt to wake', { taskId: request.taskId });
+      return 'absent';
     },
   };
+
+  /** Parks the attempt until it is handed a slot or stands down (unstaged, a cancel, its time limit). */
+  async function park(context: Context, key: string, attempt: ParkedAttempt): Promise<ParkEnd> {
+    const parked = relay.park(key, attempt, context.info.activityId);
+    // A cancel of the task reaches a parked attempt as it reaches a call (abortHeldCall).
+    const watched = heldCalls.hold(attempt.taskId);
+    const standDown = (reason: string) => () => relay.standDown(attempt.taskId, reason);
+    const onCutOff = standDown('cancelled');
+    watched.signal.addEventListener('abort', onCutOff);
+    context.cancellationSignal.addEventListener('abort', onCutOff);
+    const limit = setTimeout(standDown(STAND_DOWN_PARK_LIMIT), STAGED_PARK_LIMIT_MS);
+    // No beat now: a pending staged attempt without one counts as parked, and most parks are short.
+    const beat = setInterval(() => context.heartbeat({ parked: true }), heartbeatIntervalMs(context.info.heartbeatTimeoutMs));
+    try {
+      return await parked;
+    } finally {
+      clearInterval(beat);
+      clearTimeout(limit);
+      watched.signal.removeEventListener('abort', onCutOff);
+      context.cancellationSignal.removeEventListener('abort', onCutOff);
+      watched.release();
+    }
+  }
 }

@@ -9,7 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import proto, { type temporal } from '@temporalio/proto';
-import { limiterWorkflowId, type SlotHandOver } from '../workflows/flow-control-contract.js';
+import {
+  FLOW_LIMITER_WORKFLOW_TYPE,
+  configureFlowSignal,
+  limiterStartOptions,
+  limiterWorkflowId,
+  type SlotHandOver,
+} from '../workflows/flow-control-contract.js';
 import { CALLBACK_STAGED_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
@@ -265,5 +271,51 @@ describe('staged hand-over', () => {
       receiver.to('/staged-priority').map((call) => JSON.parse(call.body).name),
       ['blocker', 'high', 'low-1', 'low-2', 'low-3', 'low-4', 'low-5'],
     );
+  });
+
+  it('a limiter run begins with the line the run before it ended with: a staged line that emptied stays empty', async () => {
+    const key = newKey('staged-runs');
+    const first = await harness.client.workflow.signalWithStart(FLOW_LIMITER_WORKFLOW_TYPE, {
+      ...limiterStartOptions(
+        {
+          key,
+          limits: { parallelism: 1, rate: null, period: 1 },
+          paused: false,
+          holderCheckIntervalMs: 60_000,
+          maxHistoryEvents: 40,
+        },
+        harness.config.taskQueue,
+      ),
+      signal: configureFlowSignal,
+      signalArgs: [{}],
+    });
+    const limiter = harness.client.workflow.getHandle(first.workflowId);
+    /** Signals that change nothing until the run continues as new; the new run's id. */
+    const nextRun = async (): Promise<string> => {
+      const before = (await limiter.describe()).runId;
+      return eventually(
+        async () => {
+          await limiter.signal(configureFlowSignal, {});
+          const now = (await limiter.describe()).runId;
+          return now !== before ? now : undefined;
+        },
+        { what: `a run after ${before}` },
+      );
+    };
+    const callee = gatedCallee('/staged-runs', 50);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push(await harness.createTask({ callbackUrl: receiver.url('/staged-runs'), flowControl: { key, parallelism: 1 } }));
+    }
+    await waitForKey(harness, key, (view) => view.inFlight === 1 && view.staged === 2, 'one in flight, two staged');
+    // A run that begins with two staged, which all go through it.
+    await nextRun();
+    callee.open();
+    for (const id of ids) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+    await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
+    // The run after it begins idle too (it once began with the staged line its predecessor began with).
+    await nextRun();
+    const view = await waitForKey(harness, key, () => true, 'read');
+    assert.deepEqual([view.inFlight, view.waiting, view.staged], [0, 0, 0]);
   });
 });

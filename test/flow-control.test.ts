@@ -18,7 +18,7 @@ import { AsyncQueue, AsyncQueueApiError } from '../src/client/index.js';
 import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
-import { callbackAttemptsOnceClosed } from './support/history.js';
+import { callbackAttemptsOnceClosed, grantsToEndedTasks } from './support/history.js';
 import { concurrencyCounter, flowKey, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
@@ -386,6 +386,9 @@ describe('continue-as-new', () => {
     assert.equal(idle.parallelism, 2);
     const firstRun = await harness.client.workflow.getHandle(first.workflowId, first.signaledRunId).describe();
     assert.equal(firstRun.status.name, 'CONTINUED_AS_NEW');
+    // No run took up a line an earlier one had done with (a run whose staged line had emptied
+    // once began the next with the line it had itself begun with): no grant found a task ended.
+    assert.deepEqual(await grantsToEndedTasks(harness, first.workflowId, first.signaledRunId), []);
   });
 });
 

@@ -229,6 +229,8 @@ export interface ClosedHoldersRequest {
 
 /** A staged attempt's park ends by itself after this long; the workflow parks again while the task is staged. */
 export const STAGED_PARK_LIMIT_MS = 60_000;
+/** The reason a park reports when its time limit ended it: the task asks its limiter again. */
+export const STAND_DOWN_PARK_LIMIT = 'park limit';
 
 /** How long a first slot's task may take to appear after its grant before a missing workflow frees the slot. */
 export const UNSTARTED_HOLDER_GRACE_MS = 60_000;

@@ -26,6 +26,7 @@ import { attemptFromFailure, backoffMs, failureDetails, retryAfterMs, retryableA
 import {
   DEFAULT_PRIORITY,
   STAGED_PARK_LIMIT_MS,
+  STAND_DOWN_PARK_LIMIT,
   acquireSlotSignal,
   limiterWorkflowId,
   releaseSlotSignal,
@@ -83,16 +84,18 @@ export async function runFlowControlledCallback(
 
   /**
    * A staged attempt: its activity parks in a worker until an attempt of the key ending there
-   * hands it its slot, or a grant starts it; its call's outcome then, or undefined when it stood
-   * down (unstaged, a cancel, the park's time limit) without calling.
+   * hands it its slot, or a grant starts it; its call's outcome then, or how it ended without a
+   * call: `stoodDown` at the limiter's word (unstaged) or a cancel, `unheard` when the limiter's
+   * word may have been lost (the park's time limit, its worker's death while parked).
    */
-  const runStaged = async (request: number): Promise<CallbackOutcome | undefined> => {
+  const runStaged = async (request: number): Promise<CallbackOutcome | 'stoodDown' | 'unheard'> => {
+    const activityId = stagedActivityId(request - 1, ++parks);
     const { callCallbackStaged } = proxyActivities<Activities>({
       taskQueue: stagedTaskQueue(workflowInfo().taskQueue),
       startToCloseTimeout: STAGED_PARK_LIMIT_MS + input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
       heartbeatTimeout: policy.heartbeatTimeoutMs,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      activityId: stagedActivityId(request - 1, ++parks),
+      activityId,
       retry: { maximumAttempts: 1 },
     });
     const staged = { priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt };
@@ -102,12 +105,12 @@ export async function runFlowControlledCallback(
     let cancelledUnparked = false;
     // Where it parks, it is woken by a grant its delivering worker could not start it with, or
     // told to stand down when the limiter unstages it (a pause, lowered limits, a better waiter).
-    // Not parked anywhere twice in a row (its pool of slots is full): its activity is cancelled,
-    // which ends one that has not started at once.
+    // Not started anywhere twice in a row (its pool of slots is full): its activity is cancelled,
+    // which ends one that has not started at once (one that has, the worker's answer says so).
     void (async () => {
       await condition(() => settled || (granted >= request && startedWith < request) || stagedFor !== request);
       const start = granted >= request;
-      for (let tries = 1; !settled && (await wakeParked(request, start)) === 'absent'; tries++) {
+      for (let tries = 1; !settled && (await wakeParked(request, start, activityId)) === 'absent'; tries++) {
         if (tries >= 2) {
           cancelledUnparked = true;
           parkScope.cancel();
@@ -120,11 +123,12 @@ export async function runFlowControlledCallback(
       const outcome = await parkScope.run(() =>
         callCallbackStaged({ ...callbackRequest(input, request - 1), flowSlot: { key: flow.key, request, staged } }),
       );
-      return outcome.kind === 'stoodDown' ? undefined : outcome;
+      if (outcome.kind !== 'stoodDown') return outcome;
+      return outcome.reason === STAND_DOWN_PARK_LIMIT ? 'unheard' : 'stoodDown';
     } catch (err) {
-      if (cancelledUnparked && isCancellation(err)) return undefined;
+      if (cancelledUnparked && isCancellation(err)) return 'stoodDown';
       // Its worker died while it was parked (its last beat says so): no call was made, no attempt.
-      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && parkedAtLastBeat(err.cause)) return undefined;
+      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && parkedAtLastBeat(err.cause)) return 'unheard';
       throw err;
     } finally {
       settled = true;
@@ -133,7 +137,7 @@ export async function runFlowControlledCallback(
   };
 
   /** Finds the worker where the task's staged attempt parks and starts it or stands it down there. */
-  const wakeParked = async (request: number, start: boolean): Promise<string> => {
+  const wakeParked = async (request: number, start: boolean, activityId: string): Promise<string> => {
     const { locateHeldCall } = proxyLocalActivities<Activities>({ startToCloseTimeout: 5_000, retry: { maximumAttempts: 2 } });
     const holder = await locateHeldCall({ taskId: input.id });
     if (holder === null) return 'absent';
@@ -143,7 +147,7 @@ export async function runFlowControlledCallback(
       scheduleToCloseTimeout: 10_000,
       retry: { maximumAttempts: 1 },
     });
-    return wakeParkedAttempt({ taskId: input.id, request, start }).catch(() => 'absent');
+    return wakeParkedAttempt({ taskId: input.id, request, start, activityId }).catch(() => 'absent');
   };
 
   /** The acquire signal of the current request, in flight or delivered. */
@@ -165,23 +169,33 @@ export async function runFlowControlledCallback(
     // Not cancellable: a cancel now must still find the request in the limiter's history before
     // the release that withdraws it, or the limiter could grant a slot no one gives back. Not
     // awaited before the wait for the grant, which may come in the same workflow task.
-    asked = CancellationScope.nonCancellable(async () => {
-      try {
-        await limiter.signal(acquireSlotSignal, slot);
-      } catch {
-        // No limiter runs for the key (an operator terminated it): start one with this task's limits.
-        const { ensureFlowLimiter } = proxyLocalActivities<Activities>({ startToCloseTimeout: 10_000 });
-        await ensureFlowLimiter({ key: flow.key, limits: flow.limits });
-        await limiter.signal(acquireSlotSignal, slot);
-      }
-    });
+    const ask = (): Promise<void> =>
+      CancellationScope.nonCancellable(async () => {
+        try {
+          await limiter.signal(acquireSlotSignal, slot);
+        } catch {
+          // No limiter runs for the key (an operator terminated it): start one with this task's limits.
+          const { ensureFlowLimiter } = proxyLocalActivities<Activities>({ startToCloseTimeout: 10_000 });
+          await ensureFlowLimiter({ key: flow.key, limits: flow.limits });
+          await limiter.signal(acquireSlotSignal, slot);
+        }
+      });
+    asked = ask();
     // Cancellable: a cancel while waiting ends the task at once, without a callback.
     let staged: CallbackOutcome | undefined;
     for (;;) {
       await condition(() => granted >= request || stagedFor === request);
       if (granted >= request) break;
-      staged = await runStaged(request);
-      if (staged !== undefined) break;
+      const ended = await runStaged(request);
+      if (ended === 'unheard') {
+        // The limiter's word may have gone to a park that no longer runs: the task asks again (a
+        // repeat of a request the limiter has in line is nothing to it), so it is never left out.
+        const before = asked;
+        asked = before.catch(() => undefined).then(ask);
+      } else if (ended !== 'stoodDown') {
+        staged = ended;
+        break;
+      }
     }
     state.flowControl = { key: flow.key, waiting: false };
     setStatus('pending');

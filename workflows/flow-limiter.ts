@@ -432,7 +432,8 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
           holders: Object.fromEntries(holders),
           waiters,
           starts,
-          ...(staged.length > 0 ? { staged } : {}),
+          // Always, empty too: `...input` would otherwise carry the staged line this run began with.
+          staged,
           seq,
         });
       }

@@ -297,9 +297,14 @@ export interface WakeParkedRequest {
   taskId: string;
   request: number;
   start: boolean;
+  /** The staged attempt's activity id: a wake that comes before it parks applies when it does. */
+  activityId?: string;
 }
-/** `woken`: done; `calling`: its call has begun already; `absent`: nothing of the task's is parked or calling there. */
-export type WakeParkedAnswer = 'woken' | 'calling' | 'absent';
+/**
+ * `woken`: done; `calling`: its call has begun already; `pending`: it has not parked there yet and
+ * the wake applies when it does; `absent`: nothing of the task's runs there.
+ */
+export type WakeParkedAnswer = 'woken' | 'calling' | 'pending' | 'absent';
 
 /** What `/complete` hands to the attempt that awaits completion. */
 export interface AsyncCompletion {

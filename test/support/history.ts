@@ -1,5 +1,7 @@
 /** What a task's workflow history says, for checks that must not rest on sleeping and hoping. */
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../../workflows/task-contract.js';
 import { eventually } from './eventually.js';
 
@@ -21,4 +23,29 @@ export async function callbackAttemptsOnceClosed(on: { client: Client }, taskId:
     if (started && callbacks.has(String(started.scheduledEventId))) attempts += started.attempt ?? 1;
   }
   return attempts;
+}
+
+/**
+ * What the limiter's grant deliveries answered across every run of it from `firstRunId` on (the
+ * continue-as-new chain): each answer lists the tasks it found ended. A slot or stage notice for a
+ * task that had ended means the limiter still had it in line after it was done.
+ */
+export async function grantsToEndedTasks(on: { client: Client }, workflowId: string, firstRunId: string): Promise<unknown[]> {
+  const ended: unknown[] = [];
+  for (let runId: string | undefined = firstRunId; runId !== undefined;) {
+    const history: temporal.api.history.v1.IHistory = await on.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events = history.events ?? [];
+    const delivering = new Set<string>();
+    runId = undefined;
+    for (const event of events) {
+      if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants')
+        delivering.add(String(event.eventId));
+      const completed = event.activityTaskCompletedEventAttributes;
+      if (completed && delivering.has(String(completed.scheduledEventId))) {
+        ended.push(...defaultPayloadConverter.fromPayload<unknown[]>(completed.result!.payloads![0]! as Payload));
+      }
+      runId = event.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
+    }
+  }
+  return ended;
 }

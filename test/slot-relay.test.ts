@@ -1,0 +1,81 @@
+/**
+ * A worker's relay of staged attempts on its own (activities/slot-relay.ts): the order it hands
+ * slots in, the better staged task it waits for, and a wake that comes before its attempt parks.
+ * The relay at work between real attempts is tested in flow-control-staged.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SlotRelay, type ParkEnd, type ParkedAttempt } from '../activities/slot-relay.js';
+
+const attempt = (taskId: string, priority = 3, createdAt = '2026-12-04T10:00:00.000Z'): ParkedAttempt => ({
+  taskId,
+  request: 1,
+  priority,
+  createdAt,
+});
+
+/** How a park has ended so far (undefined: still parked). */
+function watch(parked: Promise<ParkEnd>): () => ParkEnd | undefined {
+  let ended: ParkEnd | undefined;
+  void parked.then((how) => {
+    ended = how;
+  });
+  return () => ended;
+}
+
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('slot relay', () => {
+  it('hands slots by priority, then creation, then arrival, and only within the key', async () => {
+    const relay = new SlotRelay();
+    const late = watch(relay.park('k', attempt('late', 3, '2026-12-04T10:00:05.000Z')));
+    const early = watch(relay.park('k', attempt('early', 3, '2026-12-04T10:00:01.000Z')));
+    const urgent = watch(relay.park('k', attempt('urgent', 1, '2026-12-04T10:00:09.000Z')));
+    const other = watch(relay.park('other', attempt('other', 1)));
+    assert.deepEqual(
+      [relay.handOver('k'), relay.handOver('k'), relay.handOver('k')].map((a) => a?.taskId),
+      ['urgent', 'early', 'late'],
+    );
+    assert.equal(relay.handOver('k'), undefined);
+    await settled();
+    assert.deepEqual([urgent(), early(), late(), other()], [{ kind: 'go' }, { kind: 'go' }, { kind: 'go' }, undefined]);
+    assert.equal(relay.size, 1);
+  });
+
+  it('hands no slot past a better staged task it was told of that has not parked yet', () => {
+    const relay = new SlotRelay();
+    void relay.park('k', attempt('worse', 5));
+    relay.expect('k', attempt('better', 1));
+    assert.equal(relay.handOver('k'), undefined);
+    void relay.park('k', attempt('better', 1));
+    assert.equal(relay.handOver('k')?.taskId, 'better');
+    assert.equal(relay.handOver('k')?.taskId, 'worse');
+  });
+
+  it('keeps a wake that came before its attempt parked for that attempt of that task only', async () => {
+    const relay = new SlotRelay();
+    // Activity ids repeat across tasks: the first park of every task's first attempt has the same one.
+    const activityId = 'callCallbackStaged-after-0-park-1';
+    relay.wakeEarly('woken', activityId, { kind: 'go' });
+    const other = watch(relay.park('k', attempt('other'), activityId));
+    const woken = watch(relay.park('k', attempt('woken'), activityId));
+    await settled();
+    assert.equal(other(), undefined, "another task's park is not woken");
+    assert.deepEqual(woken(), { kind: 'go' });
+    assert.equal(relay.size, 1);
+    // Used once: the same task's next park waits for its own word.
+    const again = watch(relay.park('k', attempt('woken'), 'callCallbackStaged-after-0-park-2'));
+    await settled();
+    assert.equal(again(), undefined);
+  });
+
+  it('knows an attempt runs from its start to its end, parked or calling', () => {
+    const relay = new SlotRelay();
+    relay.enter('t');
+    relay.enter('t');
+    relay.leave('t');
+    assert.equal(relay.isRunning('t'), true);
+    relay.leave('t');
+    assert.equal(relay.isRunning('t'), false);
+  });
+});
