@@ -160,7 +160,7 @@ export async function releaseFlowSlot(taskId: string, slot: { key: string; reque
  * when the workflow's release or the attempt's own end reaches it).
  */
 async function passOnFlowSlot(relay: SlotRelay, taskId: string, slot: { key: string; request: number }): Promise<boolean> {
-  const next = relay.handOver(slot.key);
+  const next = await relay.handOverSoon(slot.key);
   if (next === undefined) return releaseFlowSlot(taskId, slot);
   try {
     await Context.current()

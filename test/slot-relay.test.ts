@@ -52,6 +52,22 @@ describe('slot relay', () => {
     assert.equal(relay.handOver('k')?.taskId, 'worse');
   });
 
+  it('keeps a slot for a better staged task expected here until it parks, and gives it back when none does', async () => {
+    const relay = new SlotRelay();
+    const worse = watch(relay.park('k', attempt('worse', 5)));
+    relay.expect('k', attempt('better', 1));
+    const held = relay.handOverSoon('k');
+    void relay.park('k', attempt('better', 1));
+    assert.equal((await held)?.taskId, 'better');
+    await settled();
+    assert.equal(worse(), undefined);
+    // Nobody expected: the worse one parked here is handed the next slot at once.
+    assert.equal((await relay.handOverSoon('k'))?.taskId, 'worse');
+    // Expected, never parked here (it parked in another worker): the slot goes back to the limiter.
+    relay.expect('k', attempt('elsewhere', 1));
+    assert.equal(await relay.handOverSoon('k'), undefined);
+  });
+
   it('keeps a wake that came before its attempt parked for that attempt of that task only', async () => {
     const relay = new SlotRelay();
     // Activity ids repeat across tasks: the first park of every task's first attempt has the same one.
