@@ -105,18 +105,15 @@ export async function runFlowControlledCallback(
     let cancelledUnparked = false;
     // Where it parks, it is woken by a grant its delivering worker could not start it with, or
     // told to stand down when the limiter unstages it (a pause, lowered limits, a better waiter).
-    // Not started anywhere twice in a row (its pool of slots is full): its activity is cancelled,
-    // which ends one that has not started at once (one that has, the worker's answer says so).
+    // Not started anywhere (its pool of slots is full): its activity is cancelled, which ends one
+    // that has not started at once. One the server has given a worker is never 'absent' there
+    // ('pending' until it parks); one that starts between the two is cancelled through its beats.
     void (async () => {
       await condition(() => settled || (granted >= request && startedWith < request) || stagedFor !== request);
       const start = granted >= request;
-      for (let tries = 1; !settled && (await wakeParked(request, start, activityId)) === 'absent'; tries++) {
-        if (tries >= 2) {
-          cancelledUnparked = true;
-          parkScope.cancel();
-          return;
-        }
-        await condition(() => settled, 1_000);
+      if (!settled && (await wakeParked(request, start, activityId)) === 'absent' && !settled) {
+        cancelledUnparked = true;
+        parkScope.cancel();
       }
     })().catch(() => undefined);
     try {
