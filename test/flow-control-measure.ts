@@ -13,6 +13,8 @@
  * Each drain also states its CPU per attempt (the dev server's, when this process started it, and
  * this process's) and each key's limiter the workflow tasks and grant activities it took: whether
  * a drain was held by the two cores or by the hand-off's latency.
+ * WORKER=process runs the worker as a process of its own (`npm run worker`, as deployed) instead of
+ * in this one beside the API and the callee; its CPU is then stated apart.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -23,6 +25,8 @@ import { ownUsage, processUsage, type Usage } from './support/process-usage.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
 import { describeLimiterWork, limiterWork, measureHandoff } from './support/flow-handoff.js';
+import { runEntry, type Started } from '../src/dev/entry-points.js';
+import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET } from './support/harness.js';
 
 /** A drain of a backlog of tasks, as the receiver saw it (epoch ms). */
 interface Drain {
@@ -32,25 +36,58 @@ interface Drain {
   /** When the backlog was let go: the resume, or the worker's start. */
   releasedAt: number;
   peak: number;
-  /** CPU ms per attempt while it drained: the dev server's (when this process started it) and this process's. */
-  cpu?: { serverMs?: number; selfMs: number };
+  /** CPU ms per attempt while it drained: the dev server's (when this process started it), the worker process's (WORKER=process) and this process's. */
+  cpu?: { serverMs?: number; workerMs?: number; selfMs: number };
 }
 
 /** CPU used between two readings, in ms per attempt. */
 interface CpuReading {
   server?: Usage;
+  worker?: Usage;
   self: Usage;
 }
+/** The worker process (WORKER=process); undefined while it is stopped or when the worker runs in this process. */
+let workerProcess: Started | undefined;
 async function readCpu(): Promise<CpuReading> {
   const pid = await ownServerPid();
-  return { ...(pid !== undefined ? { server: processUsage(pid) } : {}), self: ownUsage() };
+  const workerPid = workerProcess?.child.pid;
+  return {
+    ...(pid !== undefined ? { server: processUsage(pid) } : {}),
+    ...(workerPid !== undefined ? { worker: processUsage(workerPid) } : {}),
+    self: ownUsage(),
+  };
 }
 function cpuPerAttempt(before: CpuReading, after: CpuReading, attempts: number): NonNullable<Drain['cpu']> {
   const ms = (a: Usage, b: Usage): number => Math.round(((b.cpuSeconds - a.cpuSeconds) * 1000 * 10) / attempts) / 10;
   return {
     ...(before.server !== undefined && after.server !== undefined ? { serverMs: ms(before.server, after.server) } : {}),
+    ...(before.worker !== undefined && after.worker !== undefined ? { workerMs: ms(before.worker, after.worker) } : {}),
     selfMs: ms(before.self, after.self),
   };
+}
+
+/** Starts the worker as a process of its own on the harness's task queue, once it polls. */
+async function startWorkerProcess(harness: Harness): Promise<Started> {
+  const worker = runEntry('worker-main', {
+    TEMPORAL_ADDRESS: harness.config.temporalAddress!,
+    ASYNCQUEUE_TASK_QUEUE: harness.config.taskQueue,
+    ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+    ASYNCQUEUE_TASK_TOKEN_SECRET: TEST_TASK_TOKEN_SECRET,
+    ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+    LOG_LEVEL: 'warn',
+  });
+  await eventually(
+    async () => {
+      const response = await harness.client.workflowService.describeTaskQueue({
+        namespace: harness.config.temporalNamespace,
+        taskQueue: { name: harness.config.taskQueue },
+        taskQueueType: 2, // activity
+      });
+      return (response.pollers ?? []).length > 0 ? true : undefined;
+    },
+    { timeoutMs: 60_000, what: 'the worker process polling' },
+  );
+  return worker;
 }
 
 /** Attempts per second from the first callback to the end of the last. */
@@ -82,8 +119,10 @@ async function createInWaves(harness: Harness, count: number, body: Record<strin
 async function main(): Promise<void> {
   const samples = Number(process.env.SAMPLES ?? 40);
   const tasks = Number(process.env.TASKS ?? 200);
-  const harness = await startHarness();
+  const ownWorker = process.env.WORKER === 'process';
+  const harness = await startHarness({ withoutWorker: ownWorker });
   const receiver = await Receiver.start();
+  if (ownWorker) workerProcess = await startWorkerProcess(harness);
   try {
     const key = `measure-${randomUUID().slice(0, 8)}`;
     const latency = { none: [] as number[], key: [] as number[] };
@@ -118,7 +157,9 @@ async function main(): Promise<void> {
       `peak in flight ${drain.peak}` +
       (drain.cpu !== undefined
         ? `; CPU per attempt: ${drain.cpu.serverMs !== undefined ? `dev server ${drain.cpu.serverMs} ms, ` : ''}` +
-          `worker + API + callee ${drain.cpu.selfMs} ms`
+          (drain.cpu.workerMs !== undefined
+            ? `worker ${drain.cpu.workerMs} ms, API + callee ${drain.cpu.selfMs} ms`
+            : `worker + API + callee ${drain.cpu.selfMs} ms`)
         : '') +
       '\n';
 
@@ -184,13 +225,19 @@ async function main(): Promise<void> {
     // latency of the release, which differs in kind (a resume signal, a worker starting). A perfect
     // limiter at parallelism 20 scores exactly 100/s by that definition (waves of 20 every 200 ms).
     const enginePeak = holdEach(receiver, '/engine', callbackMs);
-    await harness.stopWorker();
+    if (workerProcess !== undefined) {
+      await workerProcess.stop('SIGTERM');
+      workerProcess = undefined;
+    } else await harness.stopWorker();
     await createInWaves(harness, tasks, { callbackUrl: receiver.url('/engine') });
     const workerStartedAt = Date.now();
     // From before the worker's start: its tasks run as soon as it polls. So this drain's CPU also
     // holds the worker's start (the bundle is built already), a little more than the drain's own.
+    // A worker process's CPU is read once it polls: its start builds the workflow bundle, which the
+    // in-process worker had built already (the first calls may run before that reading).
+    if (ownWorker) workerProcess = await startWorkerProcess(harness);
     const before = await readCpu();
-    await harness.startWorker();
+    if (!ownWorker) await harness.startWorker();
     await receiver.waitFor('/engine', tasks, 300_000);
     const cpu = cpuPerAttempt(before, await readCpu(), tasks);
     const engineDrain: Drain = { ...drained('/engine'), releasedAt: workerStartedAt, peak: enginePeak.peak, cpu };
@@ -218,6 +265,7 @@ async function main(): Promise<void> {
         `of the engine; parallelism 20 reaches ${((keyRate / Math.min(limitsAllow, wideRate)) * 100).toFixed(0)} % of that\n`,
     );
   } finally {
+    await workerProcess?.stop('SIGTERM');
     await terminateRunning(harness);
     await harness.close();
     await receiver.close();
