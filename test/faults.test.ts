@@ -16,7 +16,8 @@ import { Receiver, respondJson, type Responder } from './support/receiver.js';
 import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';
 import { runEntry, type Started } from '../src/dev/entry-points.js';
-import { TEST_SIGNING_SECRET, startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
+import { startWorkerProcess as startWorkerProcessOn, waitForPollers } from './support/worker-processes.js';
+import { startHarness, stopOwnServer, temporalAddress, type Harness } from './support/harness.js';
 import { terminateRunning } from './support/cleanup.js';
 import { callbackAttemptsOnceClosed } from './support/history.js';
 
@@ -48,36 +49,10 @@ const hangFirstAttempt: Responder = (received, response) => {
   response.end(JSON.stringify({ attempt: Number(received.headers['asyncqueue-attempt']) }));
 };
 
-function workerEnv(harness: Harness, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    TEMPORAL_ADDRESS: harness.config.temporalAddress!,
-    ASYNCQUEUE_TASK_QUEUE: harness.config.taskQueue,
-    ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
-    ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
-    LOG_LEVEL: 'warn',
-    ...extra,
-  };
-}
-
 function startWorkerProcess(harness: Harness, extra: Record<string, string> = {}): Started {
-  const worker = runEntry('worker-main', workerEnv(harness, extra));
+  const worker = startWorkerProcessOn(harness, extra);
   spawned.push(worker);
   return worker;
-}
-
-/** Waits until `count` distinct workers poll the task queue for activities. */
-async function waitForPollers(harness: Harness, count: number): Promise<void> {
-  await eventually(
-    async () => {
-      const response = await harness.client.workflowService.describeTaskQueue({
-        namespace: harness.config.temporalNamespace,
-        taskQueue: { name: harness.config.taskQueue },
-        taskQueueType: 2, // activity
-      });
-      return new Set((response.pollers ?? []).map((poller) => poller.identity)).size >= count ? true : undefined;
-    },
-    { timeoutMs: 30_000, what: `${count} activity pollers` },
-  );
 }
 
 describe('worker killed with calls in flight', () => {

@@ -25,8 +25,8 @@ import { ownUsage, processUsage, type Usage } from './support/process-usage.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
 import { describeLimiterWork, limiterWork, measureHandoff } from './support/flow-handoff.js';
-import { runEntry, type Started } from '../src/dev/entry-points.js';
-import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET } from './support/harness.js';
+import type { Started } from '../src/dev/entry-points.js';
+import { startWorkerProcess, waitForPollers } from './support/worker-processes.js';
 
 /** A drain of a backlog of tasks, as the receiver saw it (epoch ms). */
 interface Drain {
@@ -67,26 +67,9 @@ function cpuPerAttempt(before: CpuReading, after: CpuReading, attempts: number):
 }
 
 /** Starts the worker as a process of its own on the harness's task queue, once it polls. */
-async function startWorkerProcess(harness: Harness): Promise<Started> {
-  const worker = runEntry('worker-main', {
-    TEMPORAL_ADDRESS: harness.config.temporalAddress!,
-    ASYNCQUEUE_TASK_QUEUE: harness.config.taskQueue,
-    ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
-    ASYNCQUEUE_TASK_TOKEN_SECRET: TEST_TASK_TOKEN_SECRET,
-    ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
-    LOG_LEVEL: 'warn',
-  });
-  await eventually(
-    async () => {
-      const response = await harness.client.workflowService.describeTaskQueue({
-        namespace: harness.config.temporalNamespace,
-        taskQueue: { name: harness.config.taskQueue },
-        taskQueueType: 2, // activity
-      });
-      return (response.pollers ?? []).length > 0 ? true : undefined;
-    },
-    { timeoutMs: 60_000, what: 'the worker process polling' },
-  );
+async function startPollingWorker(harness: Harness): Promise<Started> {
+  const worker = startWorkerProcess(harness);
+  await waitForPollers(harness, 1);
   return worker;
 }
 
@@ -122,7 +105,7 @@ async function main(): Promise<void> {
   const ownWorker = process.env.WORKER === 'process';
   const harness = await startHarness({ withoutWorker: ownWorker });
   const receiver = await Receiver.start();
-  if (ownWorker) workerProcess = await startWorkerProcess(harness);
+  if (ownWorker) workerProcess = await startPollingWorker(harness);
   try {
     const key = `measure-${randomUUID().slice(0, 8)}`;
     const latency = { none: [] as number[], key: [] as number[] };
@@ -235,7 +218,7 @@ async function main(): Promise<void> {
     // holds the worker's start (the bundle is built already), a little more than the drain's own.
     // A worker process's CPU is read once it polls: its start builds the workflow bundle, which the
     // in-process worker had built already (the first calls may run before that reading).
-    if (ownWorker) workerProcess = await startWorkerProcess(harness);
+    if (ownWorker) workerProcess = await startPollingWorker(harness);
     const before = await readCpu();
     if (!ownWorker) await harness.startWorker();
     await receiver.waitFor('/engine', tasks, 300_000);

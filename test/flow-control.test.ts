@@ -13,7 +13,8 @@ import {
   limiterWorkflowId,
 } from '../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
-import { runEntry, type Started } from '../src/dev/entry-points.js';
+import type { Started } from '../src/dev/entry-points.js';
+import { startWorkerProcess as startWorkerProcessOn, waitForPollers } from './support/worker-processes.js';
 import { AsyncQueue, AsyncQueueApiError } from '../src/client/index.js';
 import { runCli } from '../src/cli/main.js';
 import { terminateRunning } from './support/cleanup.js';
@@ -21,7 +22,7 @@ import { eventually } from './support/eventually.js';
 import { callbackAttemptsOnceClosed, grantsToEndedTasks } from './support/history.js';
 import { concurrencyCounter, flowKey, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver, respondJson } from './support/receiver.js';
-import { TEST_SIGNING_SECRET, TEST_TASK_TOKEN_SECRET, startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -40,33 +41,11 @@ after(async () => {
   await stopOwnServer();
 });
 
-/** A worker in a child process on the harness's task queue. */
+/** A worker in a child process on the harness's task queue, killed after the tests. */
 function startWorkerProcess(on: Harness): Started {
-  const worker = runEntry('worker-main', {
-    TEMPORAL_ADDRESS: on.config.temporalAddress!,
-    ASYNCQUEUE_TASK_QUEUE: on.config.taskQueue,
-    ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
-    ASYNCQUEUE_TASK_TOKEN_SECRET: TEST_TASK_TOKEN_SECRET,
-    ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
-    LOG_LEVEL: 'warn',
-  });
+  const worker = startWorkerProcessOn(on);
   spawned.push(worker);
   return worker;
-}
-
-/** Waits until `count` distinct workers poll the task queue for activities. */
-async function waitForPollers(on: Harness, count: number): Promise<void> {
-  await eventually(
-    async () => {
-      const response = await on.client.workflowService.describeTaskQueue({
-        namespace: on.config.temporalNamespace,
-        taskQueue: { name: on.config.taskQueue },
-        taskQueueType: 2, // activity
-      });
-      return new Set((response.pollers ?? []).map((poller) => poller.identity)).size >= count ? true : undefined;
-    },
-    { timeoutMs: 60_000, what: `${count} activity pollers` },
-  );
 }
 
 describe('parallelism', () => {
