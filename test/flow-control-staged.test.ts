@@ -213,26 +213,36 @@ describe('staged hand-over', () => {
   });
 
   it('a worker that stops makes its parked attempts stand down (no attempt counted); they park again when one runs', async () => {
-    const key = newKey('staged-stop');
-    const callee = gatedCallee('/staged-stop', 0);
-    const blocker = await harness.createTask({ callbackUrl: receiver.url('/staged-stop'), flowControl: { key, parallelism: 1 } });
-    await waitForKey(harness, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
-    const staged = await harness.createTask({ callbackUrl: receiver.url('/staged-stop'), flowControl: { key, parallelism: 1 } });
-    await eventually(async () => ((await parkedNow(staged)) ? true : undefined), { what: 'the staged attempt parked' });
-    // The blocker's call is held: the worker's stop waits for it, so it is let go once the park ended.
-    const stopping = harness.stopWorker();
-    await eventually(async () => ((await stagedActivities(staged)).ended === 1 ? true : undefined), {
-      what: 'the parked attempt to stand down',
-    });
-    callee.open();
-    await stopping;
-    await harness.startWorker();
-    for (const id of [blocker, staged]) {
-      const view = await harness.waitForEnd(id, { timeoutMs: 60_000 });
-      assert.equal(view.status, 'succeeded');
-      assert.equal(view.attempts, 1);
+    // A stop that waits as long as the blocker's held call takes: with the suite's 1 s grace, a
+    // loaded cluster cut the call off (a second attempt) before the stand-down could be read.
+    const own = await startHarness({ env: { ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: '60' } });
+    try {
+      const key = newKey('staged-stop');
+      const callee = gatedCallee('/staged-stop', 0);
+      const create = (): Promise<string> =>
+        own.createTask({ callbackUrl: receiver.url('/staged-stop'), flowControl: { key, parallelism: 1 } });
+      const blocker = await create();
+      await waitForKey(own, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+      const staged = await create();
+      await eventually(async () => ((await parkedNow(staged)) ? true : undefined), { what: 'the staged attempt parked' });
+      // The blocker's call is held: the worker's stop waits for it, so it is let go once the park ended.
+      const stopping = own.stopWorker();
+      await eventually(async () => ((await stagedActivities(staged)).ended === 1 ? true : undefined), {
+        what: 'the parked attempt to stand down',
+      });
+      callee.open();
+      await stopping;
+      await own.startWorker();
+      for (const id of [blocker, staged]) {
+        const view = await own.waitForEnd(id, { timeoutMs: 60_000 });
+        assert.equal(view.status, 'succeeded');
+        assert.equal(view.attempts, 1);
+      }
+      assert.equal(receiver.to('/staged-stop').length, 2);
+    } finally {
+      await terminateRunning(own);
+      await own.close();
     }
-    assert.equal(receiver.to('/staged-stop').length, 2);
   });
 
   it('a waiter of better priority takes the place of the last staged one, and is served first', async () => {
