@@ -61,7 +61,7 @@ export const createFlowControlActivities = (relay: SlotRelay) => ({
         );
       }),
       ...(request.notices ?? []).map(({ taskId, request: stagedRequest, staged, seq, priority, createdAt }) => {
-        if (!staged) relay.standDown(taskId, 'unstaged');
+        if (!staged) relay.unstage(taskId, seq);
         else if (request.key !== undefined && priority !== undefined && createdAt !== undefined) {
           relay.expect(request.key, { taskId, request: stagedRequest, priority, createdAt });
         }

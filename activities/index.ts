@@ -11,7 +11,6 @@ import {
   ASYNC_COMPLETION_HEADER,
   ASYNC_COMPLETION_VALUE,
   CALLBACK_ACTIVITY,
-  CALLBACK_STAGED_ACTIVITY,
   CallbackErrorType,
   DEFAULT_CALLBACK_METHOD,
   HOLDER_QUEUE_MARK,
@@ -30,6 +29,7 @@ import {
   type WebhookOutcome,
   type WebhookRequest,
 } from '../workflows/task-contract.js';
+import { CALLBACK_STAGED_ACTIVITY } from '../workflows/staged-attempt-contract.js';
 import { createBulkOperationActivities } from './bulk-operation.js';
 import { DestinationBlockedError } from './errors.js';
 import {

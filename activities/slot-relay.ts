@@ -6,9 +6,13 @@
  * starts the task's parked attempt the same way (`start`); an unstage, a cancel or the park's time
  * limit makes it stand down without calling (`standDown`).
  */
+import { STAND_DOWN_UNSTAGED } from '../workflows/staged-attempt-contract.js';
 
-/** How a park ended: handed a slot (the call may begin) or stood down (no call, no slot). */
-export type ParkEnd = { kind: 'go' } | { kind: 'stoodDown'; reason: string };
+/**
+ * How a park ended: handed a slot (the call may begin) or stood down (no call, no slot); `seq`:
+ * the limiter's notice that unstaged the task, when that is what stood it down.
+ */
+export type ParkEnd = { kind: 'go' } | { kind: 'stoodDown'; reason: string; seq?: number };
 
 export interface ParkedAttempt {
   taskId: string;
@@ -16,6 +20,8 @@ export interface ParkedAttempt {
   priority: number;
   /** The task's creation time (ISO 8601): the order within a priority. */
   createdAt: string;
+  /** The stage notice the task parks on (absent in older histories): a later unstage stands it down. */
+  seq?: number;
 }
 
 interface Entry extends ParkedAttempt {
@@ -29,6 +35,13 @@ interface Entry extends ParkedAttempt {
  * takes 0.3–0.5 s after the notice on two loaded cores.
  */
 const EXPECTED_FOR_MS = 3_000;
+
+/**
+ * How long a wake or an unstage for an attempt that has not parked here is kept for it: its park
+ * may come seconds after on a loaded server (signals took 3.3 s in the flow-control stress), and
+ * the task wakes an attempt that parked on an older word itself, later, once it has heard.
+ */
+const WAKE_KEPT_FOR_MS = 30_000;
 
 /**
  * How long an attempt that ended keeps its slot for a staged task expected here (told of, not
@@ -51,6 +64,12 @@ export class SlotRelay {
   private readonly running = new Map<string, number>();
   /** Wakes that came before their attempt parked, by task and activity id (together unique to one park). */
   private readonly early = new Map<string, EarlyWake>();
+  /**
+   * Unstage notices this worker delivered, by task: a park that comes after, on an older notice
+   * (its task had not heard yet), stands down as it arrives, never handed a slot the key no longer
+   * stages for it (a pause).
+   */
+  private readonly unstaged = new Map<string, { seq: number; at: number }>();
   /** Staged tasks whose notice this worker delivered, not parked here yet, per key. */
   private readonly expected = new Map<string, Map<string, ParkedAttempt & { since: number }>>();
   private arrivals = 0;
@@ -98,7 +117,7 @@ export class SlotRelay {
    */
   wakeEarly(taskId: string, activityId: string, how: ParkEnd): void {
     const now = Date.now();
-    for (const [id, wake] of this.early) if (now - wake.at > EXPECTED_FOR_MS) this.early.delete(id);
+    for (const [id, wake] of this.early) if (now - wake.at > WAKE_KEPT_FOR_MS) this.early.delete(id);
     this.early.set(parkId(taskId, activityId), { how, at: now });
   }
 
@@ -106,13 +125,18 @@ export class SlotRelay {
    * Parks an attempt until it is handed a slot or stands down; settles once. A wake that came
    * before it (`wakeEarly`) settles it at once.
    */
-  park(key: string, attempt: ParkedAttempt, activityId?: string): Promise<ParkEnd> {
-    const id = activityId === undefined ? undefined : parkId(attempt.taskId, activityId);
-    const early = id === undefined ? undefined : this.early.get(id);
+  park(key: string, attempt: ParkedAttempt, activityId: string): Promise<ParkEnd> {
+    const id = parkId(attempt.taskId, activityId);
+    const early = this.early.get(id);
     if (early !== undefined) {
-      this.early.delete(id!);
+      this.early.delete(id);
       this.forget(attempt.taskId);
       return Promise.resolve(early.how);
+    }
+    const unstaged = this.unstaged.get(attempt.taskId);
+    if (unstaged !== undefined && attempt.seq !== undefined && attempt.seq < unstaged.seq) {
+      this.forget(attempt.taskId);
+      return Promise.resolve({ kind: 'stoodDown', reason: STAND_DOWN_UNSTAGED, seq: unstaged.seq });
     }
     return new Promise<ParkEnd>((resolve) => {
       const entry: Entry = { ...attempt, arrival: ++this.arrivals, end: resolve };
@@ -174,6 +198,20 @@ export class SlotRelay {
     return stoodDown;
   }
 
+  /**
+   * The limiter's notice `seq` unstaged the task: its attempt parked on an older notice stands
+   * down, and one that parks here later on an older notice does so as it arrives (for
+   * WAKE_KEPT_FOR_MS: by then its task has heard, and wakes the park itself if need be).
+   */
+  unstage(taskId: string, seq: number): boolean {
+    const now = Date.now();
+    for (const [id, notice] of this.unstaged) if (now - notice.at > WAKE_KEPT_FOR_MS) this.unstaged.delete(id);
+    if ((this.unstaged.get(taskId)?.seq ?? -1) < seq) this.unstaged.set(taskId, { seq, at: now });
+    const stoodDown = this.end(taskId, { kind: 'stoodDown', reason: STAND_DOWN_UNSTAGED, seq }, undefined, seq);
+    this.forget(taskId);
+    return stoodDown;
+  }
+
   /** Slots held for `key` go to what parked meanwhile, oldest slot first, while the line allows. */
   private giveHeldSlots(key: string): void {
     for (const held of this.holding.filter((h) => h.key === key)) {
@@ -184,24 +222,22 @@ export class SlotRelay {
   }
 
   private expects(key: string): boolean {
-    const expected = this.expected.get(key);
-    if (expected === undefined) return false;
-    const now = Date.now();
-    for (const [taskId, attempt] of expected) if (now - attempt.since > EXPECTED_FOR_MS) expected.delete(taskId);
-    if (expected.size === 0) this.expected.delete(key);
-    return expected.size > 0;
+    return this.stillExpected(key).length > 0;
   }
 
   /** Whether a staged task expected here, not parked yet, comes before `first` in the line. */
   private aheadOfFirst(key: string, first: Entry): boolean {
+    return this.stillExpected(key).some((attempt) => comesBefore({ ...attempt, arrival: 0, end: () => undefined }, first));
+  }
+
+  /** The staged tasks of `key` expected here, those told of more than EXPECTED_FOR_MS ago dropped. */
+  private stillExpected(key: string): ParkedAttempt[] {
     const expected = this.expected.get(key);
-    if (expected === undefined) return false;
+    if (expected === undefined) return [];
     const now = Date.now();
-    for (const [taskId, attempt] of expected) {
-      if (now - attempt.since > EXPECTED_FOR_MS) expected.delete(taskId);
-      else if (comesBefore({ ...attempt, arrival: 0, end: () => undefined }, first)) return true;
-    }
-    return false;
+    for (const [taskId, attempt] of expected) if (now - attempt.since > EXPECTED_FOR_MS) expected.delete(taskId);
+    if (expected.size === 0) this.expected.delete(key);
+    return [...expected.values()];
   }
 
   /** Makes every attempt parked here stand down (the worker is stopping): none waits out the shutdown's grace. */
@@ -224,9 +260,14 @@ export class SlotRelay {
     return count;
   }
 
-  private end(taskId: string, how: ParkEnd, request?: number): boolean {
+  /** Ends the task's parked attempt (for `request`; parked on a notice before `seq`), if any. */
+  private end(taskId: string, how: ParkEnd, request?: number, seq?: number): boolean {
+    const matches = (entry: Entry): boolean =>
+      entry.taskId === taskId &&
+      (request === undefined || entry.request === request) &&
+      (seq === undefined || entry.seq === undefined || entry.seq < seq);
     for (const [key, line] of this.byKey) {
-      const index = line.findIndex((entry) => entry.taskId === taskId && (request === undefined || entry.request === request));
+      const index = line.findIndex(matches);
       if (index < 0) continue;
       const [entry] = line.splice(index, 1);
       if (line.length === 0) this.byKey.delete(key);

@@ -5,15 +5,16 @@
  * is an ordinary attempt. Parked, it beats so its worker's death is found, stands down on an
  * unstage, a cancel or its time limit, and then reports that no call was made.
  */
-import { Context, log } from '@temporalio/activity';
-import type {
-  CallbackOutcome,
-  CallbackRequest,
-  StagedStoodDown,
-  WakeParkedAnswer,
-  WakeParkedRequest,
-} from '../workflows/task-contract.js';
-import { STAGED_PARK_LIMIT_MS, STAND_DOWN_PARK_LIMIT } from '../workflows/flow-control-contract.js';
+import { Context } from '@temporalio/activity';
+import type { CallbackOutcome, CallbackRequest } from '../workflows/task-contract.js';
+import {
+  STAGED_PARK_LIMIT_MS,
+  STAND_DOWN_PARK_LIMIT,
+  STAND_DOWN_UNSTAGED,
+  type StagedStoodDown,
+  type WakeParkedAnswer,
+  type WakeParkedRequest,
+} from '../workflows/staged-attempt-contract.js';
 import { heartbeatIntervalMs } from './heartbeats.js';
 import type { HeldCalls } from './held-calls.js';
 import type { ParkEnd, ParkedAttempt, SlotRelay } from './slot-relay.js';
@@ -33,7 +34,8 @@ export function createStagedAttempts(
         const how = await park(context, slot.key, { taskId: request.taskId, request: slot.request, ...slot.staged });
         // Reported as done, whatever made it stand down (a cancel of the task's included: its
         // workflow then ends it cancelled), so that no park ever counts as a failed attempt.
-        if (how.kind === 'stoodDown') return { kind: 'stoodDown', reason: how.reason };
+        if (how.kind === 'stoodDown')
+          return { kind: 'stoodDown', reason: how.reason, ...(how.seq !== undefined ? { seq: how.seq } : {}) };
         // From here its beats (the call's own) tell the API its call has begun (task-phase.ts).
         return await callCallback(request);
       } finally {
@@ -43,19 +45,17 @@ export function createStagedAttempts(
 
     /** Runs on the holding worker's own task queue (locateHeldCall): starts or stands down the task's parked attempt. */
     async wakeParkedAttempt(request: WakeParkedRequest): Promise<WakeParkedAnswer> {
-      const how: ParkEnd = request.start ? { kind: 'go' } : { kind: 'stoodDown', reason: 'unstaged' };
-      const woken = request.start ? relay.start(request.taskId, request.request) : relay.standDown(request.taskId, 'unstaged');
+      const how: ParkEnd = request.start ? { kind: 'go' } : { kind: 'stoodDown', reason: STAND_DOWN_UNSTAGED };
+      const woken = request.start
+        ? relay.start(request.taskId, request.request)
+        : relay.standDown(request.taskId, STAND_DOWN_UNSTAGED);
       if (woken) return 'woken';
       if (relay.isRunning(request.taskId) || heldCalls.holds(request.taskId)) return 'calling';
       // The server says this worker runs it, but it has not begun here yet: it parks soon, and
       // the wake then applies. Never cancelled for it: a cancel reaches a started attempt only
       // through its beats, while a hand-over here could reach it first.
-      if (request.activityId !== undefined) {
-        relay.wakeEarly(request.taskId, request.activityId, how);
-        return 'pending';
-      }
-      log.info('flow control: no parked attempt to wake', { taskId: request.taskId });
-      return 'absent';
+      relay.wakeEarly(request.taskId, request.activityId, how);
+      return 'pending';
     },
   };
 

@@ -10,12 +10,12 @@ import proto, { type temporal } from '@temporalio/proto';
 import {
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
-  CALLBACK_STAGED_ACTIVITY,
   WEBHOOK_ACTIVITY,
   callbackAttemptsBefore,
   isTerminal,
   type TaskState,
 } from '../workflows/task-contract.js';
+import { CALLBACK_STAGED_ACTIVITY } from '../workflows/staged-attempt-contract.js';
 
 const { PendingActivityState } = proto.temporal.api.enums.v1;
 export type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;

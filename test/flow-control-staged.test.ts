@@ -14,9 +14,11 @@ import {
   configureFlowSignal,
   limiterStartOptions,
   limiterWorkflowId,
+  slotStagedSignal,
   type SlotHandOver,
 } from '../workflows/flow-control-contract.js';
-import { CALLBACK_STAGED_ACTIVITY, workflowIdForTask } from '../workflows/task-contract.js';
+import { CALLBACK_STAGED_ACTIVITY } from '../workflows/staged-attempt-contract.js';
+import { workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
 import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
@@ -24,8 +26,13 @@ import { handOversIn } from './support/flow-handoff.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, workflowBundle, type Harness } from './support/harness.js';
 import { Worker } from '@temporalio/worker';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { setTimeout as delay } from 'node:timers/promises';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** How long the worker's signals of unstage notices are held back in the test that orders them. */
+const UNSTAGE_SIGNAL_DELAY_MS = 2_000;
 const temporalEnums = proto.temporal.api.enums.v1;
 
 let harness: Harness;
@@ -67,6 +74,15 @@ async function stagedActivities(taskId: string): Promise<{ scheduled: number; en
     if (end != null && scheduled.has(String(end.scheduledEventId))) ended++;
   }
   return { scheduled: scheduled.size, ended };
+}
+
+/** Whether the task's history holds a stage notice unstaging it. */
+async function unstageHeard(taskId: string): Promise<boolean> {
+  return (await historyOf(workflowIdForTask(taskId))).some((event) => {
+    const signalled = event.workflowExecutionSignaledEventAttributes;
+    if (signalled?.signalName !== slotStagedSignal.name) return false;
+    return defaultPayloadConverter.fromPayload<{ staged: boolean }>(signalled.input!.payloads![0]! as Payload).staged === false;
+  });
 }
 
 /** Whether the task's staged attempt has started, that is, parks in a worker now (the server's pending state). */
@@ -165,6 +181,8 @@ describe('staged hand-over', () => {
         what: 'the staged attempt to stand down',
       });
     }
+    // And parked no more: none is left for the blocker's slot to be handed to while the key is paused.
+    for (const id of [next, last]) assert.deepEqual(await stagedActivities(id), { scheduled: 1, ended: 1 });
     callee.open();
     assert.equal((await harness.waitForEnd(blocker)).status, 'succeeded');
     await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 2, 'the slot free, both waiting');
@@ -178,6 +196,50 @@ describe('staged hand-over', () => {
     assert.equal((await harness.waitForEnd(next)).status, 'succeeded');
     assert.equal((await harness.waitForEnd(last)).status, 'succeeded');
     assert.equal(receiver.to('/staged-pause').length, 3);
+  });
+
+  it('a park its worker stood down on an unstage the task has not heard of yet is not followed by another', async () => {
+    // The worker stands a park down as it delivers the unstage notice, before it signals the task:
+    // the task may read its park's end first. Here the notice's signal is held back to make sure.
+    const own = await startHarness({
+      workerClientInterceptors: {
+        workflow: [
+          {
+            async signal(input, next) {
+              const notice = input.args[0] as { staged?: boolean } | undefined;
+              if (input.signalName === slotStagedSignal.name && notice?.staged === false) await delay(UNSTAGE_SIGNAL_DELAY_MS);
+              return next(input);
+            },
+          },
+        ],
+      },
+    });
+    try {
+      const key = newKey('staged-unheard');
+      const callee = gatedCallee('/staged-unheard', 0);
+      const create = (): Promise<string> =>
+        own.createTask({ callbackUrl: receiver.url('/staged-unheard'), flowControl: { key, parallelism: 1 } });
+      const blocker = await create();
+      await waitForKey(own, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+      const staged = await create();
+      await eventually(async () => ((await parkedNow(staged)) ? true : undefined), { what: 'the staged attempt parked' });
+      await own.api('POST', `/v1/flow-control/${key}/pause`);
+      // Once the task has heard, its one park has ended: it did not park again on the notice it had.
+      await eventually(async () => ((await unstageHeard(staged)) ? true : undefined), { what: 'the unstage heard' });
+      assert.deepEqual(await stagedActivities(staged), { scheduled: 1, ended: 1 });
+      callee.open();
+      assert.equal((await own.waitForEnd(blocker)).status, 'succeeded');
+      await waitForKey(own, key, (view) => view.inFlight === 0 && view.waiting === 1, 'the slot free, the task waiting');
+      assert.deepEqual(await handOvers(key), []);
+      await own.api('POST', `/v1/flow-control/${key}/resume`);
+      const view = await own.waitForEnd(staged);
+      assert.equal(view.status, 'succeeded');
+      assert.equal(view.attempts, 1);
+      assert.equal(receiver.to('/staged-unheard').length, 2);
+    } finally {
+      await terminateRunning(own);
+      await own.close();
+    }
   });
 
   it('a cancel ends a staged task at once, without a callback, and frees its place', async () => {

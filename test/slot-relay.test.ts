@@ -1,11 +1,15 @@
 /**
  * A worker's relay of staged attempts on its own (activities/slot-relay.ts): the order it hands
- * slots in, the better staged task it waits for, and a wake that comes before its attempt parks.
+ * slots in, the better staged task it waits for, a wake that comes before its attempt parks, and
+ * an unstage it delivered before its task heard of it.
  * The relay at work between real attempts is tested in flow-control-staged.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SlotRelay, type ParkEnd, type ParkedAttempt } from '../activities/slot-relay.js';
+
+/** Every task's first park of its first attempt has this activity id. */
+const FIRST_PARK = 'callCallbackStaged-after-0-park-1';
 
 const attempt = (taskId: string, priority = 3, createdAt = '2026-12-04T10:00:00.000Z'): ParkedAttempt => ({
   taskId,
@@ -28,10 +32,10 @@ const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resol
 describe('slot relay', () => {
   it('hands slots by priority, then creation, then arrival, and only within the key', async () => {
     const relay = new SlotRelay();
-    const late = watch(relay.park('k', attempt('late', 3, '2026-12-04T10:00:05.000Z')));
-    const early = watch(relay.park('k', attempt('early', 3, '2026-12-04T10:00:01.000Z')));
-    const urgent = watch(relay.park('k', attempt('urgent', 1, '2026-12-04T10:00:09.000Z')));
-    const other = watch(relay.park('other', attempt('other', 1)));
+    const late = watch(relay.park('k', attempt('late', 3, '2026-12-04T10:00:05.000Z'), FIRST_PARK));
+    const early = watch(relay.park('k', attempt('early', 3, '2026-12-04T10:00:01.000Z'), FIRST_PARK));
+    const urgent = watch(relay.park('k', attempt('urgent', 1, '2026-12-04T10:00:09.000Z'), FIRST_PARK));
+    const other = watch(relay.park('other', attempt('other', 1), FIRST_PARK));
     assert.deepEqual(
       [relay.handOver('k'), relay.handOver('k'), relay.handOver('k')].map((a) => a?.taskId),
       ['urgent', 'early', 'late'],
@@ -44,20 +48,20 @@ describe('slot relay', () => {
 
   it('hands no slot past a better staged task it was told of that has not parked yet', () => {
     const relay = new SlotRelay();
-    void relay.park('k', attempt('worse', 5));
+    void relay.park('k', attempt('worse', 5), FIRST_PARK);
     relay.expect('k', attempt('better', 1));
     assert.equal(relay.handOver('k'), undefined);
-    void relay.park('k', attempt('better', 1));
+    void relay.park('k', attempt('better', 1), FIRST_PARK);
     assert.equal(relay.handOver('k')?.taskId, 'better');
     assert.equal(relay.handOver('k')?.taskId, 'worse');
   });
 
   it('keeps a slot for a better staged task expected here until it parks, and gives it back when none does', async () => {
     const relay = new SlotRelay();
-    const worse = watch(relay.park('k', attempt('worse', 5)));
+    const worse = watch(relay.park('k', attempt('worse', 5), FIRST_PARK));
     relay.expect('k', attempt('better', 1));
     const held = relay.handOverSoon('k');
-    void relay.park('k', attempt('better', 1));
+    void relay.park('k', attempt('better', 1), FIRST_PARK);
     assert.equal((await held)?.taskId, 'better');
     await settled();
     assert.equal(worse(), undefined);
@@ -83,6 +87,27 @@ describe('slot relay', () => {
     const again = watch(relay.park('k', attempt('woken'), 'callCallbackStaged-after-0-park-2'));
     await settled();
     assert.equal(again(), undefined);
+  });
+
+  it('stands down a park on a notice older than an unstage it delivered, parked then or after, and no newer one', async () => {
+    const relay = new SlotRelay();
+    const parked = watch(relay.park('k', { ...attempt('t'), seq: 1 }, FIRST_PARK));
+    assert.equal(relay.unstage('t', 2), true);
+    await settled();
+    assert.deepEqual(parked(), { kind: 'stoodDown', reason: 'unstaged', seq: 2 });
+    // Its task had not heard yet and parked again on the notice it had: it stands down at once.
+    const again = watch(relay.park('k', { ...attempt('t'), seq: 1 }, 'callCallbackStaged-after-0-park-2'));
+    await settled();
+    assert.deepEqual(again(), { kind: 'stoodDown', reason: 'unstaged', seq: 2 });
+    assert.equal(relay.handOver('k'), undefined, 'no slot goes to a task the key no longer stages');
+    // Staged again since: that park waits, a late repeat of the old unstage leaves it, and it is handed the next slot.
+    const restaged = watch(relay.park('k', { ...attempt('t'), seq: 3 }, 'callCallbackStaged-after-0-park-3'));
+    assert.equal(relay.unstage('t', 2), false);
+    await settled();
+    assert.equal(restaged(), undefined);
+    assert.equal(relay.handOver('k')?.taskId, 't');
+    await settled();
+    assert.deepEqual(restaged(), { kind: 'go' });
   });
 
   it('knows an attempt runs from its start to its end, parked or calling', () => {

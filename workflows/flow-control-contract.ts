@@ -109,7 +109,8 @@ export interface FirstSlotAnswer {
   reportStart: boolean;
 }
 
-/** Local activity of the limiter: signals these grants; answers those whose task workflow is gone. */
+/** The limiter's activity (`deliverSlotGrants`): signals these grants and notices; answers those whose task workflow is gone. */
+export const DELIVER_SLOT_GRANTS_ACTIVITY = 'deliverSlotGrants';
 export interface SlotGrantDelivery {
   taskId: string;
   request: number;
@@ -226,11 +227,6 @@ export interface ClosedHoldersRequest {
    */
   recentlyGranted?: string[];
 }
-
-/** A staged attempt's park ends by itself after this long; the workflow parks again while the task is staged. */
-export const STAGED_PARK_LIMIT_MS = 60_000;
-/** The reason a park reports when its time limit ended it: the task asks its limiter again. */
-export const STAND_DOWN_PARK_LIMIT = 'park limit';
 
 /** How long a first slot's task may take to appear after its grant before a missing workflow frees the slot. */
 export const UNSTARTED_HOLDER_GRACE_MS = 60_000;

@@ -25,8 +25,6 @@ import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
 import { attemptFromFailure, backoffMs, failureDetails, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
 import {
   DEFAULT_PRIORITY,
-  STAGED_PARK_LIMIT_MS,
-  STAND_DOWN_PARK_LIMIT,
   acquireSlotSignal,
   limiterWorkflowId,
   releaseSlotSignal,
@@ -35,10 +33,9 @@ import {
   type SlotRequest,
   type TaskFlowControl,
 } from './flow-control-contract.js';
+import { STAGED_PARK_LIMIT_MS, STAND_DOWN_PARK_LIMIT, stagedActivityId, stagedTaskQueue } from './staged-attempt-contract.js';
 import {
   callbackActivityIdAfter,
-  stagedActivityId,
-  stagedTaskQueue,
   type CallbackOutcome,
   type CallbackRequest,
   type TaskInput,
@@ -75,11 +72,12 @@ export async function runFlowControlledCallback(
   /** The request the limiter has staged (0: none), by its latest notice. */
   let stagedFor = 0;
   let stageSeq = 0;
-  setHandler(slotStagedSignal, ({ request, staged, seq }) => {
+  const heard = ({ request, staged, seq }: { request: number; staged: boolean; seq: number }): void => {
     if (seq <= stageSeq) return;
     stageSeq = seq;
     stagedFor = staged ? request : 0;
-  });
+  };
+  setHandler(slotStagedSignal, heard);
   let parks = 0;
 
   /**
@@ -98,7 +96,7 @@ export async function runFlowControlledCallback(
       activityId,
       retry: { maximumAttempts: 1 },
     });
-    const staged = { priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt };
+    const staged = { priority: input.priority ?? DEFAULT_PRIORITY, createdAt: input.createdAt, seq: stageSeq };
     let settled = false;
     phase.callInFlight = true;
     const parkScope = new CancellationScope();
@@ -121,6 +119,9 @@ export async function runFlowControlledCallback(
         callCallbackStaged({ ...callbackRequest(input, request - 1), flowSlot: { key: flow.key, request, staged } }),
       );
       if (outcome.kind !== 'stoodDown') return outcome;
+      // The worker that delivered the notice unstaging the task stood its park down before the
+      // task heard: as good as hearing it (or the task would park again on the notice it had).
+      if (outcome.seq !== undefined) heard({ request, staged: false, seq: outcome.seq });
       return outcome.reason === STAND_DOWN_PARK_LIMIT ? 'unheard' : 'stoodDown';
     } catch (err) {
       if (cancelledUnparked && isCancellation(err)) return 'stoodDown';

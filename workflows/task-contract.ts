@@ -24,6 +24,7 @@ export { TASK_STATUSES, TERMINAL_STATUSES, isTerminal, type TaskStatus } from '.
 import type { TaskStatus } from './task-status.js';
 import type { AttemptRecord } from './attempt-record.js';
 import type { TaskFlowControl } from './flow-control-contract.js';
+import type { StagedSlot } from './staged-attempt-contract.js';
 
 /**
  * `TaskStatus` search attribute (Keyword). The workflow keeps it current for the phases it sees
@@ -286,26 +287,6 @@ export interface CallbackAccepted {
 
 export type CallbackOutcome = CallbackSucceeded | CallbackAccepted;
 
-/** A staged attempt that was never handed a slot: no call was made, and it is no attempt. */
-export interface StagedStoodDown {
-  kind: 'stoodDown';
-  reason: string;
-}
-
-/** Wakes a task's parked, staged attempt in the worker holding it: starts it (a slot the limiter granted) or stands it down. */
-export interface WakeParkedRequest {
-  taskId: string;
-  request: number;
-  start: boolean;
-  /** The staged attempt's activity id: a wake that comes before it parks applies when it does. */
-  activityId?: string;
-}
-/**
- * `woken`: done; `calling`: its call has begun already; `pending`: it has not parked there yet and
- * the wake applies when it does; `absent`: nothing of the task's runs there.
- */
-export type WakeParkedAnswer = 'woken' | 'calling' | 'pending' | 'absent';
-
 /** What `/complete` hands to the attempt that awaits completion. */
 export interface AsyncCompletion {
   result: JsonValue;
@@ -356,7 +337,7 @@ export interface CallbackRequest {
     request: number;
     reportStart?: boolean;
     /** The attempt is staged (`callCallbackStaged`): it parks in its worker, in this order, until handed a slot. */
-    staged?: { priority: number; createdAt: string };
+    staged?: StagedSlot;
   };
 }
 
@@ -373,14 +354,6 @@ export const ASYNC_COMPLETION_VALUE = 'async';
  * so that the server's pending-activity state (`lastWorkerIdentity`) says where to send the
  * `abortHeldCall` of a cancel (activities/held-calls.ts).
  */
-/**
- * Staged attempts run on a task queue of their own, served by a pool of activity slots of their
- * own in each worker process: parked attempts never take the slots calls and webhooks use.
- */
-export function stagedTaskQueue(taskQueue: string): string {
-  return `${taskQueue}-staged`;
-}
-
 export const HOLDER_QUEUE_MARK = '-holder-';
 export function holderTaskQueue(taskQueue: string, workerId: string): string {
   return `${taskQueue}${HOLDER_QUEUE_MARK}${workerId}`;
@@ -403,11 +376,6 @@ export function callbackActivityIdAfter(attempts: number): string {
 export function callbackAttemptsBefore(activityId: string | null | undefined): number {
   const match = /^callCallback(?:Staged)?-after-(\d+)(?:-park-\d+)?$/.exec(activityId ?? '');
   return match ? Number(match[1]) : 0;
-}
-/** A staged attempt's activity: its park may end without a call and be followed by another. */
-export const CALLBACK_STAGED_ACTIVITY = 'callCallbackStaged';
-export function stagedActivityId(attempts: number, park: number): string {
-  return `${CALLBACK_STAGED_ACTIVITY}-after-${attempts}-park-${park}`;
 }
 export const AWAIT_COMPLETION_ACTIVITY = 'awaitCompletion';
 export const WEBHOOK_ACTIVITY = 'deliverWebhook';

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type NativeConnection, Worker, type State, type WorkerOptions } from '@temporalio/worker';
+import type { ClientInterceptors } from '@temporalio/client';
 import { SlotRelay } from '../../activities/slot-relay.js';
 import { HeldCalls } from '../../activities/held-calls.js';
 import { createActivities } from '../../activities/index.js';
@@ -13,7 +14,8 @@ import type { TaskTokenKeys } from '../../activities/task-token.js';
 import type { Config } from '../shared/config.js';
 import { DestinationGuard } from '../../activities/destination-guard.js';
 import { USER_AGENT } from '../shared/version.js';
-import { holderTaskQueue, stagedTaskQueue } from '../../workflows/task-contract.js';
+import { holderTaskQueue } from '../../workflows/task-contract.js';
+import { stagedTaskQueue } from '../../workflows/staged-attempt-contract.js';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
 
@@ -70,6 +72,11 @@ export interface TaskWorkerOptions {
   guard?: DestinationGuard;
   /** A prebuilt bundle (tests share one); default: bundle with `WORKFLOW_BUNDLE_OPTIONS` at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /**
+   * Interceptors of the client the activities signal and describe workflows with (tracing; tests
+   * slow signals down to order what a loaded server may order so).
+   */
+  clientInterceptors?: ClientInterceptors;
 }
 
 export async function createTaskWorker(options: TaskWorkerOptions): Promise<TaskWorker> {
@@ -102,11 +109,13 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
   // The identity the server records as the holder of each call this worker starts is the name
   // of the task queue where that call can be cut off.
   const identity = holderTaskQueue(config.taskQueue, randomUUID());
+  const interceptors = options.clientInterceptors !== undefined ? { interceptors: { client: options.clientInterceptors } } : {};
   const main = await Worker.create({
     connection: options.connection,
     namespace: config.temporalNamespace,
     taskQueue: config.taskQueue,
     identity,
+    ...interceptors,
     ...(options.workflowBundle !== undefined
       ? { workflowBundle: options.workflowBundle }
       : {
@@ -124,6 +133,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     namespace: config.temporalNamespace,
     taskQueue: identity,
     identity,
+    ...interceptors,
     activities: { abortHeldCall: activities.abortHeldCall, wakeParkedAttempt: activities.wakeParkedAttempt },
     maxConcurrentActivityTaskExecutions: 100,
     shutdownGraceTime: config.worker.shutdownGraceMs,
@@ -134,6 +144,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     taskQueue: stagedTaskQueue(config.taskQueue),
     // The holder's identity: a parked attempt is found, started or stood down like a held call.
     identity,
+    ...interceptors,
     activities: { callCallbackStaged: activities.callCallbackStaged },
     maxConcurrentActivityTaskExecutions: config.worker.maxStagedAttempts,
     shutdownGraceTime: config.worker.shutdownGraceMs,

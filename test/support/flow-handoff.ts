@@ -7,7 +7,12 @@
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { handOverSlotSignal, limiterWorkflowId, type SlotHandOver } from '../../workflows/flow-control-contract.js';
+import {
+  DELIVER_SLOT_GRANTS_ACTIVITY,
+  handOverSlotSignal,
+  limiterWorkflowId,
+  type SlotHandOver,
+} from '../../workflows/flow-control-contract.js';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../../workflows/task-contract.js';
 import { percentile } from './percentile.js';
 
@@ -54,8 +59,9 @@ export async function limiterWork(client: Client, key: string): Promise<LimiterW
   return {
     events: events.length,
     workflowTasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length,
-    grantActivities: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants')
-      .length,
+    grantActivities: events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === DELIVER_SLOT_GRANTS_ACTIVITY,
+    ).length,
     handOvers: handOversIn(events).length,
   };
 }
@@ -124,7 +130,7 @@ export async function measureHandoff(client: Client, key: string, calls: Map<str
       const completed = at(event);
       const grant = limiter.find(
         (e) =>
-          e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants' &&
+          e.activityTaskScheduledEventAttributes?.activityType?.name === DELIVER_SLOT_GRANTS_ACTIVITY &&
           String(e.activityTaskScheduledEventAttributes.workflowTaskCompletedEventId) === String(event.eventId),
       );
       const payload = grant?.activityTaskScheduledEventAttributes?.input?.payloads?.[0];

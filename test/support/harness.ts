@@ -20,6 +20,7 @@ import {
   createTaskWorker,
   stopWorker as stopTaskWorker,
   type TaskWorker,
+  type TaskWorkerOptions,
 } from '../../src/worker/task-worker.js';
 import { installWorkerRuntime } from '../../src/worker/runtime.js';
 import { eventually } from './eventually.js';
@@ -111,6 +112,8 @@ export interface HarnessOptions {
   temporalAddress?: string;
   /** The API's logger (default: none). */
   logger?: AppOptions['logger'];
+  /** Interceptors of the worker's own client (its activities' signals). */
+  workerClientInterceptors?: TaskWorkerOptions['clientInterceptors'];
 }
 
 /**
@@ -160,6 +163,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       taskTokens: tokens.keys,
       workflowBundle: await workflowBundle(),
       ...(options.guard !== undefined ? { guard: options.guard } : {}),
+      ...(options.workerClientInterceptors !== undefined ? { clientInterceptors: options.workerClientInterceptors } : {}),
     });
     running = worker.run();
   };

@@ -2,6 +2,7 @@
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import { DELIVER_SLOT_GRANTS_ACTIVITY } from '../../workflows/flow-control-contract.js';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../../workflows/task-contract.js';
 import { eventually } from './eventually.js';
 
@@ -38,7 +39,7 @@ export async function grantsToEndedTasks(on: { client: Client }, workflowId: str
     const delivering = new Set<string>();
     runId = undefined;
     for (const event of events) {
-      if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverSlotGrants')
+      if (event.activityTaskScheduledEventAttributes?.activityType?.name === DELIVER_SLOT_GRANTS_ACTIVITY)
         delivering.add(String(event.eventId));
       const completed = event.activityTaskCompletedEventAttributes;
       if (completed && delivering.has(String(completed.scheduledEventId))) {

@@ -21,11 +21,11 @@ import {
   ASYNC_ACCEPTED_STATUS,
   AWAIT_COMPLETION_ACTIVITY,
   CALLBACK_ACTIVITY,
-  CALLBACK_STAGED_ACTIVITY,
   WEBHOOK_ACTIVITY,
   callbackAttemptsBefore,
   type AttemptFailureDetails,
 } from '../../../workflows/task-contract.js';
+import { CALLBACK_STAGED_ACTIVITY } from '../../../workflows/staged-attempt-contract.js';
 import { decodePayload } from './list-query.js';
 import { timestampToIso } from '../../../activities/task-phase.js';
 
