@@ -3,10 +3,11 @@
  * believes hold a slot, and a task's re-creation of a limiter that is not running.
  */
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type SignalDefinition } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   DEFAULT_HOLDER_CHECK_INTERVAL_MS,
+  acquireSlotSignal,
   configureFlowSignal,
   handOverSlotSignal,
   limiterStartOptions,
@@ -19,6 +20,7 @@ import {
   type SlotGrantDelivery,
   type ClosedHoldersRequest,
   type EnsureLimiterRequest,
+  type LimiterSignalRequest,
 } from '../workflows/flow-control-contract.js';
 import {
   workflowIdForTask,
@@ -101,23 +103,47 @@ export const createFlowControlActivities = (relay: SlotRelay) => ({
 
   /** Signal-with-start: starts the key's limiter with the task's limits unless one is running. */
   async ensureFlowLimiter(request: EnsureLimiterRequest): Promise<void> {
-    const { client, info } = Context.current();
     log.warn('flow control: the key has no running limiter; starting one', { key: request.key });
-    await client.workflow.signalWithStart('flowLimiterWorkflow', {
-      ...limiterStartOptions(
-        {
-          key: request.key,
-          limits: request.limits,
-          paused: false,
-          holderCheckIntervalMs: DEFAULT_HOLDER_CHECK_INTERVAL_MS,
-        },
-        info.taskQueue,
-      ),
-      signal: configureFlowSignal,
-      signalArgs: [{}],
-    });
+    await startLimiterWith(request, configureFlowSignal, {});
+  },
+
+  /**
+   * A task's acquire or release, signalled from here rather than by its workflow: a workflow's
+   * signal is a command the server relays through its transfer queue and then answers with an
+   * event that costs the task a workflow task of its own; this costs a marker in the task's
+   * history. An acquire that finds no limiter (an operator terminated it) starts one with it; a
+   * release that finds none has nothing to give back.
+   */
+  async signalFlowLimiter(request: LimiterSignalRequest): Promise<void> {
+    const limiter = Context.current().client.workflow.getHandle(limiterWorkflowId(request.key));
+    try {
+      if (request.acquire !== undefined) await limiter.signal(acquireSlotSignal, request.acquire);
+      if (request.release !== undefined) await limiter.signal(releaseSlotSignal, request.release);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err; // retried by the activity's policy
+      if (request.acquire === undefined) return;
+      log.warn('flow control: the key has no running limiter; starting one', { key: request.key });
+      await startLimiterWith(request, acquireSlotSignal, request.acquire);
+    }
   },
 });
+
+/** Signal-with-start of the key's limiter, with these limits if it is not running. */
+async function startLimiterWith<Arg>(
+  request: { key: string; limits: EnsureLimiterRequest['limits'] },
+  signal: SignalDefinition<[Arg]>,
+  arg: Arg,
+): Promise<void> {
+  const { client, info } = Context.current();
+  await client.workflow.signalWithStart('flowLimiterWorkflow', {
+    ...limiterStartOptions(
+      { key: request.key, limits: request.limits, paused: false, holderCheckIntervalMs: DEFAULT_HOLDER_CHECK_INTERVAL_MS },
+      info.taskQueue,
+    ),
+    signal: signal.name,
+    signalArgs: [arg],
+  });
+}
 
 /**
  * The attempt's call begins: the limiter counts its start in the key's rate window from when it

@@ -237,6 +237,17 @@ export interface EnsureLimiterRequest {
   limits: FlowLimits;
 }
 
+/**
+ * Local activity of a task (`signalFlowLimiter`): its acquire or release, signalled to its key's
+ * limiter from the worker's client. An acquire starts the limiter with `limits` when none runs.
+ */
+export interface LimiterSignalRequest {
+  key: string;
+  limits: FlowLimits;
+  acquire?: SlotRequest;
+  release?: SlotRelease;
+}
+
 /** When no create or PUT said how often to check holders (a limiter a task had to re-create). */
 export const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 

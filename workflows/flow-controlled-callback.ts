@@ -13,6 +13,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -47,6 +48,23 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Room for the activity to classify its own timeout before Temporal's start-to-close fires. */
 const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * A task that signals its limiter after this marker does so from the worker (a local activity:
+ * one marker in its history) instead of by a workflow signal (two events, a hop through the
+ * server's transfer queue, and a workflow task of the task's own only to record that the signal
+ * went out: one of a staged task's five). Histories from before replay as they ran.
+ */
+export const LIMITER_SIGNALS_FROM_WORKER = 'flow-limiter-signals-from-worker';
+
+/**
+ * The task's acquires and releases: a local activity that retries until the limiter has the
+ * signal (as the server retries a workflow's), backing off to 10 s while Temporal is away.
+ */
+const { signalFlowLimiter } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: 10_000,
+  retry: { initialInterval: 100, maximumInterval: 10_000 },
+});
 
 export async function runFlowControlledCallback(
   input: TaskInput,
@@ -169,6 +187,7 @@ export async function runFlowControlledCallback(
     // awaited before the wait for the grant, which may come in the same workflow task.
     const ask = (): Promise<void> =>
       CancellationScope.nonCancellable(async () => {
+        if (patched(LIMITER_SIGNALS_FROM_WORKER)) return signalFlowLimiter({ key: flow.key, limits: flow.limits, acquire: slot });
         try {
           await limiter.signal(acquireSlotSignal, slot);
         } catch {
@@ -205,7 +224,10 @@ export async function runFlowControlledCallback(
     // the limiter after this release.
     await CancellationScope.nonCancellable(async () => {
       await asked.catch(() => undefined);
-      await limiter.signal(releaseSlotSignal, { taskId: input.id, request }).catch(() => undefined);
+      const slot = { taskId: input.id, request };
+      if (patched(LIMITER_SIGNALS_FROM_WORKER)) {
+        await signalFlowLimiter({ key: flow.key, limits: flow.limits, release: slot }).catch(() => undefined);
+      } else await limiter.signal(releaseSlotSignal, slot).catch(() => undefined);
     });
   };
 
