@@ -111,7 +111,7 @@ async function startClusterEngine(started: number, historyShards: number | undef
 }
 
 /** The listening TCP port of `pid` that answers GET /metrics with Prometheus text, if any. */
-async function findMetricsEndpoint(pid: number, grpcAddress: string): Promise<string | undefined> {
+export async function findMetricsEndpoint(pid: number, grpcAddress: string): Promise<string | undefined> {
   const grpcPort = Number(grpcAddress.split(':').at(-1));
   for (const port of listeningPorts(pid).filter((p) => p !== grpcPort)) {
     const url = `http://127.0.0.1:${port}/metrics`;
