@@ -6,7 +6,7 @@
  * starts the task's parked attempt the same way (`start`); an unstage, a cancel or the park's time
  * limit makes it stand down without calling (`standDown`).
  */
-import { STAND_DOWN_UNSTAGED } from '../workflows/staged-attempt-contract.js';
+import { STAND_DOWN_NO_ROOM, STAND_DOWN_UNSTAGED } from '../workflows/staged-attempt-contract.js';
 
 /**
  * How a park ended: handed a slot (the call may begin) or stood down (no call, no slot); `seq`:
@@ -77,6 +77,12 @@ export class SlotRelay {
   private readonly holding: Array<{ key: string; give: (to: ParkedAttempt | undefined) => void }> = [];
 
   /**
+   * @param maxParked how many attempts may park here at once: they take slots of the worker's
+   *   activity pool, which calls and webhooks share; one more stands down at once (`no room`).
+   */
+  constructor(private readonly maxParked = Number.POSITIVE_INFINITY) {}
+
+  /**
    * A staged task this worker delivered the notice of: until it parks (or for EXPECTED_FOR_MS),
    * no attempt it comes after is handed a slot here before it, so the line's order holds while
    * the staged attempts start at their own pace.
@@ -137,6 +143,10 @@ export class SlotRelay {
     if (unstaged !== undefined && attempt.seq !== undefined && attempt.seq < unstaged.seq) {
       this.forget(attempt.taskId);
       return Promise.resolve({ kind: 'stoodDown', reason: STAND_DOWN_UNSTAGED, seq: unstaged.seq });
+    }
+    if (this.size >= this.maxParked) {
+      this.forget(attempt.taskId);
+      return Promise.resolve({ kind: 'stoodDown', reason: STAND_DOWN_NO_ROOM });
     }
     return new Promise<ParkEnd>((resolve) => {
       const entry: Entry = { ...attempt, arrival: ++this.arrivals, end: resolve };

@@ -242,6 +242,47 @@ describe('staged hand-over', () => {
     }
   });
 
+  it('a worker with no room for another park turns it away: the task waits for its grant, not parking again', async () => {
+    const own = await startHarness({ env: { ASYNCQUEUE_WORKER_MAX_STAGED_ATTEMPTS: '1' } });
+    try {
+      const key = newKey('staged-no-room');
+      const callee = gatedCallee('/staged-no-room', 0);
+      const create = (): Promise<string> =>
+        own.createTask({ callbackUrl: receiver.url('/staged-no-room'), flowControl: { key, parallelism: 1 } });
+      const blocker = await create();
+      await waitForKey(own, key, (view) => view.inFlight === 1, 'the blocker holding the slot');
+      const staged = [await create(), await create()];
+      await waitForKey(own, key, (view) => view.staged === 2, 'both staged');
+      // One parks; the other's park was turned away and it parks no more on that notice.
+      await eventually(
+        async () => {
+          const activities = await Promise.all(staged.map(stagedActivities));
+          const parked = await Promise.all(staged.map(parkedNow));
+          return parked.filter(Boolean).length === 1 && activities.some((a) => a.scheduled === 1 && a.ended === 1)
+            ? true
+            : undefined;
+        },
+        { what: 'one parked, one turned away' },
+      );
+      callee.open();
+      for (const id of [blocker, ...staged]) {
+        const view = await own.waitForEnd(id, { timeoutMs: 60_000 });
+        assert.equal(view.status, 'succeeded');
+        assert.equal(view.attempts, 1);
+      }
+      assert.equal(callee.peak(), 1);
+      assert.equal(receiver.to('/staged-no-room').length, 3);
+      const parks = await Promise.all(staged.map(stagedActivities));
+      assert.ok(
+        parks.every((p) => p.scheduled === 1),
+        `each staged task parked once: ${JSON.stringify(parks)}`,
+      );
+    } finally {
+      await terminateRunning(own);
+      await own.close();
+    }
+  });
+
   it('a cancel ends a staged task at once, without a callback, and frees its place', async () => {
     const key = newKey('staged-cancel');
     const callee = gatedCallee('/staged-cancel', 0);

@@ -110,6 +110,20 @@ describe('slot relay', () => {
     assert.deepEqual(restaged(), { kind: 'go' });
   });
 
+  it('turns a park away at once when as many as it may are parked, and takes one again when there is room', async () => {
+    const relay = new SlotRelay(1);
+    const first = watch(relay.park('k', attempt('first'), FIRST_PARK));
+    const second = watch(relay.park('k', attempt('second'), FIRST_PARK));
+    await settled();
+    assert.equal(first(), undefined);
+    assert.deepEqual(second(), { kind: 'stoodDown', reason: 'no room' });
+    assert.equal(relay.handOver('k')?.taskId, 'first');
+    const third = watch(relay.park('k', attempt('third'), FIRST_PARK));
+    await settled();
+    assert.equal(third(), undefined);
+    assert.equal(relay.size, 1);
+  });
+
   it('knows an attempt runs from its start to its end, parked or calling', () => {
     const relay = new SlotRelay();
     relay.enter('t');

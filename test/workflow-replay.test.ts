@@ -39,7 +39,7 @@ describe('workflow code', () => {
     assert.equal(replayed, files.length);
   });
 
-  it('has a recorded history for each branch that is easy to break: a cancel winning over a failed attempt, a Temporal cancel, an async retry', async () => {
+  it('has a recorded history for each branch that is easy to break: a cancel winning over a failed attempt, a Temporal cancel, an async retry, each way of staging and asking', async () => {
     const types = async (file: string): Promise<string[]> =>
       (JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as { events: { eventType: string }[] }).events.map((event) =>
         event.eventType.replace('EVENT_TYPE_', ''),
@@ -58,5 +58,26 @@ describe('workflow code', () => {
     // Attempt records: a retried attempt (callback 503, webhook 500) signals its record.
     const recorded = await types('v5-succeeded-after-retry-with-webhook-retry.json');
     assert.equal(recorded.filter((type) => type === 'WORKFLOW_EXECUTION_SIGNALED').length, 2);
+    // Staged attempts on a queue of their own (v10), then on the task's own (v12), and the
+    // limiter asked by a workflow signal (v10), then from the worker (v11 on).
+    const stagedQueues = async (file: string): Promise<string[]> =>
+      (
+        JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as {
+          events: { activityTaskScheduledEventAttributes?: { activityType: { name: string }; taskQueue: { name: string } } }[];
+        }
+      ).events.flatMap((event) => {
+        const scheduled = event.activityTaskScheduledEventAttributes;
+        return scheduled?.activityType.name === 'callCallbackStaged'
+          ? [scheduled.taskQueue.name.endsWith('-staged') ? 'own' : 'task']
+          : [];
+      });
+    assert.deepEqual(new Set(await stagedQueues('v10-staged-stood-down-then-handed-over.json')), new Set(['own']));
+    assert.deepEqual(new Set(await stagedQueues('v12-staged-stood-down-then-handed-over.json')), new Set(['task']));
+    assert.ok(
+      (await types('v10-staged-stood-down-then-handed-over.json')).includes('SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'),
+    );
+    assert.ok(
+      !(await types('v11-staged-stood-down-then-handed-over.json')).includes('SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'),
+    );
   });
 });

@@ -34,7 +34,14 @@ import {
   type SlotRequest,
   type TaskFlowControl,
 } from './flow-control-contract.js';
-import { STAGED_PARK_LIMIT_MS, STAND_DOWN_PARK_LIMIT, stagedActivityId, stagedTaskQueue } from './staged-attempt-contract.js';
+import {
+  STAGED_ON_TASK_QUEUE,
+  STAGED_PARK_LIMIT_MS,
+  STAND_DOWN_NO_ROOM,
+  STAND_DOWN_PARK_LIMIT,
+  stagedActivityId,
+  stagedTaskQueue,
+} from './staged-attempt-contract.js';
 import {
   callbackActivityIdAfter,
   type CallbackOutcome,
@@ -97,17 +104,20 @@ export async function runFlowControlledCallback(
   };
   setHandler(slotStagedSignal, heard);
   let parks = 0;
+  /** The notice a park was refused on (its worker had no room): the task waits for its grant instead. */
+  let refusedSeq = -1;
 
   /**
    * A staged attempt: its activity parks in a worker until an attempt of the key ending there
    * hands it its slot, or a grant starts it; its call's outcome then, or how it ended without a
    * call: `stoodDown` at the limiter's word (unstaged) or a cancel, `unheard` when the limiter's
-   * word may have been lost (the park's time limit, its worker's death while parked).
+   * word may have been lost (the park's time limit, its worker's death while parked), `noRoom`
+   * when its worker parks as many as it may.
    */
-  const runStaged = async (request: number): Promise<CallbackOutcome | 'stoodDown' | 'unheard'> => {
+  const runStaged = async (request: number): Promise<CallbackOutcome | 'stoodDown' | 'unheard' | 'noRoom'> => {
     const activityId = stagedActivityId(request - 1, ++parks);
     const { callCallbackStaged } = proxyActivities<Activities>({
-      taskQueue: stagedTaskQueue(workflowInfo().taskQueue),
+      ...(patched(STAGED_ON_TASK_QUEUE) ? {} : { taskQueue: stagedTaskQueue(workflowInfo().taskQueue) }),
       startToCloseTimeout: STAGED_PARK_LIMIT_MS + input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
       heartbeatTimeout: policy.heartbeatTimeoutMs,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -140,6 +150,7 @@ export async function runFlowControlledCallback(
       // The worker that delivered the notice unstaging the task stood its park down before the
       // task heard: as good as hearing it (or the task would park again on the notice it had).
       if (outcome.seq !== undefined) heard({ request, staged: false, seq: outcome.seq });
+      if (outcome.reason === STAND_DOWN_NO_ROOM) return 'noRoom';
       return outcome.reason === STAND_DOWN_PARK_LIMIT ? 'unheard' : 'stoodDown';
     } catch (err) {
       if (cancelledUnparked && isCancellation(err)) return 'stoodDown';
@@ -201,10 +212,11 @@ export async function runFlowControlledCallback(
     // Cancellable: a cancel while waiting ends the task at once, without a callback.
     let staged: CallbackOutcome | undefined;
     for (;;) {
-      await condition(() => granted >= request || stagedFor === request);
+      await condition(() => granted >= request || (stagedFor === request && stageSeq !== refusedSeq));
       if (granted >= request) break;
       const ended = await runStaged(request);
-      if (ended === 'unheard') {
+      if (ended === 'noRoom') refusedSeq = stageSeq;
+      else if (ended === 'unheard') {
         // The limiter's word may have gone to a park that no longer runs: the task asks again (a
         // repeat of a request the limiter has in line is nothing to it), so it is never left out.
         const before = asked;

@@ -14,12 +14,22 @@ export function stagedActivityId(attempts: number, park: number): string {
 }
 
 /**
- * Staged attempts run on a task queue of their own, served by a pool of activity slots of their
- * own in each worker process: parked attempts never take the slots calls and webhooks use.
+ * Staged attempts scheduled before the marker STAGED_ON_TASK_QUEUE ran on a task queue of their
+ * own; each worker still serves it for those.
  */
 export function stagedTaskQueue(taskQueue: string): string {
   return `${taskQueue}-staged`;
 }
+
+/**
+ * A task that parks after this marker schedules its staged attempt on its own task queue, where
+ * the server hands it to the worker completing the task's workflow task in the same round trip
+ * (eager dispatch), not through matching to a queue of its own: measured, one key's drain at
+ * parallelism 20 took the dev server 5.6 history and 1.6 matching RPCs per attempt instead of 7.4
+ * and 2.6 (README, Performance → Flow control). A worker parks at most
+ * ASYNCQUEUE_WORKER_MAX_STAGED_ATTEMPTS at once, and never more than half its activity pool.
+ */
+export const STAGED_ON_TASK_QUEUE = 'staged-on-task-queue';
 
 /** A staged attempt's park ends by itself after this long; the workflow parks again while the task is staged. */
 export const STAGED_PARK_LIMIT_MS = 60_000;
@@ -27,6 +37,11 @@ export const STAGED_PARK_LIMIT_MS = 60_000;
 export const STAND_DOWN_PARK_LIMIT = 'park limit';
 /** The reason a park reports when the limiter unstaged its task (a pause, lowered limits, a better waiter). */
 export const STAND_DOWN_UNSTAGED = 'unstaged';
+/**
+ * The reason a park reports when its worker parks as many as it may: the task waits for its grant
+ * through the limiter (staged tasks are granted first), not parking again on the same notice.
+ */
+export const STAND_DOWN_NO_ROOM = 'no room';
 
 /** What a staged attempt's `flowSlot` carries: its task's place in the line, and the notice that staged it. */
 export interface StagedSlot {

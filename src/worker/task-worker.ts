@@ -31,8 +31,9 @@ export const WORKFLOW_BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, preloadM
 /**
  * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks); one
  * on a task queue of its own, named as its identity, where a cancel's `abortHeldCall` reaches the
- * calls this process holds (activities/held-calls.ts); and one for staged flow-controlled
- * attempts, whose pool of slots is their own (activities/staged-attempts.ts).
+ * calls this process holds (activities/held-calls.ts); and one for the queue staged flow-controlled
+ * attempts had before they ran on the task queue (activities/staged-attempts.ts), for those
+ * scheduled there by tasks that parked before the marker `staged-on-task-queue`.
  */
 export class TaskWorker {
   constructor(
@@ -96,7 +97,10 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     connections: config.worker.maxConcurrentActivities,
   });
   const heldCalls = new HeldCalls();
-  const relay = new SlotRelay();
+  // Parked attempts share the activity pool with calls and webhooks: they never take more than
+  // half of it, so a saturated key's parks cannot crowd out the calls of other keys and tasks.
+  const parkedAtMost = Math.min(config.worker.maxStagedAttempts, Math.floor(config.worker.maxConcurrentActivities / 2));
+  const relay = new SlotRelay(parkedAtMost);
   const activities = createActivities({
     signingKeys: options.signingKeys,
     taskTokens: options.taskTokens,
@@ -123,6 +127,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
           bundlerOptions: { preloadModules: WORKFLOW_BUNDLE_OPTIONS.preloadModules },
         }),
     activities,
+    // Parked staged attempts take slots of this pool too: at most parkedAtMost (the relay turns more away).
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
     workflowThreadPoolSize: config.worker.workflowThreads,
