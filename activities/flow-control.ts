@@ -29,6 +29,7 @@ import {
   type CallbackRequest,
 } from '../workflows/task-contract.js';
 import type { SlotRelay } from './slot-relay.js';
+import { HandOverSignals } from './hand-over-signals.js';
 import { heartbeatIntervalMs } from './heartbeats.js';
 
 /** Describes at most this many workflows at once: a saturated key with many holders stays gentle on the server. */
@@ -185,24 +186,28 @@ export async function releaseFlowSlot(taskId: string, slot: { key: string; reque
  * itself; a parked attempt already started keeps the slot it was handed (the limiter counts it
  * when the workflow's release or the attempt's own end reaches it).
  */
-async function passOnFlowSlot(relay: SlotRelay, taskId: string, slot: { key: string; request: number }): Promise<boolean> {
+async function passOnFlowSlot(
+  relay: SlotRelay,
+  handOvers: HandOverSignals,
+  taskId: string,
+  slot: { key: string; request: number },
+): Promise<boolean> {
   const next = await relay.handOverSoon(slot.key);
   if (next === undefined) return releaseFlowSlot(taskId, slot);
-  try {
-    await Context.current()
-      .client.workflow.getHandle(limiterWorkflowId(slot.key))
-      .signal(handOverSlotSignal, {
-        from: { taskId, request: slot.request },
-        to: { taskId: next.taskId, request: next.request },
+  const limiter = Context.current().client.workflow.getHandle(limiterWorkflowId(slot.key));
+  const handOver = { from: { taskId, request: slot.request }, to: { taskId: next.taskId, request: next.request } };
+  const delivered = await handOvers.send(slot.key, handOver, async (signal) => {
+    try {
+      await limiter.signal(handOverSlotSignal, signal);
+    } catch (err) {
+      log.warn('flow control: a hand-over did not reach the limiter; the workflow releases the slot', {
+        taskId,
+        error: String(err),
       });
-    return true;
-  } catch (err) {
-    log.warn('flow control: a hand-over did not reach the limiter; the workflow releases the slot', {
-      taskId,
-      error: String(err),
-    });
-    return false;
-  }
+      throw err;
+    }
+  });
+  return delivered;
 }
 
 /**
@@ -212,6 +217,7 @@ async function passOnFlowSlot(relay: SlotRelay, taskId: string, slot: { key: str
 export function withEarlyRelease(
   callCallback: (request: CallbackRequest) => Promise<CallbackOutcome>,
   relay: SlotRelay,
+  handOvers: HandOverSignals = new HandOverSignals(),
 ): (request: CallbackRequest) => Promise<CallbackOutcome> {
   return async (request) => {
     const slot = request.flowSlot;
@@ -231,7 +237,7 @@ export function withEarlyRelease(
       // The report first: a release that overtook it would stamp the start later than it was.
       await reported;
       if (outcome?.kind === 'accepted') return false;
-      return passOnFlowSlot(relay, request.taskId, slot);
+      return passOnFlowSlot(relay, handOvers, request.taskId, slot);
     });
     if (outcome?.kind === 'accepted') return outcome;
     if (outcome !== undefined) {

@@ -82,6 +82,9 @@ export class SlotRelay {
    */
   constructor(private readonly maxParked = Number.POSITIVE_INFINITY) {}
 
+  /** Why this worker parks nothing more (it is stopping: `standDownAll`). */
+  private closedFor: string | undefined;
+
   /**
    * A staged task this worker delivered the notice of: until it parks (or for EXPECTED_FOR_MS),
    * no attempt it comes after is handed a slot here before it, so the line's order holds while
@@ -143,6 +146,10 @@ export class SlotRelay {
     if (unstaged !== undefined && attempt.seq !== undefined && attempt.seq < unstaged.seq) {
       this.forget(attempt.taskId);
       return Promise.resolve({ kind: 'stoodDown', reason: STAND_DOWN_UNSTAGED, seq: unstaged.seq });
+    }
+    if (this.closedFor !== undefined) {
+      this.forget(attempt.taskId);
+      return Promise.resolve({ kind: 'stoodDown', reason: this.closedFor });
     }
     if (this.size >= this.maxParked) {
       this.forget(attempt.taskId);
@@ -252,6 +259,9 @@ export class SlotRelay {
 
   /** Makes every attempt parked here stand down (the worker is stopping): none waits out the shutdown's grace. */
   standDownAll(reason: string): number {
+    // And every park after: an attempt the server had already given this worker may begin here
+    // after the stop began (eagerly dispatched with a workflow task, or polled just before).
+    this.closedFor = reason;
     for (const held of [...this.holding]) held.give(undefined);
     let count = 0;
     for (const line of this.byKey.values()) {

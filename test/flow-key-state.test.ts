@@ -56,6 +56,21 @@ describe('flow key state', () => {
     }
   });
 
+  it('counts every hand-over one signal carries, in order', () => {
+    const state = key(['a', 'b'], ['c', 'd', 'e']);
+    // B's slot went to D, then D's (its call over) to E; A's to C.
+    state.handOverAll({
+      from: slot('a'),
+      to: slot('c'),
+      also: [
+        { from: slot('b'), to: slot('d') },
+        { from: slot('d'), to: slot('e') },
+      ],
+    });
+    assert.deepEqual(holders(state), ['c', 'e']);
+    assert.deepEqual(line(state), []);
+  });
+
   it('holds one slot for a task it granted that a worker handed a slot too', () => {
     const state = key(['a'], ['c']);
     assert.deepEqual(

@@ -40,25 +40,17 @@ async function limiterEvents(key: string): Promise<HistoryEvent[]> {
   return (await harness.client.workflow.getHandle(limiterWorkflowId(key)).fetchHistory()).events ?? [];
 }
 
-/** The releases the limiter received, as `taskId#request`, in order. */
-function releasesIn(events: HistoryEvent[]): string[] {
+/** The slots named in the limiter's `signal` signals (releases, acquires), as `taskId#request`, in order. */
+function slotsSignalled(events: HistoryEvent[], signal: { name: string }): string[] {
   return events.flatMap((event) => {
     const signalled = event.workflowExecutionSignaledEventAttributes;
-    if (signalled?.signalName !== releaseSlotSignal.name) return [];
-    const release = defaultPayloadConverter.fromPayload<{ taskId: string; request: number }>(signalled.input!.payloads![0]!);
-    return [`${release.taskId}#${release.request}`];
+    if (signalled?.signalName !== signal.name) return [];
+    const slot = defaultPayloadConverter.fromPayload<{ taskId: string; request: number }>(signalled.input!.payloads![0]!);
+    return [`${slot.taskId}#${slot.request}`];
   });
 }
-
-/** The acquires the limiter received, as `taskId#request`, in order. */
-function acquiresIn(events: HistoryEvent[]): string[] {
-  return events.flatMap((event) => {
-    const signalled = event.workflowExecutionSignaledEventAttributes;
-    if (signalled?.signalName !== acquireSlotSignal.name) return [];
-    const acquire = defaultPayloadConverter.fromPayload<{ taskId: string; request: number }>(signalled.input!.payloads![0]!);
-    return [`${acquire.taskId}#${acquire.request}`];
-  });
-}
+const releasesIn = (events: HistoryEvent[]): string[] => slotsSignalled(events, releaseSlotSignal);
+const acquiresIn = (events: HistoryEvent[]): string[] => slotsSignalled(events, acquireSlotSignal);
 
 async function taskEvents(taskId: string): Promise<HistoryEvent[]> {
   return (await harness.client.workflow.getHandle(workflowIdForTask(taskId)).fetchHistory()).events ?? [];

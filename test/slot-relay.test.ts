@@ -124,6 +124,17 @@ describe('slot relay', () => {
     assert.equal(relay.size, 1);
   });
 
+  it('stands every park down when its worker stops, those that arrive after included', async () => {
+    const relay = new SlotRelay();
+    const parked = watch(relay.park('k', attempt('parked'), FIRST_PARK));
+    assert.equal(relay.standDownAll('worker shutdown'), 1);
+    const late = watch(relay.park('k', attempt('late'), FIRST_PARK));
+    await settled();
+    assert.deepEqual(parked(), { kind: 'stoodDown', reason: 'worker shutdown' });
+    assert.deepEqual(late(), { kind: 'stoodDown', reason: 'worker shutdown' });
+    assert.equal(relay.size, 0);
+  });
+
   it('knows an attempt runs from its start to its end, parked or calling', () => {
     const relay = new SlotRelay();
     relay.enter('t');

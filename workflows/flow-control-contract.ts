@@ -145,6 +145,15 @@ export interface SlotHandOver {
   to: SlotRelease;
 }
 
+/**
+ * The `handOverSlot` signal: a hand-over, and those the same worker made for the same key while
+ * its signal before was on its way (`also`, in order; absent in older histories). A limiter from
+ * before `also` counts the first only; the others' `from` then holds until its holder check.
+ */
+export interface SlotHandOvers extends SlotHandOver {
+  also?: SlotHandOver[];
+}
+
 /** Changes an operator (or a create naming limits) makes to a key. */
 export interface FlowConfiguration {
   limits?: FlowLimits;
@@ -211,7 +220,7 @@ export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
 export const slotStartedSignal = defineSignal<[SlotStart]>('slotStarted');
 /** Sent by the limiter to a waiting task it stages or unstages. */
 export const slotStagedSignal = defineSignal<[Omit<StageNotice, 'taskId'>]>('slotStaged');
-export const handOverSlotSignal = defineSignal<[SlotHandOver]>('handOverSlot');
+export const handOverSlotSignal = defineSignal<[SlotHandOvers]>('handOverSlot');
 /** Sent by APIs before they batched their asks (handled still, for updates in a limiter's history). */
 export const tryAcquireSlotUpdate = defineUpdate<FirstSlotAnswer, [FirstSlotRequest]>('tryAcquireSlot');
 /** The answers, in the asks' order. */

@@ -10,6 +10,7 @@ import type {
   FlowLimiterInput,
   FlowWaiter,
   SlotHandOver,
+  SlotHandOvers,
   SlotRelease,
   SlotRequest,
   StageNotice,
@@ -188,6 +189,11 @@ export class FlowKeyState {
     // the line, and that late hand-over then finds it nowhere and counts nothing for it.
     this.leaveLine(from);
     if (this.leaveLine(to) || this.holders.get(to.taskId)?.request === to.request) this.take(to.taskId, to.request);
+  }
+
+  /** A worker's `handOverSlot` signal: its hand-over, then those it carried `also`, in order. */
+  handOverAll({ also, ...first }: SlotHandOvers): void {
+    for (const handOver of [first, ...(also ?? [])]) this.handOver(handOver);
   }
 
   /** Takes the slots that are free for the head of the line (the staged first); those granted. */

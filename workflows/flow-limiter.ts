@@ -127,8 +127,8 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     changed = true;
   });
 
-  setHandler(handOverSlotSignal, (handOver) => {
-    state.handOver(handOver);
+  setHandler(handOverSlotSignal, (handOvers) => {
+    state.handOverAll(handOvers);
     changed = true;
   });
 

@@ -12,19 +12,26 @@ import {
   handOverSlotSignal,
   limiterWorkflowId,
   type SlotHandOver,
+  type SlotHandOvers,
 } from '../../workflows/flow-control-contract.js';
 import { CALLBACK_ACTIVITY, workflowIdForTask } from '../../workflows/task-contract.js';
 import { percentile } from './percentile.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** The staged hand-overs a limiter received (`handOverSlot`), in order. */
+/** The staged hand-overs a limiter received (`handOverSlot`, each with those it carried `also`), in order. */
 export function handOversIn(events: readonly HistoryEvent[]): SlotHandOver[] {
   return events.flatMap((event) => {
     const signalled = event.workflowExecutionSignaledEventAttributes;
     if (signalled?.signalName !== handOverSlotSignal.name) return [];
-    return [defaultPayloadConverter.fromPayload<SlotHandOver>(signalled.input!.payloads![0]! as Payload)];
+    const { also, ...first } = defaultPayloadConverter.fromPayload<SlotHandOvers>(signalled.input!.payloads![0]! as Payload);
+    return [first, ...(also ?? [])];
   });
+}
+
+/** How many `handOverSlot` signals a limiter received (each carries one hand-over or more). */
+export function handOverSignalsIn(events: readonly HistoryEvent[]): number {
+  return events.filter((event) => event.workflowExecutionSignaledEventAttributes?.signalName === handOverSlotSignal.name).length;
 }
 
 /** The hand-off's steps, in order; each is the time from the step before (ms). */
@@ -52,6 +59,8 @@ export interface LimiterWork {
   workflowTasks: number;
   grantActivities: number;
   handOvers: number;
+  /** The `handOverSlot` signals that carried them. */
+  handOverSignals: number;
 }
 
 export async function limiterWork(client: Client, key: string): Promise<LimiterWork> {
@@ -63,12 +72,13 @@ export async function limiterWork(client: Client, key: string): Promise<LimiterW
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === DELIVER_SLOT_GRANTS_ACTIVITY,
     ).length,
     handOvers: handOversIn(events).length,
+    handOverSignals: handOverSignalsIn(events),
   };
 }
 
 export const describeLimiterWork = (work: LimiterWork): string =>
   `${work.events} events, ${work.workflowTasks} workflow tasks, ${work.grantActivities} grant activities, ` +
-  `${work.handOvers} slots handed over in a worker (staged hand-over)`;
+  `${work.handOvers} slots handed over in a worker (staged hand-over) in ${work.handOverSignals} signals`;
 
 const at = (event: HistoryEvent): number => {
   const time = event.eventTime;
