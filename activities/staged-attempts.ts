@@ -54,6 +54,7 @@ export function createStagedAttempts(
       // The server says this worker runs it, but it has not begun here yet: it parks soon, and
       // the wake then applies. Never cancelled for it: a cancel reaches a started attempt only
       // through its beats, while a hand-over here could reach it first.
+      if (request.activityId === undefined) return 'absent';
       relay.wakeEarly(request.taskId, request.activityId, how);
       return 'pending';
     },

@@ -37,6 +37,7 @@ import {
 import {
   STAGED_ON_TASK_QUEUE,
   STAGED_PARK_LIMIT_MS,
+  STAND_DOWN_OUTCOMES,
   STAND_DOWN_NO_ROOM,
   STAND_DOWN_PARK_LIMIT,
   stagedActivityId,
@@ -149,8 +150,11 @@ export async function runFlowControlledCallback(
       if (outcome.kind !== 'stoodDown') return outcome;
       // The worker that delivered the notice unstaging the task stood its park down before the
       // task heard: as good as hearing it (or the task would park again on the notice it had).
-      if (outcome.seq !== undefined) heard({ request, staged: false, seq: outcome.seq });
-      if (outcome.reason === STAND_DOWN_NO_ROOM) return 'noRoom';
+      // Read after a marker: during a rolling upgrade an older worker may have run this workflow
+      // task, seen such a result as a plain stand-down and parked again, and its history must
+      // replay on a newer one as it ran.
+      if (outcome.seq !== undefined && patched(STAND_DOWN_OUTCOMES)) heard({ request, staged: false, seq: outcome.seq });
+      if (outcome.reason === STAND_DOWN_NO_ROOM && patched(STAND_DOWN_OUTCOMES)) return 'noRoom';
       return outcome.reason === STAND_DOWN_PARK_LIMIT ? 'unheard' : 'stoodDown';
     } catch (err) {
       if (cancelledUnparked && isCancellation(err)) return 'stoodDown';

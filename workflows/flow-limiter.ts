@@ -64,6 +64,9 @@ export const KEPT_WAKE_TIMER = 'flow-limiter-kept-wake-timer';
  */
 export const STAGED_HAND_OVER = 'flow-limiter-staged-hand-over';
 
+/** A limiter counts every hand-over a `handOverSlot` signal carries `also` after this marker. */
+export const HAND_OVERS_ALSO = 'flow-limiter-hand-overs-also';
+
 /** Continue-as-new well before Temporal's own warning, keeping each run's replay short. */
 const MAX_HISTORY_EVENTS = 10_000;
 
@@ -127,8 +130,11 @@ export async function flowLimiterWorkflow(input: FlowLimiterInput): Promise<void
     changed = true;
   });
 
-  setHandler(handOverSlotSignal, (handOvers) => {
-    state.handOverAll(handOvers);
+  setHandler(handOverSlotSignal, ({ also, ...handOver }) => {
+    // The hand-overs a signal carries `also` count after a marker: during a rolling upgrade an
+    // older worker may have run this workflow task and counted the first only, and its history
+    // must replay on a newer one as it ran.
+    state.handOverAll(also !== undefined && patched(HAND_OVERS_ALSO) ? { ...handOver, also } : handOver);
     changed = true;
   });
 

@@ -43,6 +43,12 @@ export const STAND_DOWN_UNSTAGED = 'unstaged';
  */
 export const STAND_DOWN_NO_ROOM = 'no room';
 
+/**
+ * A task reads a stand-down's `seq` and `no room` after this marker (older workers read either
+ * as a plain stand-down and parked again).
+ */
+export const STAND_DOWN_OUTCOMES = 'staged-stand-down-outcomes';
+
 /** What a staged attempt's `flowSlot` carries: its task's place in the line, and the notice that staged it. */
 export interface StagedSlot {
   priority: number;
@@ -72,8 +78,11 @@ export interface WakeParkedRequest {
   taskId: string;
   request: number;
   start: boolean;
-  /** The staged attempt's activity id: a wake that comes before it parks applies when it does. */
-  activityId: string;
+  /**
+   * The staged attempt's activity id: a wake that comes before it parks applies when it does.
+   * Absent from the workflow code of older workers (during a rolling upgrade): answered `absent`.
+   */
+  activityId?: string;
 }
 /**
  * `woken`: done; `calling`: its call has begun already; `pending`: it has not parked there yet and
