@@ -51,10 +51,11 @@ export function createStagedAttempts(
         : relay.standDown(request.taskId, STAND_DOWN_UNSTAGED);
       if (woken) return 'woken';
       if (relay.isRunning(request.taskId) || heldCalls.holds(request.taskId)) return 'calling';
+      // Older workflow code names no activity: it cancels what is absent, as it always did.
+      if (request.activityId === undefined) return 'absent';
       // The server says this worker runs it, but it has not begun here yet: it parks soon, and
       // the wake then applies. Never cancelled for it: a cancel reaches a started attempt only
       // through its beats, while a hand-over here could reach it first.
-      if (request.activityId === undefined) return 'absent';
       relay.wakeEarly(request.taskId, request.activityId, how);
       return 'pending';
     },
