@@ -81,7 +81,14 @@ describe("the limiter's history", () => {
     for (const id of [blocker, waiter]) assert.equal((await harness.waitForEnd(id, { timeoutMs: 60_000 })).status, 'succeeded');
     assert.equal(counter.peak(), 1);
     const events = await taskEvents(waiter);
-    assert.deepEqual(sentByTask(events), { signals: [], localActivities: ['signalFlowLimiter'] });
+    const sent = sentByTask(events);
+    assert.deepEqual(sent.signals, []);
+    // One ask. A `locateHeldCall` may follow it: when the slot comes free before the waiter's staged
+    // attempt has parked in its worker, the grant goes to the task, which then wakes the park itself.
+    assert.deepEqual(
+      sent.localActivities.filter((type) => type !== 'locateHeldCall'),
+      ['signalFlowLimiter'],
+    );
     await waitForKey(harness, key, (view) => view.inFlight === 0 && view.waiting === 0, 'idle');
     assert.deepEqual(acquiresIn(await limiterEvents(key)), [`${waiter}#1`]);
   });
