@@ -29,6 +29,7 @@ import { ownUsage, processUsage, type Usage } from './support/process-usage.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
 import { describeLimiterWork, limiterWork, measureHandoff } from './support/flow-handoff.js';
+import { compareEvents, drainEvents } from './support/drain-events.js';
 import type { Started } from '../src/dev/entry-points.js';
 import { startWorkerProcess, waitForPollers } from './support/worker-processes.js';
 import { findMetricsEndpoint } from '../tools/bench/engine.js';
@@ -333,6 +334,24 @@ async function main(): Promise<void> {
     if (keyDrain.rpcs !== undefined && engineDrain.rpcs !== undefined) {
       process.stdout.write(compareRequests(keyDrain.rpcs, engineDrain.rpcs));
     }
+    const taskIdsOf = (path: string): string[] => [
+      ...new Set(receiver.to(path).map((call) => String(call.headers['asyncqueue-task-id']))),
+    ];
+    process.stdout.write(
+      compareEvents(
+        await drainEvents(harness.client, {
+          taskIds: taskIdsOf('/throughput'),
+          since: keyDrain.releasedAt,
+          attempts: keyDrain.tasks,
+          key: keyDrain.key,
+        }),
+        await drainEvents(harness.client, {
+          taskIds: taskIdsOf('/engine'),
+          since: engineDrain.releasedAt,
+          attempts: engineDrain.tasks,
+        }),
+      ),
+    );
     // The last tasks end after their last answer; terminating them mid-completion only adds noise.
     const allEnded = (): Promise<unknown> =>
       eventually(

@@ -1,0 +1,106 @@
+/**
+ * The history events a drain wrote, by type, per attempt: its tasks' (a sample) and, for a key's
+ * drain, its limiter's, counted from the drain's release on (server timestamps). For
+ * `flow-control-measure.ts`: the dev server's cost per attempt follows what it writes, and the
+ * difference between a key's drain and the engine's says which writes flow control adds.
+ */
+import type { Client } from '@temporalio/client';
+import proto, { type temporal } from '@temporalio/proto';
+import { limiterWorkflowId } from '../../workflows/flow-control-contract.js';
+import { workflowIdForTask } from '../../workflows/task-contract.js';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** Event type name (`WorkflowTaskScheduled`, …) → events per attempt. */
+export type EventsPerAttempt = Map<string, number>;
+
+const eventMs = (event: HistoryEvent): number =>
+  Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
+
+/** `EVENT_TYPE_WORKFLOW_TASK_SCHEDULED` (or its number) → `WorkflowTaskScheduled`. */
+function typeName(event: HistoryEvent): string {
+  const type = event.eventType ?? 0;
+  const raw = (typeof type === 'number' ? (proto.temporal.api.enums.v1.EventType[type] ?? String(type)) : String(type)).replace(
+    /^EVENT_TYPE_/,
+    '',
+  );
+  return raw
+    .toLowerCase()
+    .split('_')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+}
+
+function countSince(events: readonly HistoryEvent[], since: number, into: Map<string, number>): void {
+  for (const event of events) {
+    if (eventMs(event) < since) continue;
+    const name = typeName(event);
+    into.set(name, (into.get(name) ?? 0) + 1);
+  }
+}
+
+/**
+ * Events per attempt written from `since` on by `sample` of the drain's tasks (scaled to per task)
+ * and, with `key`, by its limiter (divided by `attempts`).
+ */
+export async function drainEvents(
+  client: Client,
+  { taskIds, since, attempts, key }: { taskIds: readonly string[]; since: number; attempts: number; key?: string },
+  sample = 40,
+): Promise<EventsPerAttempt> {
+  const tasks = new Map<string, number>();
+  const sampled = taskIds.slice(0, sample);
+  let shown = false;
+  for (const [i, taskId] of sampled.entries()) {
+    const { events } = await client.workflow.getHandle(workflowIdForTask(taskId)).fetchHistory();
+    countSince(events ?? [], since, tasks);
+    // SHOW_TASK_HISTORY=1: the first task whose workflow task failed, else the last sampled.
+    const failed = (events ?? []).some((event) => event.workflowTaskFailedEventAttributes);
+    if (process.env.SHOW_TASK_HISTORY === '1' && !shown && (failed || i === sampled.length - 1)) {
+      shown = true;
+      process.stdout.write(`${taskId}:\n${describeHistory(events ?? [], since)}`);
+    }
+  }
+  const perAttempt: EventsPerAttempt = new Map();
+  for (const [name, n] of tasks) perAttempt.set(`task ${name}`, n / sampled.length);
+  if (key !== undefined) {
+    const limiter = new Map<string, number>();
+    const { events } = await client.workflow.getHandle(limiterWorkflowId(key)).fetchHistory();
+    countSince(events ?? [], since, limiter);
+    for (const [name, n] of limiter) perAttempt.set(`limiter ${name}`, n / attempts);
+  }
+  return perAttempt;
+}
+
+/** One line per event from `since` on: its time from `since`, its type and what it names. */
+function describeHistory(events: readonly HistoryEvent[], since: number): string {
+  return events
+    .filter((event) => eventMs(event) >= since)
+    .map((event) => {
+      const named =
+        event.workflowExecutionSignaledEventAttributes?.signalName ??
+        event.markerRecordedEventAttributes?.markerName ??
+        event.activityTaskScheduledEventAttributes?.activityType?.name ??
+        (event.workflowTaskFailedEventAttributes ? String(event.workflowTaskFailedEventAttributes.cause) : undefined) ??
+        '';
+      return `  +${eventMs(event) - since} ms ${typeName(event)} ${named}\n`;
+    })
+    .join('');
+}
+
+const total = (events: EventsPerAttempt, prefix: string): number =>
+  [...events].filter(([name]) => name.startsWith(prefix)).reduce((sum, [, n]) => sum + n, 0);
+
+/** A line for each drain's totals, and the key's events the engine's drain did not write. */
+export function compareEvents(key: EventsPerAttempt, engine: EventsPerAttempt): string {
+  const more = [...new Set([...key.keys(), ...engine.keys()])]
+    .map((name) => [name, (key.get(name) ?? 0) - (engine.get(name) ?? 0)] as const)
+    .filter(([, d]) => Math.abs(d) >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, d]) => `${name} ${d > 0 ? '+' : ''}${d.toFixed(2)}`);
+  return (
+    `history events per attempt: key ${(total(key, 'task ') + total(key, 'limiter ')).toFixed(1)} ` +
+    `(task ${total(key, 'task ').toFixed(1)}, limiter ${total(key, 'limiter ').toFixed(1)}); engine ${total(engine, 'task ').toFixed(1)}\n` +
+    `  the key's difference, per attempt: ${more.join(', ')}\n`
+  );
+}
