@@ -39,7 +39,7 @@ export const createFlowControlActivities = (relay: SlotRelay) => ({
   /**
    * The limiter's grants and stage notices, signalled from here (see workflows/flow-limiter.ts);
    * those that found no running task. A grant for a staged attempt parked in this worker starts
-   * it at once (the signal says so), and a notice unstaging one stands it down.
+   * it at once (and is not signalled), and a notice unstaging one stands it down.
    */
   async deliverSlotGrants(request: DeliverGrantsRequest): Promise<SlotGrantDelivery[]> {
     const { client } = Context.current();
@@ -53,13 +53,17 @@ export const createFlowControlActivities = (relay: SlotRelay) => ({
       }
     };
     await Promise.all([
-      ...request.grants.map((grant) => {
-        const started = relay.start(grant.taskId, grant.request);
+      ...request.grants.map(async (grant) => {
+        // Started here: the call begins now, and its task hears of it from its parked attempt's
+        // outcome. A signal would only cost the task a workflow task of its own (the most common
+        // grant of a staged line, in a drain's first waves); if this worker dies before its call
+        // is known, the park's timeout has the task ask again, and the limiter re-sends the grant
+        // of a slot the task holds (`again`).
+        if (relay.start(grant.taskId, grant.request)) return;
         return signal(grant.taskId, grant.request, () =>
           client.workflow.getHandle(workflowIdForTask(grant.taskId)).signal(slotGrantedSignal, {
             request: grant.request,
             ...(grant.reportStart === true ? { reportStart: true } : {}),
-            ...(started ? { started: true } : {}),
           }),
         );
       }),

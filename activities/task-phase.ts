@@ -42,6 +42,9 @@ export function withPendingActivities(view: TaskState, pending: readonly Pending
         refined.status = 'pending';
       }
       if (activity.lastFailure?.message) refined.lastError = { message: activity.lastFailure.message };
+      // A flow-controlled task schedules its call once its slot has come; its memo, written when
+      // it began to wait, may say it still does (flow-controlled-callback.ts).
+      if (refined.flowControl !== undefined) refined.flowControl = { ...refined.flowControl, waiting: false };
     } else if (name === CALLBACK_STAGED_ACTIVITY && !isTerminal(view.status) && started && callBegun(activity)) {
       // A staged attempt handed its slot: its call is in flight though the workflow has not heard.
       refined.attempts = Math.max(view.attempts, callbackAttemptsBefore(activity.activityId) + 1);

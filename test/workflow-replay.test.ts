@@ -79,5 +79,31 @@ describe('workflow code', () => {
     assert.ok(
       !(await types('v11-staged-stood-down-then-handed-over.json')).includes('SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'),
     );
+    // One marker per change of the flow-controlled path (v12), then one for the path (v13 on),
+    // whose task also writes no memo when its slot comes.
+    const patches = async (file: string): Promise<string[]> =>
+      (
+        JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as {
+          events: {
+            markerRecordedEventAttributes?: { markerName: string; details: Record<string, { payloads: { data: string }[] }> };
+          }[];
+        }
+      ).events.flatMap((event) => {
+        const marker = event.markerRecordedEventAttributes;
+        if (marker?.markerName !== 'core_patch') return [];
+        return [
+          (JSON.parse(Buffer.from(marker.details['patch-data']!.payloads[0]!.data, 'base64').toString()) as { id: string }).id,
+        ];
+      });
+    assert.deepEqual(await patches('v12-staged-stood-down-then-handed-over.json'), [
+      'flow-limiter-signals-from-worker',
+      'staged-on-task-queue',
+    ]);
+    assert.deepEqual(await patches('v13-staged-stood-down-then-handed-over.json'), ['flow-controlled-path-2']);
+    assert.deepEqual(new Set(await stagedQueues('v13-staged-stood-down-then-handed-over.json')), new Set(['task']));
+    const memoWrites = async (file: string): Promise<number> =>
+      (await types(file)).filter((type) => type === 'WORKFLOW_PROPERTIES_MODIFIED').length;
+    assert.equal(await memoWrites('v12-staged-stood-down-then-handed-over.json'), 3);
+    assert.equal(await memoWrites('v13-staged-stood-down-then-handed-over.json'), 2);
   });
 });

@@ -5,9 +5,15 @@
  */
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import type { AsyncCompletion, CallbackAccepted, CallbackRequest, TaskInput } from './task-contract.js';
+import type { AsyncCompletion, CallbackAccepted, CallbackRequest, TaskInput, TaskStatus } from './task-contract.js';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * Sets the task's status (and `updatedAt`) and publishes its view in the memo, unless `publish`
+ * is false: a change every view refines from the pending activities anyway needs no memo write.
+ */
+export type SetStatus = (status: TaskStatus, options?: { publish: boolean }) => void;
 
 /** The `callCallback` request of the attempt after `attemptsMade` attempts. */
 export function callbackRequest(input: TaskInput, attemptsMade: number): CallbackRequest {

@@ -63,7 +63,10 @@ export interface SlotGrant {
    * the limiter counts the start from then. Absent from grants of a limiter run before that.
    */
   reportStart?: boolean;
-  /** The worker that delivered the grant started the task's parked, staged attempt with it. */
+  /**
+   * The worker that delivered the grant started the task's parked, staged attempt with it. Sent by
+   * workers of earlier releases; a worker now sends no grant at all then (its park tells the task).
+   */
   started?: boolean;
 }
 

@@ -22,7 +22,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
+import { awaitAcceptedCompletion, callbackRequest, type SetStatus } from './callback-calls.js';
 import { attemptFromFailure, backoffMs, failureDetails, retryAfterMs, retryableAsyncFailure } from './callback-failures.js';
 import {
   DEFAULT_PRIORITY,
@@ -49,7 +49,6 @@ import {
   type CallbackRequest,
   type TaskInput,
   type TaskState,
-  type TaskStatus,
 } from './task-contract.js';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -66,6 +65,19 @@ const ATTEMPT_TIMEOUT_MARGIN_MS = 5_000;
 export const LIMITER_SIGNALS_FROM_WORKER = 'flow-limiter-signals-from-worker';
 
 /**
+ * A flow-controlled task that meets this marker does all its flow-control path's changes of the
+ * markers before it (LIMITER_SIGNALS_FROM_WORKER, STAGED_ON_TASK_QUEUE, STAND_DOWN_OUTCOMES) and
+ * leaves its memo alone when its slot comes (below): one marker instead of one per change. Each
+ * marker a workflow meets costs it two events and a visibility write (the SDK upserts
+ * `TemporalChangeVersion` with it), and a staged task met two of them on every drain; measured,
+ * they were a visibility write per attempt the engine's own work does not pay (README,
+ * Performance → Flow control). Asked once, at the first point of the path that needs it (a task
+ * granted its first slot by the API and released by its worker never does); a task that first
+ * asked in a replay of a history without it keeps the markers it has.
+ */
+export const FLOW_PATH_MARKER = 'flow-controlled-path-2';
+
+/**
  * The task's acquires and releases: a local activity that retries until the limiter has the
  * signal (as the server retries a workflow's), backing off to 10 s while Temporal is away.
  */
@@ -78,11 +90,14 @@ export async function runFlowControlledCallback(
   input: TaskInput,
   flow: TaskFlowControl,
   state: TaskState,
-  setStatus: (status: TaskStatus) => void,
+  setStatus: SetStatus,
   phase: { callInFlight: boolean },
 ): Promise<{ attempt: number; result: TaskState['result'] }> {
   const { policy } = input;
   const maximumAttempts = input.retries + 1;
+  let pathMarked: boolean | undefined;
+  /** Whether this task runs the path of FLOW_PATH_MARKER; each older change then needs no marker of its own. */
+  const current = (): boolean => (pathMarked ??= patched(FLOW_PATH_MARKER));
   const limiter = getExternalWorkflowHandle(limiterWorkflowId(flow.key));
   // The API may have been granted the first slot before it started the task (tryAcquireSlot).
   let granted = flow.firstSlot?.request ?? 0;
@@ -118,7 +133,7 @@ export async function runFlowControlledCallback(
   const runStaged = async (request: number): Promise<CallbackOutcome | 'stoodDown' | 'unheard' | 'noRoom'> => {
     const activityId = stagedActivityId(request - 1, ++parks);
     const { callCallbackStaged } = proxyActivities<Activities>({
-      ...(patched(STAGED_ON_TASK_QUEUE) ? {} : { taskQueue: stagedTaskQueue(workflowInfo().taskQueue) }),
+      ...(current() || patched(STAGED_ON_TASK_QUEUE) ? {} : { taskQueue: stagedTaskQueue(workflowInfo().taskQueue) }),
       startToCloseTimeout: STAGED_PARK_LIMIT_MS + input.timeoutSeconds * 1000 + ATTEMPT_TIMEOUT_MARGIN_MS,
       heartbeatTimeout: policy.heartbeatTimeoutMs,
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -153,8 +168,9 @@ export async function runFlowControlledCallback(
       // Read after a marker: during a rolling upgrade an older worker may have run this workflow
       // task, seen such a result as a plain stand-down and parked again, and its history must
       // replay on a newer one as it ran.
-      if (outcome.seq !== undefined && patched(STAND_DOWN_OUTCOMES)) heard({ request, staged: false, seq: outcome.seq });
-      if (outcome.reason === STAND_DOWN_NO_ROOM && patched(STAND_DOWN_OUTCOMES)) return 'noRoom';
+      const readsOutcomes = (): boolean => current() || patched(STAND_DOWN_OUTCOMES);
+      if (outcome.seq !== undefined && readsOutcomes()) heard({ request, staged: false, seq: outcome.seq });
+      if (outcome.reason === STAND_DOWN_NO_ROOM && readsOutcomes()) return 'noRoom';
       return outcome.reason === STAND_DOWN_PARK_LIMIT ? 'unheard' : 'stoodDown';
     } catch (err) {
       if (cancelledUnparked && isCancellation(err)) return 'stoodDown';
@@ -202,7 +218,8 @@ export async function runFlowControlledCallback(
     // awaited before the wait for the grant, which may come in the same workflow task.
     const ask = (): Promise<void> =>
       CancellationScope.nonCancellable(async () => {
-        if (patched(LIMITER_SIGNALS_FROM_WORKER)) return signalFlowLimiter({ key: flow.key, limits: flow.limits, acquire: slot });
+        if (current() || patched(LIMITER_SIGNALS_FROM_WORKER))
+          return signalFlowLimiter({ key: flow.key, limits: flow.limits, acquire: slot });
         try {
           await limiter.signal(acquireSlotSignal, slot);
         } catch {
@@ -231,7 +248,11 @@ export async function runFlowControlledCallback(
       }
     }
     state.flowControl = { key: flow.key, waiting: false };
-    setStatus('pending');
+    // The call begins in this workflow task (or is over): the memo may keep saying the task
+    // waits, as every view of a running task is refined from its pending activities
+    // (activities/task-phase.ts), and the memo's next write (a retry, the end) says it anyway. Not
+    // one visibility write per attempt for a flag that changes nothing the list filters on.
+    setStatus('pending', { publish: !current() });
     return staged;
   };
 
@@ -241,7 +262,7 @@ export async function runFlowControlledCallback(
     await CancellationScope.nonCancellable(async () => {
       await asked.catch(() => undefined);
       const slot = { taskId: input.id, request };
-      if (patched(LIMITER_SIGNALS_FROM_WORKER)) {
+      if (current() || patched(LIMITER_SIGNALS_FROM_WORKER)) {
         await signalFlowLimiter({ key: flow.key, limits: flow.limits, release: slot }).catch(() => undefined);
       } else await limiter.signal(releaseSlotSignal, slot).catch(() => undefined);
     });
@@ -280,7 +301,7 @@ export async function runFlowControlledCallback(
 async function runAttempt(
   input: TaskInput,
   state: TaskState,
-  setStatus: (status: TaskStatus) => void,
+  setStatus: SetStatus,
   phase: { callInFlight: boolean },
   attemptsMade: number,
   flowSlot: NonNullable<CallbackRequest['flowSlot']>,

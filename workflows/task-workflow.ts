@@ -39,11 +39,10 @@ import {
   type TaskInput,
   type TaskMemo,
   type TaskState,
-  type TaskStatus,
   type WebhookEvent,
 } from './task-contract.js';
 import { isScheduledInput, taskInputOf } from './scheduled-input.js';
-import { awaitAcceptedCompletion, callbackRequest } from './callback-calls.js';
+import { awaitAcceptedCompletion, callbackRequest, type SetStatus } from './callback-calls.js';
 import { initialMemo } from './task-start.js';
 import { runFlowControlledCallback } from './flow-controlled-callback.js';
 import {
@@ -148,7 +147,7 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
     if (endUnpublished) publishStatus();
   });
 
-  const setStatus = (status: TaskStatus): void => {
+  const setStatus: SetStatus = (status, { publish } = { publish: true }) => {
     state.status = status;
     state.updatedAt = new Date().toISOString(); // workflow time: deterministic on replay
     if (status !== 'retrying') {
@@ -156,7 +155,7 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
       delete state.lastError;
     }
     if (isTerminal(status) && endDelayMs > 0) endUnpublished = true;
-    else publishStatus();
+    else if (publish) publishStatus();
   };
 
   try {
@@ -241,7 +240,7 @@ export async function taskWorkflow(raw: TaskInput | ScheduledTaskInput): Promise
 async function runCallback(
   input: TaskInput,
   state: TaskState,
-  setStatus: (status: TaskStatus) => void,
+  setStatus: SetStatus,
   phase: { callInFlight: boolean },
 ): Promise<{ attempt: number; result: TaskState['result'] }> {
   const { policy } = input;
