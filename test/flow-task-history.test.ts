@@ -1,7 +1,8 @@
 /**
  * What a flow-controlled task writes in its own history, read from Temporal: one marker for its
- * path (FLOW_PATH_MARKER), not one per change; no memo write when its slot comes (the list reads
- * that the task no longer waits from its pending attempt); and no grant signal when the grant
+ * path (FLOW_PATH_MARKER), not one per change; no memo write when it begins to wait at its start
+ * (its first memo says so when the API was refused its first slot) nor when its slot comes (the
+ * list reads that from its pending attempt); and no grant signal when the grant
  * started its parked attempt in the worker that delivered it (the park's outcome tells the task).
  * Each of those was a write per attempt that the engine's own work does not make.
  */
@@ -114,8 +115,8 @@ describe("a flow-controlled task's history", () => {
     const events = await taskEvents(staged);
     assert.equal(grantsHeard(events), 0, 'the task heard a grant its parked attempt had been started with');
     assert.deepEqual(patchMarkers(events), [FLOW_PATH_MARKER]);
-    // Its memo: when it began to wait, and its end (with the webhook-less task's last state).
-    assert.equal(memoWrites(events), 2, `${memoWrites(events)} memo writes`);
+    // Its memo: its end only (it waited from its start: the memo it started with says so).
+    assert.equal(memoWrites(events), 1, `${memoWrites(events)} memo writes`);
     blocker.open();
     assert.equal((await harness.waitForEnd(held, { timeoutMs: 30_000 })).status, 'succeeded');
     await waitForKey(harness, key, (counts) => counts.inFlight === 0 && counts.waiting === 0, 'idle');
@@ -140,6 +141,10 @@ describe("a flow-controlled task's history", () => {
       labels: [label],
     });
     await waitForKey(harness, key, (counts) => counts.waiting === 1, 'the waiter waiting');
+    const waiting = await harness.api('GET', `/v1/tasks?label=${encodeURIComponent(label)}&limit=10`);
+    const listedWaiting = (waiting.body.tasks as Array<{ id: string; flowControl?: unknown }>).find((task) => task.id === waiter);
+    // The API was refused the first slot: the task waits from its start, and its memo says so.
+    assert.deepEqual(listedWaiting?.flowControl, { key, waiting: true });
     first.open();
     await eventually(async () => (second.calls() === 1 ? true : undefined), { what: "the waiter's call held" });
     const listed = await eventually(
@@ -155,7 +160,9 @@ describe("a flow-controlled task's history", () => {
     );
     assert.deepEqual(listed.flowControl, { key, waiting: false });
     const events = await taskEvents(waiter);
-    assert.equal(memoWrites(events), 1, 'the memo was written again when the slot came');
+    // Neither its ask nor its grant wrote its memo: it started saying the task waits, and its
+    // pending attempt says it no longer does.
+    assert.equal(memoWrites(events), 0, `${memoWrites(events)} memo writes while it waited and called`);
     second.open();
     for (const id of [blocker, waiter]) assert.equal((await harness.waitForEnd(id, { timeoutMs: 30_000 })).status, 'succeeded');
   });

@@ -105,5 +105,8 @@ describe('workflow code', () => {
       (await types(file)).filter((type) => type === 'WORKFLOW_PROPERTIES_MODIFIED').length;
     assert.equal(await memoWrites('v12-staged-stood-down-then-handed-over.json'), 3);
     assert.equal(await memoWrites('v13-staged-stood-down-then-handed-over.json'), 2);
+    // A task whose first slot the API was refused starts with a memo saying it waits (v14 on).
+    assert.equal(await memoWrites('v13-flow-controlled-cancelled-while-waiting.json'), 2);
+    assert.equal(await memoWrites('v14-flow-controlled-cancelled-while-waiting.json'), 1);
   });
 });

@@ -39,6 +39,11 @@ export interface TaskFlowControl {
    * asks for it like for every later attempt.
    */
   firstSlot?: SlotGrant;
+  /**
+   * The API asked for the first slot and the key had none free (or a line): the task waits from
+   * its start, and its first memo says so (task-start.ts), so its first ask writes none.
+   */
+  firstSlotRefused?: true;
 }
 
 /** A task asks for a slot for one attempt; `request` numbers its requests (attempts) 1, 2, … */

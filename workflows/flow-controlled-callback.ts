@@ -205,8 +205,10 @@ export async function runFlowControlledCallback(
       state.flowControl = { key: flow.key, waiting: false };
       return undefined;
     }
+    // A task whose first slot the API was refused begins waiting: its first memo says so already.
+    const waitingAlready = state.status === 'pending' && state.flowControl?.waiting === true;
     state.flowControl = { key: flow.key, waiting: true };
-    setStatus('pending');
+    setStatus('pending', { publish: !waitingAlready });
     const slot: SlotRequest = {
       taskId: input.id,
       request,

@@ -42,7 +42,9 @@ export function initialMemo(input: TaskInput): TaskMemo {
     ...(input.scheduleId !== undefined ? { scheduleId: input.scheduleId } : {}),
     ...(input.webhookUrl !== null ? { webhook: { status: 'pending', attempts: 0 } } : {}),
     priority: input.priority ?? DEFAULT_PRIORITY,
-    ...(input.flowControl !== undefined ? { flowControl: { key: input.flowControl.key, waiting: false } } : {}),
+    ...(input.flowControl !== undefined
+      ? { flowControl: { key: input.flowControl.key, waiting: input.flowControl.firstSlotRefused === true } }
+      : {}),
   };
 }
 

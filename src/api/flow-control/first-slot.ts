@@ -37,7 +37,8 @@ export async function withFirstSlot(flowControl: FlowControlService, prepared: P
     flow.limits,
   );
   const limitsSet = answer !== undefined && (withLimits || !prepared.setsFlowLimits);
-  if (answer?.granted !== true) return { input, limitsSet };
+  if (answer === undefined) return { input, limitsSet };
+  if (!answer.granted) return { input: { ...input, flowControl: { ...input.flowControl!, firstSlotRefused: true } }, limitsSet };
   const firstSlot = { request: 1, ...(answer.reportStart ? { reportStart: true } : {}) };
   return { input: { ...input, flowControl: { ...input.flowControl!, firstSlot } }, limitsSet };
 }

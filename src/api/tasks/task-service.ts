@@ -20,7 +20,13 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
-import { replayInput, taskSearchAttributes, taskSummary, type ReplayOverrides } from '../../../workflows/task-start.js';
+import {
+  initialMemo,
+  replayInput,
+  taskSearchAttributes,
+  taskSummary,
+  type ReplayOverrides,
+} from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
 import { FlowControlService } from '../flow-control/flow-control-service.js';
@@ -136,9 +142,11 @@ export class TaskService {
 
   /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
   async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
-    const { request, idempotency, id, hash, memo } = prepared;
-    // A due flow-controlled task asks for its first slot before it starts (first-slot.ts).
+    const { request, idempotency, id, hash } = prepared;
+    // A due flow-controlled task asks for its first slot before it starts (first-slot.ts); its
+    // memo then says whether it waits.
     const { input, limitsSet } = await withFirstSlot(this.flowControl, prepared);
+    const memo = input === prepared.input ? prepared.memo : initialMemo(input);
     try {
       await this.calls.rpc(
         () =>
