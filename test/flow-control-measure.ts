@@ -29,7 +29,7 @@ import { ownUsage, processUsage, type Usage } from './support/process-usage.js';
 import { percentile } from './support/percentile.js';
 import { terminateRunning } from './support/cleanup.js';
 import { describeLimiterWork, limiterWork, measureHandoff } from './support/flow-handoff.js';
-import { compareEvents, drainEvents } from './support/drain-events.js';
+import { compareEvents, compareRequests, drainEvents, requestsPerAttempt } from './support/drain-costs.js';
 import type { Started } from '../src/dev/entry-points.js';
 import { startWorkerProcess, waitForPollers } from './support/worker-processes.js';
 import { findMetricsEndpoint } from '../tools/bench/engine.js';
@@ -59,39 +59,6 @@ let metricsUrls: string[] = (process.env.TEMPORAL_METRICS ?? '').split(',').filt
 async function readRequests(): Promise<RequestCounts | undefined> {
   return scrapeRequests(metricsUrls);
 }
-function requestsPerAttempt(
-  before: RequestCounts | undefined,
-  after: RequestCounts | undefined,
-  attempts: number,
-): Map<string, number> | undefined {
-  if (before === undefined || after === undefined) return undefined;
-  const per = new Map<string, number>();
-  for (const [key, value] of after) {
-    const delta = value - (before.get(key) ?? 0);
-    if (delta > 0 && !/\|Poll\w*TaskQueue$/.test(key)) per.set(key, delta / attempts);
-  }
-  return per;
-}
-/** RPCs per attempt by service, then the operations where `a` costs more than `b`, most first. */
-function compareRequests(a: Map<string, number>, b: Map<string, number>): string {
-  const byService = (m: Map<string, number>): Record<string, number> => {
-    const out: Record<string, number> = {};
-    for (const [key, value] of m) out[key.split('|')[0]!] = (out[key.split('|')[0]!] ?? 0) + value;
-    return out;
-  };
-  const services = (m: Map<string, number>): string =>
-    Object.entries(byService(m))
-      .map(([service, n]) => `${service} ${n.toFixed(1)}`)
-      .join(', ');
-  const more = [...new Set([...a.keys(), ...b.keys()])]
-    .map((key) => [key, (a.get(key) ?? 0) - (b.get(key) ?? 0)] as const)
-    .filter(([, d]) => d >= 0.05)
-    .sort((x, y) => y[1] - x[1])
-    .slice(0, 12)
-    .map(([key, d]) => `${key} +${d.toFixed(2)}`);
-  return `server RPCs per attempt: key ${services(a)}; engine ${services(b)}\n  the key's extra, per attempt: ${more.join(', ')}\n`;
-}
-
 /** CPU used between two readings, in ms per attempt. */
 interface CpuReading {
   server?: Usage;

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import proto, { type temporal } from '@temporalio/proto';
+import { type temporal } from '@temporalio/proto';
 import {
   FLOW_LIMITER_WORKFLOW_TYPE,
   configureFlowSignal,
@@ -21,7 +21,7 @@ import { CALLBACK_STAGED_ACTIVITY } from '../workflows/staged-attempt-contract.j
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
-import { concurrencyCounter, newKey, waitForKey } from './support/flow-keys.js';
+import { concurrencyCounter, newKey, stagedAttemptParked, waitForKey } from './support/flow-keys.js';
 import { handOversIn } from './support/flow-handoff.js';
 import { Receiver } from './support/receiver.js';
 import { startHarness, stopOwnServer, workflowBundle, type Harness } from './support/harness.js';
@@ -33,7 +33,6 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** How long the worker's signals of unstage notices are held back in the test that orders them. */
 const UNSTAGE_SIGNAL_DELAY_MS = 2_000;
-const temporalEnums = proto.temporal.api.enums.v1;
 
 let harness: Harness;
 let receiver: Receiver;
@@ -85,15 +84,7 @@ async function unstageHeard(taskId: string): Promise<boolean> {
   });
 }
 
-/** Whether the task's staged attempt has started, that is, parks in a worker now (the server's pending state). */
-async function parkedNow(taskId: string): Promise<boolean> {
-  const description = await harness.client.workflow.getHandle(workflowIdForTask(taskId)).describe();
-  return (description.raw.pendingActivities ?? []).some(
-    (activity) =>
-      activity.activityType?.name === CALLBACK_STAGED_ACTIVITY &&
-      activity.state === temporalEnums.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-  );
-}
+const parkedNow = (taskId: string): Promise<boolean> => stagedAttemptParked(harness, taskId);
 
 /** A callee that holds every call until `open()`, then answers after `ms`. */
 function gatedCallee(path: string, ms: number): { open: () => void; peak: () => number } {

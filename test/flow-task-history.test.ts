@@ -8,15 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import proto, { type temporal } from '@temporalio/proto';
+import type { temporal } from '@temporalio/proto';
 import { slotGrantedSignal } from '../workflows/flow-control-contract.js';
 import { FLOW_PATH_MARKER } from '../workflows/flow-controlled-callback.js';
-import { CALLBACK_STAGED_ACTIVITY } from '../workflows/staged-attempt-contract.js';
 import { workflowIdForTask } from '../workflows/task-contract.js';
 import { terminateRunning } from './support/cleanup.js';
 import { eventually } from './support/eventually.js';
-import { newKey, waitForKey } from './support/flow-keys.js';
+import { newKey, stagedAttemptParked, waitForKey } from './support/flow-keys.js';
+import { memoWritesIn, patchMarkersIn } from './support/history.js';
 import { Receiver, type Responder } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
 
@@ -41,19 +40,6 @@ async function taskEvents(taskId: string): Promise<HistoryEvent[]> {
   return (await harness.client.workflow.getHandle(workflowIdForTask(taskId)).fetchHistory()).events ?? [];
 }
 
-/** The patch ids of the task's `core_patch` markers, in order. */
-function patchMarkers(events: HistoryEvent[]): string[] {
-  return events.flatMap((event) => {
-    const marker = event.markerRecordedEventAttributes;
-    if (marker?.markerName !== 'core_patch') return [];
-    const data = defaultPayloadConverter.fromPayload<{ id: string }>(marker.details!['patch-data']!.payloads![0]! as Payload);
-    return [data.id];
-  });
-}
-
-const memoWrites = (events: HistoryEvent[]): number =>
-  events.filter((event) => event.workflowPropertiesModifiedEventAttributes).length;
-
 const grantsHeard = (events: HistoryEvent[]): number =>
   events.filter((event) => event.workflowExecutionSignaledEventAttributes?.signalName === slotGrantedSignal.name).length;
 
@@ -74,18 +60,6 @@ function gated(path: string): { open: () => void; calls: () => number } {
   return { open, calls: () => calls };
 }
 
-/** Whether the task's staged attempt parks in its worker now: started, and beating as a park does. */
-async function parkedAndBeating(taskId: string): Promise<true | undefined> {
-  const description = await harness.client.workflow.getHandle(workflowIdForTask(taskId)).describe();
-  const parked = (description.raw.pendingActivities ?? []).some((activity) => {
-    if (activity.activityType?.name !== CALLBACK_STAGED_ACTIVITY) return false;
-    if (activity.state !== proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) return false;
-    const beat = activity.heartbeatDetails?.payloads?.[0];
-    return beat != null && defaultPayloadConverter.fromPayload<{ parked?: boolean }>(beat as Payload).parked === true;
-  });
-  return parked ? true : undefined;
-}
-
 describe("a flow-controlled task's history", () => {
   it('hears no grant that started its parked attempt, and writes one marker and no memo for its slot', async () => {
     const key = newKey('started-by-grant');
@@ -104,7 +78,10 @@ describe("a flow-controlled task's history", () => {
       flowControl: { key, parallelism: 1 },
     });
     // Beating as a park: it is in its worker's relay, where the grant's delivery finds it.
-    await eventually(() => parkedAndBeating(staged), { timeoutMs: 30_000, what: 'the staged attempt parked' });
+    await eventually(async () => ((await stagedAttemptParked(harness, staged, { beating: true })) ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'the staged attempt parked',
+    });
     // A second slot: the limiter grants it to the staged task, and the grant starts its park.
     assert.equal((await harness.api('PUT', `/v1/flow-control/${key}`, { parallelism: 2 })).status, 200);
     const view = await harness.waitForEnd(staged, { timeoutMs: 30_000 });
@@ -114,9 +91,9 @@ describe("a flow-controlled task's history", () => {
     assert.equal(receiver.to('/started-by-grant').length, 1);
     const events = await taskEvents(staged);
     assert.equal(grantsHeard(events), 0, 'the task heard a grant its parked attempt had been started with');
-    assert.deepEqual(patchMarkers(events), [FLOW_PATH_MARKER]);
+    assert.deepEqual(patchMarkersIn(events), [FLOW_PATH_MARKER]);
     // Its memo: its end only (it waited from its start: the memo it started with says so).
-    assert.equal(memoWrites(events), 1, `${memoWrites(events)} memo writes`);
+    assert.equal(memoWritesIn(events), 1, `${memoWritesIn(events)} memo writes`);
     blocker.open();
     assert.equal((await harness.waitForEnd(held, { timeoutMs: 30_000 })).status, 'succeeded');
     await waitForKey(harness, key, (counts) => counts.inFlight === 0 && counts.waiting === 0, 'idle');
@@ -162,7 +139,7 @@ describe("a flow-controlled task's history", () => {
     const events = await taskEvents(waiter);
     // Neither its ask nor its grant wrote its memo: it started saying the task waits, and its
     // pending attempt says it no longer does.
-    assert.equal(memoWrites(events), 0, `${memoWrites(events)} memo writes while it waited and called`);
+    assert.equal(memoWritesIn(events), 0, `${memoWritesIn(events)} memo writes while it waited and called`);
     second.open();
     for (const id of [blocker, waiter]) assert.equal((await harness.waitForEnd(id, { timeoutMs: 30_000 })).status, 'succeeded');
   });

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { eventually } from './support/eventually.js';
+import { stagedAttemptParked } from './support/flow-keys.js';
 import { startHarness, stopOwnServer } from './support/harness.js';
 import { limiterWorkflowId } from '../workflows/flow-control-contract.js';
 
@@ -170,10 +171,8 @@ async function main(): Promise<void> {
       });
       const create = async (path: string): Promise<string> =>
         (await harness.api('POST', '/v1/tasks', { callbackUrl: receiver.url(path), flowControl: stagedFlow })).body.id as string;
-      const parked = async (id: string): Promise<true | undefined> => {
-        const pending = (await harness.client.workflow.getHandle(`task-${id}`).describe()).raw.pendingActivities ?? [];
-        return pending.some((a) => a.activityType?.name === 'callCallbackStaged' && a.state === 2) ? true : undefined;
-      };
+      const parked = async (id: string): Promise<true | undefined> =>
+        (await stagedAttemptParked(harness, id)) ? true : undefined;
       const blocker = await create('/staged-gate');
       await eventually(async () => (receiver.to('/staged-gate').length === 1 ? true : undefined), { what: 'the blocker held' });
       const handed = await create('/ok');

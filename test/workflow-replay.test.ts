@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { workflowBundle } from './support/harness.js';
+import { memoWritesIn, patchMarkersIn } from './support/history.js';
 
 const HISTORIES_DIR = fileURLToPath(new URL('../../test/histories/', import.meta.url));
 
@@ -81,28 +82,16 @@ describe('workflow code', () => {
     );
     // One marker per change of the flow-controlled path (v12), then one for the path (v13 on),
     // whose task also writes no memo when its slot comes.
-    const patches = async (file: string): Promise<string[]> =>
-      (
-        JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8')) as {
-          events: {
-            markerRecordedEventAttributes?: { markerName: string; details: Record<string, { payloads: { data: string }[] }> };
-          }[];
-        }
-      ).events.flatMap((event) => {
-        const marker = event.markerRecordedEventAttributes;
-        if (marker?.markerName !== 'core_patch') return [];
-        return [
-          (JSON.parse(Buffer.from(marker.details['patch-data']!.payloads[0]!.data, 'base64').toString()) as { id: string }).id,
-        ];
-      });
+    const eventsOf = async (file: string) =>
+      historyFromJSON(JSON.parse(await readFile(`${HISTORIES_DIR}${file}`, 'utf8'))).events ?? [];
+    const patches = async (file: string): Promise<string[]> => patchMarkersIn(await eventsOf(file));
     assert.deepEqual(await patches('v12-staged-stood-down-then-handed-over.json'), [
       'flow-limiter-signals-from-worker',
       'staged-on-task-queue',
     ]);
     assert.deepEqual(await patches('v13-staged-stood-down-then-handed-over.json'), ['flow-controlled-path-2']);
     assert.deepEqual(new Set(await stagedQueues('v13-staged-stood-down-then-handed-over.json')), new Set(['task']));
-    const memoWrites = async (file: string): Promise<number> =>
-      (await types(file)).filter((type) => type === 'WORKFLOW_PROPERTIES_MODIFIED').length;
+    const memoWrites = async (file: string): Promise<number> => memoWritesIn(await eventsOf(file));
     assert.equal(await memoWrites('v12-staged-stood-down-then-handed-over.json'), 3);
     assert.equal(await memoWrites('v13-staged-stood-down-then-handed-over.json'), 2);
     // A task whose first slot the API was refused starts with a memo saying it waits (v14 on).

@@ -1,6 +1,10 @@
 /** Reading flow-control keys through the API, and a callee that counts calls in flight, for the flow-control tests. */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import { CALLBACK_STAGED_ACTIVITY } from '../../workflows/staged-attempt-contract.js';
+import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { eventually } from './eventually.js';
 import type { Harness } from './harness.js';
 import type { Responder } from './receiver.js';
@@ -40,4 +44,20 @@ export async function waitForKey(on: Harness, key: string, predicate: (view: any
     },
     { timeoutMs: 30_000, what: `key ${key}: ${what}` },
   );
+}
+
+/**
+ * Whether the task's staged attempt has started, that is, parks in a worker now (the server's
+ * pending state); with `beating`, also that it has beaten as a park does (`parked: true`), which it
+ * does from inside its worker's relay, where a grant's delivery finds it.
+ */
+export async function stagedAttemptParked(on: Harness, taskId: string, { beating = false } = {}): Promise<boolean> {
+  const description = await on.client.workflow.getHandle(workflowIdForTask(taskId)).describe();
+  return (description.raw.pendingActivities ?? []).some((activity) => {
+    if (activity.activityType?.name !== CALLBACK_STAGED_ACTIVITY) return false;
+    if (activity.state !== proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) return false;
+    if (!beating) return true;
+    const beat = activity.heartbeatDetails?.payloads?.[0];
+    return beat != null && defaultPayloadConverter.fromPayload<{ parked?: boolean }>(beat as Payload).parked === true;
+  });
 }

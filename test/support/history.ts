@@ -50,3 +50,22 @@ export async function grantsToEndedTasks(on: { client: Client }, workflowId: str
   }
   return ended;
 }
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/**
+ * The patch ids of a history's patch markers (`patched()`), in order. Each costs the workflow two
+ * events and a `TemporalChangeVersion` upsert, a visibility write.
+ */
+export function patchMarkersIn(events: readonly HistoryEvent[]): string[] {
+  return events.flatMap((event) => {
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_patch') return [];
+    const payload = marker.details?.['patch-data']?.payloads?.[0];
+    return payload ? [defaultPayloadConverter.fromPayload<{ id: string }>(payload as Payload).id] : [];
+  });
+}
+
+/** How many times the workflow wrote its memo (`upsertMemo`: a visibility write each). */
+export const memoWritesIn = (events: readonly HistoryEvent[]): number =>
+  events.filter((event) => event.workflowPropertiesModifiedEventAttributes).length;

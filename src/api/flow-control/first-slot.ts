@@ -5,7 +5,8 @@
  * what a free slot costs a create → first callback, README "Performance").
  */
 import { DEFAULT_PRIORITY } from '../../../workflows/flow-control-contract.js';
-import type { TaskInput } from '../../../workflows/task-contract.js';
+import type { TaskInput, TaskMemo } from '../../../workflows/task-contract.js';
+import { initialMemo } from '../../../workflows/task-start.js';
 import type { PreparedTask } from '../tasks/prepared-task.js';
 import type { FlowControlService } from './flow-control-service.js';
 
@@ -14,6 +15,8 @@ export interface FirstSlotOutcome {
   input: TaskInput;
   /** The limiter took the create's limits with the ask; otherwise they are still to be set. */
   limitsSet: boolean;
+  /** The memo to start it with: a task refused its first slot waits from its start, and says so. */
+  memo: TaskMemo;
 }
 
 /**
@@ -22,6 +25,11 @@ export interface FirstSlotOutcome {
  * asks again, or when its holder check finds no such task.
  */
 export async function withFirstSlot(flowControl: FlowControlService, prepared: PreparedTask): Promise<FirstSlotOutcome> {
+  const { input, limitsSet } = await askFirstSlot(flowControl, prepared);
+  return { input, limitsSet, memo: input === prepared.input ? prepared.memo : initialMemo(input) };
+}
+
+async function askFirstSlot(flowControl: FlowControlService, prepared: PreparedTask): Promise<Omit<FirstSlotOutcome, 'memo'>> {
   const flow = prepared.input.flowControl;
   if (flow === undefined) return { input: prepared.input, limitsSet: false };
   // An input carries no grant it was not given now (a replay copies its original's input).

@@ -20,13 +20,7 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
-import {
-  initialMemo,
-  replayInput,
-  taskSearchAttributes,
-  taskSummary,
-  type ReplayOverrides,
-} from '../../../workflows/task-start.js';
+import { replayInput, taskSearchAttributes, taskSummary, type ReplayOverrides } from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
 import type { taskWorkflow } from '../../../workflows/task-workflow.js';
 import { FlowControlService } from '../flow-control/flow-control-service.js';
@@ -145,8 +139,7 @@ export class TaskService {
     const { request, idempotency, id, hash } = prepared;
     // A due flow-controlled task asks for its first slot before it starts (first-slot.ts); its
     // memo then says whether it waits.
-    const { input, limitsSet } = await withFirstSlot(this.flowControl, prepared);
-    const memo = input === prepared.input ? prepared.memo : initialMemo(input);
+    const { input, limitsSet, memo } = await withFirstSlot(this.flowControl, prepared);
     try {
       await this.calls.rpc(
         () =>

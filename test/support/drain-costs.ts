@@ -1,13 +1,15 @@
 /**
- * The history events a drain wrote, by type, per attempt: its tasks' (a sample) and, for a key's
- * drain, its limiter's, counted from the drain's release on (server timestamps). For
- * `flow-control-measure.ts`: the dev server's cost per attempt follows what it writes, and the
- * difference between a key's drain and the engine's says which writes flow control adds.
+ * What a drain cost the server, per attempt, for `flow-control-measure.ts`: its RPCs (from the
+ * server's /metrics) and the history events it wrote by type, its tasks' (a sample) and, for a
+ * key's drain, its limiter's, counted from the drain's release on (server timestamps). The dev
+ * server's cost per attempt follows what it writes, and the difference between a key's drain and
+ * the engine's says which writes and calls flow control adds.
  */
 import type { Client } from '@temporalio/client';
 import proto, { type temporal } from '@temporalio/proto';
 import { limiterWorkflowId } from '../../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
+import type { RequestCounts } from '../../tools/bench/server-metrics.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -93,14 +95,47 @@ const total = (events: EventsPerAttempt, prefix: string): number =>
 
 /** A line for each drain's totals, and the key's events the engine's drain did not write. */
 export function compareEvents(key: EventsPerAttempt, engine: EventsPerAttempt): string {
-  const more = [...new Set([...key.keys(), ...engine.keys()])]
-    .map((name) => [name, (key.get(name) ?? 0) - (engine.get(name) ?? 0)] as const)
-    .filter(([, d]) => Math.abs(d) >= 0.05)
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, d]) => `${name} ${d > 0 ? '+' : ''}${d.toFixed(2)}`);
+  const more = differences(key, engine, 0.05).map(([name, d]) => `${name} ${d > 0 ? '+' : ''}${d.toFixed(2)}`);
   return (
     `history events per attempt: key ${(total(key, 'task ') + total(key, 'limiter ')).toFixed(1)} ` +
     `(task ${total(key, 'task ').toFixed(1)}, limiter ${total(key, 'limiter ').toFixed(1)}); engine ${total(engine, 'task ').toFixed(1)}\n` +
     `  the key's difference, per attempt: ${more.join(', ')}\n`
   );
+}
+
+/** `a` minus `b` per name, where it differs by `least` or more, the largest first. */
+function differences(a: Map<string, number>, b: Map<string, number>, least: number): Array<readonly [string, number]> {
+  return [...new Set([...a.keys(), ...b.keys()])]
+    .map((name) => [name, (a.get(name) ?? 0) - (b.get(name) ?? 0)] as const)
+    .filter(([, d]) => Math.abs(d) >= least)
+    .sort((x, y) => y[1] - x[1]);
+}
+
+/** The RPCs between two scrapes, per attempt, by `service|operation` (long polls left out). */
+export function requestsPerAttempt(
+  before: RequestCounts | undefined,
+  after: RequestCounts | undefined,
+  attempts: number,
+): Map<string, number> | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const per = new Map<string, number>();
+  for (const [key, value] of after) {
+    const delta = value - (before.get(key) ?? 0);
+    if (delta > 0 && !/\|Poll\w*TaskQueue$/.test(key)) per.set(key, delta / attempts);
+  }
+  return per;
+}
+
+/** RPCs per attempt by service, then the operations where `key` costs more than `engine`, most first. */
+export function compareRequests(key: Map<string, number>, engine: Map<string, number>): string {
+  const byService = (m: Map<string, number>): string => {
+    const out = new Map<string, number>();
+    for (const [name, value] of m) out.set(name.split('|')[0]!, (out.get(name.split('|')[0]!) ?? 0) + value);
+    return [...out].map(([service, n]) => `${service} ${n.toFixed(1)}`).join(', ');
+  };
+  const more = differences(key, engine, 0.05)
+    .filter(([, d]) => d > 0)
+    .slice(0, 12)
+    .map(([name, d]) => `${name} +${d.toFixed(2)}`);
+  return `server RPCs per attempt: key ${byService(key)}; engine ${byService(engine)}\n  the key's extra, per attempt: ${more.join(', ')}\n`;
 }
