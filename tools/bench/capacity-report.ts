@@ -6,6 +6,7 @@ import { round, type Distribution } from './distribution.js';
 import type { CpuSplit } from './cpu-pinning.js';
 import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
+import { isPoll, type RpcCosts } from './server-metrics.js';
 
 export type TargetName = 'baseline' | 'asyncqueue';
 
@@ -26,6 +27,8 @@ export interface CapacityRun {
   stealCores: number;
   /** A sample of the histories of tasks done in the window (events by type, bytes); null: not read. */
   history: HistoryCosts | null;
+  /** The server's RPCs and visibility writes per task done in the window; null or absent: no metrics. */
+  rpc?: RpcCosts | null;
 }
 
 export interface CapacityReport {
@@ -125,6 +128,7 @@ export function renderCapacity(report: CapacityReport): string {
                 .join(', '),
           ],
     ),
+    ...report.runs.flatMap((r) => (r.rpc == null ? [] : [`- round ${r.round} ${r.target}, ${renderRpcs(r.rpc)}`])),
     '',
     ...renderReplay(report.replay),
     `Median: baseline ${report.medianPerSec.baseline ?? '—'}/s, AsyncQueue ${report.medianPerSec.asyncqueue ?? '—'}/s → ` +
@@ -139,6 +143,21 @@ export function renderCapacity(report: CapacityReport): string {
         ]),
   ];
   return lines.join('\n');
+}
+
+/** Per task: requests by service (long polls apart), the frontend's by operation, visibility writes. */
+function renderRpcs(rpc: RpcCosts): string {
+  const list = (record: Record<string, number>): string =>
+    Object.entries(record)
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+  const frontend = Object.fromEntries(Object.entries(rpc.frontendPerTask).filter(([operation]) => !isPoll(operation)));
+  return (
+    `server RPCs per task: ${list(rpc.perTaskByService)} (frontend: ${list(frontend)}; ` +
+    `long polls ${rpc.pollsPerSec}/s); visibility writes per task: ${list(rpc.visibilityWritesPerTask ?? {}) || '—'}`
+  );
 }
 
 function renderReplay(replay: CapacityReport['replay']): string[] {

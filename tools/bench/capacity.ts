@@ -35,6 +35,7 @@ import { startAsyncQueue } from './targets/asyncqueue.js';
 import { prepareBaseline, startBaseline } from './targets/baseline.js';
 import type { Target } from './targets/target.js';
 import { historyCosts, type HistoryCosts } from './task-costs.js';
+import { rpcCosts, scrapeRequests, type RequestCounts } from './server-metrics.js';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { renderCapacity, summarize, type CapacityReport, type CapacityRun, type TargetName } from './capacity-report.js';
 import { asyncQueueBundle, replayCosts } from './replay-cost.js';
@@ -209,7 +210,7 @@ async function measureBaseline(
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
-    const run = await closedLoop(target, sampler, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, engine.metricsUrls, outstanding, seconds, tag);
     return { ...run, history: await sampleHistories(engine, run.finishedIds, keep) };
   } finally {
     await stop();
@@ -231,7 +232,7 @@ async function measureAsyncQueue({
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
-    const run = await closedLoop(target, sampler, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, engine.metricsUrls, outstanding, seconds, tag);
     return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep) };
   } finally {
     await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
@@ -246,11 +247,13 @@ async function measureAsyncQueue({
 
 /**
  * Keeps `outstanding` tasks under way for `seconds`: each webhook that arrives starts the next
- * task. The first quarter fills the pipeline; completions, latencies and CPU count over the rest.
+ * task. The first quarter fills the pipeline; completions, latencies, CPU and the server's RPCs
+ * (its metrics at `metricsUrls`, when it has them) count over the rest.
  */
 async function closedLoop(
   target: Target,
   sampler: Sampler,
+  metricsUrls: string[],
   outstanding: number,
   seconds: number,
   tag: string,
@@ -274,13 +277,17 @@ async function closedLoop(
   const measureFrom = t0 + (seconds * 1000) / 4;
   const end = t0 + seconds * 1000;
   let window: ReturnType<Sampler['open']> | undefined;
+  let requestsAtStart: RequestCounts | undefined;
   const latencies: number[] = [];
   // Every 10 s a line with that interval's completions and CPU per task: a steady state looks flat.
   let interval = { from: t0, done: 0, usage: sampler.open() };
   let completed = 0;
   while (!stopped) {
     const t = now();
-    if (window === undefined && t >= measureFrom) window = sampler.open();
+    if (window === undefined && t >= measureFrom) {
+      window = sampler.open();
+      requestsAtStart = await scrapeRequests(metricsUrls);
+    }
     if (t >= end) stopped = true;
     if (t - interval.from >= 10_000 || stopped) {
       const usage = interval.usage.close();
@@ -311,6 +318,7 @@ async function closedLoop(
   }
   interval.usage.close();
   const usage = window!.close();
+  const requestsAtEnd = requestsAtStart !== undefined ? await scrapeRequests(metricsUrls) : undefined;
   const measuredSec = (end - measureFrom) / 1000;
   return {
     completedPerSec: round(completed / measuredSec, 1) ?? 0,
@@ -322,6 +330,11 @@ async function closedLoop(
     ),
     machineBusyCores: round(usage.machineBusyCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
     stealCores: round(usage.stealCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
+    // Completions stand for tasks: in a steady closed loop as many start as end.
+    rpc:
+      requestsAtStart !== undefined && requestsAtEnd !== undefined
+        ? rpcCosts(requestsAtStart, requestsAtEnd, completed, measuredSec)
+        : null,
     finishedIds,
   };
 }
