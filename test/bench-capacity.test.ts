@@ -2,7 +2,8 @@
  * The benchmark's capacity comparison (tools/bench/capacity-report.ts): the ratio the README
  * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
  * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
- * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs.
+ * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs; the
+ * server's counters (RPCs, visibility writes, history-store requests) become per-task costs.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -11,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseCpuSplit, pinProcesses } from '../tools/bench/cpu-pinning.js';
 import { distribution } from '../tools/bench/distribution.js';
+import { rpcCosts, type RequestCounts } from '../tools/bench/server-metrics.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
   round,
@@ -110,6 +112,37 @@ describe('bench capacity report', () => {
     assert.match(oneSided, /baseline —, AsyncQueue 5\.2 ms/);
     assert.doesNotMatch(oneSided, /the baseline's/);
     assert.doesNotMatch(renderCapacity(summarize([run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 })), /replayed/);
+  });
+
+  it("turns the server's counters into per-task costs: RPCs by service, long polls apart, visibility writes and store requests", () => {
+    const before: RequestCounts = new Map([
+      ['frontend|StartWorkflowExecution', 100],
+      ['frontend|PollWorkflowTaskQueue', 500],
+      ['store|GetNamespace', 7],
+    ]);
+    const after: RequestCounts = new Map([
+      ['frontend|StartWorkflowExecution', 300],
+      ['frontend|PollWorkflowTaskQueue', 1100],
+      ['history|RecordWorkflowTaskStarted', 600],
+      ['visibility-store|RecordWorkflowExecutionClosed', 200],
+      ['store|UpdateWorkflowExecution', 1500],
+      ['store|GetNamespace', 7],
+    ]);
+    const costs = rpcCosts(before, after, 200, 30);
+    assert.deepEqual(costs.perTaskByService, { frontend: 1, history: 3 });
+    assert.deepEqual(costs.frontendPerTask, { StartWorkflowExecution: 1, PollWorkflowTaskQueue: 3 });
+    assert.equal(costs.pollsPerSec, 20);
+    assert.deepEqual(costs.visibilityWritesPerTask, { RecordWorkflowExecutionClosed: 1 });
+    // A counter that did not move is no cost of these tasks.
+    assert.deepEqual(costs.storePerTask, { UpdateWorkflowExecution: 7.5 });
+    const markdown = renderCapacity(
+      summarize([{ ...run(1, 'baseline', 40), rpc: costs }, run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 }),
+    );
+    assert.match(
+      markdown,
+      /round 1 baseline, server RPCs per task: frontend 1, history 3 \(frontend: StartWorkflowExecution 1; long polls 20\/s\); visibility writes per task: RecordWorkflowExecutionClosed 1; history-store requests per task: UpdateWorkflowExecution 7\.5/,
+    );
+    assert.doesNotMatch(markdown, /round 1 asyncqueue, server RPCs/);
   });
 
   it("states the engine's own CPU per task and the ratio where the engine alone is the limit", () => {

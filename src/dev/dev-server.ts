@@ -45,6 +45,11 @@ const DYNAMIC_CONFIG: Record<string, string> = {
   // One node and a few workers: partitions only add forwarding between them (e2e p50 141 -> 93 ms).
   'matching.numTaskqueueReadPartitions': '1',
   'matching.numTaskqueueWritePartitions': '1',
+  // The CLI's dev server rereads search attributes (and, under a lock, the namespace that maps
+  // them) from its database on every use, so that ones created a moment ago are usable at once;
+  // Temporal says never to run that way in production. Ours are registered when the server starts
+  // (--search-attribute), so the cache (a namespace's aliases refreshed every 10 s) serves them.
+  'system.forceSearchAttributesCacheRefreshOnRead': 'false',
 };
 
 /**

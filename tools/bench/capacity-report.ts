@@ -156,7 +156,8 @@ function renderRpcs(rpc: RpcCosts): string {
   const frontend = Object.fromEntries(Object.entries(rpc.frontendPerTask).filter(([operation]) => !isPoll(operation)));
   return (
     `server RPCs per task: ${list(rpc.perTaskByService)} (frontend: ${list(frontend)}; ` +
-    `long polls ${rpc.pollsPerSec}/s); visibility writes per task: ${list(rpc.visibilityWritesPerTask ?? {}) || '—'}`
+    `long polls ${rpc.pollsPerSec}/s); visibility writes per task: ${list(rpc.visibilityWritesPerTask ?? {}) || '—'}; ` +
+    `history-store requests per task: ${list(Object.fromEntries(Object.entries(rpc.storePerTask ?? {}).filter(([, n]) => n >= 0.05))) || '—'}`
   );
 }
 

@@ -184,6 +184,13 @@ function costTables(report: Report): string[] {
       );
     for (const op of operations)
       lines.push(`| · frontend ${op} | ${num(aqR?.frontendPerTask[op] ?? 0)} | ${num(baseR?.frontendPerTask[op] ?? 0)} |`);
+    // The history store's requests (the dev server's SQLite, the cluster's PostgreSQL): the ones a
+    // task makes, not the store's periodic housekeeping (under 0.05 per task).
+    const storeOps = [...new Set([...Object.keys(aqR?.storePerTask ?? {}), ...Object.keys(baseR?.storePerTask ?? {})])]
+      .filter((op) => (aqR?.storePerTask?.[op] ?? 0) >= 0.05 || (baseR?.storePerTask?.[op] ?? 0) >= 0.05)
+      .sort();
+    for (const op of storeOps)
+      lines.push(`| · history store ${op} | ${num(aqR?.storePerTask?.[op] ?? 0)} | ${num(baseR?.storePerTask?.[op] ?? 0)} |`);
     lines.push(
       `| frontend long polls per second (per worker and time, not per task) | ${num(aqR?.pollsPerSec)} | ${num(baseR?.pollsPerSec)} |`,
       `| ramp: tasks created / seconds the RPCs were counted over | ${aqR !== null ? `${aqR.tasks} / ${aqR.seconds}` : '—'} | ${baseR !== null ? `${baseR.tasks} / ${baseR.seconds}` : '—'} |`,

@@ -6,12 +6,16 @@
  * per worker and second, not per task, so they are counted apart. Writes to the visibility store
  * come from its `visibility_persistence_requests` counter: what the server really wrote, which is
  * fewer than the events that ask for it (an upsert the history service processes after the
- * workflow closed is skipped; the close writes the record).
+ * workflow closed is skipped; the close writes the record). Requests to the history store come from
+ * `persistence_requests`: the database's share of a task (reads and writes by operation).
  */
 import { log } from './clock.js';
 import { round } from './distribution.js';
 
-/** `service|operation` → count, summed over namespaces and endpoints (`visibility-store|operation` for writes there). */
+/**
+ * `service|operation` → count, summed over namespaces and endpoints (`visibility-store|operation`
+ * for writes there, `store|operation` for the history store's requests).
+ */
 export type RequestCounts = Map<string, number>;
 
 export async function scrapeRequests(urls: string[]): Promise<RequestCounts | undefined> {
@@ -29,12 +33,20 @@ export async function scrapeRequests(urls: string[]): Promise<RequestCounts | un
     }
     for (const line of text.split('\n')) {
       // service_requests{namespace="default",operation="StartWorkflowExecution",service_name="frontend"} 12
-      const match = /^(service_requests|visibility_persistence_requests)(?:_total)?\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
+      const match =
+        /^(service_requests|visibility_persistence_requests|persistence_requests)(?:_total)?\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(
+          line,
+        );
       if (match === null) continue;
       const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
       const operation = labels.operation ?? '?';
       if (match[1] === 'visibility_persistence_requests' && !VISIBILITY_WRITES.has(operation)) continue;
-      const service = match[1] === 'visibility_persistence_requests' ? VISIBILITY_STORE : (labels.service_name ?? '?');
+      const service =
+        match[1] === 'visibility_persistence_requests'
+          ? VISIBILITY_STORE
+          : match[1] === 'persistence_requests'
+            ? HISTORY_STORE
+            : (labels.service_name ?? '?');
       const key = `${service}|${operation}`;
       counts.set(key, (counts.get(key) ?? 0) + Number(match[3]));
     }
@@ -43,6 +55,7 @@ export async function scrapeRequests(urls: string[]): Promise<RequestCounts | un
 }
 
 const VISIBILITY_STORE = 'visibility-store';
+const HISTORY_STORE = 'store';
 /** The visibility store's write operations (its reads are the lists' and counts'). */
 const VISIBILITY_WRITES = new Set([
   'RecordWorkflowExecutionStarted',
@@ -62,6 +75,8 @@ export interface RpcCosts {
   pollsPerSec: number;
   /** Writes to the visibility store per task, by operation (absent from older results). */
   visibilityWritesPerTask?: Record<string, number>;
+  /** Requests to the history store (executions, tasks, histories, namespaces) per task, by operation (absent from older results). */
+  storePerTask?: Record<string, number>;
 }
 
 const isPoll = (operation: string): boolean => /^Poll\w*TaskQueue$/.test(operation);
@@ -70,6 +85,7 @@ export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: num
   const perTaskByService: Record<string, number> = {};
   const frontendPerTask: Record<string, number> = {};
   const visibilityWrites: Record<string, number> = {};
+  const store: Record<string, number> = {};
   let polls = 0;
   const per = (n: number): number => (tasks > 0 ? n / tasks : 0);
   for (const [key, value] of after) {
@@ -78,6 +94,10 @@ export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: num
     const [service = '?', operation = '?'] = key.split('|');
     if (service === VISIBILITY_STORE) {
       visibilityWrites[operation] = delta;
+      continue;
+    }
+    if (service === HISTORY_STORE) {
+      store[operation] = delta;
       continue;
     }
     if (service === 'frontend') frontendPerTask[operation] = (frontendPerTask[operation] ?? 0) + delta;
@@ -93,6 +113,7 @@ export function rpcCosts(before: RequestCounts, after: RequestCounts, tasks: num
     frontendPerTask: rounded(frontendPerTask),
     pollsPerSec: round(polls / Math.max(1, seconds), 1) ?? 0,
     visibilityWritesPerTask: rounded(visibilityWrites),
+    storePerTask: rounded(store),
   };
 }
 
