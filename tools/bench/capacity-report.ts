@@ -6,7 +6,7 @@ import { round, type Distribution } from './distribution.js';
 import type { CpuSplit } from './cpu-pinning.js';
 import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
-import { isPoll, type RpcCosts } from './server-metrics.js';
+import { isPoll, STORE_HOUSEKEEPING_PER_TASK, type RpcCosts } from './server-metrics.js';
 
 export type TargetName = 'baseline' | 'asyncqueue';
 
@@ -27,7 +27,7 @@ export interface CapacityRun {
   stealCores: number;
   /** A sample of the histories of tasks done in the window (events by type, bytes); null: not read. */
   history: HistoryCosts | null;
-  /** The server's RPCs and visibility writes per task done in the window; null or absent: no metrics. */
+  /** The server's RPCs, visibility writes and history-store requests per task done in the window; null or absent: no metrics. */
   rpc?: RpcCosts | null;
 }
 
@@ -145,7 +145,7 @@ export function renderCapacity(report: CapacityReport): string {
   return lines.join('\n');
 }
 
-/** Per task: requests by service (long polls apart), the frontend's by operation, visibility writes. */
+/** Per task: requests by service (long polls apart), the frontend's by operation, visibility writes, history-store requests. */
 function renderRpcs(rpc: RpcCosts): string {
   const list = (record: Record<string, number>): string =>
     Object.entries(record)
@@ -157,7 +157,7 @@ function renderRpcs(rpc: RpcCosts): string {
   return (
     `server RPCs per task: ${list(rpc.perTaskByService)} (frontend: ${list(frontend)}; ` +
     `long polls ${rpc.pollsPerSec}/s); visibility writes per task: ${list(rpc.visibilityWritesPerTask ?? {}) || '—'}; ` +
-    `history-store requests per task: ${list(Object.fromEntries(Object.entries(rpc.storePerTask ?? {}).filter(([, n]) => n >= 0.05))) || '—'}`
+    `history-store requests per task: ${list(Object.fromEntries(Object.entries(rpc.storePerTask ?? {}).filter(([, n]) => n >= STORE_HOUSEKEEPING_PER_TASK))) || '—'}`
   );
 }
 

@@ -14,7 +14,7 @@ import { DEFAULT_POLICY } from './options.js';
 import { processName, type ProcUsage } from './process-sampler.js';
 import type { StepResult } from './ramp-step.js';
 import { TARGET_LOAD_SETTLE_MS, type RampResult } from './ramp.js';
-import { isPoll, type RpcCosts } from './server-metrics.js';
+import { isPoll, STORE_HOUSEKEEPING_PER_TASK, type RpcCosts } from './server-metrics.js';
 import type { HistoryCosts } from './task-costs.js';
 import { round } from './distribution.js';
 
@@ -185,9 +185,13 @@ function costTables(report: Report): string[] {
     for (const op of operations)
       lines.push(`| · frontend ${op} | ${num(aqR?.frontendPerTask[op] ?? 0)} | ${num(baseR?.frontendPerTask[op] ?? 0)} |`);
     // The history store's requests (the dev server's SQLite, the cluster's PostgreSQL): the ones a
-    // task makes, not the store's periodic housekeeping (under 0.05 per task).
+    // task makes, not the store's periodic housekeeping.
     const storeOps = [...new Set([...Object.keys(aqR?.storePerTask ?? {}), ...Object.keys(baseR?.storePerTask ?? {})])]
-      .filter((op) => (aqR?.storePerTask?.[op] ?? 0) >= 0.05 || (baseR?.storePerTask?.[op] ?? 0) >= 0.05)
+      .filter(
+        (op) =>
+          (aqR?.storePerTask?.[op] ?? 0) >= STORE_HOUSEKEEPING_PER_TASK ||
+          (baseR?.storePerTask?.[op] ?? 0) >= STORE_HOUSEKEEPING_PER_TASK,
+      )
       .sort();
     for (const op of storeOps)
       lines.push(`| · history store ${op} | ${num(aqR?.storePerTask?.[op] ?? 0)} | ${num(baseR?.storePerTask?.[op] ?? 0)} |`);

@@ -56,6 +56,11 @@ export async function scrapeRequests(urls: string[]): Promise<RequestCounts | un
 
 const VISIBILITY_STORE = 'visibility-store';
 const HISTORY_STORE = 'store';
+/**
+ * History-store requests below this many per task are the store's housekeeping (shard and queue
+ * bookkeeping, namespace refreshes), which the reports leave out: they come with time, not tasks.
+ */
+export const STORE_HOUSEKEEPING_PER_TASK = 0.05;
 /** The visibility store's write operations (its reads are the lists' and counts'). */
 const VISIBILITY_WRITES = new Set([
   'RecordWorkflowExecutionStarted',
