@@ -29,6 +29,15 @@ const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.js', import.
 export const WORKFLOW_BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, preloadModules: [WORKFLOWS_PATH] };
 
 /**
+ * Workflow-task long polls the worker keeps open (the SDK's default is 10, of its 40 workflow-task
+ * slots). A workflow task that finds no poll waiting is written to the server's database and read
+ * back: at the dev server's limit 1.9 of a task's 3 workflow tasks went that way with 10 polls and
+ * 1.1 with 30, and the server's CPU per task fell with it (README, Performance). The SDK's
+ * autoscaling polls did worse here (2.2-2.5).
+ */
+export const WORKFLOW_TASK_POLLS = 30;
+
+/**
  * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks); one
  * on a task queue of its own, named as its identity, where a cancel's `abortHeldCall` reaches the
  * calls this process holds (activities/held-calls.ts); and one for the queue staged flow-controlled
@@ -131,6 +140,7 @@ export async function createTaskWorker(options: TaskWorkerOptions): Promise<Task
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
     workflowThreadPoolSize: config.worker.workflowThreads,
+    workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: WORKFLOW_TASK_POLLS },
     shutdownGraceTime: config.worker.shutdownGraceMs,
   });
   const holder = await Worker.create({

@@ -28,6 +28,7 @@ import { resources } from '../run-resources.js';
 import { scrapeRequests, rpcCosts } from '../server-metrics.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './baseline-workflow.js';
 import { errorKey, type CreateResult, type Target } from './target.js';
+import { WORKFLOW_TASK_POLLS } from '../../../src/worker/task-worker.js';
 
 /** Bundled by path (workflowsPath), never imported: workflow code runs in Temporal's sandbox. */
 const BASELINE_WORKFLOWS = fileURLToPath(new URL('./baseline-workflow.js', import.meta.url));
@@ -175,6 +176,7 @@ export async function startBaseline(
     maxConcurrentActivityTaskExecutions: 2000,
     maxCachedWorkflows: 5000,
     workflowThreadPoolSize: options.workflowThreads,
+    workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: WORKFLOW_TASK_POLLS },
   });
   const running = worker.run();
   resources.baselineWorker = { worker, running };
