@@ -118,15 +118,15 @@ describe('bench capacity report', () => {
     const before: RequestCounts = new Map([
       ['frontend|StartWorkflowExecution', 100],
       ['frontend|PollWorkflowTaskQueue', 500],
-      ['store|GetNamespace', 7],
+      ['history-store|GetNamespace', 7],
     ]);
     const after: RequestCounts = new Map([
       ['frontend|StartWorkflowExecution', 300],
       ['frontend|PollWorkflowTaskQueue', 1100],
       ['history|RecordWorkflowTaskStarted', 600],
       ['visibility-store|RecordWorkflowExecutionClosed', 200],
-      ['store|UpdateWorkflowExecution', 1500],
-      ['store|GetNamespace', 7],
+      ['history-store|UpdateWorkflowExecution', 1500],
+      ['history-store|GetNamespace', 7],
     ]);
     const costs = rpcCosts(before, after, 200, 30);
     assert.deepEqual(costs.perTaskByService, { frontend: 1, history: 3 });

@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import proto, { type temporal } from '@temporalio/proto';
 import { limiterWorkflowId } from '../../workflows/flow-control-contract.js';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
-import type { RequestCounts } from '../../tools/bench/server-metrics.js';
+import { isPoll, type RequestCounts } from '../../tools/bench/server-metrics.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -111,7 +111,10 @@ function differences(a: Map<string, number>, b: Map<string, number>, least: numb
     .sort((x, y) => y[1] - x[1]);
 }
 
-/** The RPCs between two scrapes, per attempt, by `service|operation` (long polls left out). */
+/**
+ * The server's requests between two scrapes, per attempt, by `service|operation` (long polls left
+ * out): its services' RPCs, and the visibility and history stores' requests.
+ */
 export function requestsPerAttempt(
   before: RequestCounts | undefined,
   after: RequestCounts | undefined,
@@ -121,12 +124,12 @@ export function requestsPerAttempt(
   const per = new Map<string, number>();
   for (const [key, value] of after) {
     const delta = value - (before.get(key) ?? 0);
-    if (delta > 0 && !/\|Poll\w*TaskQueue$/.test(key)) per.set(key, delta / attempts);
+    if (delta > 0 && !isPoll(key.split('|')[1] ?? '')) per.set(key, delta / attempts);
   }
   return per;
 }
 
-/** RPCs per attempt by service, then the operations where `key` costs more than `engine`, most first. */
+/** Requests per attempt by service or store, then the operations where `key` costs more than `engine`, most first. */
 export function compareRequests(key: Map<string, number>, engine: Map<string, number>): string {
   const byService = (m: Map<string, number>): string => {
     const out = new Map<string, number>();
@@ -137,5 +140,5 @@ export function compareRequests(key: Map<string, number>, engine: Map<string, nu
     .filter(([, d]) => d > 0)
     .slice(0, 12)
     .map(([name, d]) => `${name} +${d.toFixed(2)}`);
-  return `server RPCs per attempt: key ${byService(key)}; engine ${byService(engine)}\n  the key's extra, per attempt: ${more.join(', ')}\n`;
+  return `server requests per attempt (RPCs by service; the stores'): key ${byService(key)}; engine ${byService(engine)}\n  the key's extra, per attempt: ${more.join(', ')}\n`;
 }

@@ -14,7 +14,7 @@ import { round } from './distribution.js';
 
 /**
  * `service|operation` → count, summed over namespaces and endpoints (`visibility-store|operation`
- * for writes there, `store|operation` for the history store's requests).
+ * for writes there, `history-store|operation` for the history store's requests).
  */
 export type RequestCounts = Map<string, number>;
 
@@ -55,7 +55,7 @@ export async function scrapeRequests(urls: string[]): Promise<RequestCounts | un
 }
 
 const VISIBILITY_STORE = 'visibility-store';
-const HISTORY_STORE = 'store';
+const HISTORY_STORE = 'history-store';
 /**
  * History-store requests below this many per task are the store's housekeeping (shard and queue
  * bookkeeping, namespace refreshes), which the reports leave out: they come with time, not tasks.
