@@ -2,7 +2,8 @@
  * The benchmark's capacity comparison (tools/bench/capacity-report.ts): the ratio the README
  * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
  * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
- * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs; the
+ * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs (for
+ * the ramps too, but only for an engine the bench starts); the
  * server's counters (RPCs, visibility writes, history-store requests) become per-task costs.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { renderCapacity, summarize, type CapacityRun } from '../tools/bench/capa
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseCpuSplit, pinProcesses } from '../tools/bench/cpu-pinning.js';
+import { parseOptions } from '../tools/bench/options.js';
 import { distribution } from '../tools/bench/distribution.js';
 import { rpcCosts, type RequestCounts } from '../tools/bench/server-metrics.js';
 
@@ -180,6 +182,27 @@ describe('bench capacity report', () => {
     assert.throws(() => parseCpuSplit('2', 2), /CPUs 0-1, not 2/);
     assert.throws(() => parseCpuSplit('a', 2), /--engine-cpus: "a" is not a CPU number/);
     assert.throws(() => parseCpuSplit('1-0', 2), /the range 1-0 is empty/);
+  });
+
+  it('takes the same split for the ramps, and refuses it for a server the bench does not start', () => {
+    const saved = process.env.TEMPORAL_ADDRESS;
+    try {
+      delete process.env.TEMPORAL_ADDRESS;
+      assert.equal(parseOptions([]).cpuSplit, null);
+      const cpus = parseOptions(['--engine-cpus', '0']).cpuSplit;
+      assert.equal(cpus?.engine, '0');
+      assert.ok(cpus !== null && cpus.clients !== '' && !cpus.clients.split(',').includes('0'), String(cpus?.clients));
+      process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+      assert.throws(
+        () => parseOptions(['--engine-cpus', '0']),
+        /--engine-cpus pins an engine the bench starts; TEMPORAL_ADDRESS/,
+      );
+      // The cluster is one the bench starts, whatever TEMPORAL_ADDRESS says.
+      assert.equal(parseOptions(['--cluster', '--engine-cpus', '0']).cpuSplit?.engine, '0');
+    } finally {
+      if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
+      else process.env.TEMPORAL_ADDRESS = saved;
+    }
   });
 
   it('pins every thread of a process to the CPUs given, and skips a process that has exited', async () => {

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import type { temporal } from '@temporalio/proto';
 import { sleep } from '../shared/timing.js';
 import { stopChild } from './children.js';
-import { parseCpuSplit, pinProcesses } from './cpu-pinning.js';
+import { parseCpuSplit, pinEngine, pinProcesses } from './cpu-pinning.js';
 import { log, now } from './clock.js';
 import { distribution, round } from './distribution.js';
 import { startEngine, type Engine } from './engine.js';
@@ -116,11 +116,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     for (const name of order) {
       const engine = await startEngine(options);
       resources.engine = engine;
-      if (cpuSplit !== null)
-        pinProcesses(
-          Object.values(engine.processGroups).flatMap((pids) => pids()),
-          cpuSplit.engine,
-        );
+      if (cpuSplit !== null) pinEngine(engine, cpuSplit);
       for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
       try {
         const thisRun: OneRun = {

@@ -47,3 +47,11 @@ export function pinProcesses(pids: readonly number[], cpus: string): void {
     }
   }
 }
+
+/** Pins every process of an engine the bench started (Temporal's, and PostgreSQL on the cluster). */
+export function pinEngine(engine: { processGroups: Record<string, () => number[]> }, split: CpuSplit): void {
+  pinProcesses(
+    Object.values(engine.processGroups).flatMap((pids) => pids()),
+    split.engine,
+  );
+}

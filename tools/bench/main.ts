@@ -38,7 +38,9 @@
  * Options: --quick (about 2 min plus a cluster's start: short steps, N = 100 only), --cluster
  * (--shards N: its history shard count, default 8),
  * --big (adds N = 5000 held calls), --held 100,5000 (these held-call runs instead),
- * --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --out DIR, --rates 10,20,40 (override the
+ * --heartbeat-timeout S (ASYNCQUEUE_HEARTBEAT_TIMEOUT), --engine-cpus 0 (the engine on CPU 0, the
+ * bench, API and workers on the others, as a production engine runs on machines of its own:
+ * cpu-pinning.ts), --out DIR, --rates 10,20,40 (override the
  * ramp), --step-seconds S, --skip asyncqueue,baseline,concurrency, --cpu-prof DIR (the API and
  * worker write V8 CPU profiles there when they stop; open them in Chrome DevTools or speedscope).
  * Scale-out: --apis N and --workers N run the AsyncQueue ramp with N API processes (requests spread
@@ -65,6 +67,7 @@ import { BATCH_ONLY_FLAG, runBatchBench } from './batch-create.js';
 import { CAPACITY_FLAG, runCapacityBench } from './capacity.js';
 import { log, now, T0 } from './clock.js';
 import { round } from './distribution.js';
+import { pinEngine, pinProcesses } from './cpu-pinning.js';
 import { startEngine } from './engine.js';
 import { describeMachine } from './machine.js';
 import { parseOptions } from './options.js';
@@ -90,10 +93,14 @@ async function main(): Promise<number> {
   sampler.track('bench', process.pid);
   const findings: string[] = [];
   resources.tmpDir = await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-'));
+  // Before any child starts: the API and worker processes inherit the clients' CPUs.
+  const { cpuSplit } = options;
+  if (cpuSplit !== null) pinProcesses([process.pid], cpuSplit.clients);
 
   // Temporal: the dev server in memory, the cluster (--cluster), or the one TEMPORAL_ADDRESS names.
   let engine = await startEngine(options);
   resources.engine = engine;
+  if (cpuSplit !== null) pinEngine(engine, cpuSplit);
   // Read through resources.engine: a fresh engine per target replaces it between the two ramps.
   for (const name of Object.keys(engine.processGroups))
     sampler.trackGroup(name, () => resources.engine?.processGroups[name]?.() ?? []);
@@ -165,6 +172,7 @@ async function main(): Promise<number> {
     await engine.stop();
     engine = await startEngine(options);
     resources.engine = engine;
+    if (cpuSplit !== null) pinEngine(engine, cpuSplit);
     options.deadlineMs += engine.startSec * 1000;
   }
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir), TEMPORAL_NAMESPACE: engine.namespace };
@@ -230,6 +238,7 @@ async function main(): Promise<number> {
       workerNice: options.workerNice,
       heartbeatTimeoutSec: options.heartbeatTimeoutMs / 1000,
       freshEngines,
+      cpuSplit,
     },
     machine,
     settings,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../src/shared/config.js';
+import { parseCpuSplit, type CpuSplit } from './cpu-pinning.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -67,10 +68,12 @@ export interface BenchOptions {
    * runs; by default each target gets an engine of its own, started fresh (main.ts says why).
    */
   sameServer: boolean;
+  /** `--engine-cpus`: the engine on these CPUs, the bench, API and workers on the rest (cpu-pinning.ts); null: all share all. */
+  cpuSplit: CpuSplit | null;
 }
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -94,6 +97,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'heartbeat-timeout': { type: 'string' },
       held: { type: 'string' },
       'same-server': { type: 'boolean', default: false },
+      'engine-cpus': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -148,6 +152,9 @@ export function parseOptions(argv: string[]): BenchOptions {
   const workflowThreads = count('workflow-threads', values['workflow-threads'], 1, 64);
   const heartbeatTimeoutMs =
     count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
+  const cpuSplit = values['engine-cpus'] !== undefined ? parseCpuSplit(values['engine-cpus']) : null;
+  if (cpuSplit !== null && !cluster && (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== '')
+    throw new Error(`--engine-cpus pins an engine the bench starts; TEMPORAL_ADDRESS names one it does not\n${USAGE}`);
   // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
   if (workers > 1) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
@@ -200,5 +207,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     workflowThreads,
     heartbeatTimeoutMs,
     sameServer: values['same-server'] ?? false,
+    cpuSplit,
   };
 }

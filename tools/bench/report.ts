@@ -9,6 +9,7 @@ import type { OutputSummary } from './children.js';
 import { log } from './clock.js';
 import { STEADY_HOLD_MS, type ConcurrencyResult } from './held-calls.js';
 import type { Engine } from './engine.js';
+import type { CpuSplit } from './cpu-pinning.js';
 import type { Machine } from './machine.js';
 import { DEFAULT_POLICY } from './options.js';
 import { processName, type ProcUsage } from './process-sampler.js';
@@ -41,6 +42,8 @@ export interface Report {
     heartbeatTimeoutSec: number;
     /** Each target ran on an engine of its own, started fresh (false: both on one, --same-server). */
     freshEngines: boolean;
+    /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
+    cpuSplit: CpuSplit | null;
   };
   machine: Machine;
   settings: Record<string, string | number>;
@@ -229,6 +232,9 @@ export function renderMarkdown(report: Report): string {
     `- **Load average** (1 / 5 / 15 min) at the start ${report.loadAverage.start.join(' / ')}, at the end ${report.loadAverage.end.join(' / ')}`,
     `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
+      (report.options.cpuSplit !== null
+        ? `the engine pinned to CPU ${report.options.cpuSplit.engine}, the bench, API and workers to CPU ${report.options.cpuSplit.clients}; `
+        : '') +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
     `- **Settings**: ${Object.entries(report.settings)
       .map(([k, v]) => `${k}=${v}`)
