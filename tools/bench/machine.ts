@@ -5,6 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { round } from './distribution.js';
+
+/**
+ * The CPUs this process may use, read when the module loads: `--engine-cpus` later pins the bench
+ * to the clients' CPUs, and the report describes the machine, not that share of it.
+ */
+const CPUS_AT_START = os.availableParallelism();
 import { REPO_ROOT } from './options.js';
 
 /** Prints the Temporal CLI's path, building it first when missing (see the README). */
@@ -35,7 +41,7 @@ export async function describeMachine(temporalServer: string, ownPids: () => num
     temporalCli = `unknown (${(err as Error).message.split('\n')[0]})`;
   }
   return {
-    nproc: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
+    nproc: CPUS_AT_START,
     cpuModel: model,
     totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1) ?? 0,
     node: process.version,
