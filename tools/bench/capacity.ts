@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import type { temporal } from '@temporalio/proto';
 import { sleep } from '../shared/timing.js';
 import { stopChild } from './children.js';
-import { parseCpuSplit, pinEngine, pinProcesses } from './cpu-pinning.js';
+import { pinEngine, pinProcesses } from './cpu-pinning.js';
 import { log, now } from './clock.js';
 import { distribution, round } from './distribution.js';
 import { startEngine, type Engine } from './engine.js';
@@ -69,7 +69,6 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       out: { type: 'string' },
     },
   });
-  const cpuSplit = values['engine-cpus'] !== undefined ? parseCpuSplit(values['engine-cpus']) : null;
   const rounds = positiveInteger('--rounds', values.rounds);
   const seconds = positiveInteger('--seconds', values.seconds);
   const outstanding = positiveInteger('--outstanding', values.outstanding);
@@ -85,7 +84,9 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     ...(values['heartbeat-timeout'] !== undefined ? ['--heartbeat-timeout', values['heartbeat-timeout']] : []),
     ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', values['cpu-prof']] : []),
     ...(values.out !== undefined ? ['--out', values.out] : []),
+    ...(values['engine-cpus'] !== undefined ? ['--engine-cpus', values['engine-cpus']] : []),
   ]);
+  const { cpuSplit } = options;
   const runId = randomUUID().slice(0, 8);
   const startedAt = new Date().toISOString();
   const loadAtStart = os.loadavg().map((value) => round(value, 2) ?? 0);
