@@ -5,13 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { round } from './distribution.js';
+import { REPO_ROOT } from './options.js';
 
 /**
  * The CPUs this process may use, read when the module loads: `--engine-cpus` later pins the bench
  * to the clients' CPUs, and the report describes the machine, not that share of it.
  */
 const CPUS_AT_START = os.availableParallelism();
-import { REPO_ROOT } from './options.js';
 
 /** Prints the Temporal CLI's path, building it first when missing (see the README). */
 const CLI_SCRIPT = path.join(REPO_ROOT, 'scripts', 'temporal-cli.sh');
