@@ -3,7 +3,7 @@
  * medians, and the markdown table. Pure, so that the arithmetic the README quotes is tested.
  */
 import { round, type Distribution } from './distribution.js';
-import type { CpuSplit } from './cpu-pinning.js';
+import { describeCpuSplit, type CpuSplit } from './cpu-pinning.js';
 import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
 import { isPoll, STORE_HOUSEKEEPING_PER_TASK, type RpcCosts } from './server-metrics.js';
@@ -105,9 +105,7 @@ export function renderCapacity(report: CapacityReport): string {
     '',
     `${report.engine}, a fresh engine per run; ${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
       `(the last three quarters measured); workflow threads ${report.workflowThreads}; ` +
-      (report.cpuSplit !== null
-        ? `the engine pinned to CPU ${report.cpuSplit.engine}, the bench, API and workers to CPU ${report.cpuSplit.clients}; `
-        : '') +
+      describeCpuSplit(report.cpuSplit) +
       `load average at the start ${report.loadAverage.start.join(' / ')}.`,
     '',
     `| round | target | done/s | errors | e2e p50 ms | e2e p99 ms | busy cores (steal) | events/task | ${groups.map((g) => `${g} CPU ms/task`).join(' | ')} |`,

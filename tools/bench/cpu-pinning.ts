@@ -55,3 +55,8 @@ export function pinEngine(engine: { processGroups: Record<string, () => number[]
     split.engine,
   );
 }
+
+/** The reports' words for a split: `the engine pinned to CPU 0, the bench, API and workers to CPU 1; ` (empty: none). */
+export function describeCpuSplit(split: CpuSplit | null): string {
+  return split !== null ? `the engine pinned to CPU ${split.engine}, the bench, API and workers to CPU ${split.clients}; ` : '';
+}

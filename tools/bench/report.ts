@@ -9,7 +9,7 @@ import type { OutputSummary } from './children.js';
 import { log } from './clock.js';
 import { STEADY_HOLD_MS, type ConcurrencyResult } from './held-calls.js';
 import type { Engine } from './engine.js';
-import type { CpuSplit } from './cpu-pinning.js';
+import { describeCpuSplit, type CpuSplit } from './cpu-pinning.js';
 import type { Machine } from './machine.js';
 import { DEFAULT_POLICY } from './options.js';
 import { processName, type ProcUsage } from './process-sampler.js';
@@ -232,9 +232,7 @@ export function renderMarkdown(report: Report): string {
     `- **Load average** (1 / 5 / 15 min) at the start ${report.loadAverage.start.join(' / ')}, at the end ${report.loadAverage.end.join(' / ')}`,
     `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
-      (report.options.cpuSplit !== null
-        ? `the engine pinned to CPU ${report.options.cpuSplit.engine}, the bench, API and workers to CPU ${report.options.cpuSplit.clients}; `
-        : '') +
+      describeCpuSplit(report.options.cpuSplit) +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
     `- **Settings**: ${Object.entries(report.settings)
       .map(([k, v]) => `${k}=${v}`)
