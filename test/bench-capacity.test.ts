@@ -4,7 +4,8 @@
  * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
  * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs (for
  * the ramps too, but only for an engine the bench starts); the
- * server's counters (RPCs, visibility writes, history-store requests) become per-task costs.
+ * server's counters (RPCs, visibility writes, history-store requests) become per-task costs;
+ * a ramp's steps tag their tasks apart even when a rate comes twice.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -15,6 +16,7 @@ import { parseCpuSplit, pinProcesses } from '../tools/bench/cpu-pinning.js';
 import { parseOptions } from '../tools/bench/options.js';
 import { distribution } from '../tools/bench/distribution.js';
 import { rpcCosts, type RequestCounts } from '../tools/bench/server-metrics.js';
+import { StepTags } from '../tools/bench/ramp.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
   round,
@@ -223,5 +225,15 @@ describe('bench capacity report', () => {
       await new Promise((resolve) => child.once('exit', resolve));
     }
     assert.doesNotThrow(() => pinProcesses([child.pid!], '0'));
+  });
+
+  it('tags each step of a ramp apart, even when a rate comes twice', () => {
+    // The baseline's workflow ids carry the tag: a repeated tag would find the earlier step's
+    // webhooks and state latencies below zero.
+    const tags = new StepTags('b-');
+    assert.deepEqual(
+      [40, 50, 40, 55, 40, 50].map((rate) => tags.next(rate)),
+      ['b-40', 'b-50', 'b-40.2', 'b-55', 'b-40.3', 'b-50.2'],
+    );
   });
 });

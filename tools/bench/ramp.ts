@@ -63,6 +63,9 @@ export async function ramp(
   let pendingIds: string[] = [];
   const finishedSample: string[] = [];
   let createdTotal = 0;
+  // A rate can come twice (repeated --rates, an 80 % step equal to a ramp rate): the tag names
+  // the task ids the baseline starts and looks up, so each step gets its own.
+  const tags = new StepTags(tagPrefix);
   /** The last step failed and its leftover timers have fired since. */
   let settled = false;
   // Room for the final drain and what follows the ramp within the run's deadline.
@@ -73,7 +76,7 @@ export async function ramp(
       result: step,
       pendingIds: stepPending,
       finishedIds,
-    } = await runStep(target, rate, options, sampler, `${tagPrefix}${rate}`, bestP99, stepMs);
+    } = await runStep(target, rate, options, sampler, tags.next(rate), bestP99, stepMs);
     pendingIds.push(...stepPending);
     finishedSample.push(...spread(finishedIds, 10));
     createdTotal += step.created;
@@ -179,4 +182,17 @@ export async function ramp(
     createdTotal,
     rpc: null,
   };
+}
+
+/** Step tags unique within one ramp: `b-40`, then `b-40.2` if 40/s runs again. */
+export class StepTags {
+  private readonly used = new Map<number, number>();
+
+  constructor(private readonly prefix: string) {}
+
+  next(rate: number): string {
+    const count = (this.used.get(rate) ?? 0) + 1;
+    this.used.set(rate, count);
+    return count === 1 ? `${this.prefix}${rate}` : `${this.prefix}${rate}.${count}`;
+  }
 }
