@@ -23,6 +23,7 @@ import { callbackAttemptsOnceClosed, grantsToEndedTasks } from './support/histor
 import { concurrencyCounter, flowKey, newKey, waitForKey } from './support/flow-keys.js';
 import { Receiver, respondJson } from './support/receiver.js';
 import { startHarness, stopOwnServer, type Harness } from './support/harness.js';
+import { tamperedCursor } from './support/cursors.js';
 
 let harness: Harness;
 let receiver: Receiver;
@@ -531,7 +532,7 @@ describe('the SDK and the CLI', () => {
     const first = await harness.api('GET', '/v1/flow-control?limit=1');
     assert.equal(first.status, 200);
     assert.equal(typeof first.body.nextCursor, 'string');
-    const tampered = `${first.body.nextCursor.slice(0, -2)}AA`;
+    const tampered = tamperedCursor(first.body.nextCursor);
     for (const [query, field] of [
       [`cursor=${tampered}`, 'cursor'],
       ['cursor=bm90LWEtY3Vyc29y', 'cursor'],
