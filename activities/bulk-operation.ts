@@ -34,6 +34,7 @@ import {
 } from '../workflows/task-contract.js';
 import type { taskWorkflow } from '../workflows/task-workflow.js';
 import { initialMemo, replayInput, taskSearchAttributes, taskSummary } from '../workflows/task-start.js';
+import { memoFromStored, storedMemo, type AnyTaskMemo } from '../workflows/task-memo.js';
 import { TaskInputMissingError, readTaskInput } from './task-history.js';
 import { endedBeforeItsMemo, withPendingActivities } from './task-phase.js';
 /** Tasks of a page handled at once: enough to keep the server busy, few enough not to swamp it. */
@@ -103,8 +104,9 @@ async function handleTask(client: Client, request: OperationPageRequest, taskId:
     if (err instanceof WorkflowNotFoundError) return fail('task_not_found', `task ${taskId} not found`);
     throw err; // the server is away or busy: the page is retried, and every action on it is idempotent
   }
-  const memo = description.memo?.[TASK_MEMO_KEY] as TaskMemo | undefined;
-  if (description.type !== TASK_WORKFLOW_TYPE || memo === undefined) return fail('task_not_found', `task ${taskId} not found`);
+  const stored = description.memo?.[TASK_MEMO_KEY] as AnyTaskMemo | undefined;
+  if (description.type !== TASK_WORKFLOW_TYPE || stored === undefined) return fail('task_not_found', `task ${taskId} not found`);
+  const memo = memoFromStored(stored, description.workflowId, description.startTime.toISOString());
   return request.action === 'cancel'
     ? cancelTask(client, request, taskId, description, memo)
     : replayTask(client, request, taskId, description, fail);
@@ -163,7 +165,7 @@ async function replayTask(
       workflowId: workflowIdForTask(input.id),
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       args: [input],
-      memo: { [TASK_MEMO_KEY]: initialMemo(input) },
+      memo: { [TASK_MEMO_KEY]: storedMemo(initialMemo(input)) },
       typedSearchAttributes: taskSearchAttributes(input),
       staticSummary: taskSummary(input),
     });

@@ -44,6 +44,7 @@ import {
 import { isScheduledInput, taskInputOf } from './scheduled-input.js';
 import { awaitAcceptedCompletion, callbackRequest, type SetStatus } from './callback-calls.js';
 import { initialMemo } from './task-start.js';
+import { storedMemo } from './task-memo.js';
 import { runFlowControlledCallback } from './flow-controlled-callback.js';
 import {
   BACKOFF_COEFFICIENT,
@@ -367,5 +368,5 @@ function publishMemo(state: TaskState): void {
     const { data: _data, ...summary } = progress;
     memo = { ...rest, progress: summary };
   }
-  upsertMemo({ [TASK_MEMO_KEY]: memo });
+  upsertMemo({ [TASK_MEMO_KEY]: storedMemo(memo) });
 }

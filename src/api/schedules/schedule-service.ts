@@ -93,7 +93,7 @@ export class ScheduleService {
     };
     // Every run starts with the memo and search attributes any task starts with (task-start.ts),
     // made from the input without an id or a creation time: the API fills those in until the run
-    // publishes its own memo (scheduled-runs.ts).
+    // publishes its own memo (workflows/task-memo.ts).
     const asTask: TaskInput = { ...input, id: '', createdAt: '' };
     const own: ScheduleMemo = {
       ...(schedule.cron !== undefined ? { cron: schedule.cron } : { every: schedule.every! }),

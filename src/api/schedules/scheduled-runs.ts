@@ -1,16 +1,7 @@
 /**
- * A schedule's runs start with the schedule's memo, which cannot name the run (its id and time
- * are Temporal's to choose). Until the run publishes its own memo, its id comes from its workflow
- * id and its creation time from its start, as the workflow derives them (scheduled-input.ts).
+ * What tells a schedule's runs apart in visibility. (Their memo starts as the schedule's, which
+ * cannot name the run: workflows/task-memo.ts reads it as the run's.)
  */
-import { WORKFLOW_ID_PREFIX, type TaskMemo } from '../../../workflows/task-contract.js';
-
-export function withRunIdentity(memo: TaskMemo, workflowId: string, startedAt: string | undefined): TaskMemo {
-  if (memo.id !== '') return memo;
-  const id = workflowId.startsWith(WORKFLOW_ID_PREFIX) ? workflowId.slice(WORKFLOW_ID_PREFIX.length) : workflowId;
-  const createdAt = startedAt ?? memo.createdAt;
-  return { ...memo, id, createdAt, updatedAt: createdAt };
-}
 
 /** Temporal's search attribute on every workflow a schedule started: the schedule's id. */
 export const SCHEDULED_BY_ATTRIBUTE = 'TemporalScheduledById';

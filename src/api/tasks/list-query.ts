@@ -14,7 +14,8 @@ import {
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
 import type { ClosedExecutionStatus } from './task-views.js';
-import { SCHEDULED_BY_ATTRIBUTE, withRunIdentity } from '../schedules/scheduled-runs.js';
+import { SCHEDULED_BY_ATTRIBUTE } from '../schedules/scheduled-runs.js';
+import { memoFromStored, type AnyTaskMemo } from '../../../workflows/task-memo.js';
 
 const { WorkflowExecutionStatus } = proto.temporal.api.enums.v1;
 
@@ -99,8 +100,8 @@ export function closedExecutionStatus(status: number | null | undefined): Closed
 }
 
 export function taskMemo(description: WorkflowExecutionDescription): TaskMemo {
-  const memo = description.memo![TASK_MEMO_KEY] as TaskMemo; // describe() checked that it is there
-  return withRunIdentity(memo, description.workflowId, description.startTime.toISOString());
+  const memo = description.memo![TASK_MEMO_KEY] as AnyTaskMemo; // describe() checked that it is there
+  return memoFromStored(memo, description.workflowId, description.startTime.toISOString());
 }
 
 export function decodePayload<T>(payload: temporal.api.common.v1.IPayload | null | undefined): T | undefined {

@@ -15,7 +15,6 @@ import {
   workflowIdForTask,
   type ProgressUpdate,
   type TaskInput,
-  type TaskMemo,
   type TaskPolicy,
   type TaskState,
   type TaskStatus,
@@ -43,7 +42,7 @@ import { closedTaskState } from './closed-task.js';
 import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
 import { stoppedWithEnd, withUnpublishedEnd } from './unpublished-end.js';
-import { withRunIdentity } from '../schedules/scheduled-runs.js';
+import { memoFromStored, storedMemo, type AnyTaskMemo } from '../../../workflows/task-memo.js';
 import { closedView, withDefaults, type TaskView } from './task-views.js';
 import { timestampToIso, withPendingActivities } from '../../../activities/task-phase.js';
 
@@ -149,7 +148,9 @@ export class TaskService {
             // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
             workflowIdReusePolicy: 'REJECT_DUPLICATE',
             args: [input],
-            memo: { [TASK_MEMO_KEY]: memo, [REQUEST_MEMO_KEY]: { hash } },
+            // The request's hash only tells a retry from a misuse of its idempotency key: a task
+            // created without one has a fresh id no other request can start.
+            memo: { [TASK_MEMO_KEY]: storedMemo(memo), ...(idempotency !== undefined ? { [REQUEST_MEMO_KEY]: { hash } } : {}) },
             typedSearchAttributes: taskSearchAttributes(input),
             staticSummary: taskSummary(input),
           }),
@@ -266,9 +267,9 @@ export class TaskService {
 
   private async listedView(execution: temporal.api.workflow.v1.IWorkflowExecutionInfo): Promise<TaskState | undefined> {
     // A `task-*` workflow of another program in the namespace has no task memo: not ours to list.
-    const stored = decodePayload<TaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
+    const stored = decodePayload<AnyTaskMemo>(execution.memo?.fields?.[TASK_MEMO_KEY]);
     if (stored === undefined) return undefined;
-    const memo = withRunIdentity(stored, execution.execution?.workflowId ?? '', timestampToIso(execution.startTime));
+    const memo = memoFromStored(stored, execution.execution?.workflowId ?? '', timestampToIso(execution.startTime));
     const closed = closedExecutionStatus(execution.status);
     if (closed !== undefined) {
       if (closed === 'Completed' || (closed === 'Failed' && memo.status === 'failed')) return memo;
