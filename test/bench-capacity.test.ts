@@ -3,7 +3,8 @@
  * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
  * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
  * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs (for
- * the ramps too, but only for an engine the bench starts); the
+ * the ramps too, but only for an engine the bench starts); the dev server keeps its data in a
+ * file unless asked for memory; the
  * server's counters (RPCs, visibility writes, history-store requests) become per-task costs;
  * a ramp's steps tag their tasks apart even when a rate comes twice.
  */
@@ -201,6 +202,25 @@ describe('bench capacity report', () => {
       );
       // The cluster is one the bench starts, whatever TEMPORAL_ADDRESS says.
       assert.equal(parseOptions(['--cluster', '--engine-cpus', '0']).cpuSplit?.engine, '0');
+    } finally {
+      if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
+      else process.env.TEMPORAL_ADDRESS = saved;
+    }
+  });
+
+  it("keeps the dev server's data in a file as `npm start` does, in memory on request, and refuses the option for another engine", () => {
+    const saved = process.env.TEMPORAL_ADDRESS;
+    try {
+      delete process.env.TEMPORAL_ADDRESS;
+      assert.equal(parseOptions([]).devServerStore, 'file');
+      assert.equal(parseOptions(['--dev-server-store', 'memory']).devServerStore, 'memory');
+      assert.throws(() => parseOptions(['--dev-server-store', 'disk']), /--dev-server-store must be file or memory/);
+      assert.throws(
+        () => parseOptions(['--cluster', '--dev-server-store', 'file']),
+        /--dev-server-store applies to the dev server/,
+      );
+      process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+      assert.throws(() => parseOptions(['--dev-server-store', 'memory']), /not to --cluster or TEMPORAL_ADDRESS/);
     } finally {
       if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
       else process.env.TEMPORAL_ADDRESS = saved;

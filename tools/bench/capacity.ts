@@ -44,7 +44,7 @@ type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--cpu-prof DIR] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -65,6 +65,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       'workflow-threads': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
       'engine-cpus': { type: 'string' },
+      'dev-server-store': { type: 'string' },
       'cpu-prof': { type: 'string' },
       out: { type: 'string' },
     },
@@ -85,6 +86,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', values['cpu-prof']] : []),
     ...(values.out !== undefined ? ['--out', values.out] : []),
     ...(values['engine-cpus'] !== undefined ? ['--engine-cpus', values['engine-cpus']] : []),
+    ...(values['dev-server-store'] !== undefined ? ['--dev-server-store', values['dev-server-store']] : []),
   ]);
   const { cpuSplit } = options;
   const runId = randomUUID().slice(0, 8);

@@ -1,7 +1,9 @@
 /**
- * The Temporal engine the benchmark runs against: the in-memory dev server (the default), a
- * production-shaped cluster on PostgreSQL (`--cluster`: tools/cluster/, started in a fresh
- * temporary folder without the UI and stopped at the end), or the server TEMPORAL_ADDRESS names.
+ * The Temporal engine the benchmark runs against: the dev server (the default; its SQLite in a
+ * file in a fresh temporary folder, as `npm start` keeps it, or in memory with
+ * `--dev-server-store memory`), a production-shaped cluster on PostgreSQL (`--cluster`:
+ * tools/cluster/, started in a fresh temporary folder without the UI and stopped at the end), or
+ * the server TEMPORAL_ADDRESS names.
  * Each says where its Prometheus metrics are, and which processes are its CPU and memory.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -27,6 +29,8 @@ export interface Engine {
   metricsUrls: string[];
   /** Seconds the engine took to start (0: not ours). */
   startSec: number;
+  /** The folder the engine keeps its data in, removed at stop (null: in memory, or not ours). */
+  dataDir: string | null;
   stop(): Promise<void>;
 }
 
@@ -44,11 +48,25 @@ export async function startEngine(options: BenchOptions): Promise<Engine> {
       processGroups: {},
       metricsUrls: [],
       startSec: 0,
+      dataDir: null,
       stop: async () => undefined,
     };
   }
-  log('starting an in-memory Temporal dev server');
-  const server = await DevServer.start({ port: 0, uiPort: null, namespace: 'default' });
+  const dataDir = options.devServerStore === 'file' ? await mkdtemp(path.join(os.tmpdir(), 'asyncqueue-bench-dev-')) : null;
+  const dbFile = dataDir !== null ? path.join(dataDir, 'temporal.db') : undefined;
+  log(`starting a Temporal dev server ${dbFile !== undefined ? `with its data in ${dbFile}` : 'in memory'}`);
+  const removeData = async (): Promise<void> => {
+    if (dataDir !== null) await rm(dataDir, { recursive: true, force: true });
+  };
+  const server = await DevServer.start({
+    port: 0,
+    uiPort: null,
+    namespace: 'default',
+    ...(dbFile !== undefined ? { dbFile } : {}),
+  }).catch(async (err: unknown) => {
+    await removeData();
+    throw err;
+  });
   const pid = server.pid;
   // `start-dev` serves /metrics on a free port of its choosing (`--metrics-port`); find it among its sockets.
   const metricsUrl = pid !== undefined ? await findMetricsEndpoint(pid, server.address) : undefined;
@@ -57,11 +75,17 @@ export async function startEngine(options: BenchOptions): Promise<Engine> {
     kind: 'dev-server',
     address: server.address,
     namespace: 'default',
-    description: `embedded \`temporal server start-dev\` in memory at ${server.address} (pid ${pid}; metrics ${metricsUrl ?? 'not found'})`,
+    description:
+      `embedded \`temporal server start-dev\` ${dbFile !== undefined ? `with its data in a SQLite file (${dbFile}), as \`npm start\` runs it,` : 'in memory'} ` +
+      `at ${server.address} (pid ${pid}; metrics ${metricsUrl ?? 'not found'})`,
     processGroups: pid !== undefined ? { temporal: () => [pid] } : {},
     metricsUrls: metricsUrl !== undefined ? [metricsUrl] : [],
     startSec: round((now() - started) / 1000, 1) ?? 0,
-    stop: () => server.stop(),
+    dataDir,
+    stop: async () => {
+      await server.stop();
+      await removeData();
+    },
   };
 }
 
@@ -103,6 +127,7 @@ async function startClusterEngine(started: number, historyShards: number | undef
     processGroups: { temporal: temporalPids, postgres: postgresPids },
     metricsUrls: services.map(([, ports]) => `http://127.0.0.1:${ports.metrics}/metrics`),
     startSec,
+    dataDir,
     stop: async () => {
       await cluster.stop();
       await rm(dataDir, { recursive: true, force: true });

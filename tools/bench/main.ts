@@ -3,7 +3,8 @@
  * per-task engine costs and held-call capacity on this machine, measured against the minimal
  * raw-Temporal job doing the same work.
  *
- * The engine (engine.ts) is a Temporal dev server in memory (the default), a production-shaped
+ * The engine (engine.ts) is a Temporal dev server with its data in a SQLite file, as `npm start`
+ * runs it (the default; `--dev-server-store memory` keeps it in memory), a production-shaped
  * cluster on PostgreSQL that the bench starts in a fresh temporary folder and stops at the end
  * (`--cluster`: tools/cluster/), or the server TEMPORAL_ADDRESS names. Loopback callback and
  * webhook receivers run in this process. Then, in order:
@@ -97,7 +98,7 @@ async function main(): Promise<number> {
   const { cpuSplit } = options;
   if (cpuSplit !== null) pinProcesses([process.pid], cpuSplit.clients);
 
-  // Temporal: the dev server in memory, the cluster (--cluster), or the one TEMPORAL_ADDRESS names.
+  // Temporal: the dev server (file or memory), the cluster (--cluster), or the one TEMPORAL_ADDRESS names.
   let engine = await startEngine(options);
   resources.engine = engine;
   if (cpuSplit !== null) pinEngine(engine, cpuSplit);
@@ -128,9 +129,9 @@ async function main(): Promise<number> {
   const bundlePromise = prepareBaseline(options);
   const aqPhases = !options.skip.has('asyncqueue') || !options.skip.has('concurrency');
   // Each target on an engine of its own, started the same way, unless --same-server: neither
-  // runs on a server the other has filled. The dev server keeps every task in an in-memory
-  // SQLite behind one connection; on one server the target that ran second met the first one's
-  // whole ramp there (its RSS 1.75 against 1.3 GB in the 80 % step).
+  // runs on a server the other has filled. The dev server keeps every task in one SQLite behind
+  // one connection; on one server the target that ran second met the first one's whole ramp
+  // there (in memory, its RSS 1.75 against 1.3 GB in the 80 % step).
   const freshEngines = !options.sameServer && engine.kind !== 'external' && bundlePromise !== undefined && aqPhases;
 
   // The baseline first: AsyncQueue's step after its ramp runs at 80 % of the baseline's limit.

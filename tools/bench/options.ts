@@ -74,10 +74,20 @@ export interface BenchOptions {
   sameServer: boolean;
   /** `--engine-cpus`: the engine on these CPUs, the bench, API and workers on the rest (cpu-pinning.ts); null: all share all. */
   cpuSplit: CpuSplit | null;
+  /**
+   * Where the dev server keeps its data (`--dev-server-store`): in a SQLite file, as `npm start`
+   * runs it (the default), or in memory, as the tests run it. In memory, every commit of the
+   * server's SQLite walks its whole page cache, which holds the whole database: a task costs the
+   * engine more the more tasks it holds, and more for the target whose tasks hold more bytes
+   * (README, Performance).
+   */
+  devServerStore: DevServerStore;
 }
 
+export type DevServerStore = 'file' | 'memory';
+
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST] [--dev-server-store file|memory]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -102,6 +112,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       held: { type: 'string' },
       'same-server': { type: 'boolean', default: false },
       'engine-cpus': { type: 'string' },
+      'dev-server-store': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -159,6 +170,13 @@ export function parseOptions(argv: string[]): BenchOptions {
   const cpuSplit = values['engine-cpus'] !== undefined ? parseCpuSplit(values['engine-cpus']) : null;
   if (cpuSplit !== null && !cluster && (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== '')
     throw new Error(`--engine-cpus pins an engine the bench starts; TEMPORAL_ADDRESS names one it does not\n${USAGE}`);
+  const devServerStore = values['dev-server-store'] ?? 'file';
+  if (devServerStore !== 'file' && devServerStore !== 'memory')
+    throw new Error(`--dev-server-store must be file or memory\n${USAGE}`);
+  if (values['dev-server-store'] !== undefined && (cluster || (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== ''))
+    throw new Error(
+      `--dev-server-store applies to the dev server the bench starts, not to --cluster or TEMPORAL_ADDRESS\n${USAGE}`,
+    );
   // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
   if (workers > 1) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
@@ -212,5 +230,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     heartbeatTimeoutMs,
     sameServer: values['same-server'] ?? false,
     cpuSplit,
+    devServerStore,
   };
 }
