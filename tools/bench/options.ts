@@ -213,8 +213,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     drainMaxMs: quick ? 4_000 : 45_000,
     refineSteps: quick ? 0 : 3,
     targetLoadStepFactor: quick ? 0 : 3,
-    // Full: room for the 40 s pause after each failed step (ramp.ts) besides the steps themselves.
-    rampBudgetMs: quick ? 30_000 : 480_000,
+    // Full: room for the 40 s pause after each failed step (ramp.ts) besides the steps themselves,
+    // and for the 80 % step after three failed probes (~10 steps 210 s, a failure and three
+    // failed probes 4 x 60 s, the 80 % step with its pause 100 s: ~550 s). At 480 s a ramp whose
+    // probes all failed had no 80 % step (2026-12-05 15:51), and the p99 target went unjudged.
+    rampBudgetMs: quick ? 30_000 : 600_000,
     finalDrainMs: quick ? 5_000 : 90_000,
     deadlineMs: quick ? 120_000 : Number.POSITIVE_INFINITY,
     concurrency,

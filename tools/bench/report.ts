@@ -129,6 +129,16 @@ function comparableSteps(report: Report): { rate: number; aqStep: StepResult; ba
     : undefined;
 }
 
+/** Why the two ramps have no 80 % step in common. */
+function noTargetLoadStep(report: Report): string {
+  const outOfBudget = [report.asyncqueue, report.baseline].find(
+    (r): r is RampResult => r !== null && r.targetLoad === null && /budget/.test(r.note),
+  );
+  return outOfBudget !== undefined
+    ? `no 80 % step: the ${outOfBudget.target} ramp's time budget was used up`
+    : 'no step of its own in this mode';
+}
+
 /** History events, visibility writes and RPCs per task, AsyncQueue and the baseline side by side. */
 function costTables(report: Report): string[] {
   const { asyncqueue: aqH, baseline: baseH } = report.costs;
@@ -275,7 +285,7 @@ export function renderMarkdown(report: Report): string {
     const { rate, aqStep, baseStep, exact } = pair;
     const where = exact
       ? `${rate}/s, 80 % of the baseline's ${base?.maxSustainableRate}/s (${aqStep.seconds} s steps)`
-      : `${rate}/s, the ramp step both ran nearest below 80 % of the baseline's ${base?.maxSustainableRate}/s (no step of its own in this mode; ${aqStep.seconds} s)`;
+      : `${rate}/s, the ramp step both ran nearest below 80 % of the baseline's ${base?.maxSustainableRate}/s (${noTargetLoadStep(report)}; ${aqStep.seconds} s)`;
     const p99Ratio =
       aqStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 !== null && baseStep.e2eMs.p99 > 0
         ? aqStep.e2eMs.p99 / baseStep.e2eMs.p99
