@@ -18,6 +18,7 @@ import { parseOptions } from '../tools/bench/options.js';
 import { distribution } from '../tools/bench/distribution.js';
 import { rpcCosts, type RequestCounts } from '../tools/bench/server-metrics.js';
 import { StepTags } from '../tools/bench/ramp.js';
+import { withEnv } from './support/environment.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
   round,
@@ -188,30 +189,24 @@ describe('bench capacity report', () => {
   });
 
   it('takes the same split for the ramps, and refuses it for a server the bench does not start', () => {
-    const saved = process.env.TEMPORAL_ADDRESS;
-    try {
-      delete process.env.TEMPORAL_ADDRESS;
+    withEnv('TEMPORAL_ADDRESS', undefined, () => {
       assert.equal(parseOptions([]).cpuSplit, null);
       const cpus = parseOptions(['--engine-cpus', '0']).cpuSplit;
       assert.equal(cpus?.engine, '0');
       assert.ok(cpus !== null && cpus.clients !== '' && !cpus.clients.split(',').includes('0'), String(cpus?.clients));
-      process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+    });
+    withEnv('TEMPORAL_ADDRESS', '127.0.0.1:7233', () => {
       assert.throws(
         () => parseOptions(['--engine-cpus', '0']),
         /--engine-cpus pins an engine the bench starts; TEMPORAL_ADDRESS/,
       );
       // The cluster is one the bench starts, whatever TEMPORAL_ADDRESS says.
       assert.equal(parseOptions(['--cluster', '--engine-cpus', '0']).cpuSplit?.engine, '0');
-    } finally {
-      if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
-      else process.env.TEMPORAL_ADDRESS = saved;
-    }
+    });
   });
 
   it("keeps the dev server's data in a file as `npm start` does, in memory on request, and refuses the option for another engine", () => {
-    const saved = process.env.TEMPORAL_ADDRESS;
-    try {
-      delete process.env.TEMPORAL_ADDRESS;
+    withEnv('TEMPORAL_ADDRESS', undefined, () => {
       assert.equal(parseOptions([]).devServerStore, 'file');
       assert.equal(parseOptions(['--dev-server-store', 'memory']).devServerStore, 'memory');
       assert.throws(() => parseOptions(['--dev-server-store', 'disk']), /--dev-server-store must be file or memory/);
@@ -219,12 +214,10 @@ describe('bench capacity report', () => {
         () => parseOptions(['--cluster', '--dev-server-store', 'file']),
         /--dev-server-store applies to the dev server/,
       );
-      process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+    });
+    withEnv('TEMPORAL_ADDRESS', '127.0.0.1:7233', () => {
       assert.throws(() => parseOptions(['--dev-server-store', 'memory']), /not to --cluster or TEMPORAL_ADDRESS/);
-    } finally {
-      if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
-      else process.env.TEMPORAL_ADDRESS = saved;
-    }
+    });
   });
 
   it('pins every thread of a process to the CPUs given, and skips a process that has exited', async () => {

@@ -11,10 +11,12 @@ import { describe, it } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { startEngine } from '../tools/bench/engine.js';
 import { parseOptions } from '../tools/bench/options.js';
+import { withEnv } from './support/environment.js';
 
+// Without TEMPORAL_ADDRESS, as a run that starts its own engine (a shell may have it set).
 describe("the benchmark's dev server", () => {
   it('keeps its data in a SQLite file by default and removes the folder when it stops', async () => {
-    const engine = await withoutExternalServer(() => startEngine(parseOptions([])));
+    const engine = await withEnv('TEMPORAL_ADDRESS', undefined, () => startEngine(parseOptions([])));
     let dbFile: string | undefined;
     try {
       assert.equal(engine.kind, 'dev-server');
@@ -36,7 +38,9 @@ describe("the benchmark's dev server", () => {
   });
 
   it('keeps everything in memory with --dev-server-store memory', async () => {
-    const engine = await withoutExternalServer(() => startEngine(parseOptions(['--dev-server-store', 'memory'])));
+    const engine = await withEnv('TEMPORAL_ADDRESS', undefined, () =>
+      startEngine(parseOptions(['--dev-server-store', 'memory'])),
+    );
     try {
       assert.equal(engine.dataDir, null);
       assert.match(engine.description, /in memory/);
@@ -45,14 +49,3 @@ describe("the benchmark's dev server", () => {
     }
   });
 });
-
-/** As a run without TEMPORAL_ADDRESS starts its engine (a shell may have it set). */
-async function withoutExternalServer<T>(start: () => Promise<T>): Promise<T> {
-  const saved = process.env.TEMPORAL_ADDRESS;
-  delete process.env.TEMPORAL_ADDRESS;
-  try {
-    return await start();
-  } finally {
-    if (saved !== undefined) process.env.TEMPORAL_ADDRESS = saved;
-  }
-}

@@ -168,12 +168,13 @@ export function parseOptions(argv: string[]): BenchOptions {
   const heartbeatTimeoutMs =
     count('heartbeat-timeout', values['heartbeat-timeout'], DEFAULT_POLICY.heartbeatTimeoutMs / 1000, 3600) * 1000;
   const cpuSplit = values['engine-cpus'] !== undefined ? parseCpuSplit(values['engine-cpus']) : null;
-  if (cpuSplit !== null && !cluster && (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== '')
+  const externalServer = (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== '';
+  if (cpuSplit !== null && !cluster && externalServer)
     throw new Error(`--engine-cpus pins an engine the bench starts; TEMPORAL_ADDRESS names one it does not\n${USAGE}`);
   const devServerStore = values['dev-server-store'] ?? 'file';
   if (devServerStore !== 'file' && devServerStore !== 'memory')
     throw new Error(`--dev-server-store must be file or memory\n${USAGE}`);
-  if (values['dev-server-store'] !== undefined && (cluster || (process.env.TEMPORAL_ADDRESS?.trim() ?? '') !== ''))
+  if (values['dev-server-store'] !== undefined && (cluster || externalServer))
     throw new Error(
       `--dev-server-store applies to the dev server the bench starts, not to --cluster or TEMPORAL_ADDRESS\n${USAGE}`,
     );

@@ -30,6 +30,8 @@ export interface RampResult {
    * target's load, with enough requests for a p99 that is not one unlucky request). Not a ramp step.
    */
   targetLoad: StepResult | null;
+  /** True when the 80 % step was due but the ramp's time budget left no room for it. */
+  targetLoadOutOfTime: boolean;
   /** Ids of finished tasks, spread over the steps: the per-task costs read their histories. */
   finishedSample: string[];
   /** Tasks the ramp's steps created (the denominator of the RPCs per task). */
@@ -137,13 +139,15 @@ export async function ramp(
   const failed = steps.filter((s) => !s.sustainable).sort((a, b) => a.targetRate - b.targetRate)[0];
   const maxSustainableRate = sustainableSteps.length > 0 ? Math.max(...sustainableSteps.map((s) => s.targetRate)) : null;
   let targetLoad: StepResult | null = null;
+  let targetLoadOutOfTime = false;
   const targetLoadMs = options.stepMs * options.targetLoadStepFactor;
   const loadRate =
     targetLoadRate ?? (maxSustainableRate !== null && failed !== undefined ? Math.round(8 * maxSustainableRate) / 10 : undefined);
   if (options.targetLoadStepFactor > 0 && loadRate !== undefined) {
-    if (outOfTime(targetLoadMs + TARGET_LOAD_SETTLE_MS))
+    if (outOfTime(targetLoadMs + TARGET_LOAD_SETTLE_MS)) {
+      targetLoadOutOfTime = true;
       note ||= `no step at 80 % of the limit: the ramp's time budget was used up`;
-    else {
+    } else {
       // The failing steps leave work behind that is not this load's: timers of their finished
       // calls (heartbeat and start-to-close timeouts) fire up to ~35 s later. Let them pass.
       if (!settled) {
@@ -175,6 +179,7 @@ export async function ramp(
     note: note || (failed === undefined ? `every rate up to ${options.rates[options.rates.length - 1]}/s was sustainable` : ''),
     leftover: { notCompleted: pendingIds.length, ids: pendingIds.slice(0, 20), views },
     targetLoad,
+    targetLoadOutOfTime,
     finishedSample: spread(
       finishedSample.filter((id) => target.completedAt(id) !== undefined),
       100,

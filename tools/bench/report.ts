@@ -131,11 +131,9 @@ function comparableSteps(report: Report): { rate: number; aqStep: StepResult; ba
 
 /** Why the two ramps have no 80 % step in common. */
 function noTargetLoadStep(report: Report): string {
-  const outOfBudget = [report.asyncqueue, report.baseline].find(
-    (r): r is RampResult => r !== null && r.targetLoad === null && /budget/.test(r.note),
-  );
-  return outOfBudget !== undefined
-    ? `no 80 % step: the ${outOfBudget.target} ramp's time budget was used up`
+  const outOfTime = [report.asyncqueue, report.baseline].find((r) => r?.targetLoadOutOfTime === true);
+  return outOfTime != null
+    ? `no 80 % step: the ${outOfTime.target} ramp's time budget was used up`
     : 'no step of its own in this mode';
 }
 
