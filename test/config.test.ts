@@ -30,6 +30,13 @@ describe('configuration', () => {
     assert.equal(config.worker.workflowThreads, 1);
     assert.equal(config.policy.listStatusDelayMs, 1000);
     assert.equal(loadConfig({ ASYNCQUEUE_LIST_STATUS_DELAY: '0' }).policy.listStatusDelayMs, 0);
+    assert.equal(config.worker.temporalCompression, undefined);
+  });
+
+  it("reads the worker connection's compression, and refuses one it does not know", () => {
+    assert.equal(loadConfig({ ASYNCQUEUE_TEMPORAL_COMPRESSION: 'none' }).worker.temporalCompression, 'none');
+    assert.equal(loadConfig({ ASYNCQUEUE_TEMPORAL_COMPRESSION: 'gzip' }).worker.temporalCompression, 'gzip');
+    rejects({ ASYNCQUEUE_TEMPORAL_COMPRESSION: 'brotli' }, 'ASYNCQUEUE_TEMPORAL_COMPRESSION');
   });
 
   it('reads lists, booleans and durations', () => {

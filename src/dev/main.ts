@@ -54,7 +54,7 @@ async function main(): Promise<void> {
 
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
   const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
-  const connection = await connectWorkerConnection(target);
+  const connection = await connectWorkerConnection(target, config.worker.temporalCompression);
   const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys, taskTokens: tokens.keys });
   const workerRun = worker.run();
   const app = await buildApp({ config, target, workerMetricsUrl: `http://${metricsAddress}/metrics` });

@@ -58,6 +58,8 @@ export interface Config {
     shutdownGraceMs: number;
     /** `npm run worker` lowers its CPU priority to this nice value (0: leaves it). */
     nice: number;
+    /** gRPC compression of the worker's connection; undefined: chosen by where Temporal is. */
+    temporalCompression?: GrpcCompression;
   };
   devServer: {
     port: number;
@@ -113,6 +115,8 @@ const text = (fallback: string) => Type.String({ default: fallback });
 const SIGNING_SECRET = 'whsec_[A-Za-z0-9+/]{32,}={0,2}';
 const TASK_TOKEN_SECRET = '[^,]{32,}';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const GRPC_COMPRESSIONS = ['gzip', 'none'] as const;
+export type GrpcCompression = (typeof GRPC_COMPRESSIONS)[number];
 
 /** Every variable AsyncQueue reads, as `.env.example` documents them. */
 const ENV_SCHEMA = Type.Object({
@@ -169,6 +173,9 @@ const ENV_SCHEMA = Type.Object({
   ASYNCQUEUE_WORKER_WORKFLOW_THREADS: wholeNumber(1, { minimum: 1, maximum: 64 }),
   ASYNCQUEUE_WORKER_SHUTDOWN_GRACE: seconds(30, { minimum: 0 }),
   ASYNCQUEUE_WORKER_NICE: wholeNumber(0, { minimum: 0, maximum: 19 }),
+  // Unset: the worker's connection compresses only when Temporal is not on this machine
+  // (temporal-connection.ts, workerCompression).
+  ASYNCQUEUE_TEMPORAL_COMPRESSION: Type.Optional(Type.Enum(GRPC_COMPRESSIONS)),
   ASYNCQUEUE_DEV_SERVER_PORT: wholeNumber(7233, { minimum: 0, maximum: 65535 }),
   ASYNCQUEUE_DEV_SERVER_UI_PORT: wholeNumber(8233, { minimum: 0, maximum: 65535 }),
   LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' }),
@@ -231,6 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
       workflowThreads: vars.ASYNCQUEUE_WORKER_WORKFLOW_THREADS,
       shutdownGraceMs: ms(vars.ASYNCQUEUE_WORKER_SHUTDOWN_GRACE),
       nice: vars.ASYNCQUEUE_WORKER_NICE,
+      temporalCompression: vars.ASYNCQUEUE_TEMPORAL_COMPRESSION,
     },
     devServer: {
       port: vars.ASYNCQUEUE_DEV_SERVER_PORT,

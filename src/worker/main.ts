@@ -37,7 +37,7 @@ async function main(): Promise<void> {
         'unless they share this data folder.\n',
     );
   }
-  const connection = await connectWorkerConnection({});
+  const connection = await connectWorkerConnection({}, config.worker.temporalCompression);
   const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys, taskTokens: tokens.keys });
   const run = worker.run();
   onShutdownSignal(async () => {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from '../../src/api/app.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
@@ -23,6 +23,7 @@ import {
   type TaskWorkerOptions,
 } from '../../src/worker/task-worker.js';
 import { installWorkerRuntime } from '../../src/worker/runtime.js';
+import { connectWorkerConnection } from '../../src/worker/connection.js';
 import { eventually } from './eventually.js';
 
 /** A fixed secret, so tests can verify signatures with an independent library. */
@@ -148,7 +149,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const target = { embeddedAddress: address };
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
   const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
-  const nativeConnection = await NativeConnection.connect({ address });
+  // The worker's connection as `npm run worker` makes it (uncompressed to this loopback server).
+  const nativeConnection = await connectWorkerConnection(target, config.worker.temporalCompression);
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
 

@@ -36,6 +36,8 @@ export function reportedSettings(options: BenchOptions, env: Record<string, stri
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: 0,
     ASYNCQUEUE_WORKER_NICE: options.workerNice,
     ASYNCQUEUE_WORKER_WORKFLOW_THREADS: options.workflowThreads,
+    // Both targets' worker connections, to the engine on this machine (temporal-connection.ts).
+    'worker gRPC compression': 'none (Temporal on loopback)',
     'task retries/timeout': '3 / 30 s',
     'API processes': options.apis,
     'worker processes': options.workers,

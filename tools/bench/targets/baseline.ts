@@ -29,6 +29,7 @@ import { scrapeRequests, rpcCosts } from '../server-metrics.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './baseline-workflow.js';
 import { errorKey, type CreateResult, type Target } from './target.js';
 import { WORKFLOW_TASK_POLLS } from '../../../src/worker/task-worker.js';
+import { workerCompression } from '../../../src/shared/temporal-connection.js';
 
 /** Bundled by path (workflowsPath), never imported: workflow code runs in Temporal's sandbox. */
 const BASELINE_WORKFLOWS = fileURLToPath(new URL('./baseline-workflow.js', import.meta.url));
@@ -152,7 +153,11 @@ export async function startBaseline(
   options: BenchOptions,
 ): Promise<StartedBaseline> {
   const bundle = await bundlePromise;
-  resources.nativeConnection = await NativeConnection.connect({ address: engine.address });
+  // Compressed or not as AsyncQueue's worker connection to the same engine is.
+  resources.nativeConnection = await NativeConnection.connect({
+    address: engine.address,
+    grpcCompression: { codec: workerCompression(undefined, engine.address) },
+  });
   resources.clientConnection = await Connection.connect({ address: engine.address });
   const client = new Client({ connection: resources.clientConnection, namespace: engine.namespace });
   const taskQueue = `bench-baseline-${runId}`;
