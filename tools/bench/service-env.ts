@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_POLICY, type BenchOptions } from './options.js';
 import { CLK_TCK } from './process-sampler.js';
+import { workerCompression } from '../../src/shared/temporal-connection.js';
 
 export function asyncQueueEnv(options: BenchOptions, address: string, runId: string, dataDir: string): Record<string, string> {
   const maxHeld = Math.max(0, ...options.concurrency.map((c) => c.n));
@@ -36,8 +37,8 @@ export function reportedSettings(options: BenchOptions, env: Record<string, stri
     ASYNCQUEUE_MAX_EVENT_LOOP_DELAY_MS: 0,
     ASYNCQUEUE_WORKER_NICE: options.workerNice,
     ASYNCQUEUE_WORKER_WORKFLOW_THREADS: options.workflowThreads,
-    // Both targets' worker connections, to the engine on this machine (temporal-connection.ts).
-    'worker gRPC compression': 'none (Temporal on loopback)',
+    // Both targets' worker connections: chosen by the engine's address (temporal-connection.ts).
+    'worker gRPC compression': workerCompression(undefined, env.TEMPORAL_ADDRESS),
     'task retries/timeout': '3 / 30 s',
     'API processes': options.apis,
     'worker processes': options.workers,
