@@ -122,10 +122,12 @@ describe('API documentation', () => {
     assert.equal(JSON.parse(tooLarge.slice(tooLarge.indexOf('\r\n\r\n') + 4)).error.code, 'headers_too_large');
   });
 
-  it('serves interactive docs at /docs', async () => {
-    const response = await fetch(`${harness.baseUrl}/docs`, { redirect: 'follow' });
-    assert.equal(response.status, 200);
-    assert.match(await response.text(), /swagger-ui/i);
+  it('serves interactive docs at /docs, with or without the trailing slash', async () => {
+    for (const path of ['/docs', '/docs/']) {
+      const response = await fetch(`${harness.baseUrl}${path}`, { redirect: 'follow' });
+      assert.equal(response.status, 200, path);
+      assert.match(await response.text(), /swagger-ui/i, path);
+    }
   });
 });
 

@@ -123,7 +123,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A path with routes of its own is not also a parameter's value: `GET /v1/tasks/batch` is a
     // 405 (only POST is documented there), not a read of task "batch".
     const own = staticRoutes.get(path);
-    if (!request.is404 && (own === undefined || own.includes(request.method))) return;
+    // A route registered at this very path matched, not a parameter's. A plugin's `/` under a
+    // prefix matches the prefix with and without its trailing slash as one route (`GET /docs`),
+    // while onRoute reports only its HEAD twin at `/docs/`: without this, GET /docs/ was a 405.
+    const matched = request.routeOptions.url;
+    const matchedItself = matched === path || `${matched}/` === path;
+    if (!request.is404 && (own === undefined || own.includes(request.method) || matchedItself)) return;
     const allowed = own ?? [...new Set(routes.filter((route) => route.path.test(path)).flatMap((route) => route.methods))];
     if (allowed.length === 0 || allowed.includes(request.method)) return;
     return reply
