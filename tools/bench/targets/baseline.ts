@@ -9,14 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  NativeConnection,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Agent, request } from 'undici';
 import { sleep, within } from '../../shared/timing.js';
 import { log, now } from '../clock.js';
@@ -29,7 +22,7 @@ import { scrapeRequests, rpcCosts } from '../server-metrics.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './baseline-workflow.js';
 import { errorKey, type CreateResult, type Target } from './target.js';
 import { WORKFLOW_TASK_POLLS } from '../../../src/worker/task-worker.js';
-import { workerCompression } from '../../../src/shared/temporal-connection.js';
+import { connectWorkerConnection } from '../../../src/worker/connection.js';
 
 /** Bundled by path (workflowsPath), never imported: workflow code runs in Temporal's sandbox. */
 const BASELINE_WORKFLOWS = fileURLToPath(new URL('./baseline-workflow.js', import.meta.url));
@@ -153,11 +146,8 @@ export async function startBaseline(
   options: BenchOptions,
 ): Promise<StartedBaseline> {
   const bundle = await bundlePromise;
-  // Compressed or not as AsyncQueue's worker connection to the same engine is.
-  resources.nativeConnection = await NativeConnection.connect({
-    address: engine.address,
-    grpcCompression: { codec: workerCompression(undefined, engine.address) },
-  });
+  // Made as AsyncQueue's worker makes its own (compressed or not by the engine's address).
+  resources.nativeConnection = await connectWorkerConnection({ embeddedAddress: engine.address }, undefined);
   resources.clientConnection = await Connection.connect({ address: engine.address });
   const client = new Client({ connection: resources.clientConnection, namespace: engine.namespace });
   const taskQueue = `bench-baseline-${runId}`;
