@@ -74,6 +74,39 @@ describe('bench capacity report', () => {
     assert.deepEqual(report.roundRatios, [0.9, 1, 0.75]);
   });
 
+  it("pairs each round's runs for the engine's CPU per task too, and says when one engine served every run", () => {
+    const withEngine = (r: CapacityRun, temporal: number): CapacityRun => ({
+      ...r,
+      cpuMsPerTask: { ...r.cpuMsPerTask, temporal },
+    });
+    const report = summarize(
+      [
+        withEngine(run(1, 'baseline', 40), 16),
+        withEngine(run(1, 'asyncqueue', 38), 16),
+        withEngine(run(2, 'asyncqueue', 36), 20),
+        withEngine(run(2, 'baseline', 38), 18),
+        withEngine(run(3, 'baseline', 44), 14),
+        withEngine(run(3, 'asyncqueue', 41), 15),
+      ],
+      { ...meta, sharedEngine: true },
+    );
+    // 16/16, 18/20, 14/15: the median of the pairs, where the medians' ratio (16/16) says 1.
+    assert.deepEqual(report.roundEngineRatios, [1, 0.9, 0.933]);
+    assert.equal(report.medianRoundEngineRatio, 0.933);
+    assert.equal(report.engineRatio, 1);
+    const markdown = renderCapacity(report);
+    assert.match(markdown, /dev-server, one engine for every run \(the targets take turns on it/);
+    assert.match(markdown, /per round 1, 0\.9, 0\.933, median \*\*0\.933×\*\*/);
+    // A run without the engine's reading leaves its round out of the pairs.
+    const partial = summarize([run(1, 'baseline', 40), { ...run(1, 'asyncqueue', 38), cpuMsPerTask: { worker: 17 } }], {
+      ...meta,
+      rounds: 1,
+    });
+    assert.deepEqual(partial.roundEngineRatios, []);
+    assert.equal(partial.medianRoundEngineRatio, null);
+    assert.match(renderCapacity(partial), /a fresh engine per run/);
+  });
+
   it('takes the middle two of an even number of runs, and skips a round that lacks a target', () => {
     const report = summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 30), run(2, 'baseline', 50)], { ...meta, rounds: 2 });
     assert.deepEqual(report.medianPerSec, { baseline: 45, asyncqueue: 30 });

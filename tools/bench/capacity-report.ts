@@ -37,6 +37,11 @@ export interface CapacityReport {
   rounds: number;
   seconds: number;
   outstanding: number;
+  /**
+   * One engine for every run (`--shared-engine`), the targets taking turns on it, instead of a
+   * fresh one per run; absent in older results (a fresh one per run).
+   */
+  sharedEngine?: boolean;
   workflowThreads: number;
   /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
   cpuSplit: CpuSplit | null;
@@ -56,28 +61,51 @@ export interface CapacityReport {
    */
   engineCpuMsPerTask: Record<TargetName, number | null>;
   engineRatio: number | null;
+  /**
+   * The same, per round (the baseline's engine CPU per task over AsyncQueue's in that round), and
+   * their median: runs side by side compared with each other, so a slower engine or a slower
+   * hour weighs on both sides of a ratio, not on one target's median. Empty and null without
+   * per-run readings; absent in older results.
+   */
+  roundEngineRatios?: number[];
+  medianRoundEngineRatio?: number | null;
 }
 
 /** The process groups that make up the engine (engine.ts): the dev server's is `temporal` alone. */
 const ENGINE_GROUPS = ['temporal', 'postgres'];
 
-function median(values: number[]): number | null {
+function median(values: number[], digits = 2): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return round(sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, 2);
+  return round(sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, digits);
 }
 
 export function summarize(
   runs: CapacityRun[],
-  meta: Omit<CapacityReport, 'runs' | 'roundRatios' | 'medianPerSec' | 'ratio' | 'engineCpuMsPerTask' | 'engineRatio'>,
+  meta: Omit<
+    CapacityReport,
+    | 'runs'
+    | 'roundRatios'
+    | 'medianPerSec'
+    | 'ratio'
+    | 'engineCpuMsPerTask'
+    | 'engineRatio'
+    | 'roundEngineRatios'
+    | 'medianRoundEngineRatio'
+  >,
 ): CapacityReport {
   const perSec = (name: TargetName): number[] => runs.filter((r) => r.target === name).map((r) => r.completedPerSec);
   const roundRatios: number[] = [];
+  const roundEngineRatios: number[] = [];
   for (let roundNo = 1; roundNo <= meta.rounds; roundNo++) {
-    const base = runs.find((r) => r.round === roundNo && r.target === 'baseline')?.completedPerSec;
-    const aq = runs.find((r) => r.round === roundNo && r.target === 'asyncqueue')?.completedPerSec;
-    if (base !== undefined && aq !== undefined && base > 0) roundRatios.push(round(aq / base, 3) ?? 0);
+    const base = runs.find((r) => r.round === roundNo && r.target === 'baseline');
+    const aq = runs.find((r) => r.round === roundNo && r.target === 'asyncqueue');
+    if (base === undefined || aq === undefined) continue;
+    if (base.completedPerSec > 0) roundRatios.push(round(aq.completedPerSec / base.completedPerSec, 3) ?? 0);
+    const baseEngine = engineMsPerTask(base);
+    const aqEngine = engineMsPerTask(aq);
+    if (baseEngine !== null && aqEngine !== null && aqEngine > 0) roundEngineRatios.push(round(baseEngine / aqEngine, 3) ?? 0);
   }
   const medianPerSec = { baseline: median(perSec('baseline')), asyncqueue: median(perSec('asyncqueue')) };
   const ratio =
@@ -87,15 +115,33 @@ export function summarize(
   const engineCpu = (name: TargetName): number | null =>
     median(
       runs
-        .filter((r) => r.target === name && ENGINE_GROUPS.some((g) => r.cpuMsPerTask[g] !== undefined))
-        .map((r) => ENGINE_GROUPS.reduce((sum, g) => sum + (r.cpuMsPerTask[g] ?? 0), 0)),
+        .filter((r) => r.target === name)
+        .map(engineMsPerTask)
+        .filter((ms): ms is number => ms !== null),
     );
   const engineCpuMsPerTask = { baseline: engineCpu('baseline'), asyncqueue: engineCpu('asyncqueue') };
   const engineRatio =
     engineCpuMsPerTask.baseline !== null && engineCpuMsPerTask.asyncqueue !== null && engineCpuMsPerTask.asyncqueue > 0
       ? round(engineCpuMsPerTask.baseline / engineCpuMsPerTask.asyncqueue, 3)
       : null;
-  return { ...meta, runs, roundRatios, medianPerSec, ratio, engineCpuMsPerTask, engineRatio };
+  return {
+    ...meta,
+    runs,
+    roundRatios,
+    medianPerSec,
+    ratio,
+    engineCpuMsPerTask,
+    engineRatio,
+    roundEngineRatios,
+    // Three places, as the ratios: 0.947 must not read as the target's 0.95.
+    medianRoundEngineRatio: median(roundEngineRatios, 3),
+  };
+}
+
+/** The engine's CPU per task in one run (its process groups summed); null: not measured. */
+function engineMsPerTask(run: CapacityRun): number | null {
+  if (!ENGINE_GROUPS.some((g) => run.cpuMsPerTask[g] !== undefined)) return null;
+  return ENGINE_GROUPS.reduce((sum, g) => sum + (run.cpuMsPerTask[g] ?? 0), 0);
 }
 
 export function renderCapacity(report: CapacityReport): string {
@@ -103,7 +149,8 @@ export function renderCapacity(report: CapacityReport): string {
   const lines = [
     `# Capacity, closed loop — ${report.startedAt}`,
     '',
-    `${report.engine}, a fresh engine per run; ${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
+    `${report.engine}, ${report.sharedEngine === true ? 'one engine for every run (the targets take turns on it, each run drained before the next)' : 'a fresh engine per run'}; ` +
+      `${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
       `(the last three quarters measured); workflow threads ${report.workflowThreads}; ` +
       describeCpuSplit(report.cpuSplit) +
       `load average at the start ${report.loadAverage.start.join(' / ')}.`,
@@ -137,7 +184,10 @@ export function renderCapacity(report: CapacityReport): string {
           '',
           `The engine's own CPU per task (${ENGINE_GROUPS.join(' + ')}, medians): baseline ${report.engineCpuMsPerTask.baseline} ms, ` +
             `AsyncQueue ${report.engineCpuMsPerTask.asyncqueue} ms → where the engine alone is the limit, it serves ` +
-            `**${report.engineRatio}×** as many AsyncQueue tasks as baseline ones.`,
+            `**${report.engineRatio}×** as many AsyncQueue tasks as baseline ones` +
+            (report.roundEngineRatios === undefined || report.roundEngineRatios.length === 0
+              ? '.'
+              : `; per round ${report.roundEngineRatios.join(', ')}, median **${report.medianRoundEngineRatio}×**.`),
         ]),
   ];
   return lines.join('\n');

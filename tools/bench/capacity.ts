@@ -12,6 +12,14 @@
  * the rounds alternate which target goes first, and the ratio is stated per round and of the
  * medians, with the spread, so that one noisy run cannot decide it. `--engine-cpus` gives the
  * engine CPUs of its own (cpu-pinning.ts), as a production cluster has.
+ *
+ * `--shared-engine` starts one engine for the whole comparison instead, and the targets take
+ * turns on it in the rounds' order (b a, a b, b a, …), each run drained before the next starts.
+ * Fresh engines differ from one another by a tenth in speed on this machine, which a fresh engine
+ * per run puts into one target's figure and not the other's; on one engine the two runs of a
+ * round meet the same process, the same database and the same minutes, and the drift as it
+ * fills weighs on both alike. What a run's tasks leave behind (their activity timers fire 30–35 s
+ * after they started, in the next run) the turns spread over both targets.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -43,8 +51,10 @@ import { asyncQueueBundle, replayCosts } from './replay-cost.js';
 type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
+/** Longest wait for a run's tasks under way to finish before the next run on a shared engine. */
+const DRAIN_MAX_MS = 60_000;
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -61,6 +71,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       outstanding: { type: 'string', default: '120' },
       replays: { type: 'string', default: '1000' },
       cluster: { type: 'boolean', default: false },
+      'shared-engine': { type: 'boolean', default: false },
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
@@ -113,38 +124,54 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   const runs: CapacityRun[] = [];
   /** Histories of tasks done at the limit, per target, for the replay at the end. */
   const histories: Record<TargetName, History[]> = { baseline: [], asyncqueue: [] };
-  for (let roundNo = 1; roundNo <= rounds; roundNo++) {
-    // Alternate the order: a machine that warms up or slows down over the run favours neither.
-    const order: TargetName[] = roundNo % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
-    for (const name of order) {
-      const engine = await startEngine(options);
-      resources.engine = engine;
-      if (cpuSplit !== null) pinEngine(engine, cpuSplit);
-      for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
-      try {
-        const thisRun: OneRun = {
-          engine,
-          receivers,
-          runId: `${runId}-${roundNo}`,
-          options,
-          sampler,
-          outstanding,
-          seconds,
-          tag: `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`,
-          keep: histories[name],
-        };
-        const run = name === 'baseline' ? await measureBaseline(bundlePromise, thisRun) : await measureAsyncQueue(thisRun);
-        const { finishedIds: _ids, ...kept } = run;
-        runs.push({ ...kept, round: roundNo, target: name });
-        log(
-          `round ${roundNo} ${name}: ${run.completedPerSec}/s (${run.completed} done, ${run.errors} errors), ` +
-            `e2e p50/p99 ${run.e2eMs.p50}/${run.e2eMs.p99} ms, CPU ms/task ${JSON.stringify(run.cpuMsPerTask)}`,
-        );
-      } finally {
-        await engine.stop();
-        resources.engine = undefined;
+  const sharedEngine = values['shared-engine'] === true;
+  const openEngine = async (): Promise<Engine> => {
+    const engine = await startEngine(options);
+    resources.engine = engine;
+    if (cpuSplit !== null) pinEngine(engine, cpuSplit);
+    for (const group of Object.keys(engine.processGroups)) sampler.trackGroup(group, engine.processGroups[group]!);
+    return engine;
+  };
+  const closeEngine = async (engine: Engine): Promise<void> => {
+    await engine.stop();
+    resources.engine = undefined;
+  };
+  // Rounds alternate which target goes first (b a, a b, b a, …): a machine that warms up or slows
+  // down over the run favours neither, and on a shared engine each target follows itself as
+  // often as the other.
+  const shared = sharedEngine ? await openEngine() : undefined;
+  try {
+    for (let roundNo = 1; roundNo <= rounds; roundNo++) {
+      const order: TargetName[] = roundNo % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
+      for (const name of order) {
+        const engine = shared ?? (await openEngine());
+        try {
+          const thisRun: OneRun = {
+            engine,
+            receivers,
+            runId: `${runId}-${roundNo}`,
+            options,
+            sampler,
+            outstanding,
+            seconds,
+            tag: `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`,
+            keep: histories[name],
+            drain: shared !== undefined,
+          };
+          const run = name === 'baseline' ? await measureBaseline(bundlePromise, thisRun) : await measureAsyncQueue(thisRun);
+          const { finishedIds: _ids, ...kept } = run;
+          runs.push({ ...kept, round: roundNo, target: name });
+          log(
+            `round ${roundNo} ${name}: ${run.completedPerSec}/s (${run.completed} done, ${run.errors} errors), ` +
+              `e2e p50/p99 ${run.e2eMs.p50}/${run.e2eMs.p99} ms, CPU ms/task ${JSON.stringify(run.cpuMsPerTask)}`,
+          );
+        } finally {
+          if (shared === undefined) await closeEngine(engine);
+        }
       }
     }
+  } finally {
+    if (shared !== undefined) await closeEngine(shared);
   }
   sampler.stop();
 
@@ -167,6 +194,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     rounds,
     seconds,
     outstanding,
+    sharedEngine,
     workflowThreads: options.workflowThreads,
     cpuSplit,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
@@ -203,15 +231,17 @@ interface OneRun {
   tag: string;
   /** Where the histories read after the run go, for the replay at the end. */
   keep: History[];
+  /** Wait for the run's tasks under way to finish (the engine serves the next run). */
+  drain: boolean;
 }
 
 async function measureBaseline(
   bundlePromise: ReturnType<typeof prepareBaseline> & object,
-  { engine, receivers, runId, options, sampler, outstanding, seconds, tag, keep }: OneRun,
+  { engine, receivers, runId, options, sampler, outstanding, seconds, tag, keep, drain }: OneRun,
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
-    const run = await closedLoop(target, sampler, engine.metricsUrls, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, engine.metricsUrls, { outstanding, seconds, tag, drain });
     return { ...run, history: await sampleHistories(engine, run.finishedIds, keep) };
   } finally {
     await stop();
@@ -229,11 +259,12 @@ async function measureAsyncQueue({
   seconds,
   tag,
   keep,
+  drain,
 }: OneRun): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
-    const run = await closedLoop(target, sampler, engine.metricsUrls, outstanding, seconds, tag);
+    const run = await closedLoop(target, sampler, engine.metricsUrls, { outstanding, seconds, tag, drain });
     return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep) };
   } finally {
     await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
@@ -249,15 +280,14 @@ async function measureAsyncQueue({
 /**
  * Keeps `outstanding` tasks under way for `seconds`: each webhook that arrives starts the next
  * task. The first quarter fills the pipeline; completions, latencies, CPU and the server's RPCs
- * (its metrics at `metricsUrls`, when it has them) count over the rest.
+ * (its metrics at `metricsUrls`, when it has them) count over the rest. With `drain`, it then
+ * waits (up to DRAIN_MAX_MS) for the tasks still under way to finish, counting none of them.
  */
 async function closedLoop(
   target: Target,
   sampler: Sampler,
   metricsUrls: string[],
-  outstanding: number,
-  seconds: number,
-  tag: string,
+  { outstanding, seconds, tag, drain }: { outstanding: number; seconds: number; tag: string; drain: boolean },
 ): Promise<Omit<CapacityRun, 'round' | 'target' | 'history'> & { finishedIds: string[] }> {
   const sentAt = new Map<string, number>();
   const finishedIds: string[] = [];
@@ -320,6 +350,18 @@ async function closedLoop(
   interval.usage.close();
   const usage = window!.close();
   const requestsAtEnd = requestsAtStart !== undefined ? await scrapeRequests(metricsUrls) : undefined;
+  if (drain) {
+    const drainUntil = now() + DRAIN_MAX_MS;
+    while ((sentAt.size > 0 || creating > 0) && now() < drainUntil) {
+      for (const id of sentAt.keys()) if (target.completedAt(id) !== undefined) sentAt.delete(id);
+      await sleep(50);
+    }
+    log(
+      sentAt.size + creating === 0
+        ? `  ${tag}: drained`
+        : `  ${tag}: ${sentAt.size + creating} tasks still under way after ${DRAIN_MAX_MS / 1000} s; the next run starts beside them`,
+    );
+  }
   const measuredSec = (end - measureFrom) / 1000;
   return {
     completedPerSec: round(completed / measuredSec, 1) ?? 0,
