@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderCapacity, summarize, type CapacityRun } from '../tools/bench/capacity-report.js';
+import { LatencyStepRates } from '../tools/bench/latency-step.js';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseCpuSplit, pinProcesses } from '../tools/bench/cpu-pinning.js';
@@ -105,6 +106,50 @@ describe('bench capacity report', () => {
     assert.deepEqual(partial.roundEngineRatios, []);
     assert.equal(partial.medianRoundEngineRatio, null);
     assert.match(renderCapacity(partial), /a fresh engine per run/);
+  });
+
+  it('steps both targets of a round at 80 % of the baseline capacity measured last, and pairs their p99s', () => {
+    const rates = new LatencyStepRates();
+    // Round 1 (baseline first): its own capacity; AsyncQueue's step then takes the same rate.
+    assert.equal(rates.rateFor(1, 50), 40);
+    assert.equal(rates.rateFor(1), 40);
+    // Round 2 (AsyncQueue first): round 1's baseline, kept for round 2's baseline whatever it measured.
+    assert.equal(rates.rateFor(2), 40);
+    assert.equal(rates.rateFor(2, 45), 40);
+    assert.equal(rates.rateFor(3, 47.3), 37.8);
+    assert.equal(new LatencyStepRates().rateFor(1), null);
+    const step = (rate: number, p99: number, held = true): CapacityRun['latency'] => ({
+      rate,
+      e2eMs: distribution([p99 / 2, p99]),
+      completedPerSec: rate,
+      held,
+      reason: held ? 'ok' : 'completions 30/s = 80% of arrivals',
+    });
+    const report = summarize(
+      [
+        { ...run(1, 'baseline', 50), latency: step(40, 500) },
+        { ...run(1, 'asyncqueue', 48), latency: step(40, 550) },
+        { ...run(2, 'asyncqueue', 47), latency: step(40, 900, false) },
+        { ...run(2, 'baseline', 45), latency: step(40, 600) },
+        { ...run(4, 'asyncqueue', 45), latency: step(36, 500) },
+        { ...run(4, 'baseline', 45), latency: step(38, 400) },
+        { ...run(3, 'baseline', 45), latency: step(36, 400) },
+        { ...run(3, 'asyncqueue', 44), latency: null },
+      ],
+      { ...meta, rounds: 4, latencyStep: true },
+    );
+    // Round 3 has one step, round 4's two rates differ (steps at different rates do not compare).
+    assert.deepEqual(report.roundP99Ratios, [1.1, 1.5]);
+    assert.equal(report.medianRoundP99Ratio, 1.3);
+    const markdown = renderCapacity(report);
+    assert.match(markdown, /\| 1 \| asyncqueue \| 40 \| 40 \| 275 \| 550 \| held \|/);
+    assert.match(markdown, /\| 2 \| asyncqueue \| 40 \| 40 \| 450 \| 900 \| not held: completions 30\/s = 80% of arrivals \|/);
+    assert.match(markdown, /\| 3 \| asyncqueue \| — \| — \| — \| — \| no rate known \|/);
+    assert.match(markdown, /per round: 1\.1, 1\.5; median \*\*1\.3×\*\* \(target ≤ 1\.2×\)/);
+    // Without the flag, no latency section.
+    const plain = summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 });
+    assert.equal(plain.roundP99Ratios, undefined);
+    assert.doesNotMatch(renderCapacity(plain), /80 % of the baseline/);
   });
 
   it('takes the middle two of an even number of runs, and skips a round that lacks a target', () => {

@@ -7,6 +7,7 @@ import { describeCpuSplit, type CpuSplit } from './cpu-pinning.js';
 import type { ReplayCost } from './replay-cost.js';
 import type { HistoryCosts } from './task-costs.js';
 import { isPoll, STORE_HOUSEKEEPING_PER_TASK, type RpcCosts } from './server-metrics.js';
+import type { LatencyStep } from './latency-step.js';
 
 export type TargetName = 'baseline' | 'asyncqueue';
 
@@ -29,6 +30,8 @@ export interface CapacityRun {
   history: HistoryCosts | null;
   /** The server's RPCs, visibility writes and history-store requests per task done in the window; null or absent: no metrics. */
   rpc?: RpcCosts | null;
+  /** `--latency-step`: the run's fixed-rate step at 80 % of the baseline's capacity; null: no rate known; absent: not run. */
+  latency?: LatencyStep | null;
 }
 
 export interface CapacityReport {
@@ -42,6 +45,8 @@ export interface CapacityReport {
    * fresh one per run; absent in older results (a fresh one per run).
    */
   sharedEngine?: boolean;
+  /** `--latency-step`: each run ended with a step at 80 % of the baseline's capacity. Absent in older results. */
+  latencyStep?: boolean;
   workflowThreads: number;
   /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
   cpuSplit: CpuSplit | null;
@@ -69,6 +74,12 @@ export interface CapacityReport {
    */
   roundEngineRatios?: number[];
   medianRoundEngineRatio?: number | null;
+  /**
+   * With `--latency-step`: per round, AsyncQueue's e2e p99 over the baseline's at the same rate
+   * (80 % of the baseline's capacity), and their median; the issue's target is ≤ 1.2×.
+   */
+  roundP99Ratios?: number[];
+  medianRoundP99Ratio?: number | null;
 }
 
 /** The process groups that make up the engine (engine.ts): the dev server's is `temporal` alone. */
@@ -81,23 +92,23 @@ function median(values: number[], digits = 2): number | null {
   return round(sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2, digits);
 }
 
-export function summarize(
-  runs: CapacityRun[],
-  meta: Omit<
-    CapacityReport,
-    | 'runs'
-    | 'roundRatios'
-    | 'medianPerSec'
-    | 'ratio'
-    | 'engineCpuMsPerTask'
-    | 'engineRatio'
-    | 'roundEngineRatios'
-    | 'medianRoundEngineRatio'
-  >,
-): CapacityReport {
+/** What summarize() works out from the runs. */
+type DerivedField =
+  | 'roundRatios'
+  | 'medianPerSec'
+  | 'ratio'
+  | 'engineCpuMsPerTask'
+  | 'engineRatio'
+  | 'roundEngineRatios'
+  | 'medianRoundEngineRatio'
+  | 'roundP99Ratios'
+  | 'medianRoundP99Ratio';
+
+export function summarize(runs: CapacityRun[], meta: Omit<CapacityReport, 'runs' | DerivedField>): CapacityReport {
   const perSec = (name: TargetName): number[] => runs.filter((r) => r.target === name).map((r) => r.completedPerSec);
   const roundRatios: number[] = [];
   const roundEngineRatios: number[] = [];
+  const roundP99Ratios: number[] = [];
   for (let roundNo = 1; roundNo <= meta.rounds; roundNo++) {
     const base = runs.find((r) => r.round === roundNo && r.target === 'baseline');
     const aq = runs.find((r) => r.round === roundNo && r.target === 'asyncqueue');
@@ -106,6 +117,11 @@ export function summarize(
     const baseEngine = engineMsPerTask(base);
     const aqEngine = engineMsPerTask(aq);
     if (baseEngine !== null && aqEngine !== null && aqEngine > 0) roundEngineRatios.push(round(baseEngine / aqEngine, 3) ?? 0);
+    const baseP99 = base.latency?.e2eMs.p99;
+    const aqP99 = aq.latency?.e2eMs.p99;
+    // Only steps at the same rate compare.
+    if (base.latency?.rate === aq.latency?.rate && baseP99 != null && aqP99 != null && baseP99 > 0)
+      roundP99Ratios.push(round(aqP99 / baseP99, 3) ?? 0);
   }
   const medianPerSec = { baseline: median(perSec('baseline')), asyncqueue: median(perSec('asyncqueue')) };
   const ratio =
@@ -135,6 +151,7 @@ export function summarize(
     roundEngineRatios,
     // Three places, as the ratios: 0.947 must not read as the target's 0.95.
     medianRoundEngineRatio: median(roundEngineRatios, 3),
+    ...(meta.latencyStep === true ? { roundP99Ratios, medianRoundP99Ratio: median(roundP99Ratios, 3) } : {}),
   };
 }
 
@@ -189,8 +206,31 @@ export function renderCapacity(report: CapacityReport): string {
               ? '.'
               : `; per round ${report.roundEngineRatios.join(', ')}, median **${report.medianRoundEngineRatio}×**.`),
         ]),
+    ...renderLatencySteps(report),
   ];
   return lines.join('\n');
+}
+
+/** The latency steps: a row per run, each round's p99 ratio and their median (target ≤ 1.2×). */
+function renderLatencySteps(report: CapacityReport): string[] {
+  if (report.latencyStep !== true) return [];
+  const rows = report.runs.map((r) =>
+    r.latency == null
+      ? `| ${r.round} | ${r.target} | — | — | — | — | no rate known |`
+      : `| ${r.round} | ${r.target} | ${r.latency.rate} | ${r.latency.completedPerSec} | ${r.latency.e2eMs.p50 ?? '—'} | ` +
+        `${r.latency.e2eMs.p99 ?? '—'} | ${r.latency.held ? 'held' : `not held: ${r.latency.reason}`} |`,
+  );
+  return [
+    '',
+    `At 80 % of the baseline's capacity (the baseline's closed loop measured last), ${report.seconds} s per step:`,
+    '',
+    '| round | target | rate/s | done/s | e2e p50 ms | e2e p99 ms | verdict |',
+    '|---:|---|---:|---:|---:|---:|---|',
+    ...rows,
+    '',
+    `AsyncQueue's e2e p99 over the baseline's, per round: ${report.roundP99Ratios?.join(', ') || '—'}; ` +
+      `median **${report.medianRoundP99Ratio ?? '—'}×** (target ≤ 1.2×).`,
+  ];
 }
 
 /** Per task: requests by service (long polls apart), the frontend's by operation, visibility writes, history-store requests. */

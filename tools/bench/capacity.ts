@@ -20,6 +20,9 @@
  * round meet the same process, the same database and the same minutes, and the drift as it
  * fills weighs on both alike. What a run's tasks leave behind (their activity timers fire 30–35 s
  * after they started, in the next run) the turns spread over both targets.
+ *
+ * `--latency-step` adds the issue's latency target to each run: once its closed loop has drained,
+ * the target runs at 80 % of the baseline's capacity for as long again (latency-step.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -28,11 +31,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { temporal } from '@temporalio/proto';
-import { sleep } from '../shared/timing.js';
 import { stopChild } from './children.js';
 import { pinEngine, pinProcesses } from './cpu-pinning.js';
-import { log, now } from './clock.js';
-import { distribution, round } from './distribution.js';
+import { log } from './clock.js';
+import { round } from './distribution.js';
 import { startEngine, type Engine } from './engine.js';
 import { parseOptions, type BenchOptions } from './options.js';
 import { Sampler } from './process-sampler.js';
@@ -43,18 +45,17 @@ import { startAsyncQueue } from './targets/asyncqueue.js';
 import { prepareBaseline, startBaseline } from './targets/baseline.js';
 import type { Target } from './targets/target.js';
 import { historyCosts, type HistoryCosts } from './task-costs.js';
-import { rpcCosts, scrapeRequests, type RequestCounts } from './server-metrics.js';
 import { workflowIdForTask } from '../../workflows/task-contract.js';
 import { renderCapacity, summarize, type CapacityReport, type CapacityRun, type TargetName } from './capacity-report.js';
 import { asyncQueueBundle, replayCosts } from './replay-cost.js';
+import { LatencyStepRates, measureLatencyStep, type LatencyStep } from './latency-step.js';
+import { closedLoop } from './closed-loop.js';
 
 type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
-/** Longest wait for a run's tasks under way to finish before the next run on a shared engine. */
-const DRAIN_MAX_MS = 60_000;
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -72,6 +73,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       replays: { type: 'string', default: '1000' },
       cluster: { type: 'boolean', default: false },
       'shared-engine': { type: 'boolean', default: false },
+      'latency-step': { type: 'boolean', default: false },
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
@@ -125,6 +127,8 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
   /** Histories of tasks done at the limit, per target, for the replay at the end. */
   const histories: Record<TargetName, History[]> = { baseline: [], asyncqueue: [] };
   const sharedEngine = values['shared-engine'] === true;
+  // Both targets of a round step at one rate: 80 % of the baseline capacity measured last.
+  const latencyRates = values['latency-step'] === true ? new LatencyStepRates() : undefined;
   const openEngine = async (): Promise<Engine> => {
     const engine = await startEngine(options);
     resources.engine = engine;
@@ -156,7 +160,12 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
             seconds,
             tag: `${name === 'baseline' ? 'b' : 'aq'}${roundNo}`,
             keep: histories[name],
-            drain: shared !== undefined,
+            // The next run (or the latency step) must not meet this run's tasks under way.
+            drain: shared !== undefined || latencyRates !== undefined,
+            latencyStep:
+              latencyRates !== undefined
+                ? (baselineCapacity: number | undefined) => latencyRates.rateFor(roundNo, baselineCapacity)
+                : undefined,
           };
           const run = name === 'baseline' ? await measureBaseline(bundlePromise, thisRun) : await measureAsyncQueue(thisRun);
           const { finishedIds: _ids, ...kept } = run;
@@ -195,6 +204,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     seconds,
     outstanding,
     sharedEngine,
+    latencyStep: latencyRates !== undefined,
     workflowThreads: options.workflowThreads,
     cpuSplit,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
@@ -233,16 +243,22 @@ interface OneRun {
   keep: History[];
   /** Wait for the run's tasks under way to finish (the engine serves the next run). */
   drain: boolean;
+  /**
+   * With `--latency-step`: the rate for the run's latency step, given the baseline's capacity
+   * when this run measured it; null: no rate known (no step).
+   */
+  latencyStep: ((baselineCapacity: number | undefined) => number | null) | undefined;
 }
 
 async function measureBaseline(
   bundlePromise: ReturnType<typeof prepareBaseline> & object,
-  { engine, receivers, runId, options, sampler, outstanding, seconds, tag, keep, drain }: OneRun,
+  { engine, receivers, runId, options, sampler, outstanding, seconds, tag, keep, drain, latencyStep }: OneRun,
 ): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const { target, stop } = await startBaseline(bundlePromise, engine, receivers, runId, options);
   try {
     const run = await closedLoop(target, sampler, engine.metricsUrls, { outstanding, seconds, tag, drain });
-    return { ...run, history: await sampleHistories(engine, run.finishedIds, keep) };
+    const latency = await stepAt(latencyStep?.(run.completedPerSec), target, options, sampler, tag, seconds);
+    return { ...run, history: await sampleHistories(engine, run.finishedIds, keep), ...latency };
   } finally {
     await stop();
     await closeBaselineConnections();
@@ -260,12 +276,14 @@ async function measureAsyncQueue({
   tag,
   keep,
   drain,
+  latencyStep,
 }: OneRun): Promise<Omit<CapacityRun, 'round' | 'target'> & { finishedIds: string[] }> {
   const env = { ...asyncQueueEnv(options, engine.address, runId, resources.tmpDir!), TEMPORAL_NAMESPACE: engine.namespace };
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
     const run = await closedLoop(target, sampler, engine.metricsUrls, { outstanding, seconds, tag, drain });
-    return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep) };
+    const latency = await stepAt(latencyStep?.(undefined), target, options, sampler, tag, seconds);
+    return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep), ...latency };
   } finally {
     await Promise.all([...resources.apis, ...resources.workers].map(stopChild));
     await Promise.all(resources.apiClients.map((client) => client.close()));
@@ -277,109 +295,21 @@ async function measureAsyncQueue({
   }
 }
 
-/**
- * Keeps `outstanding` tasks under way for `seconds`: each webhook that arrives starts the next
- * task. The first quarter fills the pipeline; completions, latencies, CPU and the server's RPCs
- * (its metrics at `metricsUrls`, when it has them) count over the rest. With `drain`, it then
- * waits (up to DRAIN_MAX_MS) for the tasks still under way to finish, counting none of them.
- */
-async function closedLoop(
+/** The run's latency step at `rate` (absent: none asked for; null: asked for, no rate known yet). */
+async function stepAt(
+  rate: number | null | undefined,
   target: Target,
+  options: BenchOptions,
   sampler: Sampler,
-  metricsUrls: string[],
-  { outstanding, seconds, tag, drain }: { outstanding: number; seconds: number; tag: string; drain: boolean },
-): Promise<Omit<CapacityRun, 'round' | 'target' | 'history'> & { finishedIds: string[] }> {
-  const sentAt = new Map<string, number>();
-  const finishedIds: string[] = [];
-  let seq = 0;
-  let creating = 0;
-  let errors = 0;
-  let stopped = false;
-  const launch = (): void => {
-    creating++;
-    const at = now();
-    void target.create(seq++, tag).then((result) => {
-      creating--;
-      if (result.ok && result.id !== undefined) sentAt.set(result.id, at);
-      else errors++;
-    });
-  };
-  const t0 = now();
-  const measureFrom = t0 + (seconds * 1000) / 4;
-  const end = t0 + seconds * 1000;
-  let window: ReturnType<Sampler['open']> | undefined;
-  let requestsAtStart: RequestCounts | undefined;
-  const latencies: number[] = [];
-  // Every 10 s a line with that interval's completions and CPU per task: a steady state looks flat.
-  let interval = { from: t0, done: 0, usage: sampler.open() };
-  let completed = 0;
-  while (!stopped) {
-    const t = now();
-    if (window === undefined && t >= measureFrom) {
-      window = sampler.open();
-      requestsAtStart = await scrapeRequests(metricsUrls);
-    }
-    if (t >= end) stopped = true;
-    if (t - interval.from >= 10_000 || stopped) {
-      const usage = interval.usage.close();
-      const perTask = Object.entries(usage.procs)
-        .map(([name, proc]) => `${name} ${((proc.cpuSec * 1000) / Math.max(1, interval.done)).toFixed(1)}`)
-        .join(', ');
-      log(
-        `  ${tag} +${Math.round((t - t0) / 1000)} s: ${(interval.done / ((t - interval.from) / 1000)).toFixed(1)}/s; ` +
-          `CPU ms/task ${perTask}; steal ${usage.stealCpuSec} s`,
-      );
-      interval = { from: t, done: 0, usage: sampler.open() };
-    }
-    for (const [id, at] of sentAt) {
-      const doneAt = target.completedAt(id);
-      if (doneAt === undefined) continue;
-      sentAt.delete(id);
-      interval.done++;
-      if (doneAt >= measureFrom && doneAt < end) {
-        completed++;
-        latencies.push(doneAt - at);
-        finishedIds.push(id);
-      }
-    }
-    // A failed create is replaced too: the loop keeps its concurrency, and the errors are reported.
-    for (let i = sentAt.size + creating; !stopped && i < outstanding; i++) launch();
-    target.assertAlive();
-    await sleep(10);
+  tag: string,
+  seconds: number,
+): Promise<{ latency?: LatencyStep | null }> {
+  if (rate === undefined) return {};
+  if (rate === null) {
+    log(`  ${tag}: no baseline capacity measured yet, so no latency step`);
+    return { latency: null };
   }
-  interval.usage.close();
-  const usage = window!.close();
-  const requestsAtEnd = requestsAtStart !== undefined ? await scrapeRequests(metricsUrls) : undefined;
-  if (drain) {
-    const drainUntil = now() + DRAIN_MAX_MS;
-    while ((sentAt.size > 0 || creating > 0) && now() < drainUntil) {
-      for (const id of sentAt.keys()) if (target.completedAt(id) !== undefined) sentAt.delete(id);
-      await sleep(50);
-    }
-    log(
-      sentAt.size + creating === 0
-        ? `  ${tag}: drained`
-        : `  ${tag}: ${sentAt.size + creating} tasks still under way after ${DRAIN_MAX_MS / 1000} s; the next run starts beside them`,
-    );
-  }
-  const measuredSec = (end - measureFrom) / 1000;
-  return {
-    completedPerSec: round(completed / measuredSec, 1) ?? 0,
-    completed,
-    errors,
-    e2eMs: distribution(latencies),
-    cpuMsPerTask: Object.fromEntries(
-      Object.entries(usage.procs).map(([name, proc]) => [name, round((proc.cpuSec * 1000) / Math.max(1, completed), 1) ?? 0]),
-    ),
-    machineBusyCores: round(usage.machineBusyCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
-    stealCores: round(usage.stealCpuSec / Math.max(0.001, usage.seconds), 2) ?? 0,
-    // Completions stand for tasks: in a steady closed loop as many start as end.
-    rpc:
-      requestsAtStart !== undefined && requestsAtEnd !== undefined
-        ? rpcCosts(requestsAtStart, requestsAtEnd, completed, measuredSec)
-        : null,
-    finishedIds,
-  };
+  return { latency: await measureLatencyStep(target, rate, options, sampler, tag, seconds) };
 }
 
 /** What the tasks done at the limit wrote: the histories of 20 of them, spread over the window. */
