@@ -2,7 +2,8 @@
  * The benchmark's capacity comparison (tools/bench/capacity-report.ts): the ratio the README
  * quotes is the medians' ratio, each round's ratio pairs the runs of that round, and a round
  * missing a target states no ratio rather than a wrong one; the engine's own CPU per task gives
- * the ratio where the engine alone is the limit; `--engine-cpus` splits the machine's CPUs (for
+ * the ratio where the engine alone is the limit, per round too; the latency steps of a round run
+ * at one rate and pair their p99s; `--engine-cpus` splits the machine's CPUs (for
  * the ramps too, but only for an engine the bench starts); the dev server keeps its data in a
  * file unless asked for memory; the
  * server's counters (RPCs, visibility writes, history-store requests) become per-task costs;
