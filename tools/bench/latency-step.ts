@@ -6,8 +6,7 @@
  * measured last, so a slower hour sets a lower rate for both.
  */
 import { log } from './clock.js';
-import type { Distribution } from './distribution.js';
-import { round } from './distribution.js';
+import { round, type Distribution } from './distribution.js';
 import type { BenchOptions } from './options.js';
 import type { Sampler } from './process-sampler.js';
 import { runStep } from './ramp-step.js';
