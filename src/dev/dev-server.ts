@@ -31,6 +31,14 @@ export interface DevServerOptions {
   /** Where the server's own log lines go; default: discarded. */
   log?: (line: string) => void;
   startTimeoutMs?: number;
+  /**
+   * Run the server in a process group of its own (`npm start`): a terminal's Ctrl-C then reaches
+   * only AsyncQueue, which stops the worker first and the server last, instead of the server
+   * going down at once under a worker still shutting down. The server is then killed if this
+   * process exits without stopping it (a forced exit, a failed boot), as the group's signal
+   * would have.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -104,7 +112,16 @@ export class DevServer {
     const child = spawn(cli, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, GOGC: process.env.GOGC ?? DEFAULT_GOGC },
+      detached: options.ownProcessGroup === true,
     });
+    if (options.ownProcessGroup === true) {
+      // 'exit' handlers run synchronously: a signal is all that can be sent from one.
+      const killOnExit = (): void => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      };
+      process.on('exit', killOnExit);
+      child.once('exit', () => process.off('exit', killOnExit));
+    }
     const output: string[] = [];
     let dropped = 0;
     const onData = (chunk: Buffer): void => {

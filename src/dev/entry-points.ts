@@ -16,10 +16,20 @@ export interface Started {
 /** `nodeArgs`: flags for node itself (the benchmark's `--cpu-prof`, which NODE_OPTIONS refuses). */
 const ENTRY_POINTS = { 'api-main': 'api/main', 'worker-main': 'worker/main', main: 'dev/main' } as const;
 
-export function runEntry(name: keyof typeof ENTRY_POINTS, env: Record<string, string>, nodeArgs: string[] = []): Started {
+/**
+ * `ownProcessGroup`: the child leads a process group of its own, so that a test can signal the
+ * whole group as a terminal's Ctrl-C does (`process.kill(-child.pid, 'SIGINT')`).
+ */
+export function runEntry(
+  name: keyof typeof ENTRY_POINTS,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  { ownProcessGroup = false }: { ownProcessGroup?: boolean } = {},
+): Started {
   const file = fileURLToPath(new URL(`../${ENTRY_POINTS[name]}.js`, import.meta.url));
   const child = spawn(process.execPath, [...nodeArgs, file], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    detached: ownProcessGroup,
   });
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));

@@ -3,6 +3,8 @@
  * Temporal dev server (unless TEMPORAL_ADDRESS is set), a worker and the API.
  */
 import path from 'node:path';
+import type { NativeConnection } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { DevServer, freePort } from './dev-server.js';
 import { exitOnBootFailure, loadConfigOrExit, onShutdownSignal } from '../shared/process-lifecycle.js';
@@ -11,8 +13,15 @@ import { ensureSearchAttributes } from '../shared/search-attributes.js';
 import { loadSigningSecrets, loadTaskTokenSecrets } from '../shared/server-secrets.js';
 import { lazyClientConnection, type TemporalTarget } from '../shared/temporal-connection.js';
 import { connectWorkerConnection } from '../worker/connection.js';
-import { createTaskWorker, stopWorker } from '../worker/task-worker.js';
+import { createTaskWorker, stopWorker, type TaskWorker } from '../worker/task-worker.js';
 import { installWorkerRuntime } from '../worker/runtime.js';
+
+/** What the shutdown stops, each set once it has started. */
+interface Running {
+  app?: FastifyInstance;
+  worker?: { worker: TaskWorker; run: Promise<void> };
+  connection?: NativeConnection;
+}
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -24,7 +33,17 @@ async function main(): Promise<void> {
   // One process: the worker's metrics (the SDK's and ours) are served through the API's /metrics.
   const metricsAddress = config.workerMetricsAddress ?? `127.0.0.1:${await freePort()}`;
   installWorkerRuntime({ logLevel: config.logLevel, metricsAddress });
+  // Stops what has started, in order, whenever the signal comes (during the boot too: the dev
+  // server runs in a process group of its own, so no terminal signal stops it but this).
+  const running: Running = {};
   let devServer: DevServer | undefined;
+  onShutdownSignal(async (signal) => {
+    running.app?.log.info({ signal }, 'shutting down');
+    await running.app?.close();
+    if (running.worker !== undefined) await stopWorker(running.worker.worker, running.worker.run);
+    await running.connection?.close();
+    await devServer?.stop();
+  });
   let target: TemporalTarget = {};
   if (config.temporalAddress === undefined) {
     const dbFile = path.join(config.dataDir, 'temporal.db');
@@ -35,6 +54,7 @@ async function main(): Promise<void> {
       uiPort: config.devServer.uiPort,
       dbFile,
       namespace: config.temporalNamespace,
+      ownProcessGroup: true,
     });
     target = { embeddedAddress: devServer.address };
   }
@@ -55,9 +75,12 @@ async function main(): Promise<void> {
   const secrets = await loadSigningSecrets(config.signingSecrets, config.dataDir);
   const tokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
   const connection = await connectWorkerConnection(target, config.worker.temporalCompression);
+  running.connection = connection;
   const worker = await createTaskWorker({ config, connection, signingKeys: secrets.keys, taskTokens: tokens.keys });
   const workerRun = worker.run();
+  running.worker = { worker, run: workerRun };
   const app = await buildApp({ config, target, workerMetricsUrl: `http://${metricsAddress}/metrics` });
+  running.app = app;
   const apiUrl = await app.listen({ port: config.port, host: config.host });
 
   process.stdout.write(
@@ -78,14 +101,6 @@ async function main(): Promise<void> {
   workerRun.catch((err: unknown) => {
     app.log.fatal({ err }, 'worker stopped unexpectedly');
     process.exit(1);
-  });
-
-  onShutdownSignal(async (signal) => {
-    app.log.info({ signal }, 'shutting down');
-    await app.close();
-    await stopWorker(worker, workerRun);
-    await connection.close();
-    await devServer?.stop();
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * Boot and shutdown shared by the entry points: configuration errors end the process with the
- * message alone, and SIGINT/SIGTERM run the shutdown once (a second signal forces the exit).
+ * message alone, and SIGINT/SIGTERM/SIGHUP run the shutdown once (a second signal forces the exit).
  */
 import { AsyncQueueError, ConfigError } from './errors.js';
 import { loadConfig, type Config } from './config.js';
@@ -35,6 +35,9 @@ export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<v
   };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
+  // A closed terminal: Node's default for SIGHUP ends the process at once, without 'exit'
+  // handlers, which would leave `npm start`'s dev server (a process group of its own) running.
+  process.on('SIGHUP', handle);
 }
 
 /** Reports a failed boot in one readable paragraph instead of a stack trace. */

@@ -1,0 +1,146 @@
+/**
+ * `npm start` as a user runs it: the embedded dev server (its data in a file), the worker and the
+ * API in one command, a task through them, and Ctrl-C from the terminal, which signals the
+ * whole process group: a clean exit, with the worker stopped before the server and nothing left
+ * running.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../src/dev/dev-server.js';
+import { runEntry } from '../src/dev/entry-points.js';
+import { Receiver } from './support/receiver.js';
+import { onDevServerOnly } from './support/engine.js';
+import { eventually } from './support/eventually.js';
+import { TEST_SIGNING_SECRET } from './support/harness.js';
+import { sleep } from '../tools/shared/timing.js';
+
+function signalGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-group, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
+/** The process group of `pid` (field 5 of /proc/<pid>/stat, after the parenthesised command name). */
+function processGroupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/** The Temporal dev server `npm start` (process `pid`) runs: its child running `temporal server start-dev`. */
+function devServerChild(pid: number): number | undefined {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return children.find((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('start-dev');
+    } catch {
+      return false; // ended since the listing
+    }
+  });
+}
+
+/** Whether something accepts TCP connections at host:port. */
+function accepting(address: string): Promise<boolean> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+let receiver: Receiver;
+before(async () => {
+  receiver = await Receiver.start();
+});
+after(async () => {
+  await receiver.close();
+});
+
+describe('npm start', onDevServerOnly('starts an embedded dev server of its own, as `npm start` does'), () => {
+  it('runs a task, and on a Ctrl-C to its process group stops the worker before the server and leaves nothing running', async () => {
+    const port = await freePort();
+    const started = runEntry(
+      'main',
+      {
+        // 0: free ports, so that the test never meets a developer's own `npm start`.
+        ASYNCQUEUE_DEV_SERVER_PORT: '0',
+        ASYNCQUEUE_DEV_SERVER_UI_PORT: '0',
+        ASYNCQUEUE_DATA_DIR: path.join(tmpdir(), `asyncqueue-dev-start-${randomUUID()}`),
+        ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+        ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+      },
+      [],
+      { ownProcessGroup: true },
+    );
+    const group = started.child.pid!;
+    try {
+      // Generous: the server starts and the worker bundles the workflows on a loaded 2-core runner.
+      const temporal = await eventually(async () => /Temporal:\s+(\S+:\d+),/.exec(started.output())?.[1], {
+        what: `npm start to print its addresses: ${started.output()}`,
+        timeoutMs: 90_000,
+      });
+      await eventually(async () => (started.output().includes('Press Ctrl-C to stop.') ? true : undefined), {
+        what: `npm start to be ready: ${started.output()}`,
+        timeoutMs: 90_000,
+      });
+      const baseUrl = `http://127.0.0.1:${port}`;
+      const created = await fetch(`${baseUrl}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          callbackUrl: receiver.url('/from-npm-start'),
+          webhookUrl: receiver.url('/npm-start-hook'),
+          payload: { via: 'npm start' },
+        }),
+      });
+      assert.equal(created.status, 202);
+      const { id } = (await created.json()) as { id: string };
+      const view = await eventually(
+        async () => {
+          const task = (await (await fetch(`${baseUrl}/v1/tasks/${id}`)).json()) as {
+            status: string;
+            webhook?: { status: string };
+          };
+          return task.webhook?.status === 'delivered' ? task : undefined;
+        },
+        { what: `the task's webhook to be delivered: ${started.output()}` },
+      );
+      assert.equal(view.status, 'succeeded');
+      assert.deepEqual(JSON.parse(receiver.to('/from-npm-start')[0]!.body), { via: 'npm start' });
+
+      // The server is out of the terminal's reach: only AsyncQueue stops it, after the worker.
+      const server = devServerChild(group);
+      assert.ok(server !== undefined, 'npm start runs no dev server process');
+      assert.equal(processGroupOf(group), group);
+      assert.notEqual(processGroupOf(server), group, 'the dev server is in the process group a Ctrl-C reaches');
+
+      // What a terminal's Ctrl-C does: SIGINT to every process of the foreground group.
+      process.kill(-group, 'SIGINT');
+      assert.equal(await started.exited, 0, started.output());
+      // Before the server had a group of its own it went down at the same signal, under a worker
+      // still telling it that it stopped (the SDK logged the failed call as a warning).
+      assert.doesNotMatch(started.output(), /errored during worker shutdown/);
+      assert.equal(await accepting(temporal), false, `the dev server still accepts connections at ${temporal}`);
+    } finally {
+      // A failed assertion must not leave processes behind: the server, in a group of its own,
+      // goes with a graceful stop of `npm start`; a hung one is killed with its group.
+      if (started.child.exitCode === null && started.child.signalCode === null) {
+        process.kill(group, 'SIGTERM');
+        await Promise.race([started.exited, sleep(20_000)]);
+        signalGroup(group, 'SIGKILL');
+      }
+    }
+  });
+});
