@@ -47,9 +47,9 @@ function devServerChild(pid: number): number | undefined {
 
 /** Whether something accepts TCP connections at host:port. */
 function accepting(address: string): Promise<boolean> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const { hostname, port } = new URL(`tcp://${address}`);
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = connect({ host: hostname, port: Number(port) });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -137,7 +137,7 @@ describe('npm start', onDevServerOnly('starts an embedded dev server of its own,
       // A failed assertion must not leave processes behind: the server, in a group of its own,
       // goes with a graceful stop of `npm start`; a hung one is killed with its group.
       if (started.child.exitCode === null && started.child.signalCode === null) {
-        process.kill(group, 'SIGTERM');
+        started.child.kill('SIGTERM');
         await Promise.race([started.exited, sleep(20_000)]);
         signalGroup(group, 'SIGKILL');
       }
