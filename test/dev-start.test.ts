@@ -2,20 +2,23 @@
  * `npm start` as a user runs it: the embedded dev server (its data in a file), the worker and the
  * API in one command, a task through them, and Ctrl-C from the terminal, which signals the
  * whole process group: a clean exit, with the worker stopped before the server and nothing left
- * running.
+ * running. A closed terminal (SIGHUP) stops it as gracefully, and a boot that fails after the
+ * server started takes the server (in a process group of its own) with it.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../src/dev/dev-server.js';
-import { runEntry } from '../src/dev/entry-points.js';
+import { runEntry, type Started } from '../src/dev/entry-points.js';
 import { Receiver } from './support/receiver.js';
 import { onDevServerOnly } from './support/engine.js';
 import { eventually } from './support/eventually.js';
+import { statFieldsAfterName } from './support/process-usage.js';
 import { TEST_SIGNING_SECRET } from './support/harness.js';
 import { sleep } from '../tools/shared/timing.js';
 
@@ -27,11 +30,8 @@ function signalGroup(group: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** The process group of `pid` (field 5 of /proc/<pid>/stat, after the parenthesised command name). */
-function processGroupOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-}
+/** The process group of `pid` (field 5 of /proc/<pid>/stat). */
+const processGroupOf = (pid: number): number => Number(statFieldsAfterName(pid)[2]);
 
 /** The Temporal dev server `npm start` (process `pid`) runs: its child running `temporal server start-dev`. */
 function devServerChild(pid: number): number | undefined {
@@ -66,36 +66,57 @@ after(async () => {
   await receiver.close();
 });
 
+/** `npm start` on free ports, its data in a fresh folder, in a process group of its own; once ready. */
+async function startNpmStart(): Promise<{ started: Started; group: number; baseUrl: string; temporal: string }> {
+  const port = await freePort();
+  const started = runEntry(
+    'main',
+    {
+      // 0: free ports, so that the test never meets a developer's own `npm start`.
+      ASYNCQUEUE_DEV_SERVER_PORT: '0',
+      ASYNCQUEUE_DEV_SERVER_UI_PORT: '0',
+      ASYNCQUEUE_DATA_DIR: path.join(tmpdir(), `asyncqueue-dev-start-${randomUUID()}`),
+      ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+      ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    },
+    [],
+    { ownProcessGroup: true },
+  );
+  const group = started.child.pid!;
+  try {
+    // Generous: the server starts and the worker bundles the workflows on a loaded 2-core runner.
+    const temporal = await eventually(async () => /Temporal:\s+(\S+:\d+),/.exec(started.output())?.[1], {
+      what: `npm start to print its addresses: ${started.output()}`,
+      timeoutMs: 90_000,
+    });
+    await eventually(async () => (started.output().includes('Press Ctrl-C to stop.') ? true : undefined), {
+      what: `npm start to be ready: ${started.output()}`,
+      timeoutMs: 90_000,
+    });
+    return { started, group, baseUrl: `http://127.0.0.1:${port}`, temporal };
+  } catch (err) {
+    await cleanUp(started, group);
+    throw err;
+  }
+}
+
+/**
+ * After a failed assertion: the server, in a group of its own, goes with a graceful stop of
+ * `npm start`; a hung one is killed with its group.
+ */
+async function cleanUp(started: Started, group: number): Promise<void> {
+  if (started.child.exitCode !== null || started.child.signalCode !== null) return;
+  started.child.kill('SIGTERM');
+  await Promise.race([started.exited, sleep(20_000)]);
+  signalGroup(group, 'SIGKILL');
+}
+
 describe('npm start', onDevServerOnly('starts an embedded dev server of its own, as `npm start` does'), () => {
   it('runs a task, and on a Ctrl-C to its process group stops the worker before the server and leaves nothing running', async () => {
-    const port = await freePort();
-    const started = runEntry(
-      'main',
-      {
-        // 0: free ports, so that the test never meets a developer's own `npm start`.
-        ASYNCQUEUE_DEV_SERVER_PORT: '0',
-        ASYNCQUEUE_DEV_SERVER_UI_PORT: '0',
-        ASYNCQUEUE_DATA_DIR: path.join(tmpdir(), `asyncqueue-dev-start-${randomUUID()}`),
-        ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
-        ASYNCQUEUE_ALLOW_PRIVATE_NETWORKS: 'true',
-        PORT: String(port),
-        LOG_LEVEL: 'warn',
-      },
-      [],
-      { ownProcessGroup: true },
-    );
-    const group = started.child.pid!;
+    const { started, group, baseUrl, temporal } = await startNpmStart();
     try {
-      // Generous: the server starts and the worker bundles the workflows on a loaded 2-core runner.
-      const temporal = await eventually(async () => /Temporal:\s+(\S+:\d+),/.exec(started.output())?.[1], {
-        what: `npm start to print its addresses: ${started.output()}`,
-        timeoutMs: 90_000,
-      });
-      await eventually(async () => (started.output().includes('Press Ctrl-C to stop.') ? true : undefined), {
-        what: `npm start to be ready: ${started.output()}`,
-        timeoutMs: 90_000,
-      });
-      const baseUrl = `http://127.0.0.1:${port}`;
       const created = await fetch(`${baseUrl}/v1/tasks`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -134,13 +155,52 @@ describe('npm start', onDevServerOnly('starts an embedded dev server of its own,
       assert.doesNotMatch(started.output(), /errored during worker shutdown/);
       assert.equal(await accepting(temporal), false, `the dev server still accepts connections at ${temporal}`);
     } finally {
-      // A failed assertion must not leave processes behind: the server, in a group of its own,
-      // goes with a graceful stop of `npm start`; a hung one is killed with its group.
-      if (started.child.exitCode === null && started.child.signalCode === null) {
-        started.child.kill('SIGTERM');
-        await Promise.race([started.exited, sleep(20_000)]);
-        signalGroup(group, 'SIGKILL');
-      }
+      await cleanUp(started, group);
+    }
+  });
+
+  it('stops on a closed terminal (SIGHUP) as on Ctrl-C, server included', async () => {
+    const { started, group, temporal } = await startNpmStart();
+    try {
+      // Node's default for SIGHUP would end the process at once (no exit code), leaving the
+      // server of its own group running.
+      process.kill(group, 'SIGHUP');
+      assert.equal(await started.exited, 0, started.output());
+      assert.equal(await accepting(temporal), false, `the dev server still accepts connections at ${temporal}`);
+    } finally {
+      await cleanUp(started, group);
+    }
+  });
+
+  it('takes its dev server with it when the boot fails after the server started', async () => {
+    // The API's port is taken: the boot fails at the very end, the dev server long up.
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const temporalPort = await freePort();
+    const started = runEntry(
+      'main',
+      {
+        ASYNCQUEUE_DEV_SERVER_PORT: String(temporalPort),
+        ASYNCQUEUE_DEV_SERVER_UI_PORT: '0',
+        ASYNCQUEUE_DATA_DIR: path.join(tmpdir(), `asyncqueue-dev-start-${randomUUID()}`),
+        ASYNCQUEUE_SIGNING_SECRET: TEST_SIGNING_SECRET,
+        PORT: String((busy.address() as AddressInfo).port),
+        LOG_LEVEL: 'warn',
+      },
+      [],
+      { ownProcessGroup: true },
+    );
+    try {
+      assert.equal(await started.exited, 1, started.output());
+      assert.match(started.output(), /failed to start: .*EADDRINUSE/);
+      // Killed from the exiting process's 'exit' handler: gone a moment after it.
+      await eventually(async () => ((await accepting(`127.0.0.1:${temporalPort}`)) ? undefined : true), {
+        what: `the dev server at 127.0.0.1:${temporalPort} to stop accepting connections`,
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await cleanUp(started, started.child.pid!);
+      busy.close();
     }
   });
 });

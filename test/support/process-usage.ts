@@ -23,11 +23,18 @@ const clockTicks = ((): number => {
   }
 })();
 
-export function processUsage(pid: number): Usage {
+/**
+ * The fields of /proc/<pid>/stat after the command name (field 3, the state, first): the name, in
+ * parentheses, may hold spaces, so fields are counted after its closing one.
+ */
+export function statFieldsAfterName(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name, in parentheses, may hold spaces: fields are counted after its closing one.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+export function processUsage(pid: number): Usage {
   // utime and stime are fields 14 and 15 of the whole line, 12th and 13th after the name.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFieldsAfterName(pid);
   const ticks = Number(fields[11]) + Number(fields[12]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
