@@ -2,8 +2,8 @@
  * `npm start` as a user runs it: the embedded dev server (its data in a file), the worker and the
  * API in one command, a task through them, and Ctrl-C from the terminal, which signals the
  * whole process group: a clean exit, with the worker stopped before the server and nothing left
- * running. A closed terminal (SIGHUP) stops it as gracefully, and a boot that fails after the
- * server started takes the server (in a process group of its own) with it.
+ * running. A closed terminal (SIGHUP) stops it as gracefully; a `kill -9` of it, or a boot that
+ * fails after the server started, takes the server (in a process group of its own) with it.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -43,6 +43,18 @@ function devServerChild(pid: number): number | undefined {
       return false; // ended since the listing
     }
   });
+}
+
+/**
+ * Whether `pid` runs: an exited process whose parent died waits as a zombie until init reaps it,
+ * which a container's init may never do.
+ */
+function running(pid: number): boolean {
+  try {
+    return statFieldsAfterName(pid)[0] !== 'Z';
+  } catch {
+    return false; // no /proc entry: gone
+  }
 }
 
 /** Whether something accepts TCP connections at host:port. */
@@ -169,6 +181,29 @@ describe('npm start', onDevServerOnly('starts an embedded dev server of its own,
       assert.equal(await accepting(temporal), false, `the dev server still accepts connections at ${temporal}`);
     } finally {
       await cleanUp(started, group);
+    }
+  });
+
+  it('takes its dev server with it when it is killed outright (kill -9)', async () => {
+    const { started, group, temporal } = await startNpmStart();
+    const server = devServerChild(group);
+    try {
+      assert.ok(server !== undefined, 'npm start runs no dev server process');
+      // No handler of npm start runs: the kernel's parent-death signal (setpriv) stops the server.
+      process.kill(group, 'SIGKILL');
+      await started.exited;
+      await eventually(async () => ((await accepting(temporal)) ? undefined : true), {
+        what: `the dev server at ${temporal} to stop accepting connections after npm start was killed`,
+        timeoutMs: 15_000,
+      });
+      await eventually(async () => (running(server) ? undefined : true), {
+        what: `the dev server (pid ${server}) to exit after npm start was killed`,
+        timeoutMs: 15_000,
+      });
+    } finally {
+      await cleanUp(started, group);
+      // Out of the group's reach: a server the kernel did not stop is not left to the next test.
+      if (server !== undefined && running(server)) process.kill(server, 'SIGKILL');
     }
   });
 
