@@ -152,6 +152,9 @@ describe('npm start', onDevServerOnly('starts an embedded dev server of its own,
       );
       assert.equal(view.status, 'succeeded');
       assert.deepEqual(JSON.parse(receiver.to('/from-npm-start')[0]!.body), { via: 'npm start' });
+      // API and worker in one process: the task started eagerly, through the worker's connection.
+      const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+      assert.match(metrics, /^asyncqueue_tasks_started_eagerly_total 1$/m);
 
       // The server is out of the terminal's reach: only AsyncQueue stops it, after the worker.
       const server = devServerChild(group);

@@ -6,6 +6,7 @@ import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { ConnectionLike } from '@temporalio/client';
 import underPressure from '@fastify/under-pressure';
 import { registerApiDocs } from './plugins/openapi.js';
 import { registerApiMetrics } from './plugins/metrics.js';
@@ -38,6 +39,12 @@ export interface AppOptions {
   guard?: DestinationGuard;
   /** The in-process worker's Prometheus endpoint, appended to /metrics (`npm start`). */
   workerMetricsUrl?: string;
+  /**
+   * The connection of a worker in this process polling `config.taskQueue` (`npm start`): tasks
+   * start through it with Temporal's eager start (task-service.ts). Only for a worker that runs as
+   * long as the app; the caller closes it after the app.
+   */
+  eagerStartConnection?: ConnectionLike;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -166,7 +173,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     authorize: (request) => apiKeys.verify(request),
   });
   await registerApiDocs(app);
-  await app.register(temporalPlugin, { config, target: options.target });
+  await app.register(temporalPlugin, {
+    config,
+    target: options.target,
+    ...(options.eagerStartConnection !== undefined ? { eagerStartConnection: options.eagerStartConnection } : {}),
+    onEagerStart: () => metrics.tasksStartedEagerly.inc(),
+  });
   await app.register(healthRoutes);
   const taskTokens = await loadTaskTokenSecrets(config.taskTokenSecrets, config.dataDir);
   await app.register(v1Routes, {

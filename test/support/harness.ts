@@ -115,6 +115,8 @@ export interface HarnessOptions {
   logger?: AppOptions['logger'];
   /** Interceptors of the worker's own client (its activities' signals). */
   workerClientInterceptors?: TaskWorkerOptions['clientInterceptors'];
+  /** Tasks start through the worker's connection with eager start, as `npm start` runs them. */
+  eagerStart?: boolean;
 }
 
 /**
@@ -183,6 +185,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logger: options.logger ?? false,
     workerMetricsUrl,
     ...(options.guard !== undefined ? { guard: options.guard } : {}),
+    ...(options.eagerStart === true ? { eagerStartConnection: nativeConnection } : {}),
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
 

@@ -48,6 +48,8 @@ export interface CapacityReport {
   /** `--latency-step`: each run ended with a step at 80 % of the baseline's capacity. Absent in older results. */
   latencyStep?: boolean;
   workflowThreads: number;
+  /** `--one-process`: AsyncQueue's API and worker in one process (its CPU in the `api` column). Absent in older results. */
+  oneProcess?: boolean;
   /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
   cpuSplit: CpuSplit | null;
   loadAverage: { start: number[]; end: number[] };
@@ -169,6 +171,9 @@ export function renderCapacity(report: CapacityReport): string {
     `${report.engine}, ${report.sharedEngine === true ? 'one engine for every run (the targets take turns on it, each run drained before the next)' : 'a fresh engine per run'}; ` +
       `${report.outstanding} tasks always under way, ${report.seconds} s per run ` +
       `(the last three quarters measured); workflow threads ${report.workflowThreads}; ` +
+      (report.oneProcess === true
+        ? 'AsyncQueue as `npm start` runs it: the API and the worker in one process (its CPU under *api*), tasks started eagerly; '
+        : '') +
       describeCpuSplit(report.cpuSplit) +
       `load average at the start ${report.loadAverage.start.join(' / ')}.`,
     '',

@@ -55,7 +55,7 @@ type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--one-process] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -76,6 +76,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       'latency-step': { type: 'boolean', default: false },
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
+      'one-process': { type: 'boolean' },
       'heartbeat-timeout': { type: 'string' },
       'engine-cpus': { type: 'string' },
       'dev-server-store': { type: 'string' },
@@ -95,6 +96,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     ...(values.cluster ? ['--cluster'] : []),
     ...(values.shards !== undefined ? ['--shards', values.shards] : []),
     ...(values['workflow-threads'] !== undefined ? ['--workflow-threads', values['workflow-threads']] : []),
+    ...(values['one-process'] === true ? ['--one-process'] : []),
     ...(values['heartbeat-timeout'] !== undefined ? ['--heartbeat-timeout', values['heartbeat-timeout']] : []),
     ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', values['cpu-prof']] : []),
     ...(values.out !== undefined ? ['--out', values.out] : []),
@@ -206,6 +208,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     sharedEngine,
     latencyStep: latencyRates !== undefined,
     workflowThreads: options.workflowThreads,
+    oneProcess: options.oneProcess,
     cpuSplit,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
     replay,

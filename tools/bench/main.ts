@@ -235,6 +235,7 @@ async function main(): Promise<number> {
       skip: [...options.skip],
       apis: options.apis,
       workers: options.workers,
+      oneProcess: options.oneProcess,
       callbackMs: options.callbackMs,
       workerNice: options.workerNice,
       heartbeatTimeoutSec: options.heartbeatTimeoutMs / 1000,

@@ -57,6 +57,12 @@ export interface BenchOptions {
   /** Scale-out runs: how many API and worker processes the AsyncQueue ramp uses. */
   apis: number;
   workers: number;
+  /**
+   * `--one-process`: AsyncQueue as `npm start` runs it, the API and the worker in one process
+   * (`dist/src/dev/main.js` on the bench's engine), its tasks started eagerly through the worker's
+   * connection. Tracked as the API process; the held-call runs (one worker's own) are skipped.
+   */
+  oneProcess: boolean;
   /** How long each ramp callback takes to answer (0: at once); slow callbacks make call slots the limit. */
   callbackMs: number;
   /** ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS per worker; undefined: enough for the held-call runs. */
@@ -87,7 +93,7 @@ export interface BenchOptions {
 export type DevServerStore = 'file' | 'memory';
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST] [--dev-server-store file|memory]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--one-process] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST] [--dev-server-store file|memory]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -103,6 +109,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       skip: { type: 'string' },
       'cpu-prof': { type: 'string' },
       apis: { type: 'string' },
+      'one-process': { type: 'boolean' },
       workers: { type: 'string' },
       'callback-ms': { type: 'string' },
       'worker-slots': { type: 'string' },
@@ -178,8 +185,12 @@ export function parseOptions(argv: string[]): BenchOptions {
     throw new Error(
       `--dev-server-store applies to the dev server the bench starts, not to --cluster or TEMPORAL_ADDRESS\n${USAGE}`,
     );
-  // The held-call runs measure ONE worker; with more, they would measure how calls spread instead.
-  if (workers > 1) skip.add('concurrency');
+  const oneProcess = values['one-process'] ?? false;
+  if (oneProcess && (values.apis !== undefined || values.workers !== undefined))
+    throw new Error(`--one-process runs one process with the API and the worker; not with --apis or --workers\n${USAGE}`);
+  // The held-call runs measure ONE worker process; with more, they would measure how calls spread
+  // instead, and in one process with the API they would not measure the worker alone.
+  if (workers > 1 || oneProcess) skip.add('concurrency');
   const holdMs = quick ? 10_000 : 30_000;
   const arrivalCapMs = quick ? 15_000 : 120_000;
   const held = values.held?.split(',').map((item) => Number(item.trim()));
@@ -226,6 +237,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     cpuProfileDir: values['cpu-prof'] !== undefined ? path.resolve(values['cpu-prof']) : undefined,
     apis,
     workers,
+    oneProcess,
     shards,
     callbackMs,
     workerSlots,

@@ -37,6 +37,8 @@ export interface Report {
     skip: string[];
     apis: number;
     workers: number;
+    /** API and worker in one process, as `npm start` runs them (--one-process). */
+    oneProcess: boolean;
     callbackMs: number;
     workerNice: number;
     heartbeatTimeoutSec: number;
@@ -238,7 +240,7 @@ export function renderMarkdown(report: Report): string {
       (report.engineStartSec > 0 ? ` (started in ${report.engineStartSec} s)` : '') +
       (report.options.freshEngines ? '; **a fresh one for each target** (the baseline, then AsyncQueue)' : ''),
     `- **Load average** (1 / 5 / 15 min) at the start ${report.loadAverage.start.join(' / ')}, at the end ${report.loadAverage.end.join(' / ')}`,
-    `- **Setup**: ${report.options.apis} API and ${report.options.workers} worker process(es) (\`api-main\`, \`worker-main\`), receivers in the bench process; ` +
+    `- **Setup**: ${processesText(report.options)}, receivers in the bench process; ` +
       (report.options.callbackMs > 0 ? `each ramp callback answers after ${report.options.callbackMs} ms; ` : '') +
       describeCpuSplit(report.options.cpuSplit) +
       `open-model arrivals, ${report.options.stepSeconds} s per rate; latencies measured from each request's *scheduled* send time.`,
@@ -267,7 +269,9 @@ export function renderMarkdown(report: Report): string {
   lines.push(
     `| Temporal baseline (raw client; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`,
   );
-  lines.push(`| AsyncQueue (${report.options.apis} API + ${report.options.workers} worker) | ${limitText(aq)} |`);
+  lines.push(
+    `| AsyncQueue (${report.options.oneProcess ? 'API and worker in one process' : `${report.options.apis} API + ${report.options.workers} worker`}) | ${limitText(aq)} |`,
+  );
   if (report.ratio !== null) {
     // A ramp that never failed gives a lower bound only: the ratio is then not a measurement of the target.
     const verdict =
@@ -303,10 +307,13 @@ export function renderMarkdown(report: Report): string {
         `*80 %*: a step of its own at 80 % of the baseline's limit (of AsyncQueue's own when there is no baseline), run after the ramp and a ${TARGET_LOAD_SETTLE_MS / 1000} s pause for its leftover activity timers.`,
       '',
     );
-    const { apis, workers } = report.options;
+    const { apis, workers, oneProcess } = report.options;
     const names: Array<[string, string]> = [
-      ...Array.from({ length: apis }, (_, i): [string, string] => [processName('api', i), i === 0 ? 'API' : `API ${i + 1}`]),
-      ...Array.from({ length: workers }, (_, i): [string, string] => [
+      ...Array.from({ length: apis }, (_, i): [string, string] => [
+        processName('api', i),
+        oneProcess ? 'API + worker' : i === 0 ? 'API' : `API ${i + 1}`,
+      ]),
+      ...Array.from({ length: oneProcess ? 0 : workers }, (_, i): [string, string] => [
         processName('worker', i),
         i === 0 ? 'worker' : `worker ${i + 1}`,
       ]),
@@ -392,4 +399,11 @@ export async function writeReport(report: Report, out: string): Promise<void> {
   await writeFile(`${base}.md`, markdown);
   process.stdout.write(`\n${markdown}\n`);
   log(`results: ${base}.md and ${base}.json (the folder ignores itself via its own .gitignore)`);
+}
+
+/** The AsyncQueue processes a run used, for the report's setup line. */
+function processesText({ apis, workers, oneProcess }: Report['options']): string {
+  return oneProcess
+    ? 'the API and the worker in one process as `npm start` runs them (`main`, its tasks started eagerly)'
+    : `${apis} API and ${workers} worker process(es) (\`api-main\`, \`worker-main\`)`;
 }

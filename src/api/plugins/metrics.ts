@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface ApiMetrics {
   tasksCreated: Counter<'delay'>;
+  tasksStartedEagerly: Counter;
 }
 
 export function registerApiMetrics(
@@ -29,6 +30,12 @@ export function registerApiMetrics(
     name: 'asyncqueue_tasks_created_total',
     help: 'Tasks created (idempotent repeats not counted)',
     labelNames: ['delay'],
+    registers: [registry],
+  });
+
+  const tasksStartedEagerly = new Counter({
+    name: 'asyncqueue_tasks_started_eagerly_total',
+    help: "Tasks whose first workflow task Temporal handed to this process's worker in its answer to the start (eager start; npm start)",
     registers: [registry],
   });
 
@@ -64,7 +71,7 @@ export function registerApiMetrics(
     return reply.type(registry.contentType).send(text);
   });
 
-  return { tasksCreated };
+  return { tasksCreated, tasksStartedEagerly };
 }
 
 async function fetchWorkerMetrics(url: string, log: FastifyInstance['log']): Promise<string> {

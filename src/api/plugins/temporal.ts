@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
-import { Client } from '@temporalio/client';
+import { Client, type ConnectionLike } from '@temporalio/client';
 import type { Config } from '../../shared/config.js';
 import { TaskService } from '../tasks/task-service.js';
 import { OperationService } from '../operations/operation-service.js';
@@ -22,12 +22,19 @@ declare module 'fastify' {
 export interface TemporalPluginOptions {
   config: Config;
   target: TemporalTarget;
+  /** See AppOptions.eagerStartConnection; the caller owns it and closes it. */
+  eagerStartConnection?: ConnectionLike;
+  onEagerStart: () => void;
 }
 
 export const temporalPlugin = fp<TemporalPluginOptions>(
-  async (app, { config, target }) => {
+  async (app, { config, target, eagerStartConnection, onEagerStart }) => {
     const connection = lazyClientConnection(target);
     const client = new Client({ connection, namespace: config.temporalNamespace });
+    const eagerStarts =
+      eagerStartConnection !== undefined
+        ? { client: new Client({ connection: eagerStartConnection, namespace: config.temporalNamespace }), onEagerStart }
+        : undefined;
     // Derived from what every API process of a deployment shares, so any of them accepts a
     // cursor another issued; rotating all API keys retires outstanding cursors.
     const cursorKey = createHash('sha256')
@@ -46,6 +53,7 @@ export const temporalPlugin = fp<TemporalPluginOptions>(
         maxResultBytes: config.maxResponseBytes,
         onProgressDropped: (taskId, err) => app.log.warn({ taskId, err }, 'a held-back progress report could not be delivered'),
         cursorKey,
+        ...(eagerStarts !== undefined ? { eagerStarts } : {}),
       }),
     );
     app.decorate(

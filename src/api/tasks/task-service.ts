@@ -74,6 +74,12 @@ export interface TaskServiceOptions {
   /** The largest `/complete` result, encoded: the same limit as a callback's answer. */
   maxResultBytes: number;
   onProgressDropped?: (taskId: string, err: unknown) => void;
+  /**
+   * A client on the connection of a worker in this process (`npm start`) for the task queue, when
+   * there is one: tasks start through it with Temporal's eager start, the first workflow task
+   * handed to that worker in the start's answer instead of through a task-queue round trip.
+   */
+  eagerStarts?: { client: Client; onEagerStart: () => void };
 }
 
 export class TaskService {
@@ -139,10 +145,12 @@ export class TaskService {
     // A due flow-controlled task asks for its first slot before it starts (first-slot.ts); its
     // memo then says whether it waits.
     const { input, limitsSet, memo } = await withFirstSlot(this.flowControl, prepared);
+    const eager = this.options.eagerStarts;
+    const via = eager?.client ?? this.calls.client;
     try {
-      await this.calls.rpc(
+      const handle = await this.calls.rpc(
         () =>
-          this.calls.client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
+          via.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
             taskQueue: this.options.taskQueue,
             workflowId: workflowIdForTask(id),
             // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
@@ -153,9 +161,14 @@ export class TaskService {
             memo: { [TASK_MEMO_KEY]: storedMemo(memo), ...(idempotency !== undefined ? { [REQUEST_MEMO_KEY]: { hash } } : {}) },
             typedSearchAttributes: taskSearchAttributes(input),
             staticSummary: taskSummary(input),
+            // Temporal hands the task to the worker only when it has a free slot for it; when not,
+            // or when the server does not do eager starts, the start is an ordinary one.
+            ...(eager !== undefined ? { requestEagerStart: true } : {}),
           }),
         { sizeField: 'payload' },
+        via,
       );
+      if (handle.eagerlyStarted) eager?.onEagerStart();
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
       const existing = await this.calls.describe(id);

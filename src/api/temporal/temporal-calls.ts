@@ -45,10 +45,12 @@ export class TemporalCalls {
    * Every Temporal call made for a request gets a deadline, so an outage becomes a quick 503; once
    * one finds Temporal unreachable, the next ones answer 503 at once until it is back.
    */
-  async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}): Promise<T> {
+  async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}, via: Client = this.client): Promise<T> {
     this.availability.assertAvailable();
     const { rpcTimeoutMs } = this.options;
-    const { connection } = this.client;
+    // The deadline and the abort are the connection's that makes the call (a task's start may go
+    // through the in-process worker's, task-service.ts).
+    const { connection } = via;
     let timer: NodeJS.Timeout | undefined;
     const abort = new AbortController();
     const attempt = connection.withAbortSignal(abort.signal, () => connection.withDeadline(Date.now() + rpcTimeoutMs, call));

@@ -103,11 +103,12 @@ export async function startAsyncQueue(
   for (let i = 0; i < options.apis; i++) {
     const port = await freePort();
     baseUrls.push(`http://127.0.0.1:${port}`);
-    const api = runEntry('api-main', { ...env, PORT: String(port) }, nodeArgs);
+    // `npm start`'s entry point: with TEMPORAL_ADDRESS set it starts no server of its own.
+    const api = runEntry(options.oneProcess ? 'main' : 'api-main', { ...env, PORT: String(port) }, nodeArgs);
     resources.apis.push(api);
     sampler.track(processName('api', i), api.child.pid);
   }
-  for (let i = 0; i < options.workers; i++) {
+  for (let i = 0; i < (options.oneProcess ? 0 : options.workers); i++) {
     const worker = runEntry('worker-main', env, nodeArgs);
     resources.workers.push(worker);
     sampler.track(processName('worker', i), worker.child.pid);
