@@ -49,6 +49,17 @@ describe('eager start (API and worker in one process)', () => {
     assert.equal(await eagerStarts(), before + 1);
   });
 
+  it('starts a burst of tasks eagerly: the open polls leave the worker slots to take them', async () => {
+    const before = await eagerStarts();
+    // 30 at once: with the SDK's 40 workflow-task slots, 30 held by open polls, most of these
+    // found none free and went through the task queue (task-worker.ts, WORKFLOW_TASK_SLOTS).
+    const ids = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => harness.createTask({ callbackUrl: receiver.url('/eager-burst'), payload: { i } })),
+    );
+    assert.equal(await eagerStarts(), before + ids.length);
+    for (const id of ids) assert.equal((await harness.waitForEnd(id)).status, 'succeeded');
+  });
+
   it('finds the task on an idempotent repeat and refuses a conflicting one', async () => {
     const key = { 'idempotency-key': `eager-${randomUUID()}` };
     const body = { callbackUrl: receiver.url('/eager-idem'), delay: 3600 };

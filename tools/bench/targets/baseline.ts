@@ -21,7 +21,7 @@ import { resources } from '../run-resources.js';
 import { scrapeRequests, rpcCosts } from '../server-metrics.js';
 import type { BaselineActivities, BaselineInput, baselineWorkflow } from './baseline-workflow.js';
 import { errorKey, type CreateResult, type Target } from './target.js';
-import { WORKFLOW_TASK_POLLS } from '../../../src/worker/task-worker.js';
+import { WORKFLOW_TASK_POLLS, WORKFLOW_TASK_SLOTS } from '../../../src/worker/task-worker.js';
 import { connectWorkerConnection } from '../../../src/worker/connection.js';
 
 /** Bundled by path (workflowsPath), never imported: workflow code runs in Temporal's sandbox. */
@@ -172,6 +172,7 @@ export async function startBaseline(
     maxCachedWorkflows: 5000,
     workflowThreadPoolSize: options.workflowThreads,
     workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: WORKFLOW_TASK_POLLS },
+    maxConcurrentWorkflowTaskExecutions: WORKFLOW_TASK_SLOTS,
   });
   const running = worker.run();
   resources.baselineWorker = { worker, running };
