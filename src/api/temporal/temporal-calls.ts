@@ -48,8 +48,9 @@ export class TemporalCalls {
   async rpc<T>(call: () => Promise<T>, context: TranslateContext = {}, via: Client = this.client): Promise<T> {
     this.availability.assertAvailable();
     const { rpcTimeoutMs } = this.options;
-    // The deadline and the abort are the connection's that makes the call (a task's start may go
-    // through the in-process worker's, task-service.ts).
+    // The deadline and the abort are the connection's that makes the call: a task's start may go
+    // through the in-process worker's native connection (task-service.ts), which keeps the
+    // deadline and ignores the abort (SDK 1.24), so such a call ends at its deadline.
     const { connection } = via;
     let timer: NodeJS.Timeout | undefined;
     const abort = new AbortController();
