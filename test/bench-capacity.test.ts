@@ -284,6 +284,19 @@ describe('bench capacity report', () => {
     });
   });
 
+  it('runs AsyncQueue in one process on request, without the held-call runs, and refuses process counts with it', () => {
+    withEnv('TEMPORAL_ADDRESS', undefined, () => {
+      const defaults = parseOptions([]);
+      assert.equal(defaults.oneProcess, false);
+      assert.ok(!defaults.skip.has('concurrency'));
+      const one = parseOptions(['--one-process']);
+      assert.equal(one.oneProcess, true);
+      assert.ok(one.skip.has('concurrency'), 'the held-call runs measure a worker process of its own');
+      assert.throws(() => parseOptions(['--one-process', '--workers', '2']), /--one-process runs one process/);
+      assert.throws(() => parseOptions(['--one-process', '--apis', '1']), /not with --apis or --workers/);
+    });
+  });
+
   it("keeps the dev server's data in a file as `npm start` does, in memory on request, and refuses the option for another engine", () => {
     withEnv('TEMPORAL_ADDRESS', undefined, () => {
       assert.equal(parseOptions([]).devServerStore, 'file');

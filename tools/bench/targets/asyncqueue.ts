@@ -114,7 +114,9 @@ export async function startAsyncQueue(
     sampler.track(processName('worker', i), worker.child.pid);
   }
   log(
-    `started ${options.apis} API process(es) (${baseUrls.join(', ')}) and ${options.workers} worker(s) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`,
+    options.oneProcess
+      ? `started the API and the worker in one process (${baseUrls.join(', ')}) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`
+      : `started ${options.apis} API process(es) (${baseUrls.join(', ')}) and ${options.workers} worker(s) on task queue ${env.ASYNCQUEUE_TASK_QUEUE}`,
   );
   const children = (): Started[] => [...resources.apis, ...resources.workers];
   for (const baseUrl of baseUrls) await waitForApi(baseUrl, children());
