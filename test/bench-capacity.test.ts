@@ -20,6 +20,7 @@ import { parseOptions } from '../tools/bench/options.js';
 import { distribution } from '../tools/bench/distribution.js';
 import { rpcCosts, type RequestCounts } from '../tools/bench/server-metrics.js';
 import { StepTags } from '../tools/bench/ramp.js';
+import { roundOrder } from '../tools/bench/capacity.js';
 import { withEnv } from './support/environment.js';
 
 const run = (round: number, target: CapacityRun['target'], completedPerSec: number): CapacityRun => ({
@@ -282,6 +283,19 @@ describe('bench capacity report', () => {
       // The cluster is one the bench starts, whatever TEMPORAL_ADDRESS says.
       assert.equal(parseOptions(['--cluster', '--engine-cpus', '0']).cpuSplit?.engine, '0');
     });
+  });
+
+  it('alternates which target goes first, each round starting with the one the last ended with', () => {
+    const rounds = [1, 2, 3, 4, 5, 6, 7, 8].map(roundOrder);
+    assert.deepEqual(rounds.slice(0, 3), [
+      ['baseline', 'asyncqueue'],
+      ['asyncqueue', 'baseline'],
+      ['baseline', 'asyncqueue'],
+    ]);
+    // Over an even number of rounds each goes first, and so second, equally often.
+    assert.equal(rounds.filter(([first]) => first === 'baseline').length, 4);
+    // On a shared engine a round meets the engine as the previous round's second run left it.
+    for (let i = 1; i < rounds.length; i++) assert.equal(rounds[i]![0], rounds[i - 1]![1]);
   });
 
   it('runs AsyncQueue in one process on request, without the held-call runs, and refuses process counts with it', () => {

@@ -54,6 +54,15 @@ import { closedLoop } from './closed-loop.js';
 type History = temporal.api.history.v1.IHistory;
 
 export const CAPACITY_FLAG = '--capacity';
+
+/**
+ * The targets' order in round `round` (from 1): rounds alternate which goes first (b a, a b, b a,
+ * …), so a machine that warms up or slows down over the run favours neither; on a shared engine
+ * each round starts with the target that ended the round before, which each does in turn.
+ */
+export function roundOrder(round: number): TargetName[] {
+  return round % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
+}
 const USAGE =
   'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--one-process] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
@@ -142,14 +151,10 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     await engine.stop();
     resources.engine = undefined;
   };
-  // Rounds alternate which target goes first (b a, a b, b a, …): a machine that warms up or slows
-  // down over the run favours neither, and on a shared engine each target follows itself as
-  // often as the other.
   const shared = sharedEngine ? await openEngine() : undefined;
   try {
     for (let roundNo = 1; roundNo <= rounds; roundNo++) {
-      const order: TargetName[] = roundNo % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
-      for (const name of order) {
+      for (const name of roundOrder(roundNo)) {
         const engine = shared ?? (await openEngine());
         try {
           const thisRun: OneRun = {
