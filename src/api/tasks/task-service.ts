@@ -3,27 +3,23 @@
  * signals it. The API's routes reach Temporal only through this service.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import {
   TASK_MEMO_KEY,
   TASK_STATUS_SEARCH_ATTRIBUTE,
-  TASK_WORKFLOW_TYPE,
   cancelTaskSignal,
   isTerminal,
   progressSignal,
-  workflowIdForTask,
   type ProgressUpdate,
   type TaskInput,
   type TaskPolicy,
   type TaskState,
   type TaskStatus,
 } from '../../../workflows/task-contract.js';
-import { replayInput, taskSearchAttributes, taskSummary, type ReplayOverrides } from '../../../workflows/task-start.js';
+import { replayInput, type ReplayOverrides } from '../../../workflows/task-start.js';
 import { readTaskInput } from '../../../activities/task-history.js';
-import type { taskWorkflow } from '../../../workflows/task-workflow.js';
 import { FlowControlService } from '../flow-control/flow-control-service.js';
-import { withFirstSlot } from '../flow-control/first-slot.js';
 import {
   PayloadTooLargeError,
   TaskAlreadyEndedError,
@@ -34,23 +30,22 @@ import {
 import { TemporalCalls } from '../temporal/temporal-calls.js';
 import { AsyncCompletions, type AttemptOutcome } from './async-completion.js';
 import { attemptsFromHistory, type AttemptView } from './attempt-history.js';
-import { IdempotencyConflictError, isSameRequest, taskIdForKey } from './idempotency.js';
+import { taskIdForKey } from './idempotency.js';
 import { nextCursor, pageToken, refuseUnusableCursor } from '../temporal/list-cursor.js';
 import { closedExecutionStatus, decodePayload, taskMemo, tasksQuery } from './list-query.js';
 import { ProgressCoalescer } from './progress-coalescer.js';
 import { closedTaskState } from './closed-task.js';
 import { hashedRequest, prepareStart, type NewTask, type PreparedTask } from './prepared-task.js';
 import { TaskEndWatch, type WatchStats } from './task-end-watch.js';
+import { TaskStarter, type EagerStarts } from './task-starter.js';
 import { stoppedWithEnd, withUnpublishedEnd } from './unpublished-end.js';
-import { memoFromStored, storedMemo, type AnyTaskMemo } from '../../../workflows/task-memo.js';
+import { memoFromStored, type AnyTaskMemo } from '../../../workflows/task-memo.js';
 import { closedView, withDefaults, type TaskView } from './task-views.js';
 import { timestampToIso, withPendingActivities } from '../../../activities/task-phase.js';
 
 export type { TaskView } from './task-views.js';
 export type { NewTask, PreparedTask } from './prepared-task.js';
 
-/** Memo key of the creating request's hash, which tells an idempotent retry from a conflicting reuse. */
-const REQUEST_MEMO_KEY = 'request';
 /** Progress `data` is stored with every report the workflow receives: kept small (see progress-coalescer.ts). */
 export const MAX_PROGRESS_DATA_BYTES = 4 * 1024;
 
@@ -79,7 +74,7 @@ export interface TaskServiceOptions {
    * there is one: tasks start through it with Temporal's eager start, the first workflow task
    * handed to that worker in the start's answer instead of through a task-queue round trip.
    */
-  eagerStarts?: { client: Client; onEagerStart: () => void };
+  eagerStarts?: EagerStarts;
 }
 
 export class TaskService {
@@ -88,6 +83,7 @@ export class TaskService {
   private readonly completions: AsyncCompletions;
   private readonly progress: ProgressCoalescer;
   private readonly endWatch: TaskEndWatch;
+  private readonly starter: TaskStarter;
   /** The flow-control keys' limiters (flow-control-service.ts), on the same Temporal calls. */
   readonly flowControl: FlowControlService;
 
@@ -99,6 +95,7 @@ export class TaskService {
     this.completions = new AsyncCompletions(this.calls, options.maxResultBytes);
     this.endWatch = new TaskEndWatch(client, { namespace: options.namespace, maxPolls: options.maxWaitPolls });
     this.flowControl = new FlowControlService(this.calls, options);
+    this.starter = new TaskStarter(this.calls, this.flowControl, options, (id) => this.get(id));
     this.progress = new ProgressCoalescer({
       intervalMs: options.progressIntervalMs,
       send: (taskId, update) => this.signalProgress(taskId, update),
@@ -139,49 +136,9 @@ export class TaskService {
     return prepareStart(input, hashedRequest(task), idempotency, true);
   }
 
-  /** Starts a prepared task's workflow, or finds the task an earlier request with its key made. */
+  /** Starts a prepared task's workflow, or finds the task an earlier request with its key made (task-starter.ts). */
   async start(prepared: PreparedTask): Promise<{ task: TaskView; created: boolean }> {
-    const { request, idempotency, id, hash } = prepared;
-    // A due flow-controlled task asks for its first slot before it starts (first-slot.ts); its
-    // memo then says whether it waits.
-    const { input, limitsSet, memo } = await withFirstSlot(this.flowControl, prepared);
-    const eager = this.options.eagerStarts;
-    const via = eager?.client ?? this.calls.client;
-    try {
-      const handle = await this.calls.rpc(
-        () =>
-          via.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
-            taskQueue: this.options.taskQueue,
-            workflowId: workflowIdForTask(id),
-            // Keeps an id (and so an idempotency key) taken for as long as the task is retained.
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            args: [input],
-            // The request's hash only tells a retry from a misuse of its idempotency key: a task
-            // created without one has a fresh id no other request can start.
-            memo: { [TASK_MEMO_KEY]: storedMemo(memo), ...(idempotency !== undefined ? { [REQUEST_MEMO_KEY]: { hash } } : {}) },
-            typedSearchAttributes: taskSearchAttributes(input),
-            staticSummary: taskSummary(input),
-            // Temporal hands the task to the worker only when it has a free slot for it; when not,
-            // or when the server does not do eager starts, the start is an ordinary one.
-            ...(eager !== undefined ? { requestEagerStart: true } : {}),
-          }),
-        { sizeField: 'payload' },
-        via,
-      );
-      if (handle.eagerlyStarted) eager?.onEagerStart();
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || idempotency === undefined) throw err;
-      const existing = await this.calls.describe(id);
-      const stored = existing.memo?.[REQUEST_MEMO_KEY] as { hash?: string } | undefined;
-      if (!isSameRequest(stored?.hash, request)) throw new IdempotencyConflictError(id);
-      return { task: await this.get(id), created: false };
-    }
-    // A create's limits become the key's (the newest wins), unless they went with the ask.
-    const flow = input.flowControl;
-    if (flow !== undefined && !limitsSet) {
-      await this.flowControl.configure(flow.key, prepared.setsFlowLimits ? { limits: flow.limits } : {}, flow.limits);
-    }
-    return { task: withDefaults(memo), created: true };
+    return this.starter.start(prepared);
   }
 
   /**
@@ -385,12 +342,12 @@ export class TaskService {
     return this.calls.ready();
   }
 
-  /** Sends the progress reports held back, then closes the Temporal side. */
   /** Answers every `?wait` now (current views), so that shutdown does not wait them out. */
   async endWaits(): Promise<void> {
     await this.endWatch.close();
   }
 
+  /** Sends the progress reports held back, then closes the Temporal side. */
   async close(): Promise<void> {
     await this.endWatch.close();
     await this.progress.flush();
