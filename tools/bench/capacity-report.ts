@@ -50,6 +50,8 @@ export interface CapacityReport {
   workflowThreads: number;
   /** `--one-process`: AsyncQueue's API and worker in one process (its CPU in the `api` column). Absent in older results. */
   oneProcess?: boolean;
+  /** `--eager-baseline`: the baseline's starts were eager too. Absent in older results. */
+  eagerBaseline?: boolean;
   /** `--engine-cpus`: the engine's CPUs and the clients'; null: everything shares every CPU. */
   cpuSplit: CpuSplit | null;
   loadAverage: { start: number[]; end: number[] };
@@ -174,6 +176,7 @@ export function renderCapacity(report: CapacityReport): string {
       (report.oneProcess === true
         ? 'AsyncQueue as `npm start` runs it: the API and the worker in one process (its CPU under *api*), tasks started eagerly; '
         : '') +
+      (report.eagerBaseline === true ? "the baseline's starts eager too, through its worker's connection; " : '') +
       describeCpuSplit(report.cpuSplit) +
       `load average at the start ${report.loadAverage.start.join(' / ')}.`,
     '',

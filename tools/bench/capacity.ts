@@ -64,7 +64,7 @@ export function roundOrder(round: number): TargetName[] {
   return round % 2 === 1 ? ['baseline', 'asyncqueue'] : ['asyncqueue', 'baseline'];
 }
 const USAGE =
-  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--one-process] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
+  'usage: npm run bench -- --capacity [--rounds N] [--seconds S] [--outstanding N] [--replays N] [--shared-engine] [--latency-step] [--cluster [--shards N]] [--workflow-threads N] [--one-process] [--eager-baseline] [--heartbeat-timeout S] [--engine-cpus LIST] [--dev-server-store file|memory] [--cpu-prof DIR] [--out DIR]';
 
 interface Receivers {
   callbackOrigin: string;
@@ -86,6 +86,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
       shards: { type: 'string' },
       'workflow-threads': { type: 'string' },
       'one-process': { type: 'boolean' },
+      'eager-baseline': { type: 'boolean' },
       'heartbeat-timeout': { type: 'string' },
       'engine-cpus': { type: 'string' },
       'dev-server-store': { type: 'string' },
@@ -106,6 +107,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     ...(values.shards !== undefined ? ['--shards', values.shards] : []),
     ...(values['workflow-threads'] !== undefined ? ['--workflow-threads', values['workflow-threads']] : []),
     ...(values['one-process'] === true ? ['--one-process'] : []),
+    ...(values['eager-baseline'] === true ? ['--eager-baseline'] : []),
     ...(values['heartbeat-timeout'] !== undefined ? ['--heartbeat-timeout', values['heartbeat-timeout']] : []),
     ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', values['cpu-prof']] : []),
     ...(values.out !== undefined ? ['--out', values.out] : []),
@@ -214,6 +216,7 @@ export async function runCapacityBench(argv: readonly string[]): Promise<number>
     latencyStep: latencyRates !== undefined,
     workflowThreads: options.workflowThreads,
     oneProcess: options.oneProcess,
+    eagerBaseline: options.eagerBaseline,
     cpuSplit,
     loadAverage: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 2) ?? 0) },
     replay,

@@ -236,6 +236,7 @@ async function main(): Promise<number> {
       apis: options.apis,
       workers: options.workers,
       oneProcess: options.oneProcess,
+      eagerBaseline: options.eagerBaseline,
       callbackMs: options.callbackMs,
       workerNice: options.workerNice,
       heartbeatTimeoutSec: options.heartbeatTimeoutMs / 1000,

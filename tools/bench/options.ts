@@ -63,6 +63,12 @@ export interface BenchOptions {
    * connection. Tracked as the API process; the held-call runs (one worker's own) are skipped.
    */
   oneProcess: boolean;
+  /**
+   * `--eager-baseline`: the baseline starts its workflows through its worker's own connection with
+   * Temporal's eager start, as `npm start` starts AsyncQueue's: like compared with like when
+   * `--one-process` measures that shape.
+   */
+  eagerBaseline: boolean;
   /** How long each ramp callback takes to answer (0: at once); slow callbacks make call slots the limit. */
   callbackMs: number;
   /** ASYNCQUEUE_WORKER_MAX_CONCURRENT_CALLS per worker; undefined: enough for the held-call runs. */
@@ -93,7 +99,7 @@ export interface BenchOptions {
 export type DevServerStore = 'file' | 'memory';
 
 const USAGE =
-  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--one-process] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST] [--dev-server-store file|memory]';
+  'usage: node dist/tools/bench/main.js [--quick] [--cluster [--shards N]] [--big] [--out DIR] [--rates 10,20,40] [--step-seconds S] [--skip asyncqueue,baseline,concurrency] [--cpu-prof DIR] [--apis N] [--workers N] [--one-process] [--eager-baseline] [--callback-ms MS] [--worker-slots N] [--worker-nice N] [--workflow-threads N] [--heartbeat-timeout S] [--held 100,5000] [--same-server] [--engine-cpus LIST] [--dev-server-store file|memory]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -110,6 +116,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'cpu-prof': { type: 'string' },
       apis: { type: 'string' },
       'one-process': { type: 'boolean' },
+      'eager-baseline': { type: 'boolean' },
       workers: { type: 'string' },
       'callback-ms': { type: 'string' },
       'worker-slots': { type: 'string' },
@@ -238,6 +245,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     apis,
     workers,
     oneProcess,
+    eagerBaseline: values['eager-baseline'] ?? false,
     shards,
     callbackMs,
     workerSlots,

@@ -38,6 +38,8 @@ export interface Report {
     workers: number;
     /** API and worker in one process, as `npm start` runs them (--one-process). */
     oneProcess: boolean;
+    /** `--eager-baseline` (absent in older results). */
+    eagerBaseline?: boolean;
     callbackMs: number;
     workerNice: number;
     heartbeatTimeoutSec: number;
@@ -178,7 +180,7 @@ export function renderMarkdown(report: Report): string {
   const met = (ok: boolean): string => (ok ? 'met' : '**not met**');
   lines.push('| | |', '|---|---|');
   lines.push(
-    `| Temporal baseline (raw client; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`,
+    `| Temporal baseline (raw client${report.options.eagerBaseline === true ? ', eager start' : ''}; one activity POSTs the callback, one the webhook; nothing else) | ${limitText(base)} |`,
   );
   lines.push(
     `| AsyncQueue (${report.options.oneProcess ? 'API and worker in one process' : `${report.options.apis} API + ${report.options.workers} worker`}) | ${limitText(aq)} |`,

@@ -1,14 +1,15 @@
 /**
  * The baseline: the minimal raw-Temporal job (baseline-workflow.ts: one activity POSTs the
  * callback, one POSTs the webhook, nothing else), started by a plain @temporalio/client in the
- * bench process on a task queue of its own and run by an in-process worker, through the same ramp
+ * bench process (with `--eager-baseline` on the worker's connection, asking for eager starts) on a
+ * task queue of its own and run by an in-process worker, through the same ramp
  * and the same receivers as AsyncQueue. A task ends, for both, when its webhook reaches the bench's
  * webhook receiver. It runs before AsyncQueue's phases, with no API or AsyncQueue worker running,
  * so the two never compete for the same cores; AsyncQueue's throughput and latency are then stated
  * against it.
  */
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ConnectionLike } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Agent, request } from 'undici';
 import { sleep, within } from '../../shared/timing.js';
@@ -31,15 +32,19 @@ export class BaselineTarget implements Target {
   readonly name = 'Temporal baseline';
   /** Keep-alive connections per origin, as AsyncQueue's worker keeps them. */
   private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 });
+  /** Starts the server answered with the first workflow task (--eager-baseline). */
+  eagerStarts = 0;
 
   constructor(
-    private readonly connection: Connection,
+    private readonly connection: ConnectionLike,
     private readonly client: Client,
     private readonly taskQueue: string,
     private readonly runId: string,
     private readonly callbackUrl: string,
     private readonly webhookUrl: string,
     private readonly webhooks: Map<string, WebhookArrival>,
+    /** Ask for eager starts (--eager-baseline): the client is then on the worker's connection. */
+    private readonly eager = false,
   ) {}
 
   /** The two activities, run by the in-process worker: plain POSTs with a timeout, nothing else. */
@@ -89,13 +94,15 @@ export class BaselineTarget implements Target {
       webhookRetryDurationMs: DEFAULT_POLICY.webhookRetryDurationMs,
     };
     try {
-      await this.connection.withDeadline(Date.now() + 30_000, () =>
+      const handle = await this.connection.withDeadline(Date.now() + 30_000, () =>
         this.client.workflow.start<typeof baselineWorkflow>('baselineWorkflow', {
           taskQueue: this.taskQueue,
           workflowId: id,
           args: [input],
+          ...(this.eager ? { requestEagerStart: true } : {}),
         }),
       );
+      if (handle.eagerlyStarted) this.eagerStarts++;
       return { ok: true, id };
     } catch (err) {
       return { ok: false, error: errorKey(err) };
@@ -149,17 +156,20 @@ export async function startBaseline(
   // Made as AsyncQueue's worker makes its own (compressed or not by the engine's address).
   resources.nativeConnection = await connectWorkerConnection({ embeddedAddress: engine.address }, undefined);
   resources.clientConnection = await Connection.connect({ address: engine.address });
-  const client = new Client({ connection: resources.clientConnection, namespace: engine.namespace });
+  // Eager starts go through the connection of the worker that takes them (as src/dev/main.ts does).
+  const connection = options.eagerBaseline ? resources.nativeConnection : resources.clientConnection;
+  const client = new Client({ connection, namespace: engine.namespace });
   const taskQueue = `bench-baseline-${runId}`;
   const callbackPath = options.callbackMs > 0 ? `/cb/slow/${options.callbackMs}` : '/cb/fast';
   const target = new BaselineTarget(
-    resources.clientConnection,
+    connection,
     client,
     taskQueue,
     runId,
     `${receivers.callbackOrigin}${callbackPath}`,
     receivers.webhookUrl,
     receivers.webhooks,
+    options.eagerBaseline,
   );
   const worker = await Worker.create({
     connection: resources.nativeConnection,
@@ -177,6 +187,7 @@ export async function startBaseline(
   const running = worker.run();
   resources.baselineWorker = { worker, running };
   const stop = async (): Promise<void> => {
+    if (options.eagerBaseline) log(`baseline: ${target.eagerStarts} start(s) answered eagerly`);
     worker.shutdown();
     await within(running, 20_000);
     resources.baselineWorker = undefined;
