@@ -1,10 +1,12 @@
 /**
  * The benchmark report's per-task costs (tools/bench/report-costs.ts): both targets side by side,
  * the server's visibility writes summed, long polls and the store's housekeeping left out of the
- * per-task rows, and RPCs said to be unmeasured when the server's metrics were not reachable.
+ * per-task rows, and RPCs said to be unmeasured when the server's metrics were not reachable; and
+ * the API's counters as the bench reads them (eager starts in `npm start`'s shape).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sumCounter } from '../tools/bench/api-client.js';
 import { costTables, type CostInputs } from '../tools/bench/report-costs.js';
 import type { HistoryCosts } from '../tools/bench/task-costs.js';
 import type { RpcCosts } from '../tools/bench/server-metrics.js';
@@ -82,5 +84,22 @@ describe('bench report: per-task costs', () => {
       costTables({ engine: 'dev-server', costs: { asyncqueue: null, baseline: null }, asyncqueue: null, baseline: null }),
       [],
     );
+  });
+});
+
+describe("bench: the API's counters", () => {
+  it('sums a counter over its labels, and no other metric that shares its prefix', () => {
+    const text = [
+      '# HELP asyncqueue_tasks_created_total Tasks created.',
+      '# TYPE asyncqueue_tasks_created_total counter',
+      'asyncqueue_tasks_created_total{delay="no"} 1200',
+      'asyncqueue_tasks_created_total{delay="yes"} 3',
+      'asyncqueue_tasks_created_total_other 99',
+      'asyncqueue_tasks_started_eagerly_total 1150',
+      '',
+    ].join('\n');
+    assert.equal(sumCounter(text, 'asyncqueue_tasks_created_total'), 1203);
+    assert.equal(sumCounter(text, 'asyncqueue_tasks_started_eagerly_total'), 1150);
+    assert.equal(sumCounter(text, 'asyncqueue_absent_total'), 0);
   });
 });

@@ -40,6 +40,17 @@ export class ApiClient {
     return this.send({ method: 'GET', path: urlPath });
   }
 
+  /** A counter of the API's /metrics, its series summed; undefined when it could not be read. */
+  async counter(name: string): Promise<number | undefined> {
+    try {
+      const response = await this.pool.request({ method: 'GET', path: '/metrics' });
+      const text = await response.body.text();
+      return response.statusCode === 200 ? sumCounter(text, name) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async send(request: Dispatcher.RequestOptions): Promise<ApiAnswer> {
     try {
       const response = await this.pool.request(request);
@@ -53,6 +64,17 @@ export class ApiClient {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** The sum of `name`'s series in Prometheus text (0 when it has none). */
+export function sumCounter(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const match = /^(\w+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$/.exec(line.trim());
+    if (match?.[1] === name) sum += Number(match[2]);
+  }
+  return sum;
 }
 
 export function apiErrorText(status: number, body: unknown): string {

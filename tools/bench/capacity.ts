@@ -293,6 +293,7 @@ async function measureAsyncQueue({
   try {
     const { target } = await startAsyncQueue(options, env, sampler, receivers);
     const run = await closedLoop(target, sampler, engine.metricsUrls, { outstanding, seconds, tag, drain });
+    if (options.oneProcess) logEagerStarts(tag, await target.startsAnsweredEagerly());
     const latency = await stepAt(latencyStep?.(undefined), target, options, sampler, tag, seconds);
     return { ...run, history: await sampleHistories(engine, run.finishedIds.map(workflowIdForTask), keep), ...latency };
   } finally {
@@ -304,6 +305,15 @@ async function measureAsyncQueue({
     sampler.untrack('api');
     sampler.untrack('worker');
   }
+}
+
+/** How many of the run's starts (its warm-up's included) the server answered eagerly. */
+function logEagerStarts(tag: string, starts: { eager: number; created: number } | undefined): void {
+  log(
+    starts === undefined
+      ? `  ${tag}: the API's /metrics did not answer: eager starts not counted`
+      : `  ${tag}: ${starts.eager} of ${starts.created} start(s) answered eagerly`,
+  );
 }
 
 /** The run's latency step at `rate` (absent: none asked for; null: asked for, no rate known yet). */

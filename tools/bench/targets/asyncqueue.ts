@@ -45,6 +45,25 @@ export class AsyncQueueTarget implements Target {
     return { ok: true, id };
   }
 
+  /**
+   * How many of the tasks the API processes created so far started eagerly (`npm start`'s shape:
+   * `asyncqueue_tasks_started_eagerly_total`); undefined when an API's /metrics did not answer.
+   */
+  async startsAnsweredEagerly(): Promise<{ eager: number; created: number } | undefined> {
+    let eager = 0;
+    let created = 0;
+    for (const api of this.apis) {
+      const [apiEager, apiCreated] = await Promise.all([
+        api.counter('asyncqueue_tasks_started_eagerly_total'),
+        api.counter('asyncqueue_tasks_created_total'),
+      ]);
+      if (apiEager === undefined || apiCreated === undefined) return undefined;
+      eager += apiEager;
+      created += apiCreated;
+    }
+    return { eager, created };
+  }
+
   completedAt(id: string): number | undefined {
     return this.webhooks.get(id)?.at;
   }
