@@ -39,13 +39,16 @@ export const WORKFLOW_TASK_POLLS = 30;
 
 /**
  * Workflow tasks the worker may hold at once (the SDK's default: 40). Each open poll holds one of
- * them, so the default left 10 for the tasks being run and for eager starts (`npm start`: a task
- * starts through this worker's connection and the server hands its first workflow task over in
- * the answer, only when a slot is free). At 45 tasks/s on the dev server in a file, 30 % of the
- * starts were eager with 40 slots, all with 100 (e2e p50 496 -> 204 ms); the workflow thread
- * still runs one activation at a time, so the extra slots only hold tasks a moment longer.
+ * them, and a start is eager (`npm start`: the task starts through this worker's connection and
+ * the server hands its first workflow task over in the answer) only when one is free. At 45
+ * tasks/s on the dev server in a file, 30 % of the starts were eager with 40 slots, all with 100
+ * (e2e p50 496 -> 204 ms). With the engine saturated 100 were too few: 80-91 % of the starts were
+ * eager, and the tasks whose later workflow tasks found no slot waited behind the new ones (e2e
+ * p99 7.9-12.5 s in the closed loop); with 200, 98-99 % and 3.1-4.0 s (docs/performance.md,
+ * 2026-12-06). The workflow thread still runs one activation at a time: the slots only let the
+ * worker take tasks a moment earlier.
  */
-export const WORKFLOW_TASK_SLOTS = 100;
+export const WORKFLOW_TASK_SLOTS = 200;
 
 /**
  * One worker process's Temporal workers: the task queue's (workflows, callbacks, webhooks); one
