@@ -126,6 +126,7 @@ describe('bench capacity report', () => {
       completedPerSec: rate,
       held,
       reason: held ? 'ok' : 'completions 30/s = 80% of arrivals',
+      e2eSamplesMs: [p99 / 2, p99],
     });
     const report = summarize(
       [
@@ -148,6 +149,16 @@ describe('bench capacity report', () => {
     assert.match(markdown, /\| 2 \| asyncqueue \| 40 \| 40 \| 450 \| 900 \| not held: completions 30\/s = 80% of arrivals \|/);
     assert.match(markdown, /\| 3 \| asyncqueue \| — \| — \| — \| — \| no rate known \|/);
     assert.match(markdown, /per round: 1\.1, 1\.5; median \*\*1\.3×\*\* \(target ≤ 1\.2×\)/);
+    // Pooled: rounds 1 and 2 only (3 lacks a step, 4's rates differ): AsyncQueue 275, 450, 550,
+    // 900 ms, the baseline 250, 300, 500, 600 ms.
+    assert.equal(report.pooledP99?.asyncqueue.n, 4);
+    assert.equal(report.pooledP99?.asyncqueue.p99, 900);
+    assert.equal(report.pooledP99?.baseline.p99, 600);
+    assert.equal(report.pooledP99?.ratio, 1.5);
+    assert.match(
+      markdown,
+      /Pooled over those rounds' steps \(4 and 4 tasks\): AsyncQueue's e2e p50\/p99 450\/900 ms, the baseline's 300\/600 ms → \*\*1\.5×\*\*/,
+    );
     // Without the flag, no latency section.
     const plain = summarize([run(1, 'baseline', 40), run(1, 'asyncqueue', 38)], { ...meta, rounds: 1 });
     assert.equal(plain.roundP99Ratios, undefined);

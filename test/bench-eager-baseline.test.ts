@@ -40,7 +40,7 @@ async function run(args: string[], runId: string, n: number): Promise<{ eager: n
   const receivers = { callbackOrigin: callback.origin, webhookUrl: `${webhook.origin}/hook`, webhooks };
   const { target, stop } = await startBaseline(bundle, engine, receivers, runId, options);
   try {
-    const before = target.eagerStarts;
+    const [startsBefore, eagerBefore] = [target.starts, target.eagerStarts];
     const created = await Promise.all(Array.from({ length: n }, (_, i) => target.create(i, 'eager')));
     const ids = created.map((result) => {
       assert.ok(result.ok && result.id !== undefined, `created: ${JSON.stringify(result)}`);
@@ -49,7 +49,8 @@ async function run(args: string[], runId: string, n: number): Promise<{ eager: n
     await eventually(async () => (ids.every((id) => target.completedAt(id) !== undefined) ? true : undefined), {
       what: 'every webhook',
     });
-    return { eager: target.eagerStarts - before, created: ids.length };
+    assert.equal(target.starts - startsBefore, n, 'every start counted');
+    return { eager: target.eagerStarts - eagerBefore, created: ids.length };
   } finally {
     await stop();
     await closeBaselineConnections();

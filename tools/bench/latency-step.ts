@@ -23,6 +23,11 @@ export interface LatencyStep {
   /** The ramp's verdict: every task created and finished, completions keeping up, p99 bounded. */
   held: boolean;
   reason: string;
+  /**
+   * Every finished task's e2e latency, whole ms: the report pools a target's steps for a p99 over
+   * all of them (one step's p99 is its ten slowest tasks of about a thousand). Absent in older results.
+   */
+  e2eSamplesMs?: number[];
 }
 
 /**
@@ -54,7 +59,7 @@ export async function measureLatencyStep(
   tag: string,
   seconds: number,
 ): Promise<LatencyStep> {
-  const { result } = await runStep(target, rate, options, sampler, `${tag}-at80`, null, seconds * 1000);
+  const { result, e2eSamplesMs } = await runStep(target, rate, options, sampler, `${tag}-at80`, null, seconds * 1000);
   log(
     `  ${tag} at ${rate}/s: e2e p50/p99 ${result.e2eMs.p50}/${result.e2eMs.p99} ms, ` +
       `${result.completedPerSec}/s done, ${result.sustainable ? 'held' : `not held (${result.reason})`}`,
@@ -65,5 +70,6 @@ export async function measureLatencyStep(
     completedPerSec: result.completedPerSec,
     held: result.sustainable,
     reason: result.reason,
+    e2eSamplesMs: e2eSamplesMs.map(Math.round),
   };
 }

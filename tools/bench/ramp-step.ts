@@ -56,7 +56,7 @@ export async function runStep(
   stepTag: string,
   bestP99: number | null,
   stepMs = options.stepMs,
-): Promise<{ result: StepResult; pendingIds: string[]; finishedIds: string[] }> {
+): Promise<{ result: StepResult; pendingIds: string[]; finishedIds: string[]; e2eSamplesMs: number[] }> {
   // Two windows: CPU % during the load alone, and CPU per task over load and drain together.
   const window = sampler.open();
   const wholeWindow = sampler.open();
@@ -166,5 +166,5 @@ export async function runStep(
     sustainable,
     reason,
   };
-  return { result, pendingIds: notCompletedIds, finishedIds };
+  return { result, pendingIds: notCompletedIds, finishedIds, e2eSamplesMs: e2e };
 }

@@ -32,7 +32,8 @@ export class BaselineTarget implements Target {
   readonly name = 'Temporal baseline';
   /** Keep-alive connections per origin, as AsyncQueue's worker keeps them. */
   private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 });
-  /** Starts the server answered with the first workflow task (--eager-baseline). */
+  /** Workflows started, and how many of them the server answered with their first workflow task (--eager-baseline). */
+  starts = 0;
   eagerStarts = 0;
 
   constructor(
@@ -102,6 +103,7 @@ export class BaselineTarget implements Target {
           ...(this.eager ? { requestEagerStart: true } : {}),
         }),
       );
+      this.starts++;
       if (handle.eagerlyStarted) this.eagerStarts++;
       return { ok: true, id };
     } catch (err) {
@@ -187,7 +189,7 @@ export async function startBaseline(
   const running = worker.run();
   resources.baselineWorker = { worker, running };
   const stop = async (): Promise<void> => {
-    if (options.eagerBaseline) log(`baseline: ${target.eagerStarts} start(s) answered eagerly`);
+    if (options.eagerBaseline) log(`  baseline: ${target.eagerStarts} of ${target.starts} start(s) answered eagerly`);
     worker.shutdown();
     await within(running, 20_000);
     resources.baselineWorker = undefined;
